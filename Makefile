@@ -1,0 +1,37 @@
+# hashmem: set-up and runs. `make test` and `make demo` create .venv when missing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install test lint demo bench eval clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	# the CPU build of torch first, pinned: an unpinned torch pulls a multi-GB CUDA build
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: install
+	$(BIN)/python -m ruff check memory decoders cli tests examples benchmarks
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/python -m ruff check memory decoders cli tests examples benchmarks
+	$(BIN)/python -m ruff format --check memory decoders cli tests examples benchmarks
+
+demo: install
+	$(BIN)/python examples/demo.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

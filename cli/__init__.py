@@ -1,0 +1,1 @@
+"""The `hashmem` command line: parse, call memory/decoders, format. No logic of its own."""

