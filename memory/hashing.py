@@ -3,7 +3,8 @@
 A hasher is ``bits = sign((x - mean) @ P)`` with a mean ``mean`` [dim] and a
 projection ``P`` [dim, bits]:
 
-- ``sign``: P is the identity (bits == dim); only the mean is fitted.
+- ``sign``: P selects coordinates: all of them when bits == dim, else the
+  ``bits`` highest-variance ones (chosen at fit; the first ``bits`` before it).
 - ``lsh``:  P holds seeded Gaussian random hyperplanes (Charikar 2002); only the
   mean is fitted.
 - ``itq``:  P = W_pca @ R, PCA to ``bits`` dimensions followed by the Iterative
@@ -97,9 +98,9 @@ def initial_hasher(method: str, *, dim: int, bits: int, seed: int = 0) -> Hasher
     rng = np.random.default_rng(seed)
     mean = np.zeros(dim, dtype=np.float32)
     if method == "sign":
-        if bits != dim:
-            raise ConfigError(f"sign codes have one bit per dimension: bits must be {dim}, got {bits}")
-        projection = np.eye(dim, dtype=np.float32)
+        if bits > dim:
+            raise ConfigError(f"sign codes have at most one bit per dimension: bits <= {dim}, got {bits}")
+        projection = np.eye(dim, dtype=np.float32)[:, :bits]
     elif method == "lsh":
         projection = rng.standard_normal((dim, bits)).astype(np.float32)
     elif method == "itq":
@@ -141,7 +142,8 @@ def fit(
     generation = 0 if previous is None else previous.generation + 1
     mean = x.mean(axis=0).astype(np.float32)
     if method == "sign":
-        projection = np.eye(dim, dtype=np.float32)
+        keep = np.sort(np.argsort(x.var(axis=0))[::-1][:bits])
+        projection = np.eye(dim, dtype=np.float32)[:, keep]
     elif method == "lsh":
         base = previous if previous is not None else initial_hasher("lsh", dim=dim, bits=bits, seed=seed)
         projection = base.projection

@@ -118,8 +118,6 @@ class Memory:
         method = method or StoreConfig.method
         if bits is None:
             bits = dim if method == "sign" else min(StoreConfig.bits, dim)
-        if method == "sign" and bits != dim:
-            raise ConfigError(f"sign codes have one bit per dimension: bits must be {dim}, got {bits}")
         config = StoreConfig(
             model=name,
             dim=dim,
