@@ -69,6 +69,12 @@ def load_model(model: str):
             from sentence_transformers import SentenceTransformer
         except ImportError as e:  # pragma: no cover - a core dependency
             raise ModelLoadError("sentence-transformers is not installed; `pip install hashmem`") from e
+        try:  # the weight-loading bar is noise next to our own progress bars
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+        except ImportError:  # pragma: no cover
+            pass
         try:
             st = SentenceTransformer(target, device="cpu")
         except Exception as e:  # noqa: BLE001 - hub/OS/format errors all mean "cannot load"

@@ -1,0 +1,59 @@
+import msgpack
+import pytest
+
+from memory import hints
+
+TEXT = (
+    "On 12 March 1998 the Boeing 747 operated by Qantas left Sydney with 416 passengers "
+    "and a cargo of 3.5 tonnes; the aerodynamic flutter of the tailplane was reported."
+)
+
+
+def _lexicon(*docs):
+    lex = hints.Lexicon()
+    lex.observe(hints.terms_of(hints.tokenize(d)) for d in docs)
+    return lex
+
+
+@pytest.mark.parametrize("budget", [0, 8, 16, 32, 48, 64, 200])
+def test_encoded_size_within_budget(budget):
+    lex = _lexicon(TEXT, "a plain sentence about the weather")
+    blob = hints.encode(hints.tokenize(TEXT), lex, budget=max(budget, 1))
+    assert len(blob) <= max(budget, 1)
+
+
+def test_numbers_and_names_first_and_passage_order():
+    lex = _lexicon(TEXT, "another text about the tailplane")
+    got = hints.decode(hints.encode(hints.tokenize(TEXT), lex, budget=40), lex)
+    for must in ["12", "1998", "747", "416", "3.5", "Boeing", "Qantas", "Sydney"]:
+        assert must in got
+    positions = [TEXT.index(t) for t in got]
+    assert positions == sorted(positions)
+
+
+def test_idf_prefers_rare_words():
+    common = "the aircraft flew"
+    lex = _lexicon(TEXT, *[common] * 20)
+    got = hints.decode(hints.encode(hints.tokenize("aircraft flutter"), lex, budget=2), lex)
+    assert got == ["flutter"]
+
+
+def test_encoding_is_msgpack_ids_and_literals():
+    lex = _lexicon(TEXT)
+    items = msgpack.unpackb(hints.encode(hints.tokenize(TEXT), lex, budget=48))
+    assert all(isinstance(i, int | str) for i in items)
+    assert any(isinstance(i, str) for i in items)  # numbers stay literal
+    assert any(isinstance(i, int) for i in items)  # words go through the lexicon
+
+
+def test_unicode_names_and_stopwords():
+    text = "Yesterday Ångström met Zoë in Zürich and they were happy."
+    toks = hints.tokenize(text)
+    keys = [t.key for t in toks]
+    assert "Ångström" in keys and "Zoë" in keys and "Zürich" in keys
+    assert "and" not in keys and "they" not in keys
+
+
+def test_decode_empty():
+    assert hints.decode(b"", hints.Lexicon()) == []
+    assert hints.decode(msgpack.packb([]), hints.Lexicon()) == []
