@@ -413,6 +413,28 @@ class Storage:
         if not self.readonly:
             self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
+    # -- text tier (memory.texttier) ---------------------------------------------------
+
+    def iter_texts(self, *, batch: int = 4096) -> Iterator[tuple[list[int], list[bytes]]]:
+        """(ids, bodies) of the ``texts`` table in id order, in batches (safe to update while iterating)."""
+        last = -1
+        while True:
+            rows = self.conn.execute(
+                "SELECT id, body FROM texts WHERE id > ? ORDER BY id LIMIT ?", (last, batch)
+            ).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [r[0] for r in rows], [r[1] for r in rows]
+
+    def update_texts(self, conn: sqlite3.Connection, ids: Sequence[int], bodies: Sequence[bytes]) -> None:
+        """Overwrite text bodies inside the caller's transaction."""
+        conn.executemany("UPDATE texts SET body = ? WHERE id = ?", zip(bodies, ids, strict=True))
+
+    def delete_meta(self, conn: sqlite3.Connection, key: str) -> None:
+        """Remove one meta value inside the caller's transaction."""
+        conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+
 
 def _chunks(seq: list, n: int) -> Iterator[list]:
     for i in range(0, len(seq), n):

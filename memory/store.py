@@ -311,6 +311,10 @@ class Memory:
                 if bar is not None:
                     bar.update(len(batch))
                 self._maybe_refit()
+                if self.config.fidelity == "text":  # retrain the text tier's zstd dictionary when it pays
+                    from .texttier import maybe_retrain
+
+                    maybe_retrain(self.storage)
         finally:
             if bar is not None:
                 bar.close()
@@ -358,7 +362,9 @@ class Memory:
     def _texts_for_tier(self, texts: Sequence[str]) -> list[bytes] | None:
         if self.config.fidelity != "text":
             return None
-        return [t.encode("utf-8") for t in texts]
+        from . import texttier
+
+        return texttier.for_storage(self.storage).encode(texts)
 
     # -- refitting ---------------------------------------------------------------------
 
@@ -546,7 +552,9 @@ class Memory:
         )
 
     def _decode_text(self, body: bytes) -> str:
-        return body.decode("utf-8")
+        from . import texttier
+
+        return texttier.for_storage(self.storage).decode(body)
 
     def ids(self, namespace: str | None = None) -> list[int]:
         """All record ids (of one namespace, or all), ascending."""

@@ -1,0 +1,280 @@
+"""The ``text`` fidelity tier: every passage kept losslessly, compressed one by one.
+
+A ``text``-tier store keeps, besides the code, the int8 vector and the hints,
+each passage's exact UTF-8 bytes, compressed with zstd (level 19) and a
+dictionary trained on the store's own passages. Each passage is its own zstd
+frame, so any one of them is read back alone (random access, ~µs).
+
+Body layout (one BLOB per passage in ``texts(id, body)``):
+
+- byte 0 is the codec tag:
+  - ``0x00``: raw UTF-8 follows (used when compressing does not pay);
+  - ``0x01``: a zstd frame without a dictionary follows;
+  - ``0x02``: a uvarint dictionary generation ``g`` follows, then a zstd frame
+    compressed with dictionary ``g``.
+- Frames are *magicless* (``FORMAT_ZSTD1_MAGICLESS``), write the content size,
+  and carry neither a checksum nor a dictionary id: 4 + 4 bytes per passage
+  saved; the tag says which dictionary to use.
+
+Dictionaries live in the store's meta table: ``text_dict.<g>`` (zstd dictionary
+bytes), ``text_dict`` (the current ``g``) and ``text_dict_trained_on`` (the
+passage count at training). Generation 0 means "no dictionary yet".
+
+When to (re)train: first when the store holds ``FIRST_TRAIN`` passages, then
+each time it has grown ``RETRAIN_GROWTH``× since the last training. A new
+dictionary is kept only if it pays: compressing a sample with it, extrapolated
+to the whole store and counting the dictionary's own bytes, must beat the
+current total by ``MIN_GAIN``. Then every body is recompressed and the old
+dictionary dropped, in one transaction.
+
+What it does not do: decide which stores keep text (``config.fidelity``) or
+rank anything; it only turns passages into bytes and back.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Sequence
+
+import numpy as np
+
+from .errors import StoreCorruptError
+from .storage import Storage
+
+RAW, PLAIN, DICT = 0, 1, 2
+LEVEL = 19
+FIRST_TRAIN = 64
+RETRAIN_GROWTH = 2
+MIN_GAIN = 0.05
+MIN_DICT_BYTES = 4096
+MAX_DICT_BYTES = 112 * 1024
+DICT_BYTES_PER_RAW = 1 / 25  # dictionary size as a share of the stored raw text
+TRAIN_SAMPLE_BYTES = 16 << 20  # at most this much text is sampled for training
+EVAL_SAMPLE = 2048  # passages compressed to judge whether a new dictionary pays
+_COVER = {"k": 200, "d": 8}  # fixed COVER parameters: 0.15 s to train instead of ~10 s of search
+
+_KEY_CURRENT = "text_dict"
+_KEY_TRAINED_ON = "text_dict_trained_on"
+
+
+def _dict_key(gen: int) -> str:
+    return f"text_dict.{gen}"
+
+
+def _uvarint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _read_uvarint(data: bytes, pos: int) -> tuple[int, int]:
+    n = shift = 0
+    while True:
+        if pos >= len(data):
+            raise ValueError("truncated varint")
+        b = data[pos]
+        pos += 1
+        n |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return n, pos
+        shift += 7
+
+
+class TextTier:
+    """Compresses and decompresses the passages of one store file.
+
+    Get the instance of a store with ``for_storage(storage)``; dictionaries are
+    read from the store on first use and cached by generation (they never change
+    once written).
+    """
+
+    def __init__(self, storage: Storage) -> None:
+        import zstandard
+
+        self._z = zstandard
+        self.storage = storage
+        self._params = zstandard.ZstdCompressionParameters.from_level(
+            LEVEL, format=zstandard.FORMAT_ZSTD1_MAGICLESS, write_content_size=1,
+            write_dict_id=0, write_checksum=0,
+        )
+        self._dicts: dict[int, object] = {}
+        self._lock = threading.Lock()
+
+    # -- dictionaries ------------------------------------------------------------------
+
+    def current_generation(self) -> int:
+        """Generation of the dictionary new passages are compressed with (0: none)."""
+        raw = self.storage.get_meta(_KEY_CURRENT)
+        return int(raw) if raw is not None else 0
+
+    def _dict(self, gen: int):
+        with self._lock:
+            d = self._dicts.get(gen)
+            if d is None:
+                raw = self.storage.get_meta(_dict_key(gen))
+                if raw is None:
+                    raise StoreCorruptError(
+                        f"{self.storage.path}: a passage needs text dictionary {gen}, which the store lacks"
+                    )
+                d = self._z.ZstdCompressionDict(bytes(raw))
+                self._dicts[gen] = d
+            return d
+
+    def dictionary_bytes(self) -> int:
+        """Size of the current dictionary (0 when none)."""
+        gen = self.current_generation()
+        return len(self._dict(gen).as_bytes()) if gen else 0
+
+    # -- codec ---------------------------------------------------------------------------
+
+    def _compressor(self, gen: int, dict_data=None):
+        if gen:
+            return self._z.ZstdCompressor(dict_data=dict_data or self._dict(gen), compression_params=self._params)
+        return self._z.ZstdCompressor(compression_params=self._params)
+
+    def encode(self, texts: Sequence[str], *, generation: int | None = None, _dict_data=None) -> list[bytes]:
+        """Bodies of passages: compressed with the current dictionary, or raw when smaller.
+
+        Args:
+            texts: the passages (any str; encoded as UTF-8).
+            generation: dictionary to use (default: the store's current one).
+
+        Returns:
+            One body per passage, in order (see the module docstring for the layout).
+        """
+        gen = self.current_generation() if generation is None else generation
+        comp = self._compressor(gen, _dict_data)
+        head = bytes([DICT]) + _uvarint(gen) if gen else bytes([PLAIN])
+        out = []
+        for t in texts:
+            raw = t.encode("utf-8")
+            packed = head + comp.compress(raw)
+            out.append(packed if len(packed) < 1 + len(raw) else bytes([RAW]) + raw)
+        return out
+
+    def decode(self, body: bytes) -> str:
+        """The exact passage stored in one body.
+
+        Raises:
+            StoreCorruptError: an unknown tag, a missing dictionary, or a damaged frame.
+        """
+        body = bytes(body)
+        if not body:
+            raise StoreCorruptError(f"{self.storage.path}: an empty text body")
+        tag = body[0]
+        try:
+            if tag == RAW:
+                return body[1:].decode("utf-8")
+            if tag == PLAIN:
+                dec = self._z.ZstdDecompressor(format=self._z.FORMAT_ZSTD1_MAGICLESS)
+                return dec.decompress(body[1:]).decode("utf-8")
+            if tag == DICT:
+                gen, pos = _read_uvarint(body, 1)
+                dec = self._z.ZstdDecompressor(dict_data=self._dict(gen), format=self._z.FORMAT_ZSTD1_MAGICLESS)
+                return dec.decompress(body[pos:]).decode("utf-8")
+        except (self._z.ZstdError, UnicodeDecodeError, ValueError) as e:
+            raise StoreCorruptError(f"{self.storage.path}: a text body cannot be decompressed ({e})") from e
+        raise StoreCorruptError(f"{self.storage.path}: unknown text codec tag {tag}")
+
+    # -- retraining --------------------------------------------------------------------
+
+    def retrain_due(self, n: int) -> bool:
+        """Whether a store of n passages should try a new dictionary."""
+        trained_on = int(self.storage.get_meta(_KEY_TRAINED_ON) or 0)
+        return n >= (FIRST_TRAIN if trained_on == 0 else trained_on * RETRAIN_GROWTH)
+
+    def maybe_retrain(self, *, force: bool = False) -> bool:
+        """Train a dictionary on the stored passages; adopt it if it pays.
+
+        Args:
+            force: try now even if the store has not grown enough since the last try.
+
+        Returns:
+            True when a new dictionary was adopted and every passage recompressed.
+        """
+        n = self.storage.count()
+        if n < 2 or not (force or self.retrain_due(n)):
+            return False
+        texts = self._sample_texts(TRAIN_SAMPLE_BYTES)
+        samples = [t.encode("utf-8") for t in texts]
+        if not samples:
+            return False
+        raw_total = sum(map(len, samples)) * n / len(samples)
+        size = int(np.clip(raw_total * DICT_BYTES_PER_RAW, MIN_DICT_BYTES, MAX_DICT_BYTES))
+        try:
+            trained = self._z.train_dictionary(size, samples, level=LEVEL, **_COVER)
+        except self._z.ZstdError:  # too little or too uniform text to train on: try again later
+            self._record_try(n)
+            return False
+        old_gen = self.current_generation()
+        probe = texts[:EVAL_SAMPLE]
+        old_bytes = sum(map(len, self.encode(probe, generation=old_gen)))
+        new_bytes = sum(map(len, self.encode(probe, generation=1, _dict_data=trained)))
+        scale = n / max(len(probe), 1)
+        old_total = old_bytes * scale + (self.dictionary_bytes() if old_gen else 0)
+        new_total = new_bytes * scale + len(trained.as_bytes())
+        if new_total > old_total * (1 - MIN_GAIN):
+            self._record_try(n)
+            return False
+        self._adopt(trained, old_gen, n)
+        return True
+
+    def _record_try(self, n: int) -> None:
+        with self.storage.transaction() as c:
+            self.storage.set_meta(c, _KEY_TRAINED_ON, str(n))
+
+    def _sample_texts(self, max_bytes: int) -> list[str]:
+        """Stored passages, decoded: all of them, or an evenly spread sample of about max_bytes of text."""
+        stored = self.storage.byte_sums()["text"]
+        # bodies are ~2.5x smaller than their text: stride so the sample stays near max_bytes
+        stride = max(1, int(np.ceil(stored * 2.5 / max_bytes)))
+        out, i = [], 0
+        for _, bodies in self.storage.iter_texts():
+            for b in bodies:
+                if i % stride == 0:
+                    out.append(self.decode(b))
+                i += 1
+        return out
+
+    def _adopt(self, trained, old_gen: int, n: int) -> None:
+        gen = old_gen + 1
+        raw = trained.as_bytes()
+        d = self._z.ZstdCompressionDict(raw)
+        with self.storage.transaction() as c:
+            self.storage.set_meta(c, _dict_key(gen), raw)
+            for ids, bodies in self.storage.iter_texts():
+                fresh = self.encode([self.decode(b) for b in bodies], generation=gen, _dict_data=d)
+                self.storage.update_texts(c, ids, fresh)
+            self.storage.set_meta(c, _KEY_CURRENT, str(gen))
+            self.storage.set_meta(c, _KEY_TRAINED_ON, str(n))
+            if old_gen:
+                self.storage.delete_meta(c, _dict_key(old_gen))
+        with self._lock:
+            self._dicts[gen] = d
+            self._dicts.pop(old_gen, None)
+
+
+_tiers: weakref.WeakKeyDictionary[Storage, TextTier] = weakref.WeakKeyDictionary()
+_tiers_lock = threading.Lock()
+
+
+def for_storage(storage: Storage) -> TextTier:
+    """The TextTier of an open store file (one per Storage object)."""
+    with _tiers_lock:
+        tier = _tiers.get(storage)
+        if tier is None:
+            tier = TextTier(storage)
+            _tiers[storage] = tier
+        return tier
+
+
+def maybe_retrain(storage: Storage) -> bool:
+    """Hook for ``Memory``: retrain the text dictionary when the store has grown enough that it pays."""
+    return for_storage(storage).maybe_retrain()
