@@ -143,7 +143,7 @@ class Embedder:
             "probe": [round(float(x), 5) for x in v],
         }
 
-    def calibration_texts(self, n: int = 256, *, seed: int = 0) -> list[str]:
+    def calibration_texts(self, n: int = 64, *, seed: int = 0) -> list[str]:
         """Pseudo-passages of random whole words from the model's own vocabulary.
 
         Used with the first batch of a store to calibrate int8 ranges, so that a
@@ -157,7 +157,7 @@ class Embedder:
         rng = np.random.default_rng(seed)
         out = []
         for _ in range(n):
-            k = int(rng.integers(4, 60))
+            k = int(rng.integers(6, 40))
             out.append(" ".join(vocab[i] for i in rng.integers(0, len(vocab), k)))
         return out
 

@@ -89,6 +89,7 @@ class Storage:
         if exists and not os.access(self.path, os.R_OK):
             raise StoreError(f"cannot read {self.path}: permission denied")
         self.readonly = exists and not os.access(self.path, os.W_OK)
+        self._closed = False
         try:
             uri = f"file:{self.path}{'?mode=ro' if self.readonly else ''}"
             self.conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
@@ -113,8 +114,13 @@ class Storage:
         except Exception:  # noqa: BLE001 - best effort while reporting another error
             pass
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         self.conn.close()
+        self._closed = True
 
     # -- transactions -----------------------------------------------------------------
 
@@ -439,3 +445,4 @@ class Storage:
 def _chunks(seq: list, n: int) -> Iterator[list]:
     for i in range(0, len(seq), n):
         yield seq[i : i + n]
+

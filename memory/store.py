@@ -92,8 +92,9 @@ class Memory:
         self.path = Path(path)
         self.batch_size = batch_size
         self.storage = Storage(self.path, create=create)
+        new = self.storage.is_new
         try:
-            if self.storage.is_new:
+            if new:
                 self._create(model, bits, method, hint_bytes, fidelity)
             else:
                 self._open(model, bits, method, hint_bytes, fidelity)
@@ -104,8 +105,10 @@ class Memory:
             self._load_index()
         except BaseException:
             self.storage._close_quietly()
+            if new:  # a store that failed to come into being leaves no file
+                for suffix in ("", "-wal", "-shm"):
+                    Path(str(self.path) + suffix).unlink(missing_ok=True)
             raise
-        self._verified = False
 
     # -- opening -----------------------------------------------------------------------
 
@@ -132,7 +135,7 @@ class Memory:
         with self.storage.transaction() as c:
             self.storage.set_meta(c, "hasher", hasher.to_bytes())
         self.config, self.hasher, self.quantizer = config, hasher, None
-        self._verified = True
+        self._verified = True  # the fingerprint was just taken from this embedder
 
     def _open(self, model, bits, method, hint_bytes, fidelity) -> None:
         config = self.storage.load_config()
@@ -162,6 +165,7 @@ class Memory:
         self.quantizer = quantize.Quantizer.from_bytes(q) if q is not None else None
         self.config = config
         self.embedder = Embedder(config.model)
+        self._verified = False
 
     def _load_index(self) -> None:
         for ids, namespaces, codes, _ in self.storage.iter_codes():
@@ -192,7 +196,9 @@ class Memory:
     # -- context manager -----------------------------------------------------------------
 
     def close(self) -> None:
-        """Checkpoint the WAL and close the file."""
+        """Checkpoint the WAL and close the file (a second call does nothing)."""
+        if self.storage.closed:
+            return
         try:
             self.storage.checkpoint()
         finally:
