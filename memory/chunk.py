@@ -118,31 +118,28 @@ def _pack(text: str, offset: int, tokens: int, max_chars: int) -> Iterator[Passa
 
 
 def _pieces_within(text: str, offset: int, tokens: int, max_chars: int) -> Iterator[tuple[int, int]]:
-    """Sentences, with over-long ones split on words and over-long words on characters."""
+    """Sentences, with over-long ones cut into pieces of <= tokens tokens and <= max_chars chars."""
     for s, e in _sentences(text, offset):
         sent = text[s - offset : e - offset]
-        if count_tokens(sent) <= tokens and len(sent) <= max_chars:
+        if len(sent) <= max_chars and count_tokens(sent) <= tokens:
             yield s, e
             continue
-        pos, n, start = s, 0, s
-        for m in _WORD_RUN.finditer(sent):
-            w_start, w_end = s + m.start(), s + m.end()
-            while w_end - w_start > max_chars:  # a "word" of thousands of characters
-                if w_start > start:
-                    yield start, w_start
-                yield w_start, w_start + max_chars
-                w_start = start = w_start + max_chars
-                n = 0
-            wn = count_tokens(m.group())
-            if n and (n + wn > tokens or w_end - start > max_chars):
-                yield start, w_start
-                start, n = w_start, 0
-            n += wn
-            pos = w_end
-        if pos > start:
-            yield start, pos
-        if pos < e:
-            yield pos, e
+        yield from _split_long(sent, s, tokens, max_chars)
+
+
+def _split_long(sent: str, s: int, tokens: int, max_chars: int) -> Iterator[tuple[int, int]]:
+    """Cut one long sentence, preferring whitespace, one regex pass per window."""
+    pos = 0
+    while pos < len(sent):
+        window = sent[pos : pos + max_chars]
+        ends = [m.end() for m in _TOKEN.finditer(window)]
+        cut = ends[tokens - 1] if len(ends) > tokens else len(window)
+        if pos + cut < len(sent):
+            space = window.rfind(" ", 0, cut + 1)
+            if space > 0:
+                cut = space + 1
+        yield s + pos, s + pos + cut
+        pos += cut
 
 
 def _passage(text: str, offset: int, start: int, end: int) -> Passage | None:
