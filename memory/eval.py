@@ -284,6 +284,7 @@ def evaluate(
     corpus_embeddings: np.ndarray | None = None,
     query_embeddings: np.ndarray | None = None,
     refit: bool = False,
+    methods: Sequence[str] = METHODS,
     return_runs: bool = False,
     progress: bool | None = None,
 ) -> dict:
@@ -305,6 +306,7 @@ def evaluate(
         query_embeddings: float32 [n_queries, dim] embeddings of ``Dataset.query_texts``.
         refit: refit the hasher on every stored vector after ingesting (what the store
             would do at its next refit point), before searching.
+        methods: the methods to run, a subset of ``METHODS`` (all by default).
         return_runs: also return ``"runs"``: method → query id → ranked passage ids.
         progress: progress bars on stderr (default: for large inputs).
 
@@ -322,6 +324,10 @@ def evaluate(
     """
     from .store import Memory
 
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise ConfigError(f"methods must be a non-empty subset of {', '.join(METHODS)}; got {list(methods)!r}")
+    methods = [m for m in METHODS if m in methods]
     data = load_beir(dataset_dir, namespace_field=namespace_field)
     if candidates is not None and (isinstance(candidates, bool) or not isinstance(candidates, int)
                                    or candidates <= 0):
@@ -336,13 +342,18 @@ def evaluate(
             docs = _embeddings(corpus_embeddings, len(data.doc_texts), dim, "corpus_embeddings")
             if docs is None:
                 docs = mem.embedder.encode(data.doc_texts, progress=progress)
-            _ingest(mem, data, docs, progress)
+            ingest(mem, data, docs, progress=progress)
             if refit:
                 mem.refit()
             queries = _embeddings(query_embeddings, len(data.query_texts), dim, "query_embeddings")
             if queries is None:
                 queries = mem.embedder.encode(data.query_texts, progress=progress)
-            runs, ms = _run_all(mem, data, docs, queries, candidates)
+            runs, ms = {}, {}
+            for m in methods:
+                if m == "float32":
+                    runs[m], ms[m] = run_exact(data, docs, queries)
+                else:
+                    runs[m], ms[m] = run_store(mem, data, queries, mode=m, candidates=candidates)
             stats = mem.stats()
             config = {
                 "model": mem.config.model,
@@ -363,15 +374,15 @@ def evaluate(
         "binary": config["bits"] / 8,
         "binary+int8": config["bits"] / 8 + dim + config["mean_hint_bytes"],
     }
-    methods = {}
-    for m in METHODS:
-        methods[m] = {**score_run(runs[m], data.qrels), "ms_per_query": ms[m], "bytes_per_passage": sizes[m]}
     out = {
         "dataset": data.name,
         "n_docs": len(data.doc_ids),
         "n_queries": len(data.query_ids),
         "config": config,
-        "methods": methods,
+        "methods": {
+            m: {**score_run(runs[m], data.qrels), "ms_per_query": ms[m], "bytes_per_passage": sizes[m]}
+            for m in methods
+        },
     }
     if return_runs:
         out["runs"] = runs
@@ -401,44 +412,80 @@ def _groups(namespaces: Sequence[str]) -> dict[str, np.ndarray]:
     return {ns: np.asarray(pos, dtype=np.int64) for ns, pos in out.items()}
 
 
-def _ingest(mem, data: Dataset, docs: np.ndarray, progress: bool | None) -> None:
+def ingest(mem, data: Dataset, embeddings: np.ndarray, *, progress: bool | None = None) -> None:
+    """Add the corpus to a store, one ``Memory.add`` per namespace, with metadata ``{"_id"}``.
+
+    Args:
+        mem: an open, empty ``Memory``.
+        data: the dataset.
+        embeddings: float32 [n_docs, dim] unit embeddings of ``data.doc_texts``.
+        progress: progress bar on stderr (default: for large inputs).
+    """
     for ns, pos in _groups(data.doc_namespaces).items():
         mem.add(
             [data.doc_texts[i] for i in pos],
-            embeddings=docs[pos],
+            embeddings=embeddings[pos],
             metadata=[{"_id": data.doc_ids[i]} for i in pos],
             namespace=ns,
             progress=progress,
         )
 
 
-def _run_all(mem, data: Dataset, docs: np.ndarray, queries: np.ndarray, candidates: int | None):
-    """Rankings (method → query id → passage ids) and ms per query of each method."""
-    runs: dict[str, dict[str, list[str]]] = {m: {} for m in METHODS}
-    seconds = dict.fromkeys(METHODS, 0.0)
+def run_exact(data: Dataset, docs: np.ndarray, queries: np.ndarray, *, k: int = RETRIEVE):
+    """Exact cosine top k of each query within its namespace.
+
+    Args:
+        data: the dataset.
+        docs: float32 [n_docs, dim] unit embeddings of ``data.doc_texts``.
+        queries: float32 [n_queries, dim] unit embeddings of ``data.query_texts``.
+        k: hits per query.
+
+    Returns:
+        (run: query id → passage ids best first, milliseconds per query).
+    """
     by_ns = _groups(data.doc_namespaces)
     matrices = {ns: np.ascontiguousarray(docs[pos]) for ns, pos in by_ns.items()}  # [n_ns, dim] each
-    empty = np.zeros((0, docs.shape[1]), dtype=np.float32)
-    c = candidates
-    k_store = RETRIEVE if c is None else min(RETRIEVE, max(c, 10))
+    nothing = np.zeros((0, docs.shape[1]), dtype=np.float32)
+    run: dict[str, list[str]] = {}
+    seconds = 0.0
     for qi, qid in enumerate(data.query_ids):
         ns = data.query_namespaces[qi]
-        q = queries[qi]
-        pos = by_ns.get(ns, np.empty(0, dtype=np.int64))
-
         t = time.perf_counter()
-        top = _exact_topk(matrices.get(ns, empty), q, RETRIEVE)
-        seconds["float32"] += time.perf_counter() - t
-        runs["float32"][qid] = [data.doc_ids[pos[j]] for j in top]
+        top = _exact_topk(matrices.get(ns, nothing), queries[qi], k)
+        seconds += time.perf_counter() - t
+        pos = by_ns.get(ns)
+        run[qid] = [data.doc_ids[pos[j]] for j in top]
+    return run, 1000.0 * seconds / max(len(data.query_ids), 1)
 
-        for m, mode, k in (("int8", "int8", RETRIEVE), ("binary", "binary", RETRIEVE),
-                           ("binary+int8", "binary+int8", k_store)):
-            t = time.perf_counter()
-            hits = mem.search_embeddings(q[None, :], k, namespace=ns, candidates=c, mode=mode)[0]
-            seconds[m] += time.perf_counter() - t
-            runs[m][qid] = [h.metadata["_id"] for h in hits]
-    n = max(len(data.query_ids), 1)
-    return runs, {m: 1000.0 * s / n for m, s in seconds.items()}
+
+def run_store(mem, data: Dataset, queries: np.ndarray, *, mode: str, candidates: int | None = None,
+              k: int = RETRIEVE):
+    """The store's top k of each query within its namespace (``Memory.search_embeddings``).
+
+    Args:
+        mem: a store holding the corpus (``ingest``).
+        data: the dataset.
+        queries: float32 [n_queries, dim] unit embeddings of ``data.query_texts``.
+        mode: ``binary+int8``, ``binary`` or ``int8`` (see ``Memory.search``).
+        candidates: the int8 rerank depth of ``binary+int8``; there, at most
+            ``max(candidates, 10)`` hits are asked for, so the store searches with the
+            depth asked for (it raises the depth to k otherwise).
+        k: hits per query.
+
+    Returns:
+        (run: query id → passage ids best first, milliseconds per query, search only).
+    """
+    if mode == "binary+int8" and candidates is not None:
+        k = min(k, max(candidates, 10))
+    run: dict[str, list[str]] = {}
+    seconds = 0.0
+    for qi, qid in enumerate(data.query_ids):
+        t = time.perf_counter()
+        hits = mem.search_embeddings(queries[qi : qi + 1], k, namespace=data.query_namespaces[qi],
+                                     candidates=candidates, mode=mode)[0]
+        seconds += time.perf_counter() - t
+        run[qid] = [h.metadata["_id"] for h in hits]
+    return run, 1000.0 * seconds / max(len(data.query_ids), 1)
 
 
 def _exact_topk(matrix: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
