@@ -321,3 +321,7 @@ def test_evaluate_rejects_bad_settings_before_loading_a_model(tiny):
         evaluate(tiny, candidates=0)
     with pytest.raises(ConfigError, match="multiple of 8"):
         evaluate(tiny, bits=100)
+    with pytest.raises(ConfigError, match="subset of float32"):
+        evaluate(tiny, methods=["float32", "bm25"])
+    with pytest.raises(ConfigError, match="subset of float32"):
+        evaluate(tiny, methods=[])

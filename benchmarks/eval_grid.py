@@ -1,0 +1,260 @@
+"""The issue's evaluation grid: float32 / int8 / binary / binary+int8 on real labelled data.
+
+Runs ``memory.eval.evaluate`` for {sign, itq} x {128, 256, 384} bits with 100
+candidates on ../shared/data/cranfield, scifact-train and locomo (each query
+searched only in its own conversation), and writes the tables into docs/eval.md
+(between markers, so the prose around them stays) and all numbers into
+docs/eval_grid.json. Corpus and query embeddings are computed once per dataset
+and cached under .bench-cache/ (keyed by model and a hash of the texts).
+
+``--sweep`` adds the investigation of the 0.99 x float32 target: binary+int8 at
+more candidates, a larger asymmetric stage (store.ASYMMETRIC_FACTOR), and a
+refit of the hasher on the whole corpus after ingesting.
+
+Run (2 shared cores; takes the benchmark lock):
+
+    HF_HUB_OFFLINE=1 flock /tmp/hashmem-bench.lock .venv/bin/python benchmarks/eval_grid.py [--sweep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from memory import eval as ev  # noqa: E402
+from memory import store as store_mod  # noqa: E402
+from memory.embed import DEFAULT_MODEL, Embedder  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data"
+CACHE = ROOT / ".bench-cache"
+DOC = ROOT / "docs" / "eval.md"
+DATASETS = {"cranfield": None, "scifact-train": None, "locomo": "conv"}
+TARGET = 0.99
+
+
+def cached_embeddings(data: ev.Dataset, model: str) -> tuple[np.ndarray, np.ndarray]:
+    """(corpus [n_docs, dim], queries [n_queries, dim]) float32, from .bench-cache/ or computed."""
+    h = hashlib.sha256()
+    for t in data.doc_texts + ["\x00queries\x00"] + data.query_texts:
+        h.update(t.encode("utf-8") + b"\x00")
+    key = f"{data.name}-{model.replace('/', '_')}-{h.hexdigest()[:16]}.npz"
+    path = CACHE / key
+    if path.exists():
+        with np.load(path) as z:
+            return z["docs"], z["queries"]
+    emb = Embedder(model)
+    t = time.perf_counter()
+    docs = emb.encode(data.doc_texts, progress=True)
+    queries = emb.encode(data.query_texts, progress=True)
+    print(f"  embedded {len(docs)} passages + {len(queries)} queries in {time.perf_counter() - t:.0f} s",
+          file=sys.stderr)
+    CACHE.mkdir(exist_ok=True)
+    np.savez(path, docs=docs, queries=queries)
+    return docs, queries
+
+
+def overlap_at_10(runs: dict, method: str) -> float:
+    """Mean share of the float32 top-10 that ``method`` also returns in its top 10."""
+    ref, got = runs["float32"], runs[method]
+    shares = [len(set(ref[q][:10]) & set(got[q][:10])) / max(len(ref[q][:10]), 1) for q in ref]
+    return float(np.mean(shares))
+
+
+def run_one(name: str, field: str | None, emb, **settings) -> dict:
+    t = time.perf_counter()
+    r = ev.evaluate(DATA / name, namespace_field=field, corpus_embeddings=emb[0], query_embeddings=emb[1],
+                    return_runs=True, progress=False, **settings)
+    runs = r.pop("runs")
+    for m in ev.METHODS:
+        r["methods"][m]["overlap@10"] = overlap_at_10(runs, m)
+    r["seconds"] = time.perf_counter() - t
+    return r
+
+
+def grid(args) -> list[dict]:
+    results = []
+    for name in args.datasets:
+        field = DATASETS[name]
+        data = ev.load_beir(DATA / name, namespace_field=field)
+        emb = cached_embeddings(data, args.model)
+        for method in args.methods:
+            for bits in args.bits:
+                r = run_one(name, field, emb, bits=bits, method=method, candidates=args.candidates)
+                results.append(r)
+                m = r["methods"]
+                print(f"{name:<14} {method:<4} {bits:>3}  float32 {m['float32']['ndcg@10']:.4f}  "
+                      f"binary+int8 {m['binary+int8']['ndcg@10']:.4f} "
+                      f"({m['binary+int8']['ndcg@10'] / m['float32']['ndcg@10']:.4f}x)  "
+                      f"[{r['seconds']:.0f} s]", file=sys.stderr)
+    return results
+
+
+def sweep(args) -> list[dict]:
+    """binary+int8 under other candidate depths, asymmetric factors, and a refit on the whole corpus.
+
+    One store per (dataset, codes); every variant searches the same store, first with
+    the hasher of the store's own schedule, then after ``Memory.refit()``.
+    """
+    from memory import Memory
+
+    out = []
+    for name in [d for d in args.datasets if DATASETS[d] is None]:
+        data = ev.load_beir(DATA / name)
+        docs, queries = cached_embeddings(data, args.model)
+        f32_run, _ = ev.run_exact(data, docs, queries)
+        f32 = ev.score_run(f32_run, data.qrels)["ndcg@10"]
+        for method in args.methods:
+            for bits in args.sweep_bits:
+                with tempfile.TemporaryDirectory() as tmp, \
+                        Memory(Path(tmp) / "s.db", model=args.model, bits=bits, method=method) as mem:
+                    ev.ingest(mem, data, docs, progress=False)
+                    for refit in (False, True):
+                        if refit:
+                            mem.refit()
+                        fitted = mem.hasher.fitted_on
+                        for cand in args.sweep_candidates:
+                            for factor in args.sweep_factors:
+                                store_mod.ASYMMETRIC_FACTOR = factor
+                                try:
+                                    run, ms = ev.run_store(mem, data, queries, mode="binary+int8", candidates=cand)
+                                finally:
+                                    store_mod.ASYMMETRIC_FACTOR = 4
+                                ndcg = ev.score_run(run, data.qrels)["ndcg@10"]
+                                row = {"dataset": name, "method": method, "bits": bits, "candidates": cand,
+                                       "asymmetric_factor": factor, "hamming_kept": cand * factor,
+                                       "refit_all": refit, "fitted_on": fitted, "float32": f32,
+                                       "ndcg@10": ndcg, "ratio": ndcg / f32,
+                                       "overlap@10": overlap_at_10({"float32": f32_run, "b": run}, "b"),
+                                       "ms_per_query": ms}
+                                out.append(row)
+                                print(f"{name:<14} {method:<4} {bits:>3} fit {fitted:>5} C={cand:<4} x{factor:<2} "
+                                      f"{ndcg:.4f} ({row['ratio']:.4f}x) overlap {row['overlap@10']:.3f} "
+                                      f"{ms:.1f} ms", file=sys.stderr)
+    return out
+
+
+# -- report ---------------------------------------------------------------------------------
+
+
+def write_section(path: Path, tag: str, body: str) -> None:
+    """Replace the text between ``<!-- tag:start -->`` and ``<!-- tag:end -->`` (append if absent)."""
+    start, end = f"<!-- {tag}:start -->", f"<!-- {tag}:end -->"
+    block = f"{start}\n{body.rstrip()}\n{end}"
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Evaluation\n"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        text = head + block + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def grid_markdown(results: list[dict], command: str) -> str:
+    lines = [f"Command: `{command}`", ""]
+    lines.append("Summary: nDCG@10 of `binary+int8` (the store's search, 100 candidates) as a share "
+                 f"of `float32` (target >= {TARGET} on cranfield and scifact-train).")
+    lines.append("")
+    names = list(dict.fromkeys(r["dataset"] for r in results))
+    configs = list(dict.fromkeys((r["config"]["method"], r["config"]["bits"]) for r in results))
+    lines.append("| dataset | " + " | ".join(f"{m} {b}" for m, b in configs) + " |")
+    lines.append("|---|" + "---:|" * len(configs))
+    for n in names:
+        cells = []
+        for m, b in configs:
+            r = next((x for x in results if x["dataset"] == n and (x["config"]["method"], x["config"]["bits"]) == (m, b)), None)
+            if r is None:
+                cells.append("")
+                continue
+            ratio = r["methods"]["binary+int8"]["ndcg@10"] / r["methods"]["float32"]["ndcg@10"]
+            cells.append(f"{ratio:.3f}" + (" ✓" if ratio >= TARGET else ""))
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    for n in names:
+        rs = [r for r in results if r["dataset"] == n]
+        first = rs[0]
+        scope = f"; each query searches only its `{first['config']['namespace_field']}`" if first["config"]["namespace_field"] else ""
+        lines += ["", f"### {n}", "",
+                  f"{first['n_docs']} passages, {first['n_queries']} judged queries{scope}; "
+                  f"{first['config']['candidates']} candidates; hints {first['config']['hint_bytes']} B budget."
+                  " overlap@10 = share of the float32 top-10 also in the method's top-10.", "",
+                  "| codes | method | nDCG@10 | × float32 | R@10 | R@100 | MRR@10 | overlap@10 | ms/query | bytes/passage |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in rs:
+            c = r["config"]
+            f32 = r["methods"]["float32"]["ndcg@10"]
+            for m in ev.METHODS:
+                if m == "float32" and r is not rs[0]:
+                    continue  # the same exact search in every row
+                x = r["methods"][m]
+                codes = "—" if m in ("float32", "int8") else f"{c['method']} {c['bits']} (fit on {c['hasher_fitted_on']})"
+                lines.append(
+                    f"| {codes} | {m} | {x['ndcg@10']:.4f} | {x['ndcg@10'] / f32:.3f} | {x['recall@10']:.4f} | "
+                    f"{x['recall@100']:.4f} | {x['mrr@10']:.4f} | {x['overlap@10']:.3f} | "
+                    f"{x['ms_per_query']:.2f} | {x['bytes_per_passage']:.0f} |")
+    lines += ["", "bytes/passage: float32 = 4 × dim, int8 = dim, binary = bits / 8, binary+int8 = bits / 8 + dim "
+              "+ mean hint bytes (metadata, ids and SQLite overhead not counted; see `hashmem stats`). "
+              "int8 and float32 rows do not depend on the codes (int8 is shown once per code setting "
+              "because each run builds a new store; it varies only with the int8 calibration)."]
+    return "\n".join(lines)
+
+
+def sweep_markdown(rows: list[dict], command: str) -> str:
+    lines = [f"Command: `{command}`", "",
+             "binary+int8 nDCG@10 (× float32) when the Hamming stage keeps `candidates × factor`, "
+             "the asymmetric stage keeps `candidates`, and int8 reranks them; `refit` = the hasher "
+             "refitted on the whole corpus after ingesting (otherwise it is fitted at the store's "
+             "schedule: 1,024, then 4,096 passages).", "",
+             "| dataset | codes | candidates | factor | Hamming kept | refit | fitted on | nDCG@10 | × float32 | overlap@10 | ms/query |",
+             "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(
+            f"| {r['dataset']} | {r['method']} {r['bits']} | {r['candidates']} | {r['asymmetric_factor']} | "
+            f"{r['hamming_kept']} | {'yes' if r['refit_all'] else 'no'} | {r['fitted_on']} | {r['ndcg@10']:.4f} | "
+            f"{r['ratio']:.4f}{' ✓' if r['ratio'] >= TARGET else ''} | {r['overlap@10']:.3f} | {r['ms_per_query']:.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    p.add_argument("--methods", nargs="+", default=["sign", "itq"])
+    p.add_argument("--bits", nargs="+", type=int, default=[128, 256, 384])
+    p.add_argument("--candidates", type=int, default=100)
+    p.add_argument("--model", default=DEFAULT_MODEL)
+    p.add_argument("--sweep", action="store_true", help="also run the candidates / factor / refit sweep")
+    p.add_argument("--sweep-only", action="store_true", help="run only the sweep")
+    p.add_argument("--sweep-bits", nargs="+", type=int, default=[128, 256, 384])
+    p.add_argument("--sweep-candidates", nargs="+", type=int, default=[50, 100, 200, 400])
+    p.add_argument("--sweep-factors", nargs="+", type=int, default=[1, 4, 8, 16])
+    p.add_argument("--json", type=Path, default=ROOT / "docs" / "eval_grid.json")
+    args = p.parse_args()
+    command = "HF_HUB_OFFLINE=1 flock /tmp/hashmem-bench.lock .venv/bin/python benchmarks/eval_grid.py " + " ".join(sys.argv[1:])
+    command = command.strip()
+    saved = json.loads(args.json.read_text()) if args.json.exists() else {}
+    if not args.sweep_only:
+        results = grid(args)
+        saved["grid"] = {"command": command, "results": results}
+        write_section(DOC, "eval-grid", grid_markdown(results, command))
+    if args.sweep or args.sweep_only:
+        rows = sweep(args)
+        saved["sweep"] = {"command": command, "rows": rows}
+        write_section(DOC, "eval-sweep", sweep_markdown(rows, command))
+    args.json.write_text(json.dumps(saved, indent=1) + "\n")
+    print(f"wrote {DOC} and {args.json}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
