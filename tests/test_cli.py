@@ -1,0 +1,167 @@
+"""The hashmem CLI through CliRunner: commands, JSON output, one-line errors, exit codes."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import cli
+
+
+@pytest.fixture
+def run(tmp_path):
+    store = tmp_path / "cli.db"
+    runner = CliRunner()
+
+    def _run(*args, input=None):
+        return runner.invoke(cli, ["--store", str(store), *args], input=input, catch_exceptions=False)
+
+    _run.store = store
+    return _run
+
+
+@pytest.fixture
+def filled(run, tmp_path, passages):
+    docs = tmp_path / "docs"
+    (docs / "sub").mkdir(parents=True)
+    (docs / "a.txt").write_text("\n\n".join(passages[:4]), encoding="utf-8")
+    (docs / "sub" / "b.md").write_text("\n\n".join(passages[4:]), encoding="utf-8")
+    r = run("init", "--bits", "128")
+    assert r.exit_code == 0, r.output
+    r = run("add", str(docs), "--meta", "project=test", "--passage-tokens", "24")
+    assert r.exit_code == 0, r.output
+    return run
+
+
+def _one_line_error(r):
+    assert r.exit_code != 0
+    lines = [ln for ln in r.output.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, r.output
+    assert "Traceback" not in r.output
+    return lines[0]
+
+
+def test_init_add_search_show_stats_delete(filled):
+    r = filled("search", "Nobel Prize in chemistry", "-k", "2", "--json")
+    assert r.exit_code == 0, r.output
+    hits = json.loads(r.output)
+    assert len(hits) == 2 and "Curie" in hits[0]["hints"]
+    assert hits[0]["metadata"]["project"] == "test"
+    assert hits[0]["metadata"]["source"].endswith("b.md")
+    top = hits[0]["id"]
+
+    r = filled("search", "Nobel Prize in chemistry", "-k", "2")
+    assert r.exit_code == 0 and "Curie" in r.output
+
+    r = filled("show", str(top), "--json")
+    rec = json.loads(r.output)
+    assert rec["id"] == top and len(bytes.fromhex(rec["code"])) == 16
+
+    r = filled("stats", "--json")
+    st = json.loads(r.output)
+    assert st["records"] >= 4 and st["config"]["bits"] == 128
+    assert st["bytes_per_passage"]["code"] == 16
+
+    r = filled("stats")
+    assert "bytes/passage" in r.output
+
+    r = filled("delete", str(top))
+    assert r.exit_code == 0 and "deleted 1 of 1" in r.output
+    r = filled("delete", str(top))
+    assert r.exit_code == 1
+
+
+def test_add_jsonl_and_stdin_and_namespace(run, tmp_path):
+    p = tmp_path / "rows.jsonl"
+    p.write_text(
+        json.dumps({"_id": "d1", "text": "Zebras live on the African savanna.", "kind": "animal"}) + "\n"
+        + json.dumps({"_id": "d2", "text": "Volcanoes erupt molten rock called lava."}) + "\n"
+    )
+    assert run("add", str(p), "--namespace", "facts").exit_code == 0
+    r = run("add", "-", "--namespace", "notes", input="Remember to buy oat milk on Friday.\n")
+    assert r.exit_code == 0, r.output
+    hits = json.loads(run("search", "savanna animals", "-n", "facts", "--json").output)
+    assert hits[0]["metadata"]["_id"] == "d1" and hits[0]["metadata"]["kind"] == "animal"
+    notes = json.loads(run("search", "groceries", "-n", "notes", "--json").output)
+    assert len(notes) == 1 and notes[0]["metadata"]["source"] == "-"
+    assert json.loads(run("search", "x", "-n", "missing", "--json").output) == []
+
+
+@pytest.mark.parametrize(
+    "content,match",
+    [
+        (b"", "empty or whitespace only"),
+        (b"  \n\t", "empty or whitespace only"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "binary files are not text"),
+        (b"caf\xc3\xa9 ok then \xff bad", "invalid UTF-8 at byte offset 14"),
+        (b"text with a \x00 inside", "NUL byte at byte offset 12"),
+    ],
+)
+def test_bad_files_one_line_error_store_unchanged(filled, tmp_path, content, match):
+    before = json.loads(filled("stats", "--json").output)["records"]
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(content)
+    good = tmp_path / "good.txt"
+    good.write_text("A perfectly fine file that must not be added alone.")
+    r = filled("add", str(good), str(bad))
+    line = _one_line_error(r)
+    assert r.exit_code == 1 and match in line and "bad.txt" in line
+    assert json.loads(filled("stats", "--json").output)["records"] == before
+
+
+def test_usage_errors_exit_2(filled):
+    assert filled("search", "x", "-k", "0").exit_code == 2
+    assert filled("search", "x", "-k", "-3").exit_code == 2
+    assert filled("add", "x.txt", "--meta", "novalue").exit_code == 2
+    assert filled("init", "--method", "pq").exit_code == 2
+
+
+def test_library_errors_exit_1(run, tmp_path):
+    line = _one_line_error(run("search", "x"))
+    assert "no store at" in line
+    assert run("init", "--bits", "100").exit_code == 1
+    assert "multiple of 8" in _one_line_error(run("init", "--bits", "100"))
+    assert "above the limit" in _one_line_error(run("init", "--bits", "1024"))
+    assert run("init").exit_code == 0
+    assert "already exists" in _one_line_error(run("init"))
+    assert "no record with id 42" in _one_line_error(run("show", "42"))
+    assert "no such file" in _one_line_error(run("add", str(tmp_path / "missing.txt")))
+
+
+def test_corrupted_store(run):
+    run.store.write_bytes(b"this is not a database" * 500)
+    line = _one_line_error(run("stats"))
+    assert "not a hashmem store or is corrupted" in line
+
+
+def test_store_built_with_another_model_is_refused(filled):
+    """The store's recorded model fingerprint differs from what loads: one line, exit 1, intact."""
+    import sqlite3
+
+    conn = sqlite3.connect(filled.store)
+    cfg = json.loads(conn.execute("SELECT value FROM meta WHERE key='config'").fetchone()[0])
+    cfg["fingerprint"]["probe"] = [-x for x in cfg["fingerprint"]["probe"]]
+    conn.execute("UPDATE meta SET value=? WHERE key='config'", (json.dumps(cfg),))
+    conn.commit()
+    conn.close()
+    line = _one_line_error(filled("search", "anything"))
+    assert "was built with model 'all-MiniLM-L6-v2'" in line and "another model" in line
+    assert filled("stats", "--json").exit_code == 0
+
+
+def test_store_from_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("HASHMEM_STORE", str(tmp_path / "env.db"))
+    r = CliRunner().invoke(cli, ["init", "--bits", "64"], catch_exceptions=False)
+    assert r.exit_code == 0 and "env.db" in r.output
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from cli.main import main; sys.argv=['hashmem','--help']\n" \
+           "try:\n    main()\nexcept SystemExit:\n    pass\n" \
+           "heavy = [m for m in ('torch', 'sentence_transformers', 'llama_cpp', 'faiss', 'numba') if m in sys.modules]\n" \
+           "print('HEAVY', heavy)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "Usage: hashmem" in out
+    assert "HEAVY []" in out
