@@ -7,7 +7,6 @@ import sys
 import pytest
 
 from memory import InputError, sources
-from memory.chunk import chunk_stream
 
 
 def test_invalid_utf8_names_file_and_offset(tmp_path):
