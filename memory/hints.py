@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import msgpack
@@ -164,9 +164,19 @@ def encode(tokens: Sequence[Token], lexicon: Lexicon, *, budget: int) -> bytes:
     return msgpack.packb([item for _, item in chosen])
 
 
-def decode(data: bytes, lexicon: Lexicon) -> list[str]:
-    """The hint strings of a passage, in passage order."""
+def term_ids(data: bytes) -> list[int]:
+    """Lexicon ids referenced by one encoded hint blob."""
+    return [i for i in msgpack.unpackb(data) if isinstance(i, int)] if data else []
+
+
+def decode(data: bytes, lexicon: Lexicon | Mapping[int, str]) -> list[str]:
+    """The hint strings of a passage, in passage order.
+
+    Args:
+        data: msgpack bytes from ``encode``.
+        lexicon: the store's Lexicon, or just id → term for the ids in ``data``.
+    """
     if not data:
         return []
-    items = msgpack.unpackb(data)
-    return [lexicon.terms[i] if isinstance(i, int) else i for i in items]
+    terms = lexicon.terms if isinstance(lexicon, Lexicon) else lexicon
+    return [terms[i] if isinstance(i, int) else i for i in msgpack.unpackb(data)]

@@ -375,6 +375,14 @@ class Storage:
             lex.df.append(df)
         return lex
 
+    def terms(self, ids: Sequence[int]) -> dict[int, str]:
+        """id → term for the given lexicon ids (without loading the whole lexicon)."""
+        out: dict[int, str] = {}
+        for chunk in _chunks(sorted(set(ids)), 900):
+            q = ",".join("?" * len(chunk))
+            out.update(self.conn.execute(f"SELECT id, term FROM terms WHERE id IN ({q})", chunk))
+        return out
+
     def save_lexicon(self, conn: sqlite3.Connection, lex: Lexicon, new_ids: Sequence[int], touched: set[int]) -> None:
         """Persist new terms and changed document frequencies inside the caller's transaction."""
         new = set(new_ids)

@@ -100,7 +100,7 @@ class Memory:
                 self._open(model, bits, method, hint_bytes, fidelity)
             if check:
                 self.storage.check(bits=self.config.bits, dim=self.config.dim, generation=self.hasher.generation)
-            self.lexicon = self.storage.load_lexicon()
+            self._lexicon: hints.Lexicon | None = None  # loaded on the first add
             self.index = HammingIndex(self.config.bits)
             self._load_index()
         except BaseException:
@@ -174,6 +174,20 @@ class Memory:
             for name in dict.fromkeys(namespaces):
                 sel = ns == name
                 self.index.add(name, ids[sel], arr[sel])
+
+    @property
+    def lexicon(self) -> hints.Lexicon:
+        """The store's whole lexicon (loaded on first use: adding needs it, searching does not)."""
+        if self._lexicon is None:
+            self._lexicon = self.storage.load_lexicon()
+        return self._lexicon
+
+    def _hint_strings(self, blobs: Sequence[bytes]) -> list[list[str]]:
+        """Decode hint blobs, looking up only the terms they use unless the lexicon is loaded."""
+        if self._lexicon is not None:
+            return [hints.decode(b, self._lexicon) for b in blobs]
+        terms = self.storage.terms([i for b in blobs for i in hints.term_ids(b)])
+        return [hints.decode(b, terms) for b in blobs]
 
     def _verify_model(self) -> None:
         """Check, once, that the loaded embedder behaves like the one the store was built with."""
@@ -359,7 +373,7 @@ class Memory:
                     texts=self._texts_for_tier(texts),
                 )
         except BaseException:
-            self.lexicon = self.storage.load_lexicon()  # undo the in-memory counts
+            self._lexicon = None  # undo the in-memory counts: reload on the next add
             raise
         self.quantizer = quantizer
         self.index.add(namespace, ids, codes)
@@ -518,16 +532,17 @@ class Memory:
 
     def _hits(self, ids, scores, ham) -> list[Hit]:
         rows = self.storage.fetch(ids.tolist())
+        strings = self._hint_strings([rows[int(i)].hints for i in ids])
         return [
             Hit(
                 id=int(i),
                 score=float(s),
                 hamming=int(h),
-                hints=hints.decode(rows[int(i)].hints, self.lexicon),
+                hints=words,
                 metadata=rows[int(i)].metadata,
                 namespace=rows[int(i)].namespace,
             )
-            for i, s, h in zip(ids, scores, ham, strict=True)
+            for i, s, h, words in zip(ids, scores, ham, strings, strict=True)
         ]
 
     # -- records -----------------------------------------------------------------------
@@ -551,7 +566,7 @@ class Memory:
             namespace=r.namespace,
             created=r.created,
             metadata=r.metadata,
-            hints=hints.decode(r.hints, self.lexicon),
+            hints=self._hint_strings([r.hints])[0],
             code=np.frombuffer(r.code, dtype=np.uint8).copy(),
             qvec=np.frombuffer(r.qvec, dtype=np.int8).copy(),
             text=text,
