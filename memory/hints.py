@@ -140,6 +140,9 @@ def encode(tokens: Sequence[Token], lexicon: Lexicon, *, budget: int) -> bytes:
     """
     seen: dict[str, Token] = {}
     for t in tokens:
+        if t.kind == "word" and t.text[:1].isupper() and t.text in lexicon.ids:
+            # a sentence-initial word the store has seen capitalized mid-sentence: a name
+            t = Token(t.text, t.text, t.pos, "name")
         seen.setdefault(t.key, t)
     scored = []
     for t in seen.values():

@@ -57,3 +57,12 @@ def test_unicode_names_and_stopwords():
 def test_decode_empty():
     assert hints.decode(b"", hints.Lexicon()) == []
     assert hints.decode(msgpack.packb([]), hints.Lexicon()) == []
+
+
+def test_sentence_initial_name_keeps_its_case_when_known():
+    text = "Ana said she is allergic to peanuts."
+    lex = _lexicon(text, "We met Ana yesterday.")
+    got = hints.decode(hints.encode(hints.tokenize(text), lex, budget=48), lex)
+    assert got[0] == "Ana"
+    lex2 = _lexicon("The cat sat.", "Then the dog came.")
+    assert "The" not in hints.decode(hints.encode(hints.tokenize("The cat sat."), lex2, budget=48), lex2)
