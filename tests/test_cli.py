@@ -130,6 +130,12 @@ def test_library_errors_exit_1(run, tmp_path):
     assert "no such file" in _one_line_error(run("add", str(tmp_path / "missing.txt")))
 
 
+def test_unknown_model(run):
+    line = _one_line_error(run("init", "--model", "no-such-org/no-such-model"))
+    assert "cannot load embedding model 'no-such-org/no-such-model' offline" in line
+    assert not run.store.exists()
+
+
 def test_corrupted_store(run):
     run.store.write_bytes(b"this is not a database" * 500)
     line = _one_line_error(run("stats"))
