@@ -1,11 +1,28 @@
-"""In-memory Hamming top-C over the binary codes of each namespace.
+"""In-memory Hamming top-C over the binary codes of each namespace: brute force, or IVF when large.
 
-Codes of one namespace live in one growing array ``codes`` uint64 [capacity,
-words] (the packed bytes zero-padded to whole 64-bit words, so XOR + popcount
-works on words; padding bits are zero on both sides and never count). Rows are
-appended; a delete clears a row's ``alive`` flag, and the array is compacted
-when more than half of it is dead. A query scans the live prefix in place: the
-code matrix is never copied per query.
+Memory layout of one namespace (``NamespaceIndex``), per row:
+
+- ``cols`` uint64 [n_words, capacity]: the codes, column-major (word w of every
+  code contiguous; see ``kernels``): bits / 8 bytes per passage, padded to 8.
+- ``ids`` int64 [capacity]: the record id of each row (8 bytes).
+- ``alive`` bool [capacity]: False once deleted (1 byte).
+- only with an IVF: ``perm`` int32 [capacity], the rows in increasing id order (4 bytes).
+
+No per-id Python dict: rows are appended in increasing id order (SQLite
+AUTOINCREMENT ids), so in brute-force layout ``ids`` is sorted and an id's row
+is ``searchsorted(ids, id)``; in IVF layout ``searchsorted(ids, id, sorter=perm)``.
+Unused capacity is allocated with ``np.zeros`` and never touched, so it costs
+address space but no resident memory.
+
+IVF layout (above ``IVF_MIN_ROWS`` live rows): rows ``[0, main)`` are grouped
+by list (``offsets``), each list in id order; rows ``[main, size)`` are the
+*tail*, appended since the last layout in id order, each with its list
+(``tail_lists``). A query scans its ``nprobe`` nearest lists plus the whole tail.
+The tail is folded into the lists when it outgrows ``TAIL_FRACTION`` of the
+rows; centroids are refitted when the namespace has grown ``REFIT_GROWTH``× since
+they were fitted. A delete clears ``alive``; more than half dead rows trigger a
+compaction. ``nprobe >= nlist`` (or ``exact=True``) gives exactly the brute-force
+result.
 
 Ties: candidates are ordered by (distance, record id), so the same store and
 query always give the same candidates.
@@ -17,167 +34,348 @@ from __future__ import annotations
 
 import numpy as np
 
-_SCAN_ROWS = 1 << 16  # rows per block: keeps the XOR temporaries in cache-sized pieces
+from . import ivf, kernels
+from .kernels import from_words, to_words
 
+__all__ = ["HammingIndex", "NamespaceIndex", "from_words", "to_words"]
 
-def to_words(codes: np.ndarray) -> np.ndarray:
-    """Packed uint8 codes [n, nbytes] → uint64 [n, ceil(nbytes / 8)], zero padded."""
-    codes = np.ascontiguousarray(codes, dtype=np.uint8)
-    n, nb = codes.shape
-    words = -(-nb // 8)
-    if nb != words * 8:
-        padded = np.zeros((n, words * 8), dtype=np.uint8)
-        padded[:, :nb] = codes
-        codes = padded
-    return codes.view(np.uint64).reshape(n, words)
-
-
-def hamming_distances(query_words: np.ndarray, code_words: np.ndarray) -> np.ndarray:
-    """Distances uint32 [n] between one query uint64 [w] and codes uint64 [n, w]."""
-    out = np.empty(len(code_words), dtype=np.uint32)
-    for s in range(0, len(code_words), _SCAN_ROWS):
-        block = code_words[s : s + _SCAN_ROWS]
-        x = np.bitwise_xor(block, query_words[None, :])  # [rows, w]
-        out[s : s + len(block)] = np.bitwise_count(x).sum(axis=1, dtype=np.uint32)
-    return out
-
-
-def topk_by_distance(dist: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
-    """Positions of the k smallest distances, ordered by (distance, id)."""
-    n = len(dist)
-    if k <= 0 or n == 0:
-        return np.empty(0, dtype=np.int64)
-    if k < n:
-        # the k-th smallest distance; everything strictly below it is in, ties at it by id
-        kth = np.partition(dist, k - 1)[k - 1]
-        below = np.flatnonzero(dist < kth)
-        at = np.flatnonzero(dist == kth)
-        at = at[np.argsort(ids[at], kind="stable")][: k - len(below)]
-        pos = np.concatenate([below, at])
-    else:
-        pos = np.arange(n)
-    order = np.lexsort((ids[pos], dist[pos]))
-    return pos[order]
+IVF_MIN_ROWS = 200_000
+TAIL_FRACTION = 0.125
+REFIT_GROWTH = 4
+_MIN_CAPACITY = 1024
 
 
 class NamespaceIndex:
-    """Codes and ids of one namespace, append-only with tombstones."""
+    """Codes and ids of one namespace, append-only with tombstones.
 
-    def __init__(self, n_words: int) -> None:
+    Args:
+        n_words: uint64 words per code (``ceil(bits / 64)``).
+        bits: code length.
+        ivf_min_rows: live rows from which the IVF layout is used (None: never).
+        backend: kernel backend (``auto``, ``numba``, ``numpy``).
+    """
+
+    def __init__(self, n_words: int, bits: int | None = None, *, ivf_min_rows: int | None = IVF_MIN_ROWS,
+                 backend: kernels.Backend = "auto") -> None:
         self.n_words = n_words
-        self.codes = np.zeros((0, n_words), dtype=np.uint64)
+        self.bits = bits if bits is not None else 64 * n_words
+        self.ivf_min_rows = ivf_min_rows
+        self.backend = backend
+        self.cols = np.zeros((n_words, 0), dtype=np.uint64)
         self.ids = np.zeros(0, dtype=np.int64)
         self.alive = np.zeros(0, dtype=bool)
         self.size = 0  # rows used
         self.n_alive = 0
-        self._pos: dict[int, int] = {}
+        # IVF state (None / 0 in brute-force layout)
+        self.centroids: np.ndarray | None = None  # uint64 [nlist, n_words]
+        self.offsets: np.ndarray | None = None  # int64 [nlist + 1] into rows [0, main)
+        self.main = 0
+        self.tail_lists = np.zeros(0, dtype=np.int32)
+        self.perm: np.ndarray | None = None  # int32 [capacity]: rows in id order
+        self.fitted_on = 0
+
+    # -- layout ------------------------------------------------------------------------
+
+    @property
+    def is_ivf(self) -> bool:
+        return self.centroids is not None
+
+    @property
+    def nlist(self) -> int:
+        return 0 if self.centroids is None else len(self.centroids)
+
+    def _grow(self, need: int) -> None:
+        cap = self.cols.shape[1]
+        if need <= cap:
+            return
+        cap = max(_MIN_CAPACITY, 2 * need)
+        cols = np.zeros((self.n_words, cap), dtype=np.uint64)
+        cols[:, : self.size] = self.cols[:, : self.size]
+        ids = np.zeros(cap, dtype=np.int64)
+        ids[: self.size] = self.ids[: self.size]
+        alive = np.zeros(cap, dtype=bool)
+        alive[: self.size] = self.alive[: self.size]
+        self.cols, self.ids, self.alive = cols, ids, alive
+        if self.perm is not None:
+            perm = np.zeros(cap, dtype=np.int32)
+            perm[: self.size] = self.perm[: self.size]
+            self.perm = perm
 
     def add(self, ids: np.ndarray, code_words: np.ndarray) -> None:
+        """Append rows: ids int64 [n] (increasing, above every id present), code_words uint64 [n, w]."""
+        ids = np.asarray(ids, dtype=np.int64)
+        code_words = np.asarray(code_words, dtype=np.uint64)
         n = len(ids)
-        if self.size + n > len(self.codes):
-            cap = max(1024, 2 * (self.size + n))
-            for name, dtype, shape in (
-                ("codes", np.uint64, (cap, self.n_words)),
-                ("ids", np.int64, (cap,)),
-                ("alive", bool, (cap,)),
-            ):
-                grown = np.zeros(shape, dtype=dtype)
-                grown[: self.size] = getattr(self, name)[: self.size]
-                setattr(self, name, grown)
+        if n == 0:
+            return
+        if code_words.shape != (n, self.n_words):
+            raise ValueError(f"code words must have shape ({n}, {self.n_words}), got {code_words.shape}")
+        if ids.min() < 0:
+            raise ValueError("record ids must be non-negative")
+        last = self._max_id()
+        if np.any(np.diff(ids) <= 0) or (last is not None and ids[0] <= last):
+            self._add_unordered(ids, code_words)
+            return
+        self._grow(self.size + n)
         s = self.size
-        self.codes[s : s + n] = code_words
+        self.cols[:, s : s + n] = code_words.T
         self.ids[s : s + n] = ids
         self.alive[s : s + n] = True
-        for j, i in enumerate(ids.tolist()):
-            self._pos[i] = s + j
+        if self.is_ivf:
+            self.perm[s : s + n] = np.arange(s, s + n, dtype=np.int32)
+            lists = kernels.nearest_centroids(self.cols, self.centroids, lo=s, hi=s + n, backend=self.backend)
+            self.tail_lists = np.concatenate([self.tail_lists, lists])
         self.size += n
         self.n_alive += n
+        self._maybe_relayout()
+
+    def _max_id(self) -> int | None:
+        if self.size == 0:
+            return None
+        if self.perm is not None:
+            return int(self.ids[self.perm[self.size - 1]])
+        return int(self.ids[self.size - 1])
+
+    def _add_unordered(self, ids: np.ndarray, code_words: np.ndarray) -> None:
+        """Ids out of order or already present: rebuild the whole namespace (rare; O(n))."""
+        old_ids, old_words = self._live_rows()
+        all_ids = np.concatenate([old_ids, ids])
+        all_words = np.concatenate([old_words, code_words])
+        order = np.argsort(all_ids, kind="stable")
+        all_ids, all_words = all_ids[order], all_words[order]
+        keep = np.ones(len(all_ids), dtype=bool)
+        keep[:-1] = all_ids[1:] != all_ids[:-1]  # a re-added id: the last code wins
+        self._reset()
+        self.add(all_ids[keep], all_words[keep])
+
+    def _reset(self) -> None:
+        self.__init__(self.n_words, self.bits, ivf_min_rows=self.ivf_min_rows, backend=self.backend)
+
+    def _live_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids int64 [n_alive], code words uint64 [n_alive, w]) of live rows, in id order."""
+        rows = self._rows_in_id_order()
+        rows = rows[self.alive[rows]]
+        return self.ids[rows].copy(), np.ascontiguousarray(self.cols[:, rows].T)
+
+    def _rows_in_id_order(self) -> np.ndarray:
+        if self.perm is not None:
+            return self.perm[: self.size].astype(np.int64)
+        return np.arange(self.size)
+
+    def _maybe_relayout(self) -> None:
+        if self.ivf_min_rows is None:
+            return
+        if not self.is_ivf:
+            if self.n_alive >= self.ivf_min_rows:
+                self.build_ivf()
+            return
+        if self.n_alive >= REFIT_GROWTH * self.fitted_on:
+            self.build_ivf()
+        elif self.size - self.main > TAIL_FRACTION * self.size:
+            self._layout(self.centroids, refit=False)
+
+    def build_ivf(self, *, nlist: int | None = None, seed: int = 0) -> None:
+        """Fit centroids on (a sample of) the live codes and group the rows by list."""
+        live_ids, words = self._live_rows()
+        n = len(live_ids)
+        nlist = ivf.default_nlist(n) if nlist is None else nlist
+        nlist = max(1, min(nlist, n))
+        rng = np.random.default_rng(seed)
+        m = min(n, max(nlist, ivf.SAMPLE_PER_LIST * nlist))
+        sample = words[np.sort(rng.choice(n, size=m, replace=False))]
+        centroids = ivf.fit_centroids(sample, bits=self.bits, nlist=nlist, seed=seed)
+        self._layout(centroids, refit=True, live=(live_ids, words))
+
+    def _layout(self, centroids: np.ndarray, *, refit: bool, live=None) -> None:
+        """Rewrite the rows grouped by list (each list in id order); dead rows are dropped."""
+        live_ids, words = self._live_rows() if live is None else live
+        n = len(live_ids)
+        cols = np.ascontiguousarray(words.T)
+        if refit or self.offsets is None:
+            lists = kernels.nearest_centroids(cols, centroids, backend=self.backend)
+        else:
+            # rows keep their lists: main rows by their offsets, tail rows by tail_lists
+            old_rows = self._rows_in_id_order()
+            old_rows = old_rows[self.alive[old_rows]]
+            row_list = np.empty(self.size, dtype=np.int32)
+            row_list[: self.main] = np.repeat(np.arange(self.nlist, dtype=np.int32), np.diff(self.offsets))
+            row_list[self.main : self.size] = self.tail_lists
+            lists = row_list[old_rows]
+        order = np.lexsort((live_ids, lists))  # by list, then id
+        nlist = len(centroids)
+        cap = max(_MIN_CAPACITY, 2 * n)
+        self.cols = np.zeros((self.n_words, cap), dtype=np.uint64)
+        self.cols[:, :n] = cols[:, order]
+        del cols
+        self.ids = np.zeros(cap, dtype=np.int64)
+        self.ids[:n] = live_ids[order]
+        self.alive = np.zeros(cap, dtype=bool)
+        self.alive[:n] = True
+        self.perm = np.zeros(cap, dtype=np.int32)
+        self.perm[:n] = np.argsort(self.ids[:n], kind="stable")
+        self.offsets = np.zeros(nlist + 1, dtype=np.int64)
+        np.cumsum(np.bincount(lists, minlength=nlist), out=self.offsets[1:])
+        self.centroids = centroids
+        self.main = self.size = self.n_alive = n
+        self.tail_lists = np.zeros(0, dtype=np.int32)
+        if refit:
+            self.fitted_on = n
+
+    # -- lookups -----------------------------------------------------------------------
+
+    def rows_of(self, ids) -> tuple[np.ndarray, np.ndarray]:
+        """(rows int64 [m], found bool [m]) of record ids; a row is only meaningful where found."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if self.size == 0:
+            return np.zeros(len(ids), dtype=np.int64), np.zeros(len(ids), dtype=bool)
+        if self.perm is not None:
+            sorter = self.perm[: self.size]
+            k = np.searchsorted(self.ids[: self.size], ids, sorter=sorter)
+            k = np.minimum(k, self.size - 1)
+            rows = sorter[k].astype(np.int64)
+        else:
+            rows = np.minimum(np.searchsorted(self.ids[: self.size], ids), self.size - 1)
+        found = (self.ids[rows] == ids) & self.alive[rows]
+        return rows, found
 
     def remove(self, ids) -> int:
-        removed = 0
-        for i in ids:
-            p = self._pos.pop(int(i), None)
-            if p is not None:
-                self.alive[p] = False
-                removed += 1
-        self.n_alive -= removed
-        if self.size > 1024 and self.n_alive < self.size // 2:
+        rows, found = self.rows_of(ids)
+        rows = np.unique(rows[found])
+        self.alive[rows] = False
+        self.n_alive -= len(rows)
+        if self.size > _MIN_CAPACITY and self.n_alive < self.size // 2:
             self._compact()
-        return removed
+        return len(rows)
 
     def _compact(self) -> None:
-        keep = np.flatnonzero(self.alive[: self.size])
-        self.codes = self.codes[keep].copy()
-        self.ids = self.ids[keep].copy()
-        self.alive = np.ones(len(keep), dtype=bool)
-        self.size = len(keep)
-        self._pos = {i: p for p, i in enumerate(self.ids.tolist())}
+        if self.is_ivf:
+            self._layout(self.centroids, refit=False)
+            return
+        live_ids, words = self._live_rows()
+        self._reset()
+        self.add(live_ids, words)
 
     def replace_all(self, ids: np.ndarray, code_words: np.ndarray) -> None:
-        self.__init__(self.n_words)
+        self._reset()
         self.add(ids, code_words)
 
-    def search(self, query_words: np.ndarray, k: int, *, allowed: np.ndarray | None = None):
-        """(ids int64 [<=k], distances uint32 [<=k]) of the nearest live codes.
-
-        ``allowed`` is an optional bool mask [size] that further restricts rows.
-        """
-        dist = hamming_distances(query_words, self.codes[: self.size])
-        mask = self.alive[: self.size]
-        if allowed is not None:
-            mask = mask & allowed
-        if not mask.all():
-            rows = np.flatnonzero(mask)
-            dist, ids = dist[rows], self.ids[rows]
-        else:
-            ids = self.ids[: self.size]
-        pos = topk_by_distance(dist, ids, k)
-        return ids[pos], dist[pos]
-
     def live_ids(self) -> np.ndarray:
-        """Ids of live rows, in row order."""
-        return self.ids[: self.size][self.alive[: self.size]]
+        """Ids of live rows, in increasing id order."""
+        rows = self._rows_in_id_order()
+        return self.ids[rows[self.alive[rows]]]
 
     def codes_of(self, ids) -> np.ndarray:
         """Packed uint8 codes [len(ids), words * 8] of live ids (padding bytes included)."""
-        rows = np.fromiter((self._pos[int(i)] for i in ids), dtype=np.int64, count=len(ids))
-        return np.ascontiguousarray(self.codes[rows]).view(np.uint8)
+        rows, found = self.rows_of(ids)
+        if not found.all():
+            missing = np.asarray(ids, dtype=np.int64).reshape(-1)[~found][:5].tolist()
+            raise KeyError(f"ids not in this namespace: {missing}")
+        return np.ascontiguousarray(self.cols[:, rows].T).view(np.uint8)
 
     def mask_for(self, ids) -> np.ndarray:
+        """bool [size]: True at the rows of the given (live) ids."""
         m = np.zeros(self.size, dtype=bool)
-        for i in ids:
-            p = self._pos.get(int(i))
-            if p is not None:
-                m[p] = True
+        rows, found = self.rows_of(ids)
+        m[rows[found]] = True
         return m
+
+    # -- search ------------------------------------------------------------------------
+
+    def search_batch(self, query_words: np.ndarray, k: int, *, allowed: np.ndarray | None = None,
+                     nprobe: int | None = None, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest live rows of queries uint64 [q, w]: (ids int64 [q, k], dist int32 [q, k]), padded with -1.
+
+        Args:
+            query_words: uint64 [n_queries, n_words].
+            k: candidates per query.
+            allowed: optional bool mask [size] that further restricts rows (a
+                filtered search; always scanned exhaustively).
+            nprobe: IVF lists probed (default ``ivf.default_nprobe``).
+            exact: scan every row even with an IVF.
+        """
+        query_words = np.ascontiguousarray(query_words, dtype=np.uint64)
+        # full-capacity arrays (C-contiguous for the kernels) with the scan limited to [0, size)
+        cols, ids = self.cols, self.ids
+        mask = None
+        if self.n_alive < self.size:
+            mask = self.alive
+        if allowed is not None:
+            mask = np.zeros(len(ids), dtype=bool)
+            mask[: self.size] = allowed & self.alive[: self.size]
+        if not self.is_ivf or exact or allowed is not None:
+            return kernels.hamming_topk(query_words, cols, ids, k, bits=self.bits, mask=mask, hi=self.size,
+                                        backend=self.backend)
+        nprobe = ivf.default_nprobe(self.nlist) if nprobe is None else nprobe
+        starts, ends, ptr = [], [], [0]
+        for q in query_words:
+            lists = np.sort(ivf.probe(self.centroids, q, nprobe))
+            starts.append(self.offsets[lists])
+            ends.append(self.offsets[lists + 1])
+            if self.size > self.main:
+                starts.append(np.array([self.main]))
+                ends.append(np.array([self.size]))
+            ptr.append(ptr[-1] + len(lists) + (self.size > self.main))
+        return kernels.hamming_topk_segments(
+            query_words, cols, ids, k, bits=self.bits, starts=np.concatenate(starts), ends=np.concatenate(ends),
+            seg_ptr=np.asarray(ptr, dtype=np.int64), mask=mask, backend=self.backend,
+        )
+
+    def search(self, query_words: np.ndarray, k: int, *, allowed: np.ndarray | None = None,
+               nprobe: int | None = None, exact: bool = False):
+        """(ids int64 [<=k], distances uint32 [<=k]) of the nearest live codes to one query uint64 [w]."""
+        ids, dist = self.search_batch(np.asarray(query_words)[None, :], k, allowed=allowed, nprobe=nprobe,
+                                      exact=exact)
+        keep = ids[0] >= 0
+        return ids[0][keep], dist[0][keep].astype(np.uint32)
+
+    def nbytes(self) -> int:
+        """Bytes of the arrays' used rows (what a row costs in RAM, without spare capacity)."""
+        per_row = 8 * self.n_words + 8 + 1 + (4 if self.perm is not None else 0)
+        extra = 0 if self.centroids is None else self.centroids.nbytes + self.offsets.nbytes + self.tail_lists.nbytes
+        return per_row * self.size + extra
 
 
 class HammingIndex:
-    """Namespace → NamespaceIndex. Namespaces are hard partitions."""
+    """Namespace → NamespaceIndex. Namespaces are hard partitions.
 
-    def __init__(self, bits: int) -> None:
+    Args:
+        bits: code length.
+        ivf_min_rows: live rows of a namespace from which its IVF is built (None: never).
+        nprobe: IVF lists a query probes (None: ``ivf.default_nprobe``).
+        backend: kernel backend (``auto``: numba when installed, else numpy).
+    """
+
+    def __init__(self, bits: int, *, ivf_min_rows: int | None = IVF_MIN_ROWS, nprobe: int | None = None,
+                 backend: kernels.Backend = "auto") -> None:
         self.bits = bits
         self.n_words = -(-bits // 64)
+        self.ivf_min_rows = ivf_min_rows
+        self.nprobe = nprobe
+        self.backend = backend
         self.spaces: dict[str, NamespaceIndex] = {}
 
     def __len__(self) -> int:
         return sum(s.n_alive for s in self.spaces.values())
 
     def add(self, namespace: str, ids, codes: np.ndarray) -> None:
+        """Add packed uint8 codes [n, bits / 8] with their ids (increasing) to a namespace."""
         space = self.spaces.get(namespace)
         if space is None:
-            space = self.spaces[namespace] = NamespaceIndex(self.n_words)
+            space = self.spaces[namespace] = NamespaceIndex(
+                self.n_words, self.bits, ivf_min_rows=self.ivf_min_rows, backend=self.backend
+            )
         space.add(np.asarray(ids, dtype=np.int64), to_words(codes))
 
     def remove(self, namespace: str, ids) -> None:
         if namespace in self.spaces:
             self.spaces[namespace].remove(ids)
 
-    def search(self, namespace: str, query_code: np.ndarray, k: int, *, allowed_ids=None):
+    def search(self, namespace: str, query_code: np.ndarray, k: int, *, allowed_ids=None,
+               nprobe: int | None = None, exact: bool = False):
         """Nearest ids and Hamming distances in one namespace; empty for an unknown one."""
         space = self.spaces.get(namespace)
         if space is None or space.n_alive == 0:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint32)
-        qw = to_words(query_code[None, :])[0]
+        qw = to_words(np.asarray(query_code)[None, :])[0]
         allowed = None if allowed_ids is None else space.mask_for(allowed_ids)
-        return space.search(qw, k, allowed=allowed)
+        return space.search(qw, k, allowed=allowed, nprobe=self.nprobe if nprobe is None else nprobe, exact=exact)

@@ -1,0 +1,100 @@
+"""Inverted lists over binary codes: k-majority centroids in Hamming space, probe the nearest lists.
+
+An IVF partitions the codes of a namespace into ``nlist`` lists, one per
+centroid; a query scans only the ``nprobe`` lists whose centroids are nearest
+to it in Hamming distance. Centroids are binary codes themselves, fitted by
+k-majority (Lloyd's k-means with the Hamming distance: assign each code to its
+nearest centroid, then set each centroid bit to the majority bit of its
+members), so everything is computed from the codes already in RAM: opening a
+store needs no vectors and nothing is persisted beyond the codes.
+
+Why not centroids of the dequantized int8 vectors with hnswlib as the coarse
+quantizer (the other candidate)? Measured in ``docs/scale.md``: the target is
+the exact *Hamming* top-C, which Hamming-space lists follow more closely; the
+coarse search over a few thousand binary centroids costs microseconds with the
+popcount kernel, below the per-call overhead of an hnswlib query; and vector
+centroids would need every int8 vector read from disk at open.
+
+What it does not do: hold the codes or answer queries (``index``); it only fits
+centroids and probes them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import kernels
+
+KMAJORITY_ITERATIONS = 8
+SAMPLE_PER_LIST = 64
+
+
+def default_nlist(n: int) -> int:
+    """Lists for n codes: the power of two nearest to 2·sqrt(n), at least 16 (1M → 2048, 10M → 8192)."""
+    return max(16, 1 << round(np.log2(2.0 * np.sqrt(max(n, 1)))))
+
+
+def default_nprobe(nlist: int) -> int:
+    """Lists probed by default: 1/16 of them, at least 8 (chosen in docs/scale.md for recall >= 0.95)."""
+    return max(8, nlist // 16)
+
+
+def _majority(sample_rows: np.ndarray, assign: np.ndarray, nlist: int, bits: int, rng) -> np.ndarray:
+    """New centroids uint64 [nlist, w]: per list the majority of each bit; empty lists get a random sample."""
+    unpacked = np.unpackbits(sample_rows.view(np.uint8), axis=-1, count=bits)  # [m, bits]
+    counts = np.bincount(assign, minlength=nlist)  # [nlist]
+    sums = np.zeros((nlist, bits), dtype=np.int32)
+    np.add.at(sums, assign, unpacked)
+    major = (2 * sums > counts[:, None]).astype(np.uint8)  # [nlist, bits]
+    empty = np.flatnonzero(counts == 0)
+    if len(empty):
+        major[empty] = unpacked[rng.choice(len(unpacked), size=len(empty), replace=len(empty) > len(unpacked))]
+    packed = np.packbits(major, axis=-1)
+    return kernels.to_words(packed)
+
+
+def fit_centroids(
+    rows: np.ndarray,
+    *,
+    bits: int,
+    nlist: int,
+    iterations: int = KMAJORITY_ITERATIONS,
+    seed: int = 0,
+) -> np.ndarray:
+    """k-majority centroids of sample codes.
+
+    Args:
+        rows: uint64 [m, w] row-major sample codes (m >= nlist).
+        bits: code length.
+        nlist: number of centroids.
+        iterations: assignment / majority rounds.
+        seed: seed of the initial centroids (a random subset of the sample).
+
+    Returns:
+        uint64 [nlist, w] centroid codes, row-major.
+    """
+    rows = np.ascontiguousarray(rows, dtype=np.uint64)
+    if len(rows) < nlist:
+        raise ValueError(f"k-majority needs at least nlist={nlist} sample codes, got {len(rows)}")
+    rng = np.random.default_rng(seed)
+    centroids = rows[np.sort(rng.choice(len(rows), size=nlist, replace=False))].copy()
+    cols = np.ascontiguousarray(rows.T)
+    for _ in range(iterations):
+        assign = kernels.nearest_centroids(cols, centroids)
+        centroids = _majority(rows, assign, nlist, bits, rng)
+    return centroids
+
+
+def probe(centroids: np.ndarray, query: np.ndarray, nprobe: int) -> np.ndarray:
+    """The nprobe lists nearest to a query uint64 [w], by (distance, list index)."""
+    d = np.zeros(len(centroids), dtype=np.int32)
+    for w in range(centroids.shape[1]):
+        d += np.bitwise_count(centroids[:, w] ^ query[w])
+    nprobe = min(nprobe, len(centroids))
+    if nprobe < len(centroids):
+        kth = np.partition(d, nprobe - 1)[nprobe - 1]
+        cand = np.flatnonzero(d <= kth)
+    else:
+        cand = np.arange(len(centroids))
+    order = np.lexsort((cand, d[cand]))[:nprobe]
+    return cand[order]

@@ -1,0 +1,479 @@
+"""Hamming top-k kernels over column-major 64-bit code words: a numba path and a numpy fallback.
+
+Layout: a code matrix is ``cols`` uint64 [n_words, n]: word w of every code in
+one contiguous row (column-major codes), so the popcount loop runs over
+consecutive words and vectorizes (AVX-512 ``vpopcntq`` where the CPU has it).
+A packed uint8 code [bits / 8] becomes its words by zero padding to a multiple
+of 8 bytes and viewing as native-endian uint64 (``to_words``); padding bits are
+zero on both sides and never count. Queries are row-major uint64 [n_queries,
+n_words].
+
+Order: the k nearest are ordered by (distance, id); ties at the k-th distance
+go to the smallest ids. Every backend gives exactly the same answer. Results
+are ``(ids int64 [n_queries, k], dist int32 [n_queries, k])``; when fewer than k
+rows qualify, the tail is padded with id ``-1`` and distance ``PAD_DISTANCE``.
+
+Selection, not counting, is the costly part of a top-k scan, so the numba kernel
+never sorts distances: each worker keeps a histogram of the distances it
+accepted and the running bound D (the k-th smallest accepted distance), and
+keeps only rows with distance <= D in a small buffer. Distances are small
+integers (<= bits), so D only moves down and settles after a few thousand rows.
+
+Backends:
+- ``numba``: compiled, multithreaded (numba's threads; set ``NUMBA_NUM_THREADS``).
+- ``numpy``: ``np.bitwise_count`` and ``np.argpartition``; no compiler needed.
+- ``auto``: numba when importable, else numpy.
+
+What it does not do: own the codes (``index``), choose lists (``ivf``).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Literal
+
+import numpy as np
+
+Backend = Literal["auto", "numba", "numpy"]
+PAD_DISTANCE = np.iinfo(np.int32).max
+_BLOCK = 1024  # rows per block in the compiled scan: 8 KiB per word column
+
+
+def to_words(codes: np.ndarray) -> np.ndarray:
+    """Packed uint8 codes [n, nbytes] → uint64 [n, ceil(nbytes / 8)] (row-major), zero padded."""
+    codes = np.ascontiguousarray(codes, dtype=np.uint8)
+    if codes.ndim != 2:
+        raise ValueError(f"codes must be a 2-d uint8 array [n, nbytes], got shape {codes.shape}")
+    n, nb = codes.shape
+    words = -(-nb // 8)
+    if nb != words * 8:
+        padded = np.zeros((n, words * 8), dtype=np.uint8)
+        padded[:, :nb] = codes
+        codes = padded
+    return codes.view(np.uint64).reshape(n, words)
+
+
+def from_words(words: np.ndarray, nbytes: int) -> np.ndarray:
+    """Row-major uint64 [n, w] → packed uint8 [n, nbytes] (drops the zero padding)."""
+    words = np.ascontiguousarray(words, dtype=np.uint64)
+    return words.view(np.uint8).reshape(len(words), -1)[:, :nbytes].copy()
+
+
+# -- numpy reference path ------------------------------------------------------------------
+
+
+def distances_numpy(cols: np.ndarray, query: np.ndarray, lo: int = 0, hi: int | None = None) -> np.ndarray:
+    """Hamming distances int32 [hi - lo] of one query uint64 [w] to rows lo:hi of cols [w, n]."""
+    hi = cols.shape[1] if hi is None else hi
+    out = np.zeros(hi - lo, dtype=np.int32)
+    for w in range(cols.shape[0]):
+        out += np.bitwise_count(cols[w, lo:hi] ^ query[w])
+    return out
+
+
+def select_topk(dist: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k entries smallest by (distance, id), in that order: (ids int64 [<=k], dist int32 [<=k])."""
+    n = len(dist)
+    if n > k:
+        kth = np.partition(dist, k - 1)[k - 1]
+        below = np.flatnonzero(dist < kth)
+        at = np.flatnonzero(dist == kth)
+        at = at[np.argsort(ids[at], kind="stable")[: k - len(below)]]
+        pos = np.concatenate([below, at])
+    else:
+        pos = np.arange(n)
+    order = np.lexsort((ids[pos], dist[pos]))
+    pos = pos[order]
+    return ids[pos].astype(np.int64), dist[pos].astype(np.int32)
+
+
+def _topk_numpy(cols, ids, mask, queries, k, starts, ends, seg_ptr):
+    nq = len(queries)
+    out_ids = np.full((nq, k), -1, dtype=np.int64)
+    out_d = np.full((nq, k), PAD_DISTANCE, dtype=np.int32)
+    for q in range(nq):
+        segs = range(seg_ptr[q], seg_ptr[q + 1])
+        if not len(segs):
+            continue
+        d = np.concatenate([distances_numpy(cols, queries[q], starts[s], ends[s]) for s in segs])
+        rows = np.concatenate([np.arange(starts[s], ends[s]) for s in segs])
+        if mask is not None:
+            keep = mask[rows]
+            d, rows = d[keep], rows[keep]
+        i, dd = select_topk(d, ids[rows], k)
+        out_ids[q, : len(i)] = i
+        out_d[q, : len(i)] = dd
+    return out_ids, out_d
+
+
+# -- compiled path -------------------------------------------------------------------------
+
+
+@functools.cache
+def _numba_kernels():
+    """Compile (once per process; cached on disk by numba) and return the numba kernels."""
+    import numba as nb
+    from numba import prange, types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def popcount64(typingctx, x):
+        sig = types.uint64(types.uint64)
+
+        def codegen(context, builder, signature, args):
+            return builder.ctpop(args[0])
+
+        return sig, codegen
+
+    jit = functools.partial(nb.njit, nogil=True, cache=True, fastmath=False, error_model="numpy")
+
+    @jit
+    def block_distances(cols, q, b0, m, tmp):
+        for i in range(m):
+            tmp[i] = 0
+        for w in range(cols.shape[0]):
+            qw = q[w]
+            for i in range(m):
+                tmp[i] += popcount64(cols[w, b0 + i] ^ qw)
+
+    @jit
+    def compact(buf_d, buf_i, nbuf, hist, state, k):
+        # state = [D, count(d < D), tie_max_id]; keep d < D, and ties at D with the smallest ids
+        D = state[0]
+        j = 0
+        for e in range(nbuf):
+            if buf_d[e] < D or (buf_d[e] == D and buf_i[e] <= state[2]):
+                buf_d[j] = buf_d[e]
+                buf_i[j] = buf_i[e]
+                j += 1
+        nbuf = j
+        ties = 0
+        for e in range(nbuf):
+            if buf_d[e] == D:
+                ties += 1
+        need = k - state[1]
+        if ties > need and 2 * nbuf > len(buf_d):
+            # too many ties at D to fit: keep only the `need` smallest ids among them
+            tie_ids = np.empty(ties, np.int64)
+            t = 0
+            for e in range(nbuf):
+                if buf_d[e] == D:
+                    tie_ids[t] = buf_i[e]
+                    t += 1
+            tie_ids.sort()
+            limit = tie_ids[need - 1]
+            j = 0
+            for e in range(nbuf):
+                if buf_d[e] < D or buf_i[e] <= limit:
+                    buf_d[j] = buf_d[e]
+                    buf_i[j] = buf_i[e]
+                    j += 1
+            nbuf = j
+            hist[D] = need
+            state[2] = limit
+        return nbuf
+
+    @jit
+    def accept(d, row_id, buf_d, buf_i, nbuf, hist, state, k):
+        # precondition: d <= state[0] (and, when d == D, row_id <= tie_max_id)
+        if nbuf == len(buf_d):
+            nbuf = compact(buf_d, buf_i, nbuf, hist, state, k)
+            if not (d < state[0] or (d == state[0] and row_id <= state[2])):
+                return nbuf
+        buf_d[nbuf] = d
+        buf_i[nbuf] = row_id
+        nbuf += 1
+        hist[d] += 1
+        if d < state[0]:
+            state[1] += 1
+            while state[1] >= k:
+                state[0] -= 1
+                state[1] -= hist[state[0]]
+                state[2] = 9223372036854775807
+        return nbuf
+
+    @jit
+    def scan(cols, ids, mask, has_mask, q, lo, hi, k, tmp, buf_d, buf_i, nbuf, hist, state):
+        for b0 in range(lo, hi, _BLOCK):
+            m = min(_BLOCK, hi - b0)
+            block_distances(cols, q, b0, m, tmp)
+            for i in range(m):
+                d = tmp[i]
+                if d <= state[0]:
+                    if has_mask and not mask[b0 + i]:
+                        continue
+                    row_id = ids[b0 + i]
+                    if d == state[0] and row_id > state[2]:
+                        continue
+                    nbuf = accept(d, row_id, buf_d, buf_i, nbuf, hist, state, k)
+        return nbuf
+
+    @jit
+    def finish(buf_d, buf_i, nbuf, k, out_i, out_d):
+        # sort the buffer by (distance, id) and write the first k
+        order = np.argsort(buf_i[:nbuf], kind="mergesort")
+        d_sorted = buf_d[:nbuf][order]
+        order2 = np.argsort(d_sorted, kind="mergesort")
+        n_out = min(k, nbuf)
+        for j in range(n_out):
+            e = order[order2[j]]
+            out_i[j] = buf_i[e]
+            out_d[j] = buf_d[e]
+
+    @jit(parallel=True)
+    def topk_segments(cols, ids, mask, has_mask, queries, k, bits, starts, ends, seg_ptr, n_parts):
+        """Each (query, part) task scans its share of the query's segments; parts merge after."""
+        nq = queries.shape[0]
+        cap = max(2 * k, k + 2 * _BLOCK)
+        part_i = np.full((nq, n_parts, k), -1, np.int64)
+        part_d = np.full((nq, n_parts, k), 2147483647, np.int32)
+        for task in prange(nq * n_parts):
+            q = task // n_parts
+            p = task % n_parts
+            total = 0
+            for s in range(seg_ptr[q], seg_ptr[q + 1]):
+                total += ends[s] - starts[s]
+            # this part's rows: [p * total // n_parts, (p + 1) * total // n_parts) of the concatenation
+            r0 = p * total // n_parts
+            r1 = (p + 1) * total // n_parts
+            tmp = np.empty(_BLOCK, np.int32)
+            buf_d = np.empty(cap, np.int32)
+            buf_i = np.empty(cap, np.int64)
+            hist = np.zeros(bits + 2, np.int64)
+            state = np.array([bits, 0, 9223372036854775807], np.int64)
+            nbuf = 0
+            seen = 0
+            for s in range(seg_ptr[q], seg_ptr[q + 1]):
+                a = starts[s]
+                b = ends[s]
+                lo = max(a, a + r0 - seen)
+                hi = min(b, a + r1 - seen)
+                seen += b - a
+                if lo < hi:
+                    nbuf = scan(cols, ids, mask, has_mask, queries[q], lo, hi, k, tmp,
+                                buf_d, buf_i, nbuf, hist, state)
+            finish(buf_d, buf_i, nbuf, k, part_i[q, p], part_d[q, p])
+        return part_i, part_d
+
+    @jit(parallel=True)
+    def topk_blocked(cols, ids, mask, has_mask, queries, k, bits, lo, hi, n_groups):
+        """Brute force for a batch: each worker takes a group of queries and walks all rows once,
+        block by block, scoring the block against every query of its group (the block stays in cache)."""
+        nq = queries.shape[0]
+        cap = max(2 * k, k + 2 * _BLOCK)
+        out_i = np.full((nq, k), -1, np.int64)
+        out_d = np.full((nq, k), 2147483647, np.int32)
+        for g in prange(n_groups):
+            q0 = g * nq // n_groups
+            q1 = (g + 1) * nq // n_groups
+            nqg = q1 - q0
+            tmp = np.empty(_BLOCK, np.int32)
+            buf_d = np.empty((nqg, cap), np.int32)
+            buf_i = np.empty((nqg, cap), np.int64)
+            hist = np.zeros((nqg, bits + 2), np.int64)
+            state = np.empty((nqg, 3), np.int64)
+            nbuf = np.zeros(nqg, np.int64)
+            for j in range(nqg):
+                state[j, 0] = bits
+                state[j, 1] = 0
+                state[j, 2] = 9223372036854775807
+            for b0 in range(lo, hi, _BLOCK):
+                b1 = min(b0 + _BLOCK, hi)
+                for j in range(nqg):
+                    nbuf[j] = scan(cols, ids, mask, has_mask, queries[q0 + j], b0, b1, k, tmp,
+                                   buf_d[j], buf_i[j], nbuf[j], hist[j], state[j])
+            for j in range(nqg):
+                finish(buf_d[j], buf_i[j], nbuf[j], k, out_i[q0 + j], out_d[q0 + j])
+        return out_i, out_d
+
+    @jit(parallel=True)
+    def nearest_centroid(cols, centroid_rows, lo, hi, out):
+        """out[r] = index of the centroid (row-major uint64 [c, w]) nearest to row lo + r; ties → lowest."""
+        n = hi - lo
+        c = centroid_rows.shape[0]
+        n_blocks = (n + _BLOCK - 1) // _BLOCK
+        for blk in prange(n_blocks):
+            b0 = lo + blk * _BLOCK
+            m = min(_BLOCK, hi - b0)
+            tmp = np.empty(_BLOCK, np.int32)
+            best = np.full(_BLOCK, 2147483647, np.int32)
+            arg = np.zeros(_BLOCK, np.int32)
+            for j in range(c):
+                block_distances(cols, centroid_rows[j], b0, m, tmp)
+                for i in range(m):
+                    if tmp[i] < best[i]:
+                        best[i] = tmp[i]
+                        arg[i] = j
+            for i in range(m):
+                out[b0 - lo + i] = arg[i]
+
+    return {
+        "topk_segments": topk_segments,
+        "topk_blocked": topk_blocked,
+        "nearest_centroid": nearest_centroid,
+        "num_threads": nb.get_num_threads(),
+    }
+
+
+@functools.cache
+def numba_available() -> bool:
+    """Whether the compiled path can be used (numba importable and not disabled)."""
+    if os.environ.get("HASHMEM_KERNEL", "").lower() == "numpy":
+        return False
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def resolve_backend(backend: Backend) -> str:
+    """The backend ``auto`` stands for here: ``numba`` when available, else ``numpy``."""
+    if backend == "auto":
+        return "numba" if numba_available() else "numpy"
+    if backend == "numba":
+        if not numba_available():
+            raise ImportError("the numba kernel needs numba: `pip install 'hashmem[fast]'` or numba>=0.60")
+        return "numba"
+    if backend == "numpy":
+        return "numpy"
+    raise ValueError(f"kernel backend {backend!r} is not supported; use auto, numba or numpy")
+
+
+def _check(cols, ids, mask, queries, k):
+    if cols.dtype != np.uint64 or cols.ndim != 2:
+        raise ValueError(f"cols must be uint64 [n_words, n], got {cols.dtype} {cols.shape}")
+    if queries.dtype != np.uint64 or queries.ndim != 2 or queries.shape[1] != cols.shape[0]:
+        raise ValueError(f"queries must be uint64 [n_queries, {cols.shape[0]}], got {queries.dtype} {queries.shape}")
+    if ids.shape != (cols.shape[1],):
+        raise ValueError(f"ids must have shape ({cols.shape[1]},), got {ids.shape}")
+    if mask is not None and mask.shape != (cols.shape[1],):
+        raise ValueError(f"mask must have shape ({cols.shape[1]},), got {mask.shape}")
+    if k <= 0:
+        raise ValueError(f"k must be positive, got {k}")
+
+
+def hamming_topk(
+    queries: np.ndarray,
+    cols: np.ndarray,
+    ids: np.ndarray,
+    k: int,
+    *,
+    bits: int,
+    mask: np.ndarray | None = None,
+    lo: int = 0,
+    hi: int | None = None,
+    backend: Backend = "auto",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k by Hamming distance over rows lo:hi, ties by id.
+
+    Args:
+        queries: uint64 [n_queries, n_words] (row-major query words, see ``to_words``).
+        cols: uint64 [n_words, n] column-major code words.
+        ids: int64 [n] non-negative record ids of the rows.
+        k: how many to return per query.
+        bits: code length (an upper bound of every distance).
+        mask: optional bool [n]; rows where it is False are skipped.
+        lo, hi: the row range to scan (default: all).
+        backend: ``auto``, ``numba`` or ``numpy``.
+
+    Returns:
+        (ids int64 [n_queries, k], dist int32 [n_queries, k]) ordered by (dist, id),
+        padded with -1 / ``PAD_DISTANCE``.
+    """
+    hi = cols.shape[1] if hi is None else hi
+    _check(cols, ids, mask, queries, k)
+    nq = len(queries)
+    if resolve_backend(backend) == "numpy" or nq == 0:
+        ptr = np.arange(nq + 1, dtype=np.int64)
+        return _topk_numpy(cols, ids, mask, queries, k, np.full(nq, lo), np.full(nq, hi), ptr)
+    kern = _numba_kernels()
+    threads = kern["num_threads"]
+    m = mask if mask is not None else np.ones(1, dtype=np.bool_)
+    if nq >= threads:
+        return kern["topk_blocked"](cols, ids, m, mask is not None, queries, k, bits, lo, hi, threads)
+    parts = max(1, min(threads // nq, (hi - lo) // (4 * _BLOCK)))
+    ptr = np.arange(nq + 1, dtype=np.int64)
+    pi, pd = kern["topk_segments"](cols, ids, m, mask is not None, queries, k, bits,
+                                   np.full(nq, lo, np.int64), np.full(nq, hi, np.int64), ptr, parts)
+    return _merge_parts(pi, pd, k)
+
+
+def hamming_topk_segments(
+    queries: np.ndarray,
+    cols: np.ndarray,
+    ids: np.ndarray,
+    k: int,
+    *,
+    bits: int,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    seg_ptr: np.ndarray,
+    mask: np.ndarray | None = None,
+    backend: Backend = "auto",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k of each query over its own row segments (the lists an IVF probes).
+
+    Args:
+        queries, cols, ids, k, bits, mask, backend: as in ``hamming_topk``.
+        starts, ends: int64 [n_segments] row ranges ``starts[s]:ends[s]``.
+        seg_ptr: int64 [n_queries + 1]; query q scans segments ``seg_ptr[q]:seg_ptr[q + 1]``.
+
+    Returns:
+        As ``hamming_topk``.
+    """
+    _check(cols, ids, mask, queries, k)
+    nq = len(queries)
+    starts = np.ascontiguousarray(starts, dtype=np.int64)
+    ends = np.ascontiguousarray(ends, dtype=np.int64)
+    seg_ptr = np.ascontiguousarray(seg_ptr, dtype=np.int64)
+    if len(seg_ptr) != nq + 1:
+        raise ValueError(f"seg_ptr must have n_queries + 1 = {nq + 1} entries, got {len(seg_ptr)}")
+    if resolve_backend(backend) == "numpy" or nq == 0:
+        return _topk_numpy(cols, ids, mask, queries, k, starts, ends, seg_ptr)
+    kern = _numba_kernels()
+    threads = kern["num_threads"]
+    rows = int((ends - starts).sum()) // max(nq, 1)
+    parts = 1 if nq >= threads else max(1, min(threads // nq, rows // (4 * _BLOCK)))
+    m = mask if mask is not None else np.ones(1, dtype=np.bool_)
+    pi, pd = kern["topk_segments"](cols, ids, m, mask is not None, queries, k, bits, starts, ends, seg_ptr, parts)
+    return _merge_parts(pi, pd, k)
+
+
+def _merge_parts(pi: np.ndarray, pd: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """[nq, parts, k] per-part results → [nq, k] by (dist, id)."""
+    nq, parts, _ = pi.shape
+    if parts == 1:
+        return pi[:, 0], pd[:, 0]
+    fi = pi.reshape(nq, parts * k)
+    fd = pd.reshape(nq, parts * k)
+    # padding (-1, PAD) must sort last: key on (dist, id) with -1 ids only at PAD distance
+    order = np.lexsort((np.where(fi < 0, np.iinfo(np.int64).max, fi), fd), axis=-1)[:, :k]
+    return np.take_along_axis(fi, order, axis=1), np.take_along_axis(fd, order, axis=1)
+
+
+def nearest_centroids(
+    cols: np.ndarray,
+    centroids: np.ndarray,
+    *,
+    lo: int = 0,
+    hi: int | None = None,
+    backend: Backend = "auto",
+) -> np.ndarray:
+    """Index int32 [hi - lo] of the nearest centroid (row-major uint64 [c, w]) of each row; ties → lowest index."""
+    hi = cols.shape[1] if hi is None else hi
+    centroids = np.ascontiguousarray(centroids, dtype=np.uint64)
+    out = np.empty(hi - lo, dtype=np.int32)
+    if hi <= lo:
+        return out
+    if resolve_backend(backend) == "numba":
+        _numba_kernels()["nearest_centroid"](cols, centroids, lo, hi, out)
+        return out
+    best = np.full(hi - lo, np.iinfo(np.int32).max, dtype=np.int32)
+    for j in range(len(centroids)):
+        d = distances_numpy(cols, centroids[j], lo, hi)
+        better = d < best
+        best[better] = d[better]
+        out[better] = j
+    return out

@@ -1,0 +1,125 @@
+"""Popcount top-k kernels against a plain-Python reference, tie-aware, for every backend."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from memory import kernels
+
+BACKENDS = ["numpy", pytest.param("numba", marks=pytest.mark.skipif(not kernels.numba_available(),
+                                                                    reason="numba not installed"))]
+
+
+def reference_topk(codes: np.ndarray, ids: np.ndarray, query: np.ndarray, k: int, alive=None):
+    """Plain Python: popcount of XOR byte by byte, sorted by (distance, id)."""
+    pairs = []
+    for row, (code, i) in enumerate(zip(codes.tolist(), ids.tolist(), strict=True)):
+        if alive is not None and not alive[row]:
+            continue
+        d = sum(bin(a ^ b).count("1") for a, b in zip(code, query.tolist(), strict=True))
+        pairs.append((d, i))
+    pairs.sort()
+    return [i for _, i in pairs[:k]], [d for d, _ in pairs[:k]]
+
+
+def make(n, nbytes, seed, dup=True):
+    rng = np.random.default_rng(seed)
+    # few distinct bit patterns per byte → many equal distances (ties everywhere)
+    codes = rng.choice(np.array([0, 1, 3, 255], dtype=np.uint8), size=(n, nbytes))
+    if dup and n > 10:
+        codes[n // 3 : n // 3 + n // 10] = codes[0]
+    ids = rng.permutation(np.arange(0, 5 * n, 5, dtype=np.int64))  # unsorted, gaps
+    return codes, ids
+
+
+def cols_of(codes):
+    return np.ascontiguousarray(kernels.to_words(codes).T)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("nbytes", [1, 5, 8, 12, 32, 48])  # 8 bits … 384 bits, not multiples of 64
+@pytest.mark.parametrize("k", [1, 7, 64])
+@pytest.mark.parametrize("n_queries", [1, 3])
+def test_topk_matches_python_reference(backend, nbytes, k, n_queries):
+    codes, ids = make(600, nbytes, seed=nbytes * 31 + k)
+    queries = codes[[0, 5, 77][:n_queries]]
+    got_ids, got_d = kernels.hamming_topk(kernels.to_words(queries), cols_of(codes), ids, k, bits=8 * nbytes,
+                                          backend=backend)
+    for q in range(n_queries):
+        ref_ids, ref_d = reference_topk(codes, ids, queries[q], k)
+        assert got_ids[q].tolist() == ref_ids
+        assert got_d[q].tolist() == ref_d
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_mask_range_and_padding(backend):
+    codes, ids = make(3000, 32, seed=3)
+    rng = np.random.default_rng(0)
+    alive = rng.random(len(codes)) < 0.3
+    q = codes[10:11]
+    got_ids, got_d = kernels.hamming_topk(kernels.to_words(q), cols_of(codes), ids, 50, bits=256, mask=alive,
+                                          lo=100, hi=2500, backend=backend)
+    sub = np.zeros_like(alive)
+    sub[100:2500] = alive[100:2500]
+    ref_ids, ref_d = reference_topk(codes, ids, q[0], 50, alive=sub)
+    assert got_ids[0].tolist() == ref_ids and got_d[0].tolist() == ref_d
+    # fewer rows than k: the tail is padding
+    few = np.zeros_like(alive)
+    few[[4, 9]] = True
+    got_ids, got_d = kernels.hamming_topk(kernels.to_words(q), cols_of(codes), ids, 5, bits=256, mask=few,
+                                          backend=backend)
+    assert got_ids[0, 2:].tolist() == [-1, -1, -1]
+    assert (got_d[0, 2:] == kernels.PAD_DISTANCE).all()
+    assert sorted(got_ids[0, :2].tolist()) == sorted(ids[[4, 9]].tolist())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_all_identical_codes_ties_by_id(backend):
+    codes = np.full((5000, 16), 7, dtype=np.uint8)
+    ids = np.random.default_rng(1).permutation(5000).astype(np.int64) + 100
+    got_ids, got_d = kernels.hamming_topk(kernels.to_words(codes[:2]), cols_of(codes), ids, 400, bits=128,
+                                          backend=backend)
+    assert got_ids[0].tolist() == list(range(100, 500)) and (got_d == 0).all()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_segments_equal_reference(backend):
+    codes, ids = make(4000, 32, seed=9)
+    q = kernels.to_words(codes[[1, 2]])
+    starts = np.array([0, 1000, 3500, 200])
+    ends = np.array([300, 2000, 4000, 250])
+    ptr = np.array([0, 3, 4])
+    got_ids, got_d = kernels.hamming_topk_segments(q, cols_of(codes), ids, 30, bits=256, starts=starts, ends=ends,
+                                                   seg_ptr=ptr, backend=backend)
+    for qi, segs in enumerate([[0, 1, 2], [3]]):
+        sel = np.zeros(len(codes), dtype=bool)
+        for s in segs:
+            sel[starts[s] : ends[s]] = True
+        ref_ids, ref_d = reference_topk(codes, ids, codes[qi + 1], 30, alive=sel)
+        assert got_ids[qi].tolist() == ref_ids and got_d[qi].tolist() == ref_d
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_nearest_centroids(backend):
+    codes, _ = make(2000, 24, seed=4)
+    cents = kernels.to_words(codes[[5, 6, 7, 5]])  # a duplicate centroid: ties go to the lower index
+    got = kernels.nearest_centroids(cols_of(codes), cents, backend=backend)
+    d = np.stack([kernels.distances_numpy(cols_of(codes), c) for c in cents])
+    assert got.tolist() == np.argmin(d, axis=0).tolist()
+    assert 3 not in set(got.tolist())
+
+
+def test_bad_input_raises():
+    codes, ids = make(10, 8, seed=0)
+    with pytest.raises(ValueError, match="k must be positive"):
+        kernels.hamming_topk(kernels.to_words(codes[:1]), cols_of(codes), ids, 0, bits=64)
+    with pytest.raises(ValueError, match="queries must be uint64"):
+        kernels.hamming_topk(codes[:1], cols_of(codes), ids, 3, bits=64)
+    with pytest.raises(ValueError, match="not supported"):
+        kernels.resolve_backend("gpu")
+
+
+def test_word_round_trip():
+    codes, _ = make(5, 12, seed=2)
+    assert (kernels.from_words(kernels.to_words(codes), 12) == codes).all()
