@@ -107,15 +107,27 @@ def add(ctx, paths, namespace, meta, passage_tokens):
 @click.option("--candidates", type=int, default=None, callback=positive, help="Passages reranked with int8 vectors (default 100).")
 @click.option("--where", multiple=True, metavar="KEY=VALUE", help="Metadata equality filter (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--recall", "recall", is_flag=True, help="Also reconstruct each hit (see `hashmem recall`).")
 @click.pass_context
-def search(ctx, query, k, namespace, candidates, where, as_json):
+def search(ctx, query, k, namespace, candidates, where, as_json, recall=False):
     """Search the store for passages near QUERY."""
     if k <= 0:
         raise click.BadParameter(f"must be a positive integer, got {k}", param_hint="-k")
     with open_memory(ctx) as mem:
         hits = mem.search(query, k, namespace=namespace, candidates=candidates, where=parse_meta(where) or None)
+        recalled = None
+        if recall:
+            from .decode_cmds import recall_hits
+
+            recalled = recall_hits(mem, hits)
     if as_json:
-        click.echo(json.dumps([hit_dict(h) for h in hits], ensure_ascii=False))
+        rows = [hit_dict(h) for h in hits]
+        if recalled is not None:
+            from .decode_cmds import reconstruction_dict
+
+            for row, r in zip(rows, recalled, strict=True):
+                row["recall"] = reconstruction_dict(r)
+        click.echo(json.dumps(rows, ensure_ascii=False))
         return
     if not hits:
         click.echo("no hits")
@@ -124,6 +136,10 @@ def search(ctx, query, k, namespace, candidates, where, as_json):
         src = h.metadata.get("source", "")
         click.echo(f"{h.id:>8}  {h.score:.3f}  ham {h.hamming:>3}  {src}")
         click.echo(f"          {' '.join(h.hints)}")
+        if recalled is not None:
+            from .decode_cmds import format_reconstruction
+
+            click.echo(f"          {format_reconstruction(recalled[hits.index(h)])}")
 
 
 def hit_dict(h) -> dict:

@@ -1,0 +1,169 @@
+"""Commands that decode: recall, ask, eval-recall (and the formatting of search --recall)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from .main import cli
+from .store_cmds import open_memory, positive
+
+MODEL_HELP = "A GGUF model for the llama decoder (default $HASHMEM_GGUF, else SmolLM2-135M-Instruct)."
+
+
+def make_decoder(mem, *, model=None, decoder="auto", **options):
+    """The decoder for a command; prints the fallback notice (one line, stderr) when there is one."""
+    from decoders import open_decoder
+
+    try:
+        dec = open_decoder(mem, decoder, model=model, **options)
+    except ImportError as e:
+        raise click.ClickException(str(e).splitlines()[0]) from e
+    if dec.notice:
+        click.echo(f"notice: {dec.notice}", err=True)
+    return dec
+
+
+def _quiet_fallback():
+    """Silence the library's DecoderFallbackWarning: the CLI prints the notice itself."""
+    import warnings
+
+    from decoders import DecoderFallbackWarning
+
+    warnings.simplefilter("ignore", DecoderFallbackWarning)
+
+
+def reconstruction_dict(r) -> dict:
+    return {"id": r.id, "text": r.text, "fidelity": round(r.fidelity, 4), "exact": r.exact,
+            "candidates_tried": r.candidates_tried, "ms": round(r.ms, 1), "decoder": r.decoder,
+            "hamming": r.hamming, "unsupported": list(r.unsupported)}
+
+
+def recall_hits(mem, hits, *, model=None) -> list:
+    """Reconstructions of search hits (used by ``search --recall``)."""
+    _quiet_fallback()
+    dec = make_decoder(mem, model=model)
+    return [dec.reconstruct(h.id) for h in hits]
+
+
+def format_reconstruction(r) -> str:
+    how = "exact" if r.exact else f"fidelity {r.fidelity:.3f}, {r.decoder}, best of {r.candidates_tried}"
+    return f"{r.text}\n          ({how}, {r.ms:.0f} ms)"
+
+
+@cli.command()
+@click.argument("record_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--model", default=None, help=MODEL_HELP)
+@click.option("--decoder", type=click.Choice(["auto", "llama", "extractive"]), default="auto", show_default=True,
+              help="auto: llama when llama-cpp-python is installed, else extractive.")
+@click.option("--candidates", type=int, default=None, callback=positive, help="Drafts drawn and scored (llama).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed (llama).")
+@click.pass_context
+def recall(ctx, record_id, as_json, model, decoder, candidates, seed):
+    """Rebuild passage RECORD_ID from its hints, vector and code (exact in a text-tier store)."""
+    _quiet_fallback()
+    options = {"seed": seed} if decoder != "extractive" else {}
+    if candidates is not None and decoder != "extractive":
+        options["candidates"] = candidates
+    with open_memory(ctx) as mem:
+        r = make_decoder(mem, model=model, decoder=decoder, **options).reconstruct(mem.get(record_id))
+    if as_json:
+        click.echo(json.dumps(reconstruction_dict(r), ensure_ascii=False))
+        return
+    click.echo(r.text)
+    how = "exact (text tier)" if r.exact else (
+        f"fidelity {r.fidelity:.3f} (cosine to the stored vector), {r.decoder} decoder, "
+        f"best of {r.candidates_tried}")
+    click.echo(f"-- {how}, {r.ms:.0f} ms", err=True)
+
+
+@cli.command()
+@click.argument("question")
+@click.option("-k", type=int, default=5, show_default=True, callback=positive, help="Memories recalled.")
+@click.option("--namespace", "-n", default="default", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (no streaming).")
+@click.option("--model", default=None, help=MODEL_HELP)
+@click.option("--decoder", type=click.Choice(["auto", "llama", "extractive"]), default="auto", show_default=True)
+@click.pass_context
+def ask(ctx, question, k, namespace, as_json, model, decoder):
+    """Answer QUESTION from the memories only, citing them as [id]; tokens stream as they come."""
+    _quiet_fallback()
+    if not question.strip():
+        raise click.BadParameter("the question is empty", param_hint="QUESTION")
+    streamed = []
+
+    def on_token(piece: str) -> None:
+        streamed.append(piece)
+        click.echo(piece, nl=False)
+        sys.stdout.flush()
+
+    with open_memory(ctx) as mem:
+        hits = mem.search(question, k, namespace=namespace)
+        dec = make_decoder(mem, model=model, decoder=decoder)
+        answer = dec.ask(question, hits, on_token=None if as_json else on_token)
+    if as_json:
+        click.echo(json.dumps({"question": question, "answer": answer.text, "citations": answer.citations,
+                               "found": answer.found, "unsupported": list(answer.unsupported),
+                               "ms": round(answer.ms, 1), "decoder": answer.decoder,
+                               "hits": [{"id": h.id, "score": round(h.score, 4)} for h in hits]},
+                              ensure_ascii=False))
+        return
+    click.echo()
+    if "".join(streamed).strip() != answer.text:
+        why = f" (it names {', '.join(answer.unsupported)}, which no memory holds)" if answer.unsupported else ""
+        click.echo(f"-> checked against the memories{why}: {answer.text}")
+    cites = " ".join(f"[{i}]" for i in answer.citations) or "none"
+    click.echo(f"-- sources: {cites}; {answer.decoder} decoder, {answer.ms:.0f} ms", err=True)
+
+
+@cli.command("eval-recall")
+@click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--sample", type=int, default=100, show_default=True, callback=positive, help="Passages reconstructed.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Draws the passages; seeds the llama decoder.")
+@click.option("--index", "index_size", type=int, default=1000, show_default=True, callback=positive,
+              help="Passages stored in the temporary store (the sample is drawn from them).")
+@click.option("--hint-bytes", type=int, default=None, help="Hint budget of the temporary store (default 48).")
+@click.option("--decoders", "decoder_names", default="llama,extractive", show_default=True,
+              help="Comma-separated decoders to measure.")
+@click.option("--candidates", type=int, default=None, callback=positive, help="Drafts per reconstruction (llama).")
+@click.option("--style", type=click.Choice(["infill", "free"]), default=None, help="llama draft style (default infill).")
+@click.option("--expand-terms", type=int, default=None, help="Lexicon terms nearest to the vector added to the prompt.")
+@click.option("--model", default=None, help=MODEL_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def eval_recall(dataset_dir, sample, seed, index_size, hint_bytes, decoder_names, candidates, style,
+                expand_terms, model, as_json):
+    """Measure reconstruction fidelity and text-tier size on DATASET_DIR.
+
+    DATASET_DIR is a BEIR directory (corpus.jsonl) or a folder of .txt files;
+    documents are chunked into ~60-word passages. The original text is used
+    only for scoring.
+    """
+    from decoders.evaluate import evaluate
+
+    _quiet_fallback()
+    names = [n.strip() for n in decoder_names.split(",") if n.strip()]
+    bad = [n for n in names if n not in ("llama", "extractive")]
+    if bad or not names:
+        raise click.BadParameter(f"unknown decoder(s) {', '.join(bad) or '(none)'}; use llama, extractive",
+                                 param_hint="--decoders")
+    options = {k: v for k, v in {"candidates": candidates, "style": style, "expand_terms": expand_terms}.items()
+               if v is not None}
+    try:
+        result = evaluate(dataset_dir, sample=sample, seed=seed, index=index_size, hint_bytes=hint_bytes,
+                          decoders=names, model=model, decoder_options=options, progress=not as_json)
+    except ImportError as e:
+        raise click.ClickException(str(e).splitlines()[0]) from e
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    click.echo(f"{result['dataset']}: {result['n']} passages, {result['hint_bytes_mean']:.1f} hint bytes each")
+    click.echo(f"{'decoder':<11}{'cos mean':>9}{'cos med':>9}{'invented':>9}{'ms p50':>9}{'ms p90':>9}")
+    for name, d in result["decoders"].items():
+        click.echo(f"{name:<11}{d['cosine_mean']:>9.3f}{d['cosine_median']:>9.3f}{d['invented_rate']:>9.3f}"
+                   f"{d['ms_p50']:>9.0f}{d['ms_p90']:>9.0f}")
+    t = result["text_tier"]
+    click.echo(f"text tier  {t['bytes_per_passage']:.1f} B/passage (gzip -9 {t['gzip9_bytes_per_passage']:.1f}, "
+               f"zstd -19 {t['zstd19_bytes_per_passage']:.1f}, per passage)")
