@@ -304,7 +304,7 @@ class NamespaceIndex:
             mask[: self.size] = allowed & self.alive[: self.size]
         if not self.is_ivf or exact or allowed is not None:
             return kernels.hamming_topk(query_words, cols, ids, k, bits=self.bits, mask=mask, hi=self.size,
-                                        backend=self.backend)
+                                        ids_sorted=self.perm is None, backend=self.backend)
         nprobe = ivf.default_nprobe(self.nlist) if nprobe is None else nprobe
         starts, ends, ptr = [], [], [0]
         for q in query_words:

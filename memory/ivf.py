@@ -43,8 +43,11 @@ def _majority(sample_rows: np.ndarray, assign: np.ndarray, nlist: int, bits: int
     """New centroids uint64 [nlist, w]: per list the majority of each bit; empty lists get a random sample."""
     unpacked = np.unpackbits(sample_rows.view(np.uint8), axis=-1, count=bits)  # [m, bits]
     counts = np.bincount(assign, minlength=nlist)  # [nlist]
-    sums = np.zeros((nlist, bits), dtype=np.int32)
-    np.add.at(sums, assign, unpacked)
+    sums = np.zeros((nlist, bits), dtype=np.int64)
+    order = np.argsort(assign, kind="stable")
+    present = np.flatnonzero(counts)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])[present]
+    sums[present] = np.add.reduceat(unpacked[order].astype(np.int64), starts, axis=0)
     major = (2 * sums > counts[:, None]).astype(np.uint8)  # [nlist, bits]
     empty = np.flatnonzero(counts == 0)
     if len(empty):

@@ -37,7 +37,7 @@ import numpy as np
 
 Backend = Literal["auto", "numba", "numpy"]
 PAD_DISTANCE = np.iinfo(np.int32).max
-_BLOCK = 1024  # rows per block in the compiled scan: 8 KiB per word column
+_BLOCK = 512  # rows per block of the compiled scan (see _kernels_numba)
 
 
 def to_words(codes: np.ndarray) -> np.ndarray:
@@ -112,206 +112,15 @@ def _topk_numpy(cols, ids, mask, queries, k, starts, ends, seg_ptr):
 
 @functools.cache
 def _numba_kernels():
-    """Compile (once per process; cached on disk by numba) and return the numba kernels."""
+    """The compiled kernels (module ``_kernels_numba``; compiled once per machine, then cached)."""
     import numba as nb
-    from numba import prange, types
-    from numba.extending import intrinsic
 
-    @intrinsic
-    def popcount64(typingctx, x):
-        sig = types.uint64(types.uint64)
-
-        def codegen(context, builder, signature, args):
-            return builder.ctpop(args[0])
-
-        return sig, codegen
-
-    jit = functools.partial(nb.njit, nogil=True, cache=True, fastmath=False, error_model="numpy")
-
-    @jit
-    def block_distances(cols, q, b0, m, tmp):
-        for i in range(m):
-            tmp[i] = 0
-        for w in range(cols.shape[0]):
-            qw = q[w]
-            for i in range(m):
-                tmp[i] += popcount64(cols[w, b0 + i] ^ qw)
-
-    @jit
-    def compact(buf_d, buf_i, nbuf, hist, state, k):
-        # state = [D, count(d < D), tie_max_id]; keep d < D, and ties at D with the smallest ids
-        D = state[0]
-        j = 0
-        for e in range(nbuf):
-            if buf_d[e] < D or (buf_d[e] == D and buf_i[e] <= state[2]):
-                buf_d[j] = buf_d[e]
-                buf_i[j] = buf_i[e]
-                j += 1
-        nbuf = j
-        ties = 0
-        for e in range(nbuf):
-            if buf_d[e] == D:
-                ties += 1
-        need = k - state[1]
-        if ties > need and 2 * nbuf > len(buf_d):
-            # too many ties at D to fit: keep only the `need` smallest ids among them
-            tie_ids = np.empty(ties, np.int64)
-            t = 0
-            for e in range(nbuf):
-                if buf_d[e] == D:
-                    tie_ids[t] = buf_i[e]
-                    t += 1
-            tie_ids.sort()
-            limit = tie_ids[need - 1]
-            j = 0
-            for e in range(nbuf):
-                if buf_d[e] < D or buf_i[e] <= limit:
-                    buf_d[j] = buf_d[e]
-                    buf_i[j] = buf_i[e]
-                    j += 1
-            nbuf = j
-            hist[D] = need
-            state[2] = limit
-        return nbuf
-
-    @jit
-    def accept(d, row_id, buf_d, buf_i, nbuf, hist, state, k):
-        # precondition: d <= state[0] (and, when d == D, row_id <= tie_max_id)
-        if nbuf == len(buf_d):
-            nbuf = compact(buf_d, buf_i, nbuf, hist, state, k)
-            if not (d < state[0] or (d == state[0] and row_id <= state[2])):
-                return nbuf
-        buf_d[nbuf] = d
-        buf_i[nbuf] = row_id
-        nbuf += 1
-        hist[d] += 1
-        if d < state[0]:
-            state[1] += 1
-            while state[1] >= k:
-                state[0] -= 1
-                state[1] -= hist[state[0]]
-                state[2] = 9223372036854775807
-        return nbuf
-
-    @jit
-    def scan(cols, ids, mask, has_mask, q, lo, hi, k, tmp, buf_d, buf_i, nbuf, hist, state):
-        for b0 in range(lo, hi, _BLOCK):
-            m = min(_BLOCK, hi - b0)
-            block_distances(cols, q, b0, m, tmp)
-            for i in range(m):
-                d = tmp[i]
-                if d <= state[0]:
-                    if has_mask and not mask[b0 + i]:
-                        continue
-                    row_id = ids[b0 + i]
-                    if d == state[0] and row_id > state[2]:
-                        continue
-                    nbuf = accept(d, row_id, buf_d, buf_i, nbuf, hist, state, k)
-        return nbuf
-
-    @jit
-    def finish(buf_d, buf_i, nbuf, k, out_i, out_d):
-        # sort the buffer by (distance, id) and write the first k
-        order = np.argsort(buf_i[:nbuf], kind="mergesort")
-        d_sorted = buf_d[:nbuf][order]
-        order2 = np.argsort(d_sorted, kind="mergesort")
-        n_out = min(k, nbuf)
-        for j in range(n_out):
-            e = order[order2[j]]
-            out_i[j] = buf_i[e]
-            out_d[j] = buf_d[e]
-
-    @jit(parallel=True)
-    def topk_segments(cols, ids, mask, has_mask, queries, k, bits, starts, ends, seg_ptr, n_parts):
-        """Each (query, part) task scans its share of the query's segments; parts merge after."""
-        nq = queries.shape[0]
-        cap = max(2 * k, k + 2 * _BLOCK)
-        part_i = np.full((nq, n_parts, k), -1, np.int64)
-        part_d = np.full((nq, n_parts, k), 2147483647, np.int32)
-        for task in prange(nq * n_parts):
-            q = task // n_parts
-            p = task % n_parts
-            total = 0
-            for s in range(seg_ptr[q], seg_ptr[q + 1]):
-                total += ends[s] - starts[s]
-            # this part's rows: [p * total // n_parts, (p + 1) * total // n_parts) of the concatenation
-            r0 = p * total // n_parts
-            r1 = (p + 1) * total // n_parts
-            tmp = np.empty(_BLOCK, np.int32)
-            buf_d = np.empty(cap, np.int32)
-            buf_i = np.empty(cap, np.int64)
-            hist = np.zeros(bits + 2, np.int64)
-            state = np.array([bits, 0, 9223372036854775807], np.int64)
-            nbuf = 0
-            seen = 0
-            for s in range(seg_ptr[q], seg_ptr[q + 1]):
-                a = starts[s]
-                b = ends[s]
-                lo = max(a, a + r0 - seen)
-                hi = min(b, a + r1 - seen)
-                seen += b - a
-                if lo < hi:
-                    nbuf = scan(cols, ids, mask, has_mask, queries[q], lo, hi, k, tmp,
-                                buf_d, buf_i, nbuf, hist, state)
-            finish(buf_d, buf_i, nbuf, k, part_i[q, p], part_d[q, p])
-        return part_i, part_d
-
-    @jit(parallel=True)
-    def topk_blocked(cols, ids, mask, has_mask, queries, k, bits, lo, hi, n_groups):
-        """Brute force for a batch: each worker takes a group of queries and walks all rows once,
-        block by block, scoring the block against every query of its group (the block stays in cache)."""
-        nq = queries.shape[0]
-        cap = max(2 * k, k + 2 * _BLOCK)
-        out_i = np.full((nq, k), -1, np.int64)
-        out_d = np.full((nq, k), 2147483647, np.int32)
-        for g in prange(n_groups):
-            q0 = g * nq // n_groups
-            q1 = (g + 1) * nq // n_groups
-            nqg = q1 - q0
-            tmp = np.empty(_BLOCK, np.int32)
-            buf_d = np.empty((nqg, cap), np.int32)
-            buf_i = np.empty((nqg, cap), np.int64)
-            hist = np.zeros((nqg, bits + 2), np.int64)
-            state = np.empty((nqg, 3), np.int64)
-            nbuf = np.zeros(nqg, np.int64)
-            for j in range(nqg):
-                state[j, 0] = bits
-                state[j, 1] = 0
-                state[j, 2] = 9223372036854775807
-            for b0 in range(lo, hi, _BLOCK):
-                b1 = min(b0 + _BLOCK, hi)
-                for j in range(nqg):
-                    nbuf[j] = scan(cols, ids, mask, has_mask, queries[q0 + j], b0, b1, k, tmp,
-                                   buf_d[j], buf_i[j], nbuf[j], hist[j], state[j])
-            for j in range(nqg):
-                finish(buf_d[j], buf_i[j], nbuf[j], k, out_i[q0 + j], out_d[q0 + j])
-        return out_i, out_d
-
-    @jit(parallel=True)
-    def nearest_centroid(cols, centroid_rows, lo, hi, out):
-        """out[r] = index of the centroid (row-major uint64 [c, w]) nearest to row lo + r; ties → lowest."""
-        n = hi - lo
-        c = centroid_rows.shape[0]
-        n_blocks = (n + _BLOCK - 1) // _BLOCK
-        for blk in prange(n_blocks):
-            b0 = lo + blk * _BLOCK
-            m = min(_BLOCK, hi - b0)
-            tmp = np.empty(_BLOCK, np.int32)
-            best = np.full(_BLOCK, 2147483647, np.int32)
-            arg = np.zeros(_BLOCK, np.int32)
-            for j in range(c):
-                block_distances(cols, centroid_rows[j], b0, m, tmp)
-                for i in range(m):
-                    if tmp[i] < best[i]:
-                        best[i] = tmp[i]
-                        arg[i] = j
-            for i in range(m):
-                out[b0 - lo + i] = arg[i]
+    from . import _kernels_numba as m
 
     return {
-        "topk_segments": topk_segments,
-        "topk_blocked": topk_blocked,
-        "nearest_centroid": nearest_centroid,
+        "topk_segments": m.topk_segments,
+        "topk_blocked": m.topk_blocked,
+        "nearest_centroid": m.nearest_centroid,
         "num_threads": nb.get_num_threads(),
     }
 
@@ -364,6 +173,7 @@ def hamming_topk(
     mask: np.ndarray | None = None,
     lo: int = 0,
     hi: int | None = None,
+    ids_sorted: bool = False,
     backend: Backend = "auto",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k by Hamming distance over rows lo:hi, ties by id.
@@ -376,6 +186,8 @@ def hamming_topk(
         bits: code length (an upper bound of every distance).
         mask: optional bool [n]; rows where it is False are skipped.
         lo, hi: the row range to scan (default: all).
+        ids_sorted: the ids increase with the row (a promise that lets ties be settled early;
+            a wrong promise gives wrong ties).
         backend: ``auto``, ``numba`` or ``numpy``.
 
     Returns:
@@ -392,10 +204,10 @@ def hamming_topk(
     threads = kern["num_threads"]
     m = mask if mask is not None else np.ones(1, dtype=np.bool_)
     if nq >= threads:
-        return kern["topk_blocked"](cols, ids, m, mask is not None, queries, k, bits, lo, hi, threads)
+        return kern["topk_blocked"](cols, ids, m, mask is not None, ids_sorted, queries, k, bits, lo, hi, threads)
     parts = max(1, min(threads // nq, (hi - lo) // (4 * _BLOCK)))
     ptr = np.arange(nq + 1, dtype=np.int64)
-    pi, pd = kern["topk_segments"](cols, ids, m, mask is not None, queries, k, bits,
+    pi, pd = kern["topk_segments"](cols, ids, m, mask is not None, ids_sorted, queries, k, bits,
                                    np.full(nq, lo, np.int64), np.full(nq, hi, np.int64), ptr, parts)
     return _merge_parts(pi, pd, k)
 
@@ -437,7 +249,8 @@ def hamming_topk_segments(
     rows = int((ends - starts).sum()) // max(nq, 1)
     parts = 1 if nq >= threads else max(1, min(threads // nq, rows // (4 * _BLOCK)))
     m = mask if mask is not None else np.ones(1, dtype=np.bool_)
-    pi, pd = kern["topk_segments"](cols, ids, m, mask is not None, queries, k, bits, starts, ends, seg_ptr, parts)
+    pi, pd = kern["topk_segments"](cols, ids, m, mask is not None, False, queries, k, bits, starts, ends, seg_ptr,
+                                   parts)
     return _merge_parts(pi, pd, k)
 
 

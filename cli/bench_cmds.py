@@ -1,0 +1,105 @@
+"""``hashmem bench``: the synthetic scale benchmark, and the bits/candidates trade-off plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .main import cli, store_path
+from .store_cmds import positive
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+@cli.command("bench")
+@click.option("--n", "n", type=int, default=1_000_000, show_default=True, callback=positive,
+              help="Synthetic passages (codes) to index.")
+@click.option("--bits", type=int, default=256, show_default=True, callback=positive, help="Code length.")
+@click.option("--batch", type=int, default=1, show_default=True, callback=positive, help="Queries per call.")
+@click.option("--k", "k", type=int, default=400, show_default=True, callback=positive,
+              help="Hamming candidates per query (the store keeps 4 x candidates = 400).")
+@click.option("--nprobe", type=int, default=None, callback=positive, help="IVF lists probed (default nlist/16).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--plot", "plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write a PNG of recall@10 against bits and candidates, on real vectors.")
+@click.option("--data", "data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="For --plot: a BEIR-layout directory (corpus.jsonl, queries.jsonl) to embed. "
+                   "Default: the vectors of the store (--store), 200 of them held out as queries.")
+@click.pass_context
+def bench(ctx, n, bits, batch, k, nprobe, as_json, plot, data):
+    """Synthetic scale benchmark: brute-force and IVF Hamming search over N codes.
+
+    Codes are drawn from a Gaussian mixture with an embedding-like spectrum.
+    Reports ms per query, queries/s, the IVF's recall of the exact top-k,
+    resident bytes per passage, and our time over faiss IndexBinaryFlat's when
+    faiss is installed.
+    """
+    if bits % 8 or bits > 384:
+        raise click.BadParameter(f"bits must be a multiple of 8 up to 384, got {bits}", param_hint="--bits")
+    if n < 4 * k:
+        raise click.BadParameter(f"--n must be at least 4 x k = {4 * k}, got {n}", param_hint="--n")
+    from memory import bench as bench_mod
+
+    vectors = _plot_vectors(ctx, data) if plot is not None else None  # fail early on a bad --plot
+    result = bench_mod.run(n, bits, batch=batch, k=k, nprobe=nprobe)
+    if plot is not None:
+        corpus, queries, source = vectors
+        rows = bench_mod.tradeoff(corpus, queries)
+        bench_mod.plot_tradeoff(rows, plot, title=f"hashmem: recall@10 vs code length and candidates ({source})")
+        result["plot"] = {"path": str(plot), "source": source, "rows": rows}
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    b, s = result["brute"], result["sublinear"]
+    click.echo(f"{result['n']:,} codes x {result['bits']} bits, top-{result['k']}, batch {result['batch']} "
+               f"({result['backend']} kernel)")
+    click.echo(f"  brute force  {b['ms_per_query']:8.3f} ms/query  {b['qps']:9.1f} q/s")
+    click.echo(f"  IVF          {s['ms_per_query']:8.3f} ms/query  {s['qps']:9.1f} q/s  recall {s['recall']:.3f} "
+               f"(nprobe {s['nprobe']}/{s['nlist']})")
+    click.echo(f"  speed-up     {result['speedup']:.1f}x")
+    click.echo(f"  ours / faiss {_fmt(result['faiss_ratio'])}")
+    click.echo(f"  RSS          {result['rss_bytes_per_passage']:.1f} bytes/passage")
+    if plot is not None:
+        click.echo(f"  plot         {plot}")
+
+
+def _plot_vectors(ctx, data: Path | None):
+    """(corpus float32, queries float32, description) for the trade-off plot."""
+    import numpy as np
+
+    if data is not None:
+        from memory.embed import Embedder
+
+        corpus_file, queries_file = data / "corpus.jsonl", data / "queries.jsonl"
+        if not corpus_file.exists():
+            raise click.BadParameter(f"{data} has no corpus.jsonl (BEIR layout expected)", param_hint="--data")
+        docs = [json.loads(line) for line in corpus_file.open()]
+        texts = [(d.get("title", "") + ". " + d["text"]).strip(". ") for d in docs]
+        qtexts = [json.loads(line)["text"] for line in queries_file.open()] if queries_file.exists() else []
+        emb = Embedder()
+        corpus = emb.encode(texts, progress=True)
+        queries = emb.encode(qtexts[:500], progress=False) if qtexts else corpus[:200]
+        return corpus, queries, f"{data.name}, {len(texts):,} passages, float32 truth"
+    from memory import Memory
+
+    with Memory(store_path(ctx), create=False) as mem:
+        vecs = _store_vectors(mem)
+    if len(vecs) < 1000:
+        raise click.ClickException(f"the store holds {len(vecs)} passages; --plot needs at least 1,000, "
+                                   "or give --data DIR")
+    rng = np.random.default_rng(0)
+    held = rng.choice(len(vecs), size=200, replace=False)
+    keep = np.setdiff1d(np.arange(len(vecs)), held)
+    vecs = vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+    return vecs[keep], vecs[held], f"this store, {len(keep):,} passages, int8 truth"
+
+
+def _store_vectors(mem):
+    import numpy as np
+
+    parts = [mem.quantizer.decode(v) for _, v in mem.storage.iter_qvecs(mem.config.dim)]
+    return np.concatenate(parts) if parts else np.zeros((0, mem.config.dim), np.float32)
