@@ -131,10 +131,11 @@ def ask(ctx, question, k, namespace, as_json, model, decoder):
 @click.option("--candidates", type=int, default=None, callback=positive, help="Drafts per reconstruction (llama).")
 @click.option("--style", type=click.Choice(["infill", "free"]), default=None, help="llama draft style (default infill).")
 @click.option("--expand-terms", type=int, default=None, help="Lexicon terms nearest to the vector added to the prompt.")
+@click.option("--threads", type=int, default=None, callback=positive, help="llama.cpp threads (default: the cores).")
 @click.option("--model", default=None, help=MODEL_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def eval_recall(dataset_dir, sample, seed, index_size, hint_bytes, decoder_names, candidates, style,
-                expand_terms, model, as_json):
+                expand_terms, threads, model, as_json):
     """Measure reconstruction fidelity and text-tier size on DATASET_DIR.
 
     DATASET_DIR is a BEIR directory (corpus.jsonl) or a folder of .txt files;
@@ -149,7 +150,8 @@ def eval_recall(dataset_dir, sample, seed, index_size, hint_bytes, decoder_names
     if bad or not names:
         raise click.BadParameter(f"unknown decoder(s) {', '.join(bad) or '(none)'}; use llama, extractive",
                                  param_hint="--decoders")
-    options = {k: v for k, v in {"candidates": candidates, "style": style, "expand_terms": expand_terms}.items()
+    options = {k: v for k, v in {"candidates": candidates, "style": style, "expand_terms": expand_terms,
+                                        "threads": threads}.items()
                if v is not None}
     try:
         result = evaluate(dataset_dir, sample=sample, seed=seed, index=index_size, hint_bytes=hint_bytes,

@@ -186,7 +186,7 @@ def score_candidates(memory: Memory, record: Record, texts: Sequence[str]) -> li
     """
     if not texts:
         return []
-    emb = memory.embedder.encode(list(texts), progress=False)  # [n, dim] float32, unit norm
+    emb = embed_each(memory, texts)  # [n, dim] float32, unit norm
     stored = memory.quantizer.decode(record.qvec[None, :])[0]  # [dim]
     stored = stored / max(float(np.linalg.norm(stored)), 1e-12)
     cos = emb @ stored  # [n]
@@ -199,6 +199,16 @@ def score_candidates(memory: Memory, record: Record, texts: Sequence[str]) -> li
         s = float(c) + HAMMING_WEIGHT * (1 - 2 * int(h) / bits) - UNSUPPORTED_PENALTY * len(bad)
         out.append(Scored(text=t, score=s, cosine=float(c), hamming=int(h), unsupported=bad))
     return out
+
+
+def embed_each(memory: Memory, texts: Sequence[str]) -> np.ndarray:
+    """float32 [n, dim] embeddings, each text embedded alone.
+
+    One at a time because a dynamically quantized (int8 ONNX) embedder gives a
+    text a slightly different vector depending on the other texts of its batch
+    (cosine ~0.993); a candidate's score must not depend on its companions.
+    """
+    return np.concatenate([memory.embedder.encode([t], progress=False) for t in texts])
 
 
 def best(scored: Sequence[Scored]) -> Scored:

@@ -39,7 +39,7 @@ import numpy as np
 from memory import InputError, Memory
 from memory.chunk import chunk_text
 
-from .base import invented_terms
+from .base import embed_each, invented_terms
 
 PASSAGE_TOKENS = 100  # memory.chunk tokens (words and marks) per passage: ~60 words of English prose
 
@@ -131,7 +131,7 @@ def evaluate(
             Memory(Path(tmp) / "eval.db", fidelity="text", hint_bytes=hint_bytes) as mem:
         ids = mem.add(stored, metadata=[{"start": 0, "end": len(t)} for t in stored], progress=progress)
         ids = ids[: len(originals)]
-        orig_emb = mem.embedder.encode(originals, progress=False)  # [n, dim]
+        orig_emb = embed_each(mem, originals)  # [n, dim], each alone: see base.embed_each
         hint_bytes_mean = float(np.mean([len(r.hints) for r in mem.storage.fetch(ids).values()]))
         results = {}
         for name in decoders:
@@ -149,7 +149,7 @@ def evaluate(
             if bar is not None:
                 bar.close()
             texts = [r.text or "." for r in recs]
-            emb = mem.embedder.encode(texts, progress=False)
+            emb = embed_each(mem, texts)
             cos = np.sum(emb * orig_emb, axis=1)  # [n]
             inv = [bool(invented_terms(r.text, o)) for r, o in zip(recs, originals, strict=True)]
             results[name] = _summary(cos.tolist(), inv, [r.ms for r in recs])

@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from memory import Hit, Memory, ModelLoadError, Record
+from memory import hints as hintlib
 
 from .base import (
     NOT_FOUND,
@@ -69,13 +70,9 @@ N_CTX = 4096
 EXPAND_TERMS = 0  # lexicon terms nearest to the stored vector added to the prompt (0: measured not to help)
 
 STYLES = ("infill", "free")
-# the small words an infill draft may put between two keywords: those the hints never keep
-FILLERS = (
-    "the", "of", "and", "in", "a", "an", "to", "with", "for", "was", "were", "is", "are", "by",
-    "that", "on", "from", "as", "at", "or", "which", "this", "these", "not", "be", "been", "has",
-    "have", "had", "than", "into", "between", "after", "during", "its", "their", "it", "we",
-    "but", "both", "all", "no", "more", "most", "can", "may", "who", "when", "there", "also",
-)
+# the small words an infill draft may put between two keywords: exactly those the hints never
+# keep (memory.hints.STOPWORDS; measured better than a hand-picked list of 50: docs/recall.md)
+FILLERS = tuple(sorted(w for w in hintlib.STOPWORDS if len(w) > 1 or w == "a"))
 MAX_FILLERS = 3  # small words between two keywords, at most
 INFILL_SYSTEM = (
     "You restore a lost passage from its keywords. The keywords are the passage's own words, "
