@@ -29,6 +29,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact-train"
+CACHE = Path(os.environ.get("HASHMEM_BENCH_CACHE", "/tmp/hashmem-bench-cache"))
 
 
 def load_scifact():
@@ -128,6 +129,11 @@ def main() -> None:
     if not args.no_recall:
         e_t = plain(texts)
         e_q = onnx_int8.encode(texts)
+        CACHE.mkdir(parents=True, exist_ok=True)  # reused by benchmarks/scale.py and the plot
+        np.save(CACHE / "scifact-corpus-torch.npy", e_t)
+        np.save(CACHE / "scifact-corpus-onnx-int8.npy", e_q)
+        qids = [q for q in qrels if q in queries]
+        np.save(CACHE / "scifact-queries-torch.npy", plain([queries[q] for q in qids]))
         out["mean_cosine_int8_vs_fp32"] = float((e_t * e_q).sum(axis=1).mean())
         out["recall10_torch_fp32"] = recall_at_10(doc_ids, e_t, queries, qrels, plain)
         out["recall10_onnx_int8"] = recall_at_10(doc_ids, e_q, queries, qrels, onnx_int8.encode)

@@ -144,40 +144,62 @@ def finish(buf_d, buf_i, nbuf, k, out_i, out_d):
         out_i[j] = buf_i[e]
         out_d[j] = buf_d[e]
 
+@jit
+def _segment_task(cols, ids, mask, has_mask, sorted_ids, queries, k, bits, starts, ends, seg_ptr, n_parts, task,
+                  part_i, part_d):
+    """One (query, part) task: this part's share of the query's segments, top-k into part_i/part_d."""
+    cap = max(2 * k, k + 2 * _BLOCK)
+    q = task // n_parts
+    p = task % n_parts
+    total = 0
+    for s in range(seg_ptr[q], seg_ptr[q + 1]):
+        total += ends[s] - starts[s]
+    # this part's rows: [p * total // n_parts, (p + 1) * total // n_parts) of the concatenation
+    r0 = p * total // n_parts
+    r1 = (p + 1) * total // n_parts
+    tmp = np.empty(_BLOCK, np.int32)
+    buf_d = np.empty(cap, np.int32)
+    buf_i = np.empty(cap, np.int64)
+    hist = np.zeros(bits + 2, np.int64)
+    state = np.array([bits, 0, 9223372036854775807], np.int64)
+    nbuf = 0
+    seen = 0
+    for s in range(seg_ptr[q], seg_ptr[q + 1]):
+        a = starts[s]
+        b = ends[s]
+        lo = max(a, a + r0 - seen)
+        hi = min(b, a + r1 - seen)
+        seen += b - a
+        if lo < hi:
+            nbuf = scan(cols, ids, mask, has_mask, sorted_ids, queries[q], lo, hi, k, tmp,
+                        buf_d, buf_i, nbuf, hist, state)
+    finish(buf_d, buf_i, nbuf, k, part_i[q, p], part_d[q, p])
+
+
 @jit(parallel=True)
 def topk_segments(cols, ids, mask, has_mask, sorted_ids, queries, k, bits, starts, ends, seg_ptr, n_parts):
     """Each (query, part) task scans its share of the query's segments; parts merge after."""
     nq = queries.shape[0]
-    cap = max(2 * k, k + 2 * _BLOCK)
     part_i = np.full((nq, n_parts, k), -1, np.int64)
     part_d = np.full((nq, n_parts, k), 2147483647, np.int32)
     for task in prange(nq * n_parts):
-        q = task // n_parts
-        p = task % n_parts
-        total = 0
-        for s in range(seg_ptr[q], seg_ptr[q + 1]):
-            total += ends[s] - starts[s]
-        # this part's rows: [p * total // n_parts, (p + 1) * total // n_parts) of the concatenation
-        r0 = p * total // n_parts
-        r1 = (p + 1) * total // n_parts
-        tmp = np.empty(_BLOCK, np.int32)
-        buf_d = np.empty(cap, np.int32)
-        buf_i = np.empty(cap, np.int64)
-        hist = np.zeros(bits + 2, np.int64)
-        state = np.array([bits, 0, 9223372036854775807], np.int64)
-        nbuf = 0
-        seen = 0
-        for s in range(seg_ptr[q], seg_ptr[q + 1]):
-            a = starts[s]
-            b = ends[s]
-            lo = max(a, a + r0 - seen)
-            hi = min(b, a + r1 - seen)
-            seen += b - a
-            if lo < hi:
-                nbuf = scan(cols, ids, mask, has_mask, sorted_ids, queries[q], lo, hi, k, tmp,
-                            buf_d, buf_i, nbuf, hist, state)
-        finish(buf_d, buf_i, nbuf, k, part_i[q, p], part_d[q, p])
+        _segment_task(cols, ids, mask, has_mask, sorted_ids, queries, k, bits, starts, ends, seg_ptr, n_parts, task,
+                      part_i, part_d)
     return part_i, part_d
+
+
+@jit
+def topk_segments_serial(cols, ids, mask, has_mask, sorted_ids, queries, k, bits, starts, ends, seg_ptr):
+    """``topk_segments`` in the calling thread, one part per query: no thread-pool round trip for
+    small scans (an IVF probe, a small namespace), which on a busy machine costs more than the scan."""
+    nq = queries.shape[0]
+    part_i = np.full((nq, 1, k), -1, np.int64)
+    part_d = np.full((nq, 1, k), 2147483647, np.int32)
+    for task in range(nq):
+        _segment_task(cols, ids, mask, has_mask, sorted_ids, queries, k, bits, starts, ends, seg_ptr, 1, task,
+                      part_i, part_d)
+    return part_i, part_d
+
 
 @jit(parallel=True)
 def topk_blocked(cols, ids, mask, has_mask, sorted_ids, queries, k, bits, lo, hi, n_groups):

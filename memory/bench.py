@@ -221,7 +221,7 @@ def run(
     ref_ids, ref_d = space.search_batch(qwords, k)
     rss_brute = rss_bytes() - before
     space.build_ivf()
-    nprobe = nprobe or index_mod.ivf.default_nprobe(space.nlist)
+    nprobe = nprobe or index_mod.ivf.default_nprobe(space.nlist, k=k, n=space.n_alive)
     sub = time_queries(lambda q: space.search_batch(q, k, nprobe=nprobe), qwords, batch,
                       min_seconds=min_seconds)
     got_ids, got_d = space.search_batch(qwords, k, nprobe=nprobe)

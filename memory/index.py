@@ -51,12 +51,14 @@ class NamespaceIndex:
     Args:
         n_words: uint64 words per code (``ceil(bits / 64)``).
         bits: code length.
-        ivf_min_rows: live rows from which the IVF layout is used (None: never).
+        ivf_min_rows: live rows from which the IVF layout is used (None: never; -1:
+            ``IVF_MIN_ROWS`` as it is when the index is made).
         backend: kernel backend (``auto``, ``numba``, ``numpy``).
     """
 
-    def __init__(self, n_words: int, bits: int | None = None, *, ivf_min_rows: int | None = IVF_MIN_ROWS,
+    def __init__(self, n_words: int, bits: int | None = None, *, ivf_min_rows: int | None = -1,
                  backend: kernels.Backend = "auto") -> None:
+        ivf_min_rows = IVF_MIN_ROWS if ivf_min_rows == -1 else ivf_min_rows
         self.n_words = n_words
         self.bits = bits if bits is not None else 64 * n_words
         self.ivf_min_rows = ivf_min_rows
@@ -290,7 +292,7 @@ class NamespaceIndex:
             k: candidates per query.
             allowed: optional bool mask [size] that further restricts rows (a
                 filtered search; always scanned exhaustively).
-            nprobe: IVF lists probed (default ``ivf.default_nprobe``).
+            nprobe: IVF lists probed (default ``ivf.default_nprobe`` for this k and size).
             exact: scan every row even with an IVF.
         """
         query_words = np.ascontiguousarray(query_words, dtype=np.uint64)
@@ -305,7 +307,7 @@ class NamespaceIndex:
         if not self.is_ivf or exact or allowed is not None:
             return kernels.hamming_topk(query_words, cols, ids, k, bits=self.bits, mask=mask, hi=self.size,
                                         ids_sorted=self.perm is None, backend=self.backend)
-        nprobe = ivf.default_nprobe(self.nlist) if nprobe is None else nprobe
+        nprobe = ivf.default_nprobe(self.nlist, k=k, n=self.n_alive) if nprobe is None else nprobe
         starts, ends, ptr = [], [], [0]
         for q in query_words:
             lists = np.sort(ivf.probe(self.centroids, q, nprobe))
@@ -340,16 +342,17 @@ class HammingIndex:
 
     Args:
         bits: code length.
-        ivf_min_rows: live rows of a namespace from which its IVF is built (None: never).
+        ivf_min_rows: live rows of a namespace from which its IVF is built (None: never; -1:
+            ``IVF_MIN_ROWS``).
         nprobe: IVF lists a query probes (None: ``ivf.default_nprobe``).
         backend: kernel backend (``auto``: numba when installed, else numpy).
     """
 
-    def __init__(self, bits: int, *, ivf_min_rows: int | None = IVF_MIN_ROWS, nprobe: int | None = None,
+    def __init__(self, bits: int, *, ivf_min_rows: int | None = -1, nprobe: int | None = None,
                  backend: kernels.Backend = "auto") -> None:
         self.bits = bits
         self.n_words = -(-bits // 64)
-        self.ivf_min_rows = ivf_min_rows
+        self.ivf_min_rows = IVF_MIN_ROWS if ivf_min_rows == -1 else ivf_min_rows
         self.nprobe = nprobe
         self.backend = backend
         self.spaces: dict[str, NamespaceIndex] = {}

@@ -38,6 +38,7 @@ import numpy as np
 Backend = Literal["auto", "numba", "numpy"]
 PAD_DISTANCE = np.iinfo(np.int32).max
 _BLOCK = 512  # rows per block of the compiled scan (see _kernels_numba)
+SERIAL_ROWS = 65_536  # below this many rows per thread, scan in the calling thread (no pool round trip)
 
 
 def to_words(codes: np.ndarray) -> np.ndarray:
@@ -119,6 +120,7 @@ def _numba_kernels():
 
     return {
         "topk_segments": m.topk_segments,
+        "topk_segments_serial": m.topk_segments_serial,
         "topk_blocked": m.topk_blocked,
         "nearest_centroid": m.nearest_centroid,
         "num_threads": nb.get_num_threads(),
@@ -205,10 +207,13 @@ def hamming_topk(
     m = mask if mask is not None else np.ones(1, dtype=np.bool_)
     if nq >= threads:
         return kern["topk_blocked"](cols, ids, m, mask is not None, ids_sorted, queries, k, bits, lo, hi, threads)
-    parts = max(1, min(threads // nq, (hi - lo) // (4 * _BLOCK)))
+    parts = max(1, min(threads // nq, (hi - lo) // SERIAL_ROWS))
     ptr = np.arange(nq + 1, dtype=np.int64)
-    pi, pd = kern["topk_segments"](cols, ids, m, mask is not None, ids_sorted, queries, k, bits,
-                                   np.full(nq, lo, np.int64), np.full(nq, hi, np.int64), ptr, parts)
+    seg = (np.full(nq, lo, np.int64), np.full(nq, hi, np.int64), ptr)
+    if parts == 1:
+        pi, pd = kern["topk_segments_serial"](cols, ids, m, mask is not None, ids_sorted, queries, k, bits, *seg)
+    else:
+        pi, pd = kern["topk_segments"](cols, ids, m, mask is not None, ids_sorted, queries, k, bits, *seg, parts)
     return _merge_parts(pi, pd, k)
 
 
@@ -246,9 +251,13 @@ def hamming_topk_segments(
         return _topk_numpy(cols, ids, mask, queries, k, starts, ends, seg_ptr)
     kern = _numba_kernels()
     threads = kern["num_threads"]
-    rows = int((ends - starts).sum()) // max(nq, 1)
-    parts = 1 if nq >= threads else max(1, min(threads // nq, rows // (4 * _BLOCK)))
+    rows = int((ends - starts).sum())
     m = mask if mask is not None else np.ones(1, dtype=np.bool_)
+    if rows < SERIAL_ROWS * max(nq, threads):
+        pi, pd = kern["topk_segments_serial"](cols, ids, m, mask is not None, False, queries, k, bits, starts, ends,
+                                              seg_ptr)
+        return _merge_parts(pi, pd, k)
+    parts = 1 if nq >= threads else max(1, min(threads // nq, rows // (nq * SERIAL_ROWS)))
     pi, pd = kern["topk_segments"](cols, ids, m, mask is not None, False, queries, k, bits, starts, ends, seg_ptr,
                                    parts)
     return _merge_parts(pi, pd, k)

@@ -123,3 +123,22 @@ def test_bad_input_raises():
 def test_word_round_trip():
     codes, _ = make(5, 12, seed=2)
     assert (kernels.from_words(kernels.to_words(codes), 12) == codes).all()
+
+
+@pytest.mark.skipif(not kernels.numba_available(), reason="numba not installed")
+@pytest.mark.parametrize("n_queries", [1, 5])
+def test_multithreaded_paths_equal_numpy(n_queries):
+    """Large scans split rows (one query) or queries (a batch) across threads; same answer as numpy."""
+    codes, ids = make(150_000, 8, seed=11)
+    cols = cols_of(codes)
+    q = kernels.to_words(codes[:n_queries])
+    alive = np.random.default_rng(3).random(len(codes)) < 0.7
+    for mask in (None, alive):
+        a = kernels.hamming_topk(q, cols, ids, 100, bits=64, mask=mask, backend="numpy")
+        b = kernels.hamming_topk(q, cols, ids, 100, bits=64, mask=mask, backend="numba")
+        assert (a[0] == b[0]).all() and (a[1] == b[1]).all()
+    starts, ends = np.array([0, 70_000] * n_queries), np.array([60_000, 150_000] * n_queries)
+    ptr = np.arange(0, 2 * n_queries + 1, 2)
+    a = kernels.hamming_topk_segments(q, cols, ids, 50, bits=64, starts=starts, ends=ends, seg_ptr=ptr, backend="numpy")
+    b = kernels.hamming_topk_segments(q, cols, ids, 50, bits=64, starts=starts, ends=ends, seg_ptr=ptr, backend="numba")
+    assert (a[0] == b[0]).all() and (a[1] == b[1]).all()

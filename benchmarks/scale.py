@@ -1,0 +1,84 @@
+"""Item 3 of issue 4: IVF vs brute-force Hamming top-k at 1M and 10M codes, nprobe sweep.
+
+Codes: sign codes (centred random hyperplanes) of vectors drawn from a Gaussian
+mixture fitted to real all-MiniLM-L6-v2 embeddings (SciFact + 20 Newsgroups,
+``benchmarks/embed_cache.py``; 256 clusters, shared within-cluster covariance).
+Queries: 64 held-out draws from the same mixture. Recall: share of the exact
+Hamming top-k found, tie-aware. Times: the fastest of several rounds (shared
+machine), single queries, k = 400 (what the store asks for C = 100).
+
+    .venv/bin/python benchmarks/embed_cache.py
+    flock /tmp/hashmem-bench.lock .venv/bin/python benchmarks/scale.py --n 1000000 10000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+CACHE = Path(os.environ.get("HASHMEM_BENCH_CACHE", "/tmp/hashmem-bench-cache"))
+
+
+def real_mixture():
+    from memory import bench
+
+    parts = [np.load(CACHE / f) for f in ("scifact-corpus.npy", "newsgroups.npy") if (CACHE / f).exists()]
+    if not parts:
+        print("no cached real embeddings: run benchmarks/embed_cache.py; using the parametric mixture", flush=True)
+        return bench.parametric_mixture(), "parametric"
+    x = np.concatenate(parts)
+    return bench.fit_mixture(x, clusters=256), f"fitted to {len(x):,} real embeddings"
+
+
+def main() -> None:
+    from memory import bench, ivf, kernels
+    from memory.index import NamespaceIndex
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    ap.add_argument("--bits", type=int, default=256)
+    ap.add_argument("--k", type=int, default=400)
+    ap.add_argument("--fractions", type=float, nargs="+", default=[1 / 64, 1 / 32, 1 / 16, 1 / 8])
+    args = ap.parse_args()
+    mix, source = real_mixture()
+    print(json.dumps({"mixture": source}), flush=True)
+    for n in args.n:
+        t = time.time()
+        codes, queries = bench.synthetic_codes(mix, n, args.bits)
+        qwords = kernels.to_words(queries[:64])
+        gen_s = time.time() - t
+        space = NamespaceIndex(-(-args.bits // 64), args.bits, ivf_min_rows=None)
+        for s in range(0, n, 1 << 20):
+            space.add(np.arange(s + 1, min(s + (1 << 20), n) + 1), kernels.to_words(codes[s : s + (1 << 20)]))
+        del codes
+        space.search_batch(qwords[:1], args.k)
+        brute = bench.time_queries(lambda q, sp=space: sp.search_batch(q, args.k), qwords, 1, min_seconds=2.0)
+        ref_ids, ref_d = space.search_batch(qwords, args.k)
+        t = time.time()
+        space.build_ivf()
+        build_s = time.time() - t
+        base = {"n": n, "bits": args.bits, "k": args.k, "nlist": space.nlist, "generate_s": round(gen_s, 1),
+                "ivf_build_s": round(build_s, 1), "brute_ms": round(1e3 * brute, 3)}
+        print(json.dumps(base), flush=True)
+        nprobes = sorted({max(1, int(space.nlist * f)) for f in args.fractions}
+                         | {ivf.default_nprobe(space.nlist, k=args.k, n=n)})
+        for nprobe in nprobes:
+            sub = bench.time_queries(lambda q, p=nprobe, sp=space: sp.search_batch(q, args.k, nprobe=p), qwords, 1,
+                                     min_seconds=2.0)
+            got_ids, got_d = space.search_batch(qwords, args.k, nprobe=nprobe)
+            row = {**base, "nprobe": nprobe, "default": nprobe == ivf.default_nprobe(space.nlist, k=args.k, n=n),
+                   "ivf_ms": round(1e3 * sub, 3), "speedup": round(brute / sub, 2),
+                   "recall": round(bench.recall_tie_aware(got_ids, got_d, ref_d), 4)}
+            print(json.dumps(row), flush=True)
+        space = None  # free before the next size
+
+
+if __name__ == "__main__":
+    main()

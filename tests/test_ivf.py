@@ -1,0 +1,170 @@
+"""IVF over binary codes: k-majority centroids, probing, exhaustive probe == brute force, consistency
+under adds and deletes, and inside a store (disk reads == in-RAM rerank, reopening re-embeds nothing)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from memory import ivf, kernels
+from memory.index import HammingIndex
+
+
+def brute(codes: np.ndarray, ids: np.ndarray, q: np.ndarray, k: int):
+    d = np.bitwise_count(codes ^ q[None, :]).sum(axis=1)
+    order = np.lexsort((ids, d))[:k]
+    return ids[order].tolist(), d[order].tolist()
+
+
+def test_fit_centroids_recovers_planted_clusters():
+    rng = np.random.default_rng(0)
+    centers = rng.integers(0, 256, size=(4, 8), dtype=np.uint8)
+    noise = np.packbits((rng.random((2000, 64)) < 0.05).astype(np.uint8), axis=-1)
+    codes = centers[np.repeat(np.arange(4), 500)] ^ noise
+    cents = ivf.fit_centroids(kernels.to_words(codes), bits=64, nlist=4, seed=1)
+    got = {tuple(c) for c in kernels.from_words(cents, 8).tolist()}
+    assert got == {tuple(c) for c in centers.tolist()}
+    with pytest.raises(ValueError, match="at least nlist"):
+        ivf.fit_centroids(kernels.to_words(codes[:3]), bits=64, nlist=4)
+
+
+def test_probe_orders_by_distance_then_index():
+    cents = kernels.to_words(np.array([[0b1111], [0b0001], [0b0011], [0b0001]], dtype=np.uint8))
+    q = kernels.to_words(np.array([[0]], dtype=np.uint8))[0]
+    assert ivf.probe(cents, q, 3).tolist() == [1, 3, 2]
+    assert ivf.probe(cents, q, 10).tolist() == [1, 3, 2, 0]
+    assert ivf.default_nlist(1_000_000) == 2048 and ivf.default_nprobe(2048) == 128
+
+
+def make_clustered(n, nbytes, seed):
+    rng = np.random.default_rng(seed)
+    centers = rng.integers(0, 256, size=(32, nbytes), dtype=np.uint8)
+    noise = (rng.random((n, nbytes * 8)) < 0.15).astype(np.uint8)
+    codes = centers[rng.integers(0, 32, n)] ^ np.packbits(noise, axis=-1)
+    return codes
+
+
+@pytest.mark.parametrize("bits", [64, 256])
+def test_ivf_exhaustive_probe_equals_brute_force(bits):
+    codes = make_clustered(6000, bits // 8, seed=bits)
+    ids = np.arange(6000) * 2 + 1
+    index = HammingIndex(bits, ivf_min_rows=2000)
+    index.add("x", ids[:2500], codes[:2500])  # builds the IVF at 2,000 rows
+    index.add("x", ids[2500:], codes[2500:])  # tail, then a relayout
+    space = index.spaces["x"]
+    assert space.is_ivf and space.nlist > 1
+    for qi in (0, 17, 4999):
+        got = index.search("x", codes[qi], 50, nprobe=space.nlist)
+        assert (got[0].tolist(), got[1].tolist()) == brute(codes, ids, codes[qi], 50)
+        ex = index.search("x", codes[qi], 50, exact=True)
+        assert (ex[0].tolist(), ex[1].tolist()) == brute(codes, ids, codes[qi], 50)
+
+
+def test_ivf_stays_consistent_under_adds_and_deletes():
+    codes = make_clustered(9000, 16, seed=5)
+    ids = np.arange(9000) + 1
+    index = HammingIndex(128, ivf_min_rows=1500)
+    alive = np.zeros(9000, dtype=bool)
+    rng = np.random.default_rng(2)
+    for s in range(0, 9000, 1000):
+        index.add("x", ids[s : s + 1000], codes[s : s + 1000])
+        alive[s : s + 1000] = True
+        dead = rng.choice(np.flatnonzero(alive), size=600, replace=False)
+        index.remove("x", ids[dead])
+        alive[dead] = False
+        space = index.spaces["x"]
+        assert len(index) == alive.sum()
+        assert space.live_ids().tolist() == ids[alive].tolist()
+        # every live row sits in exactly one list (or the tail) and is found by id
+        rows, found = space.rows_of(ids[alive])
+        assert found.all() and len(np.unique(rows)) == alive.sum()
+        if space.is_ivf:
+            got = index.search("x", codes[s], 40, nprobe=space.nlist)
+            assert (got[0].tolist(), got[1].tolist()) == brute(codes[alive], ids[alive], codes[s], 40)
+    assert index.spaces["x"].is_ivf
+
+
+def test_ivf_recall_on_clustered_codes():
+    codes = make_clustered(20000, 32, seed=8)
+    ids = np.arange(20000)
+    index = HammingIndex(256, ivf_min_rows=10000)
+    index.add("x", ids, codes)
+    hits = 0
+    for qi in range(0, 20000, 1000):
+        got = index.search("x", codes[qi] ^ 1, 20)[0]
+        ref = brute(codes, ids, codes[qi] ^ 1, 20)[0]
+        hits += len(set(got.tolist()) & set(ref))
+    assert hits / (20 * 20) >= 0.9
+
+
+# -- inside a store ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ivf_store(tmp_path, monkeypatch):
+    """A 3,000-passage store (embeddings given) whose index switches to IVF from 1,000 rows."""
+    from memory import Memory, bench
+    from memory import index as index_mod
+
+    monkeypatch.setattr(index_mod, "IVF_MIN_ROWS", 1000)
+    rng = np.random.default_rng(0)
+    mix = bench.parametric_mixture(dim=384, clusters=24)
+    emb = bench.draw(mix, 3000, rng)
+    path = tmp_path / "ivf.db"
+    with Memory(path, method="sign") as m:
+        m.add([f"passage {i} on topic {i % 31}" for i in range(3000)], embeddings=emb, progress=False)
+    return path, bench.draw(mix, 12, rng)
+
+
+def _hits(mem, queries, **kw):
+    return [[(h.id, round(h.score, 6), h.hamming) for h in hits] for hits in mem.search_embeddings(queries, 10, **kw)]
+
+
+def test_store_ivf_full_probe_equals_brute_force_and_disk_reads_equal_ram(ivf_store, monkeypatch):
+    from memory import Memory
+    from memory import index as index_mod
+
+    path, queries = ivf_store
+    with Memory(path, create=False) as mem:
+        space = mem.index.spaces["default"]
+        assert space.is_ivf and len(mem) == 3000
+        mem.index.nprobe = space.nlist
+        full_probe = _hits(mem, queries)
+        mem.index.nprobe = None
+        default_probe = _hits(mem, queries)
+        # the int8 rerank reads C vectors from SQLite per query; an all-in-RAM copy gives the same hits
+        ram = {int(i): v for i, v in zip(*_all_qvecs(mem), strict=True)}
+        monkeypatch.setattr(mem.storage, "fetch_qvecs",
+                            lambda ids, dim: np.stack([ram[int(i)] for i in ids]) if ids else np.zeros((0, dim), np.int8))
+        assert _hits(mem, queries) == default_probe
+    monkeypatch.setattr(index_mod, "IVF_MIN_ROWS", 10**9)
+    with Memory(path, create=False) as mem:
+        assert not mem.index.spaces["default"].is_ivf
+        brute_hits = _hits(mem, queries)
+    assert full_probe == brute_hits
+    # the default probe finds nearly the same top-10 (the issue's bar: within 0.005 of recall)
+    same = np.mean([len({h[0] for h in a} & {h[0] for h in b}) / 10 for a, b in zip(default_probe, brute_hits,
+                                                                                     strict=True)])
+    assert same >= 0.9
+
+
+def _all_qvecs(mem):
+    ids, vecs = zip(*mem.storage.iter_qvecs(mem.config.dim), strict=True)
+    return np.concatenate(ids), np.concatenate(vecs)
+
+
+def test_reopening_does_not_embed_and_deletes_reach_the_ivf(ivf_store, monkeypatch):
+    from memory import Memory
+    from memory.embed import Embedder
+
+    path, queries = ivf_store
+    embedded: list[int] = []
+    real = Embedder.encode
+    monkeypatch.setattr(Embedder, "encode", lambda self, texts, **kw: embedded.append(len(texts)) or real(self, texts, **kw))
+    with Memory(path, create=False) as mem:
+        assert len(mem) == 3000 and mem.index.spaces["default"].is_ivf
+        first = _hits(mem, queries[:1])[0]
+        mem.delete([first[0][0]])
+        assert first[0][0] not in {h[0] for h in _hits(mem, queries[:1])[0]}
+        assert len(mem) == 2999
+    assert sum(embedded) <= 1  # at most the model's fingerprint probe, never a passage
