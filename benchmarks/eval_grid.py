@@ -36,7 +36,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from memory import eval as ev  # noqa: E402
 from memory import store as store_mod  # noqa: E402
-from memory.embed import DEFAULT_MODEL, Embedder  # noqa: E402
+from memory.embed import BACKEND_ENV, DEFAULT_MODEL, Embedder  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 CACHE = ROOT / ".bench-cache"
@@ -50,12 +50,12 @@ def cached_embeddings(data: ev.Dataset, model: str) -> tuple[np.ndarray, np.ndar
     h = hashlib.sha256()
     for t in data.doc_texts + ["\x00queries\x00"] + data.query_texts:
         h.update(t.encode("utf-8") + b"\x00")
-    key = f"{data.name}-{model.replace('/', '_')}-{h.hexdigest()[:16]}.npz"
+    emb = Embedder(model)
+    key = f"{data.name}-{model.replace('/', '_')}-{emb.backend}-{h.hexdigest()[:16]}.npz"
     path = CACHE / key
     if path.exists():
         with np.load(path) as z:
             return z["docs"], z["queries"]
-    emb = Embedder(model)
     t = time.perf_counter()
     docs = emb.encode(data.doc_texts, progress=True)
     queries = emb.encode(data.query_texts, progress=True)
@@ -189,7 +189,8 @@ def grid_markdown(results: list[dict], command: str) -> str:
         scope = f"; each query searches only its `{first['config']['namespace_field']}`" if first["config"]["namespace_field"] else ""
         lines += ["", f"### {n}", "",
                   f"{first['n_docs']} passages, {first['n_queries']} judged queries{scope}; "
-                  f"{first['config']['candidates']} candidates; hint budget {first['config']['hint_bytes']} B.", "",
+                  f"{first['config']['candidates']} candidates; hint budget {first['config']['hint_bytes']} B; "
+                  f"embeddings: {first['config'].get('embed_backend', 'torch')} backend.", "",
                   "| codes | method | nDCG@10 | × float32 | R@10 | R@100 | MRR@10 | overlap@10 | ms/query | bytes/passage |",
                   "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for m in ("float32", "int8"):  # independent of the codes: one row, median time over the runs
@@ -268,6 +269,8 @@ def main() -> None:
     p.add_argument("--bits", nargs="+", type=int, default=[128, 256, 384])
     p.add_argument("--candidates", type=int, default=100)
     p.add_argument("--model", default=DEFAULT_MODEL)
+    p.add_argument("--backend", choices=["auto", "onnx-int8", "torch"], default=None,
+                   help=f"embedding backend (sets ${BACKEND_ENV}; default: the library's, auto)")
     p.add_argument("--sweep", action="store_true", help="also run the candidates / factor / refit sweep")
     p.add_argument("--sweep-only", action="store_true", help="run only the sweep")
     p.add_argument("--sweep-bits", nargs="+", type=int, default=[128, 256, 384])
@@ -276,6 +279,8 @@ def main() -> None:
     p.add_argument("--report-only", action="store_true", help="only rewrite docs/eval.md from the JSON file")
     p.add_argument("--json", type=Path, default=ROOT / "docs" / "eval_grid.json")
     args = p.parse_args()
+    if args.backend:
+        os.environ[BACKEND_ENV] = args.backend  # every Embedder of this run, the stores' included
     command = "HF_HUB_OFFLINE=1 flock /tmp/hashmem-bench.lock .venv/bin/python benchmarks/eval_grid.py " + " ".join(sys.argv[1:])
     command = command.strip()
     saved = json.loads(args.json.read_text()) if args.json.exists() else {}

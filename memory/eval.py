@@ -357,6 +357,7 @@ def evaluate(
             stats = mem.stats()
             config = {
                 "model": mem.config.model,
+                "embed_backend": getattr(mem.embedder, "backend", "torch"),
                 "dim": dim,
                 "bits": mem.config.bits,
                 "method": mem.config.method,
