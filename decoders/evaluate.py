@@ -9,7 +9,8 @@ and code only* (the stored text is withheld from the decoders). The original
 text is used only for scoring:
 
 - ``cosine_mean`` / ``cosine_median``: cosine between the float embeddings
-  (the store's model) of the original and of the reconstruction;
+  (the store's model, each text embedded alone) of the original and of the
+  reconstruction;
 - ``invented_rate``: share of reconstructions holding a number or capitalized
   name absent from the original (``base.invented_terms``);
 - ``ms_p50`` / ``ms_p90``: wall time per reconstruction;
