@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/embed_cache.py
 
 Writes scifact-corpus.npy (5,183 title + abstract), scifact-queries.npy (train queries with qrels),
-newsgroups.npy (18,846 posts, first 256 tokens), all-MiniLM-L6-v2 through hashmem's default backend.
+with --newsgroups also newsgroups.npy (18,846 posts, first 256 tokens); all-MiniLM-L6-v2 through
+hashmem's default backend.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def main() -> None:
         queries = {q["_id"]: q["text"] for q in map(json.loads, open(sf / "queries.jsonl"))}
         qids = sorted({line.split("\t")[0] for line in list(open(sf / "qrels.tsv"))[1:]} & set(queries))
         np.save(CACHE / "scifact-queries.npy", emb.encode([queries[q] for q in qids]))
-    if not (CACHE / "newsgroups.npy").exists():
+    if "--newsgroups" in sys.argv and not (CACHE / "newsgroups.npy").exists():
         with gzip.open(DATA / "newsgroups20" / "docs.jsonl.gz", "rt") as f:
             texts = [t for t in (json.loads(line)["text"].strip() for line in f) if t]
         np.save(CACHE / "newsgroups.npy", emb.encode(texts, progress=True))

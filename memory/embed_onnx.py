@@ -153,6 +153,9 @@ class OnnxEncoder:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or os.cpu_count() or 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # no busy-waiting between ops: on a machine shared with other work, spinning threads steal
+        # the cores the next op needs (measured: 53 vs 41 passages/s on 2 busy cores)
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
         cfg_path = self.model_dir / "sentence_bert_config.json"

@@ -11,8 +11,10 @@ Memory layout of one namespace (``NamespaceIndex``), per row:
 No per-id Python dict: rows are appended in increasing id order (SQLite
 AUTOINCREMENT ids), so in brute-force layout ``ids`` is sorted and an id's row
 is ``searchsorted(ids, id)``; in IVF layout ``searchsorted(ids, id, sorter=perm)``.
-Unused capacity is allocated with ``np.zeros`` and never touched, so it costs
-address space but no resident memory.
+Spare capacity is allocated with ``np.empty`` and never touched, so it costs
+address space but no resident memory. The IVF is built, refreshed or refitted
+lazily, at the first search after adds, so a bulk load (opening a store) lays the
+rows out once.
 
 IVF layout (above ``IVF_MIN_ROWS`` live rows): rows ``[0, main)`` are grouped
 by list (``offsets``), each list in id order; rows ``[main, size)`` are the
@@ -45,6 +47,20 @@ REFIT_GROWTH = 4
 _MIN_CAPACITY = 1024
 
 
+def _release_freed_heap() -> None:
+    """Hand freed heap pages back to the OS (glibc ``malloc_trim``) after a layout's big temporaries.
+
+    Arrays below glibc's mmap threshold (which grows to 32 MiB) are freed into the heap and stay
+    resident; a rebuild frees several. No-op where glibc is absent.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class NamespaceIndex:
     """Codes and ids of one namespace, append-only with tombstones.
 
@@ -75,6 +91,7 @@ class NamespaceIndex:
         self.tail_lists = np.zeros(0, dtype=np.int32)
         self.perm: np.ndarray | None = None  # int32 [capacity]: rows in id order
         self.fitted_on = 0
+        self._stale = False  # rows added since the layout was last checked
 
     # -- layout ------------------------------------------------------------------------
 
@@ -90,16 +107,18 @@ class NamespaceIndex:
         cap = self.cols.shape[1]
         if need <= cap:
             return
-        cap = max(_MIN_CAPACITY, 2 * need)
-        cols = np.zeros((self.n_words, cap), dtype=np.uint64)
+        cap = max(_MIN_CAPACITY, need + need // 2)
+        # np.empty, not np.zeros: rows past `size` are never read, and untouched pages cost no RSS
+        # (calloc would zero recycled heap pages and make the spare capacity resident)
+        cols = np.empty((self.n_words, cap), dtype=np.uint64)
         cols[:, : self.size] = self.cols[:, : self.size]
-        ids = np.zeros(cap, dtype=np.int64)
+        ids = np.empty(cap, dtype=np.int64)
         ids[: self.size] = self.ids[: self.size]
-        alive = np.zeros(cap, dtype=bool)
+        alive = np.empty(cap, dtype=bool)
         alive[: self.size] = self.alive[: self.size]
         self.cols, self.ids, self.alive = cols, ids, alive
         if self.perm is not None:
-            perm = np.zeros(cap, dtype=np.int32)
+            perm = np.empty(cap, dtype=np.int32)
             perm[: self.size] = self.perm[: self.size]
             self.perm = perm
 
@@ -129,7 +148,7 @@ class NamespaceIndex:
             self.tail_lists = np.concatenate([self.tail_lists, lists])
         self.size += n
         self.n_alive += n
-        self._maybe_relayout()
+        self._stale = True  # the IVF is built / refreshed at the next search, not per batch
 
     def _max_id(self) -> int | None:
         if self.size == 0:
@@ -164,7 +183,13 @@ class NamespaceIndex:
             return self.perm[: self.size].astype(np.int64)
         return np.arange(self.size)
 
+    def refresh(self) -> None:
+        """Bring the layout up to date now (build, fold the tail into, or refit the IVF as due)."""
+        if self._stale:
+            self._maybe_relayout()
+
     def _maybe_relayout(self) -> None:
+        self._stale = False
         if self.ivf_min_rows is None:
             return
         if not self.is_ivf:
@@ -205,15 +230,15 @@ class NamespaceIndex:
             lists = row_list[old_rows]
         order = np.lexsort((live_ids, lists))  # by list, then id
         nlist = len(centroids)
-        cap = max(_MIN_CAPACITY, 2 * n)
-        self.cols = np.zeros((self.n_words, cap), dtype=np.uint64)
+        cap = max(_MIN_CAPACITY, n + n // 8)
+        self.cols = np.empty((self.n_words, cap), dtype=np.uint64)
         self.cols[:, :n] = cols[:, order]
         del cols
-        self.ids = np.zeros(cap, dtype=np.int64)
+        self.ids = np.empty(cap, dtype=np.int64)
         self.ids[:n] = live_ids[order]
-        self.alive = np.zeros(cap, dtype=bool)
+        self.alive = np.empty(cap, dtype=bool)
         self.alive[:n] = True
-        self.perm = np.zeros(cap, dtype=np.int32)
+        self.perm = np.empty(cap, dtype=np.int32)
         self.perm[:n] = np.argsort(self.ids[:n], kind="stable")
         self.offsets = np.zeros(nlist + 1, dtype=np.int64)
         np.cumsum(np.bincount(lists, minlength=nlist), out=self.offsets[1:])
@@ -222,6 +247,7 @@ class NamespaceIndex:
         self.tail_lists = np.zeros(0, dtype=np.int32)
         if refit:
             self.fitted_on = n
+        _release_freed_heap()
 
     # -- lookups -----------------------------------------------------------------------
 
@@ -296,6 +322,7 @@ class NamespaceIndex:
             exact: scan every row even with an IVF.
         """
         query_words = np.ascontiguousarray(query_words, dtype=np.uint64)
+        self.refresh()
         # full-capacity arrays (C-contiguous for the kernels) with the scan limited to [0, size)
         cols, ids = self.cols, self.ids
         mask = None

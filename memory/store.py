@@ -168,7 +168,7 @@ class Memory:
         self._verified = False
 
     def _load_index(self) -> None:
-        for ids, namespaces, codes, _ in self.storage.iter_codes():
+        for ids, namespaces, codes, _ in self.storage.iter_codes(batch=8192):  # few Python objects at once
             arr = np.frombuffer(b"".join(codes), dtype=np.uint8).reshape(len(ids), self.config.bits // 8)
             ns = np.array(namespaces, dtype=object)
             for name in dict.fromkeys(namespaces):

@@ -50,8 +50,10 @@ def test_ivf_exhaustive_probe_equals_brute_force(bits):
     ids = np.arange(6000) * 2 + 1
     index = HammingIndex(bits, ivf_min_rows=2000)
     index.add("x", ids[:2500], codes[:2500])  # builds the IVF at 2,000 rows
-    index.add("x", ids[2500:], codes[2500:])  # tail, then a relayout
+    index.spaces["x"].refresh()
+    index.add("x", ids[2500:], codes[2500:])  # tail, then a relayout at the next search
     space = index.spaces["x"]
+    space.refresh()
     assert space.is_ivf and space.nlist > 1
     for qi in (0, 17, 4999):
         got = index.search("x", codes[qi], 50, nprobe=space.nlist)
@@ -73,6 +75,7 @@ def test_ivf_stays_consistent_under_adds_and_deletes():
         index.remove("x", ids[dead])
         alive[dead] = False
         space = index.spaces["x"]
+        space.refresh()
         assert len(index) == alive.sum()
         assert space.live_ids().tolist() == ids[alive].tolist()
         # every live row sits in exactly one list (or the tail) and is found by id
@@ -127,6 +130,8 @@ def test_store_ivf_full_probe_equals_brute_force_and_disk_reads_equal_ram(ivf_st
     path, queries = ivf_store
     with Memory(path, create=False) as mem:
         space = mem.index.spaces["default"]
+        assert not space.is_ivf  # built at the first search, once, not per loaded batch
+        space.refresh()
         assert space.is_ivf and len(mem) == 3000
         mem.index.nprobe = space.nlist
         full_probe = _hits(mem, queries)
@@ -139,6 +144,7 @@ def test_store_ivf_full_probe_equals_brute_force_and_disk_reads_equal_ram(ivf_st
         assert _hits(mem, queries) == default_probe
     monkeypatch.setattr(index_mod, "IVF_MIN_ROWS", 10**9)
     with Memory(path, create=False) as mem:
+        mem.index.spaces["default"].refresh()
         assert not mem.index.spaces["default"].is_ivf
         brute_hits = _hits(mem, queries)
     assert full_probe == brute_hits
@@ -162,8 +168,8 @@ def test_reopening_does_not_embed_and_deletes_reach_the_ivf(ivf_store, monkeypat
     real = Embedder.encode
     monkeypatch.setattr(Embedder, "encode", lambda self, texts, **kw: embedded.append(len(texts)) or real(self, texts, **kw))
     with Memory(path, create=False) as mem:
-        assert len(mem) == 3000 and mem.index.spaces["default"].is_ivf
         first = _hits(mem, queries[:1])[0]
+        assert len(mem) == 3000 and mem.index.spaces["default"].is_ivf
         mem.delete([first[0][0]])
         assert first[0][0] not in {h[0] for h in _hits(mem, queries[:1])[0]}
         assert len(mem) == 2999

@@ -1,0 +1,93 @@
+"""Item 3, end to end: recall@10 against float32 of the store's pipeline, brute-force vs IVF candidates,
+on SciFact hidden among synthetic distractors (so the IVF is at the size where it switches on).
+
+Corpus: the 5,183 SciFact abstracts plus N distractors drawn from a Gaussian
+mixture fitted to them; queries: the 809 SciFact train claims; truth: exact float32
+top-10 over everything. Pipeline (as ``Memory.search_embeddings``): int8
+quantization, ITQ 256-bit codes fitted on the dequantized vectors, Hamming top
+4·C (C = 100) from the brute-force index or from the IVF at its default nprobe,
+asymmetric top C, int8 cosine rerank, top 10.
+
+    .venv/bin/python benchmarks/embed_cache.py
+    OPENBLAS_NUM_THREADS=1 flock /tmp/hashmem-bench.lock .venv/bin/python benchmarks/e2e_ivf.py --n 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+CACHE = Path(os.environ.get("HASHMEM_BENCH_CACHE", "/tmp/hashmem-bench-cache"))
+
+
+def main() -> None:
+    from memory import bench, hashing, ivf, kernels, quantize
+    from memory.index import NamespaceIndex
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=1_000_000, help="distractors")
+    ap.add_argument("--bits", type=int, default=256)
+    ap.add_argument("--candidates", type=int, default=100)
+    ap.add_argument("--nprobe", type=int, nargs="*", default=[])
+    args = ap.parse_args()
+    real = np.load(CACHE / "scifact-corpus.npy")
+    queries = np.load(CACHE / "scifact-queries.npy")
+    mix = bench.fit_mixture(real, clusters=128)
+    rng = np.random.default_rng(0)
+    x = np.concatenate([real] + [bench.draw(mix, min(200_000, args.n - s), rng) for s in range(0, args.n, 200_000)])
+    n = len(x)
+    truth = np.empty((len(queries), 10), np.int64)
+    for s in range(0, len(queries), 64):
+        sims = queries[s : s + 64] @ x.T
+        truth[s : s + 64] = np.argsort(-sims, axis=1, kind="stable")[:, :10]
+    quant = quantize.fit(x[rng.choice(n, 65536, replace=False)])
+    qv = quant.encode(x)
+    del x
+    hasher = hashing.fit("itq", quant.decode(qv[rng.choice(n, 65536, replace=False)]), bits=args.bits)
+    words = np.concatenate([kernels.to_words(hasher.encode(quant.decode(qv[s : s + 200_000])))
+                            for s in range(0, n, 200_000)])
+    ids = np.arange(n, dtype=np.int64)
+    signs_of = lambda rows: hashing.unpack_signs(kernels.from_words(words[rows], args.bits // 8), args.bits)  # noqa: E731
+    qwords = kernels.to_words(hasher.encode(queries))
+    proj = hasher.project(queries)
+    c = args.candidates
+
+    def recall(cands) -> float:
+        hit = 0
+        for qi in range(len(queries)):
+            ci = cands[qi][cands[qi] >= 0]
+            s = signs_of(ci) @ proj[qi]
+            ci = ci[np.lexsort((ci, -s))[:c]]
+            sc = quantize.cosine(queries[qi : qi + 1], qv[ci], quant)[0]
+            top = ci[np.lexsort((ci, -sc))[:10]]
+            hit += len(set(top.tolist()) & set(truth[qi].tolist()))
+        return hit / (10 * len(queries))
+
+    space = NamespaceIndex(-(-args.bits // 64), args.bits, ivf_min_rows=None)
+    space.add(ids, words)
+    t = time.time()
+    brute_c, _ = space.search_batch(qwords, 4 * c)
+    brute_s = (time.time() - t) / len(queries)
+    out = {"n": n, "bits": args.bits, "candidates": c, "recall10_brute": recall(brute_c),
+           "brute_ms_per_query_batched": 1e3 * brute_s}
+    space.build_ivf()
+    out["nlist"] = space.nlist
+    for nprobe in args.nprobe or [ivf.default_nprobe(space.nlist, k=4 * c, n=n)]:
+        t = time.time()
+        got = np.concatenate([space.search_batch(qwords[i : i + 1], 4 * c, nprobe=nprobe)[0]
+                              for i in range(len(queries))])
+        out[f"ivf_nprobe{nprobe}_ms_per_query"] = 1e3 * (time.time() - t) / len(queries)
+        out[f"recall10_ivf_nprobe{nprobe}"] = recall(got)
+        out[f"loss_nprobe{nprobe}"] = out["recall10_brute"] - out[f"recall10_ivf_nprobe{nprobe}"]
+        print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()
