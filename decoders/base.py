@@ -162,7 +162,8 @@ def invented_terms(text: str, reference: str | Sequence[str]) -> tuple[str, ...]
     """
     ref = reference if isinstance(reference, str) else " ".join(reference)
     ref_numbers = {t.text for t in hintlib.tokenize(ref) if t.kind == "number"}
-    ref_words = {w.lower() for w in _WORD.findall(ref)}
+    # words as hints.tokenize cuts them ("8-CPT" → "CPT", "Editors'" → "Editors") and as whole runs
+    ref_words = {w.lower() for w in _WORD.findall(ref)} | {t.text.lower() for t in hintlib.tokenize(ref)}
     out: dict[str, None] = {}
     for t in hintlib.tokenize(text):
         if t.kind == "number" and t.text not in ref_numbers:

@@ -64,6 +64,7 @@ def llama(hints_mem):
         ("Visited by paris tourists.", "The tower in Paris.", ()),  # not a name (lowercase); present anyway
         ("We met Curie and curie.", ["marie", "Curie"], ()),  # a list of hints as the reference
         ("Then came Smith in 2001.", "", ("Smith", "2001")),
+        ("MAb 18 B7 with 8 CPT and Editors Summary.", "MAb 18B7, 8-CPT cAMP; the Editors' Summary", ()),
     ],
 )
 def test_invented_terms_known_answers(text, reference, expected):
