@@ -16,7 +16,7 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	# the CPU build of torch first, pinned: an unpinned torch pulls a multi-GB CUDA build
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[test,llama]'
+	$(BIN)/python -m pip install --quiet -e '.[test,llama,bench]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
