@@ -30,8 +30,13 @@ def main() -> None:
     CACHE.mkdir(parents=True, exist_ok=True)
     sf = DATA / "scifact-train"
     if not (CACHE / "scifact-corpus.npy").exists():
-        docs = [json.loads(line) for line in open(sf / "corpus.jsonl")]
-        np.save(CACHE / "scifact-corpus.npy", emb.encode([(d["title"] + ". " + d["text"]) for d in docs], progress=True))
+        done = CACHE / f"scifact-corpus-{emb.backend}.npy"  # left by benchmarks/ingest.py
+        if done.exists():
+            np.save(CACHE / "scifact-corpus.npy", np.load(done))
+        else:
+            docs = [json.loads(line) for line in open(sf / "corpus.jsonl")]
+            texts = [(d["title"] + ". " + d["text"]).strip() for d in docs]
+            np.save(CACHE / "scifact-corpus.npy", emb.encode(texts, progress=True))
         queries = {q["_id"]: q["text"] for q in map(json.loads, open(sf / "queries.jsonl"))}
         qids = sorted({line.split("\t")[0] for line in list(open(sf / "qrels.tsv"))[1:]} & set(queries))
         np.save(CACHE / "scifact-queries.npy", emb.encode([queries[q] for q in qids]))

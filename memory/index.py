@@ -121,6 +121,7 @@ class NamespaceIndex:
             perm = np.empty(cap, dtype=np.int32)
             perm[: self.size] = self.perm[: self.size]
             self.perm = perm
+        _release_freed_heap()
 
     def add(self, ids: np.ndarray, code_words: np.ndarray) -> None:
         """Append rows: ids int64 [n] (increasing, above every id present), code_words uint64 [n, w]."""
@@ -186,7 +187,10 @@ class NamespaceIndex:
     def refresh(self) -> None:
         """Bring the layout up to date now (build, fold the tail into, or refit the IVF as due)."""
         if self._stale:
+            layout = self.main, self.nlist
             self._maybe_relayout()
+            if (self.main, self.nlist) != layout:
+                _release_freed_heap()  # the rebuild's temporaries are gone only now
 
     def _maybe_relayout(self) -> None:
         self._stale = False
@@ -247,7 +251,6 @@ class NamespaceIndex:
         self.tail_lists = np.zeros(0, dtype=np.int32)
         if refit:
             self.fitted_on = n
-        _release_freed_heap()
 
     # -- lookups -----------------------------------------------------------------------
 
@@ -278,10 +281,11 @@ class NamespaceIndex:
     def _compact(self) -> None:
         if self.is_ivf:
             self._layout(self.centroids, refit=False)
-            return
-        live_ids, words = self._live_rows()
-        self._reset()
-        self.add(live_ids, words)
+        else:
+            live_ids, words = self._live_rows()
+            self._reset()
+            self.add(live_ids, words)
+        _release_freed_heap()
 
     def replace_all(self, ids: np.ndarray, code_words: np.ndarray) -> None:
         self._reset()
