@@ -404,6 +404,11 @@ class HammingIndex:
         if namespace in self.spaces:
             self.spaces[namespace].remove(ids)
 
+    def refresh(self) -> None:
+        """Lay every namespace out now (IVF build / fold-in), e.g. once after a bulk load."""
+        for space in self.spaces.values():
+            space.refresh()
+
     def search(self, namespace: str, query_code: np.ndarray, k: int, *, allowed_ids=None,
                nprobe: int | None = None, exact: bool = False):
         """Nearest ids and Hamming distances in one namespace; empty for an unknown one."""

@@ -174,6 +174,7 @@ class Memory:
             for name in dict.fromkeys(namespaces):
                 sel = ns == name
                 self.index.add(name, ids[sel], arr[sel])
+        self.index.refresh()  # build large namespaces' IVF once, now, rather than at the first search
 
     @property
     def lexicon(self) -> hints.Lexicon:

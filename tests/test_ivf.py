@@ -130,7 +130,7 @@ def test_store_ivf_full_probe_equals_brute_force_and_disk_reads_equal_ram(ivf_st
     path, queries = ivf_store
     with Memory(path, create=False) as mem:
         space = mem.index.spaces["default"]
-        assert not space.is_ivf  # built at the first search, once, not per loaded batch
+        assert space.is_ivf  # built once, at the end of the load
         space.refresh()
         assert space.is_ivf and len(mem) == 3000
         mem.index.nprobe = space.nlist
