@@ -127,8 +127,9 @@ def test_word_round_trip():
 
 @pytest.mark.skipif(not kernels.numba_available(), reason="numba not installed")
 @pytest.mark.parametrize("n_queries", [1, 5])
-def test_multithreaded_paths_equal_numpy(n_queries):
+def test_multithreaded_paths_equal_numpy(n_queries, monkeypatch):
     """Large scans split rows (one query) or queries (a batch) across threads; same answer as numpy."""
+    monkeypatch.setattr(kernels, "SERIAL_ROWS", 4096)  # make 150k rows "large"
     codes, ids = make(150_000, 8, seed=11)
     cols = cols_of(codes)
     q = kernels.to_words(codes[:n_queries])
