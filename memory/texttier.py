@@ -8,13 +8,14 @@ frame, so any one of them is read back alone (random access, ~µs).
 Body layout (one BLOB per passage in ``texts(id, body)``):
 
 - byte 0 is the codec tag:
-  - ``0x00``: raw UTF-8 follows (used when compressing does not pay);
-  - ``0x01``: a zstd frame without a dictionary follows;
-  - ``0x02``: a uvarint dictionary generation ``g`` follows, then a zstd frame
-    compressed with dictionary ``g``.
-- Frames are *magicless* (``FORMAT_ZSTD1_MAGICLESS``), write the content size,
-  and carry neither a checksum nor a dictionary id: 4 + 4 bytes per passage
-  saved; the tag says which dictionary to use.
+  - ``0``: raw UTF-8 follows (used when compressing does not pay);
+  - ``1``: a zstd frame without a dictionary follows;
+  - ``1 + g`` (2 … 255): a zstd frame compressed with dictionary generation
+    ``g`` (1 … 254) follows.
+- Frames are *magicless* (``FORMAT_ZSTD1_MAGICLESS``) and carry no content
+  size, checksum or dictionary id: ~10 bytes per passage saved against a
+  default frame; the tag says which dictionary to use, and a frame that does
+  not reach its last block is reported as damaged.
 
 Dictionaries live in the store's meta table: ``text_dict.<g>`` (zstd dictionary
 bytes), ``text_dict`` (the current ``g``) and ``text_dict_trained_on`` (the
@@ -43,7 +44,8 @@ import numpy as np
 from .errors import StoreCorruptError
 from .storage import Storage
 
-RAW, PLAIN, DICT = 0, 1, 2
+RAW, PLAIN = 0, 1
+MAX_GENERATION = 254  # dictionary generations fit the tag byte (1 + g); retraining stops there
 LEVEL = 19
 FIRST_TRAIN = 64
 RETRAIN_GROWTH = 2
@@ -63,31 +65,6 @@ def _dict_key(gen: int) -> str:
     return f"text_dict.{gen}"
 
 
-def _uvarint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _read_uvarint(data: bytes, pos: int) -> tuple[int, int]:
-    n = shift = 0
-    while True:
-        if pos >= len(data):
-            raise ValueError("truncated varint")
-        b = data[pos]
-        pos += 1
-        n |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return n, pos
-        shift += 7
-
-
 class TextTier:
     """Compresses and decompresses the passages of one store file.
 
@@ -102,7 +79,7 @@ class TextTier:
         self._z = zstandard
         self.storage = storage
         self._params = zstandard.ZstdCompressionParameters.from_level(
-            LEVEL, format=zstandard.FORMAT_ZSTD1_MAGICLESS, write_content_size=1,
+            LEVEL, format=zstandard.FORMAT_ZSTD1_MAGICLESS, write_content_size=0,
             write_dict_id=0, write_checksum=0,
         )
         self._dicts: dict[int, object] = {}
@@ -152,7 +129,7 @@ class TextTier:
         """
         gen = self.current_generation() if generation is None else generation
         comp = self._compressor(gen, _dict_data)
-        head = bytes([DICT]) + _uvarint(gen) if gen else bytes([PLAIN])
+        head = bytes([PLAIN + gen])
         out = []
         for t in texts:
             raw = t.encode("utf-8")
@@ -170,19 +147,23 @@ class TextTier:
         if not body:
             raise StoreCorruptError(f"{self.storage.path}: an empty text body")
         tag = body[0]
-        try:
-            if tag == RAW:
+        if tag == RAW:
+            try:
                 return body[1:].decode("utf-8")
-            if tag == PLAIN:
-                dec = self._z.ZstdDecompressor(format=self._z.FORMAT_ZSTD1_MAGICLESS)
-                return dec.decompress(body[1:]).decode("utf-8")
-            if tag == DICT:
-                gen, pos = _read_uvarint(body, 1)
-                dec = self._z.ZstdDecompressor(dict_data=self._dict(gen), format=self._z.FORMAT_ZSTD1_MAGICLESS)
-                return dec.decompress(body[pos:]).decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise StoreCorruptError(f"{self.storage.path}: a raw text body is not UTF-8 ({e})") from e
+        gen = tag - PLAIN
+        fmt = self._z.FORMAT_ZSTD1_MAGICLESS
+        dec = self._z.ZstdDecompressor(dict_data=self._dict(gen), format=fmt) if gen else \
+            self._z.ZstdDecompressor(format=fmt)
+        try:
+            stream = dec.decompressobj()
+            data = stream.decompress(body[1:])
+            if not stream.eof:
+                raise ValueError("the frame ends before its last block")
+            return data.decode("utf-8")
         except (self._z.ZstdError, UnicodeDecodeError, ValueError) as e:
             raise StoreCorruptError(f"{self.storage.path}: a text body cannot be decompressed ({e})") from e
-        raise StoreCorruptError(f"{self.storage.path}: unknown text codec tag {tag}")
 
     # -- retraining --------------------------------------------------------------------
 
@@ -201,7 +182,7 @@ class TextTier:
             True when a new dictionary was adopted and every passage recompressed.
         """
         n = self.storage.count()
-        if n < 2 or not (force or self.retrain_due(n)):
+        if n < 2 or not (force or self.retrain_due(n)) or self.current_generation() >= MAX_GENERATION:
             return False
         texts = self._sample_texts(TRAIN_SAMPLE_BYTES)
         samples = [t.encode("utf-8") for t in texts]

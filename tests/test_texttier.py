@@ -109,10 +109,10 @@ def test_retrain_keeps_the_old_codec_when_a_dictionary_does_not_pay(tmp_path):
 def test_damaged_bodies_raise_store_corrupt_error(tmp_path):
     storage = _bare_store(tmp_path / "s.db")
     tier = tt.for_storage(storage)
-    with pytest.raises(StoreCorruptError, match="unknown text codec tag 9"):
+    with pytest.raises(StoreCorruptError, match="dictionary 8"):
         tier.decode(b"\x09abc")
-    with pytest.raises(StoreCorruptError, match="dictionary 7"):
-        tier.decode(b"\x02\x07xyz")
+    with pytest.raises(StoreCorruptError, match="not UTF-8"):
+        tier.decode(b"\x00\xff\xfe")
     with pytest.raises(StoreCorruptError, match="cannot be decompressed"):
         tier.decode(tier.encode(["some text " * 30])[0][:-3])
 
