@@ -42,7 +42,7 @@ def text_rows(names: list[str]) -> list[str]:
 
 
 def main() -> None:
-    main_runs = ["scifact_main", "canterbury_main"]
+    main_runs = ["scifact_main_first", "scifact_main", "canterbury_main", "scifact_main_t1", "canterbury_main_t1"]
     budget = [f"{ds}_hint{b}" for ds in ("scifact", "canterbury") for b in (32, 64, 128)]
     choices = ["scifact_n1", "scifact_n2", "scifact_n3", "scifact_n5", "scifact_expand8", "scifact_free"]
     out = ["### Default hint budget (48 B)", *decoder_rows(main_runs, str), "",
