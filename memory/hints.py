@@ -30,6 +30,8 @@ import msgpack
 _TOKEN = re.compile(r"\d+(?:[.,:/\-]\d+)*%?|[^\W\d_](?:[\w'’\-]*\w)?")
 _NUMBER = re.compile(r"\d")
 _SENTENCE_START = re.compile(r"(?:^|[.!?…:;]\s+|\n\s*)$")
+# a period after these does not end a sentence: "Dr. Smith" keeps Smith as a name
+_ABBREVIATION = re.compile(r"\b(?:Dr|Mr|Mrs|Ms|Prof|St|Sr|Jr|Mt|Gen|Col|Capt|Lt|Sgt|vs|etc|e\.g|i\.e|No|Fig|al)\.\s+$")
 MAX_TERM_CHARS = 40
 
 STOPWORDS = frozenset(
@@ -67,7 +69,7 @@ class Lexicon:
         new: list[int] = []
         for terms in docs:
             self.n_docs += 1
-            for t in terms:
+            for t in sorted(terms):  # sorted: term ids must not depend on set order
                 i = self.ids.get(t)
                 if i is None:
                     i = len(self.terms)
@@ -101,7 +103,10 @@ def tokenize(text: str) -> list[Token]:
             continue
         if _NUMBER.match(s):
             out.append(Token(s, s, m.start(), "number"))
-        elif s[0].isupper() and not _SENTENCE_START.search(text[max(0, m.start() - 3) : m.start()]):
+        elif s[0].isupper() and (
+            not _SENTENCE_START.search(text[max(0, m.start() - 3) : m.start()])
+            or _ABBREVIATION.search(text[max(0, m.start() - 8) : m.start()])
+        ):
             if s.lower() in STOPWORDS:
                 continue
             out.append(Token(s, s, m.start(), "name"))

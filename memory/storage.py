@@ -411,6 +411,10 @@ class Storage:
             "coalesce(sum(length(hints)),0), coalesce(sum(length(CAST(metadata AS BLOB))),0) FROM records"
         ).fetchone()
         texts = self.conn.execute("SELECT coalesce(sum(length(body)),0) FROM texts").fetchone()[0]
+        # the text tier's zstd dictionaries (meta rows text_dict.<generation>) count as text bytes
+        texts += self.conn.execute(
+            "SELECT coalesce(sum(length(value)),0) FROM meta WHERE key LIKE 'text\\_dict.%' ESCAPE '\\'"
+        ).fetchone()[0]
         terms = self.conn.execute("SELECT coalesce(sum(length(CAST(term AS BLOB))) + 9 * count(*),0) FROM terms").fetchone()[0]
         return {"records": r[0], "code": r[1], "qvec": r[2], "hints": r[3], "metadata": r[4], "text": texts, "lexicon": terms}
 

@@ -66,3 +66,15 @@ def test_sentence_initial_name_keeps_its_case_when_known():
     assert got[0] == "Ana"
     lex2 = _lexicon("The cat sat.", "Then the dog came.")
     assert "The" not in hints.decode(hints.encode(hints.tokenize("The cat sat."), lex2, budget=48), lex2)
+
+
+def test_title_abbreviation_does_not_start_a_sentence():
+    keys = [t.key for t in hints.tokenize("We asked Dr. Smith and Mrs. Jones about it.")]
+    assert "Smith" in keys and "Jones" in keys
+
+
+def test_term_ids_do_not_depend_on_set_order():
+    a, b = hints.Lexicon(), hints.Lexicon()
+    a.observe([{"zeta", "alpha", "mid"}])
+    b.observe([{"mid", "zeta", "alpha"}])
+    assert a.terms == b.terms == ["alpha", "mid", "zeta"]
