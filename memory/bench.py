@@ -219,12 +219,14 @@ def run(
         space.add(ids[s : s + (1 << 20)], kernels.to_words(codes[s : s + (1 << 20)]))
     brute = time_queries(lambda q: space.search_batch(q, k), qwords, batch, min_seconds=min_seconds)
     ref_ids, ref_d = space.search_batch(qwords, k)
+    index_mod._release_freed_heap()
     rss_brute = rss_bytes() - before
     space.build_ivf()
     nprobe = nprobe or index_mod.ivf.default_nprobe(space.nlist, k=k, n=space.n_alive)
     sub = time_queries(lambda q: space.search_batch(q, k, nprobe=nprobe), qwords, batch,
                       min_seconds=min_seconds)
     got_ids, got_d = space.search_batch(qwords, k, nprobe=nprobe)
+    index_mod._release_freed_heap()  # what the index keeps, not the build's freed temporaries
     rss_ivf = rss_bytes() - before
     out = {
         "n": n,
