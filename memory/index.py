@@ -260,10 +260,20 @@ class NamespaceIndex:
         if self.size == 0:
             return np.zeros(len(ids), dtype=np.int64), np.zeros(len(ids), dtype=bool)
         if self.perm is not None:
+            # bisection over the int32 permutation: np.searchsorted(sorter=) would first copy
+            # the whole permutation to intp (8 MB per lookup at 1M rows)
             sorter = self.perm[: self.size]
-            k = np.searchsorted(self.ids[: self.size], ids, sorter=sorter)
-            k = np.minimum(k, self.size - 1)
-            rows = sorter[k].astype(np.int64)
+            lo = np.zeros(len(ids), dtype=np.int64)
+            hi = np.full(len(ids), self.size, dtype=np.int64)
+            while True:
+                active = lo < hi
+                if not active.any():
+                    break
+                mid = (lo + hi) // 2
+                below = active & (self.ids[sorter[np.minimum(mid, self.size - 1)]] < ids)
+                lo = np.where(below, mid + 1, lo)
+                hi = np.where(active & ~below, mid, hi)
+            rows = sorter[np.minimum(lo, self.size - 1)].astype(np.int64)
         else:
             rows = np.minimum(np.searchsorted(self.ids[: self.size], ids), self.size - 1)
         found = (self.ids[rows] == ids) & self.alive[rows]
