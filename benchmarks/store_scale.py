@@ -84,14 +84,14 @@ def rss_run(path: Path, n_queries: int, seed: int) -> dict:
     warm.search_batch(np.zeros((1, 4), np.uint64), 400, nprobe=2)
     kernels.nearest_centroids(warm.cols, warm.centroids)
     del warm
+    mix = bench.parametric_mixture(seed=seed)  # the queries are inputs, drawn before the baseline
+    queries = bench.draw(mix, n_queries, np.random.default_rng(seed + 99))
     base = bench.rss_bytes()
     t = time.time()
     mem = Memory(path, create=False)
     open_s = time.time() - t
     n = len(mem)
     after_open = bench.rss_bytes()
-    mix = bench.parametric_mixture(seed=seed)
-    queries = bench.draw(mix, n_queries, np.random.default_rng(seed + 99))
     t = time.time()
     for q in queries:
         mem.search_embeddings(q[None, :], k=10)
