@@ -213,6 +213,7 @@ def run(
     for b in (1, len(qwords)):
         warm.search_batch(qwords[:b], k, nprobe=2)
     del warm
+    index_mod._release_freed_heap()  # trim before the baseline too, so both sides are trimmed
     before = rss_bytes()
     space = index_mod.NamespaceIndex(-(-bits // 64), bits, ivf_min_rows=None)
     for s in range(0, n, 1 << 20):
