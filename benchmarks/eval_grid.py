@@ -276,6 +276,7 @@ def main() -> None:
     p.add_argument("--sweep-bits", nargs="+", type=int, default=[128, 256, 384])
     p.add_argument("--sweep-candidates", nargs="+", type=int, default=[50, 100, 200, 400])
     p.add_argument("--sweep-factors", nargs="+", type=int, default=[1, 4, 8, 16])
+    p.add_argument("--section", default="eval-grid", help="marker name of the grid's docs/eval.md section")
     p.add_argument("--report-only", action="store_true", help="only rewrite docs/eval.md from the JSON file")
     p.add_argument("--json", type=Path, default=ROOT / "docs" / "eval_grid.json")
     args = p.parse_args()
@@ -286,14 +287,14 @@ def main() -> None:
     saved = json.loads(args.json.read_text()) if args.json.exists() else {}
     if args.report_only:  # rewrite the docs from the saved numbers
         if "grid" in saved:
-            write_section(DOC, "eval-grid", grid_markdown(saved["grid"]["results"], saved["grid"]["command"]))
+            write_section(DOC, args.section, grid_markdown(saved["grid"]["results"], saved["grid"]["command"]))
         if "sweep" in saved:
             write_section(DOC, "eval-sweep", sweep_markdown(saved["sweep"]["rows"], saved["sweep"]["command"]))
         return
     if not args.sweep_only:
         results = grid(args)
         saved["grid"] = {"command": command, "results": results}
-        write_section(DOC, "eval-grid", grid_markdown(results, command))
+        write_section(DOC, args.section, grid_markdown(results, command))
     if args.sweep or args.sweep_only:
         rows = sweep(args)
         saved["sweep"] = {"command": command, "rows": rows}

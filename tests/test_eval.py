@@ -297,6 +297,23 @@ def test_eval_cli_table_and_store_option(tiny, tmp_path):
     assert "already holds 30 passages" in res.output and "Traceback" not in res.output
 
 
+@pytest.mark.slow
+def test_eval_cli_namespace_field(conversations):
+    from cli.main import cli
+
+    res = CliRunner().invoke(cli, ["eval", str(conversations), "--namespace-field", "conv", "--json"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["config"]["namespace_field"] == "conv" and out["n_docs"] == 24
+    # scoped to its conversation, every query finds its own copy first
+    assert out["methods"]["float32"]["mrr@10"] > 0.8
+    # unscoped, conv-b's copies (stored first) win the ties for every conv-a query
+    res = CliRunner().invoke(cli, ["eval", str(conversations), "--json"], catch_exceptions=False)
+    unscoped = json.loads(res.stdout)
+    assert unscoped["methods"]["float32"]["mrr@10"] < out["methods"]["float32"]["mrr@10"] - 0.2
+
+
 def test_eval_cli_bad_dataset_is_one_line_exit_1(tmp_path):
     from cli.main import cli
 
