@@ -35,7 +35,14 @@ from . import hashing, hints, quantize
 from .chunk import DEFAULT_PASSAGE_TOKENS, chunk_text
 from .config import DEFAULT_CANDIDATES, StoreConfig, validate_settings
 from .embed import Embedder, same_model
-from .errors import ConfigError, InputError, ModelMismatchError, RecordNotFoundError, StoreError
+from .errors import (
+    ConfigError,
+    InputError,
+    ModelMismatchError,
+    RecordNotFoundError,
+    StoreCorruptError,
+    StoreError,
+)
 from .index import HammingIndex
 from .results import Hit, Record, StoreStats
 from .storage import Storage
@@ -157,8 +164,6 @@ class Memory:
                 )
         raw = self.storage.get_meta("hasher")
         if raw is None:
-            from .errors import StoreCorruptError
-
             raise StoreCorruptError(f"{self.path} has no hashing parameters")
         self.hasher = hashing.Hasher.from_bytes(raw)
         q = self.storage.get_meta("quantizer")
