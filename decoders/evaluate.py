@@ -15,9 +15,10 @@ text is used only for scoring:
   name absent from the original (``base.invented_terms``);
 - ``ms_p50`` / ``ms_p90``: wall time per reconstruction;
 - ``hint_bytes_mean``: stored hint bytes per passage;
-- text tier: stored body bytes per sampled passage plus the dictionary's bytes
-  spread over the stored passages, against gzip -9 and zstd -19 applied to each
-  sampled passage alone.
+- text tier: the store's text bytes (every stored body plus the dictionary) per
+  stored passage, against gzip -9 and zstd -19 applied to each stored passage
+  alone. The whole store, not the sample: the dictionary is trained on the
+  first passages added, which therefore compress better than later ones.
 
 Each passage's metadata holds ``start``/``end`` offsets, as passages chunked by
 ``Memory.add_documents`` do, so the decoder knows the length to aim for.
@@ -159,12 +160,8 @@ def evaluate(
                     details.append({"decoder": name, "id": r.id, "cosine": float(c), "fidelity": r.fidelity,
                                     "invented": list(invented_terms(r.text, o)), "ms": r.ms,
                                     "text": r.text, "original": o})
-        from memory import texttier
-
-        tier = texttier.for_storage(mem.storage)
-        bodies = mem.storage.fetch_texts(ids)
-        text_bytes = sum(len(bodies[i]) for i in ids) / len(ids) + tier.dictionary_bytes() / len(stored)
-    raw = [t.encode("utf-8") for t in originals]
+        text_bytes = mem.storage.byte_sums()["text"] / len(stored)  # bodies and dictionary
+    raw = [t.encode("utf-8") for t in stored]
     zc = zstandard.ZstdCompressor(level=19)
     return {
         "dataset": str(dataset_dir),

@@ -17,15 +17,16 @@ Body layout (one BLOB per passage in ``texts(id, body)``):
   default frame; the tag says which dictionary to use, and a frame that does
   not reach its last block is reported as damaged.
 
-Dictionaries live in the store's meta table: ``text_dict.<g>`` (zstd dictionary
-bytes), ``text_dict`` (the current ``g``) and ``text_dict_trained_on`` (the
+Dictionaries live in the store's meta table: ``text_dict.<g>`` (the zstd
+dictionary, itself compressed as one zstd-19 frame: a dictionary is mostly raw
+text, and stored this way costs about half), ``text_dict`` (the current ``g``) and ``text_dict_trained_on`` (the
 passage count at training). Generation 0 means "no dictionary yet".
 
 When to (re)train: first when the store holds ``FIRST_TRAIN`` passages, then
 each time it has grown ``RETRAIN_GROWTH``× since the last try. Dictionaries of
 a few sizes (``DICT_SHARES`` of the stored text) are trained; the one giving the
 smallest total — a sample compressed with it, extrapolated to the whole store,
-plus the dictionary's own bytes — is kept only if it pays: it must beat the
+plus the dictionary's own stored bytes — is kept only if it pays: it must beat the
 current total by ``MIN_GAIN``. Then every body is recompressed and the old
 dictionary dropped, in one transaction.
 
@@ -49,14 +50,15 @@ MAX_GENERATION = 254  # dictionary generations fit the tag byte (1 + g); retrain
 LEVEL = 19
 FIRST_TRAIN = 64
 RETRAIN_GROWTH = 2
-MIN_GAIN = 0.05
+MIN_GAIN = 0.01
 MIN_DICT_BYTES = 4096
 MAX_DICT_BYTES = 112 * 1024
-DICT_SHARES = (1 / 50, 1 / 25, 1 / 12)  # dictionary sizes tried, as shares of the stored raw text
+DICT_SHARES = (1 / 50, 1 / 25, 1 / 12, 1 / 6)  # dictionary sizes tried, as shares of the stored raw text
 TRAIN_SAMPLE_BYTES = 16 << 20  # at most this much text is sampled for training
 EVAL_SAMPLE = 2048  # passages compressed to judge whether a new dictionary pays
 _COVER = {"k": 64, "d": 6}  # fixed COVER parameters: ~0.2 s to train instead of ~10 s of search
 
+_FRAME_MAGIC = b"\x28\xb5\x2f\xfd"  # a stored dictionary starting with this is a compressed one
 _KEY_CURRENT = "text_dict"
 _KEY_TRAINED_ON = "text_dict_trained_on"
 
@@ -101,14 +103,28 @@ class TextTier:
                     raise StoreCorruptError(
                         f"{self.storage.path}: a passage needs text dictionary {gen}, which the store lacks"
                     )
-                d = self._z.ZstdCompressionDict(bytes(raw))
+                d = self._z.ZstdCompressionDict(self._unpack_dict(bytes(raw)))
                 self._dicts[gen] = d
             return d
 
     def dictionary_bytes(self) -> int:
-        """Size of the current dictionary (0 when none)."""
+        """Stored size of the current dictionary (0 when none)."""
         gen = self.current_generation()
-        return len(self._dict(gen).as_bytes()) if gen else 0
+        if not gen:
+            return 0
+        raw = self.storage.get_meta(_dict_key(gen))
+        return len(raw) if raw is not None else 0
+
+    def _pack_dict(self, d) -> bytes:
+        return self._z.ZstdCompressor(level=LEVEL).compress(d.as_bytes())
+
+    def _unpack_dict(self, raw: bytes) -> bytes:
+        if not raw.startswith(_FRAME_MAGIC):  # stores written before dictionaries were compressed
+            return raw
+        try:
+            return self._z.ZstdDecompressor().decompress(raw)
+        except self._z.ZstdError as e:
+            raise StoreCorruptError(f"{self.storage.path}: a text dictionary cannot be decompressed ({e})") from e
 
     # -- codec ---------------------------------------------------------------------------
 
@@ -200,7 +216,8 @@ class TextTier:
                 d = self._z.train_dictionary(size, samples, level=LEVEL, **_COVER)
             except self._z.ZstdError:  # too little or too uniform text for this size
                 continue
-            total = sum(map(len, self.encode(probe, generation=old_gen + 1, _dict_data=d))) * scale + len(d.as_bytes())
+            total = sum(map(len, self.encode(probe, generation=old_gen + 1, _dict_data=d))) * scale + len(
+                self._pack_dict(d))
             if total < new_total:
                 trained, new_total = d, total
         if trained is None or new_total > old_total * (1 - MIN_GAIN):
@@ -228,10 +245,9 @@ class TextTier:
 
     def _adopt(self, trained, old_gen: int, n: int) -> None:
         gen = old_gen + 1
-        raw = trained.as_bytes()
-        d = self._z.ZstdCompressionDict(raw)
+        d = self._z.ZstdCompressionDict(trained.as_bytes())
         with self.storage.transaction() as c:
-            self.storage.set_meta(c, _dict_key(gen), raw)
+            self.storage.set_meta(c, _dict_key(gen), self._pack_dict(trained))
             for ids, bodies in self.storage.iter_texts():
                 fresh = self.encode([self.decode(b) for b in bodies], generation=gen, _dict_data=d)
                 self.storage.update_texts(c, ids, fresh)
