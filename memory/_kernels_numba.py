@@ -32,13 +32,48 @@ jit = functools.partial(nb.njit, nogil=True, cache=True, error_model="numpy")
 
 @jit
 def block_distances(cols, q, b0, m, tmp):
+    # Distances of rows [b0, b0 + m) to q, into tmp[:m]. Codes of 1, 2 or 4 words (64, 128, 256
+    # bits) are scored in one pass over the rows, so tmp is written once instead of read and
+    # written once per word; other lengths go word by word, two words per pass.
+    nw = cols.shape[0]
+    if nw == 4:
+        c0 = cols[0, b0 : b0 + m]  # slices: indices from 0, so the loops vectorize
+        c1 = cols[1, b0 : b0 + m]
+        c2 = cols[2, b0 : b0 + m]
+        c3 = cols[3, b0 : b0 + m]
+        q0, q1, q2, q3 = q[0], q[1], q[2], q[3]
+        for i in range(m):
+            tmp[i] = (popcount64(c0[i] ^ q0) + popcount64(c1[i] ^ q1)
+                      + popcount64(c2[i] ^ q2) + popcount64(c3[i] ^ q3))
+        return
+    if nw == 2:
+        c0 = cols[0, b0 : b0 + m]
+        c1 = cols[1, b0 : b0 + m]
+        q0, q1 = q[0], q[1]
+        for i in range(m):
+            tmp[i] = popcount64(c0[i] ^ q0) + popcount64(c1[i] ^ q1)
+        return
+    if nw == 1:
+        c0 = cols[0, b0 : b0 + m]
+        q0 = q[0]
+        for i in range(m):
+            tmp[i] = popcount64(c0[i] ^ q0)
+        return
     for i in range(m):
         tmp[i] = 0
-    for w in range(cols.shape[0]):
-        qw = q[w]
-        col = cols[w, b0 : b0 + m]  # a slice: indices from 0, so the loop vectorizes
+    w = 0
+    while w + 1 < nw:
+        c0 = cols[w, b0 : b0 + m]
+        c1 = cols[w + 1, b0 : b0 + m]
+        q0, q1 = q[w], q[w + 1]
         for i in range(m):
-            tmp[i] += popcount64(col[i] ^ qw)
+            tmp[i] += popcount64(c0[i] ^ q0) + popcount64(c1[i] ^ q1)
+        w += 2
+    if w < nw:
+        c0 = cols[w, b0 : b0 + m]
+        q0 = q[w]
+        for i in range(m):
+            tmp[i] += popcount64(c0[i] ^ q0)
 
 @jit
 def compact(buf_d, buf_i, nbuf, hist, state, k):
@@ -112,25 +147,113 @@ def _select(tmp, c0, c1, b0, ids, mask, has_mask, sorted_ids, k, buf_d, buf_i, n
     return nbuf
 
 @jit
+def block_hits(cols, q, b0, m, tmp, bound):
+    # block_distances plus the count of rows at or below bound, in the same pass for codes of
+    # 1, 2, 4 or 6 words (64-384 bits: no second read of tmp); other lengths count in a second pass.
+    hits = 0
+    nw = cols.shape[0]
+    if nw == 4:
+        c0 = cols[0, b0 : b0 + m]
+        c1 = cols[1, b0 : b0 + m]
+        c2 = cols[2, b0 : b0 + m]
+        c3 = cols[3, b0 : b0 + m]
+        q0, q1, q2, q3 = q[0], q[1], q[2], q[3]
+        for i in range(m):
+            d = (popcount64(c0[i] ^ q0) + popcount64(c1[i] ^ q1)
+                 + popcount64(c2[i] ^ q2) + popcount64(c3[i] ^ q3))
+            tmp[i] = d
+            hits += d <= bound
+        return hits
+    if nw == 6:
+        c0 = cols[0, b0 : b0 + m]
+        c1 = cols[1, b0 : b0 + m]
+        c2 = cols[2, b0 : b0 + m]
+        c3 = cols[3, b0 : b0 + m]
+        c4 = cols[4, b0 : b0 + m]
+        c5 = cols[5, b0 : b0 + m]
+        q0, q1, q2, q3, q4, q5 = q[0], q[1], q[2], q[3], q[4], q[5]
+        for i in range(m):
+            d = (popcount64(c0[i] ^ q0) + popcount64(c1[i] ^ q1) + popcount64(c2[i] ^ q2)
+                 + popcount64(c3[i] ^ q3) + popcount64(c4[i] ^ q4) + popcount64(c5[i] ^ q5))
+            tmp[i] = d
+            hits += d <= bound
+        return hits
+    if nw == 2:
+        c0 = cols[0, b0 : b0 + m]
+        c1 = cols[1, b0 : b0 + m]
+        q0, q1 = q[0], q[1]
+        for i in range(m):
+            d = popcount64(c0[i] ^ q0) + popcount64(c1[i] ^ q1)
+            tmp[i] = d
+            hits += d <= bound
+        return hits
+    if nw == 1:
+        c0 = cols[0, b0 : b0 + m]
+        q0 = q[0]
+        for i in range(m):
+            d = popcount64(c0[i] ^ q0)
+            tmp[i] = d
+            hits += d <= bound
+        return hits
+    block_distances(cols, q, b0, m, tmp)
+    for i in range(m):
+        hits += tmp[i] <= bound
+    return hits
+
+@jit
+def _bound(sorted_ids, k, hist, state):
+    # the largest distance that can still enter: D, or D - 1 when ties at D already lose on id
+    bound = state[0]
+    if sorted_ids and state[1] + hist[bound] >= k:
+        bound -= 1
+    return bound
+
+@jit
+def select_block(tmp, m, b0, bound, ids, mask, has_mask, sorted_ids, k, buf_d, buf_i, nbuf, hist, state):
+    # offer the block's rows at or below bound, 64 at a time (a vectorized pre-check skips the rest)
+    for c0 in range(0, m, 64):
+        c1 = min(c0 + 64, m)
+        hits = 0
+        for i in range(c0, c1):
+            hits += tmp[i] <= bound
+        if hits == 0:
+            continue
+        nbuf = _select(tmp, c0, c1, b0, ids, mask, has_mask, sorted_ids, k, buf_d, buf_i, nbuf, hist, state)
+    return nbuf
+
+@jit
 def scan(cols, ids, mask, has_mask, sorted_ids, q, lo, hi, k, tmp, buf_d, buf_i, nbuf, hist, state):
     # sorted_ids: ids increase with the row, so once k rows are at or below D a later row at D
     # loses its tie and only d < D can enter
     for b0 in range(lo, hi, _BLOCK):
         m = min(_BLOCK, hi - b0)
-        block_distances(cols, q, b0, m, tmp)
-        bound = state[0]
-        if sorted_ids and state[1] + hist[bound] >= k:
-            bound -= 1
-        for c0 in range(0, m, 64):
-            c1 = min(c0 + 64, m)
-            hits = 0
-            for i in range(c0, c1):  # vectorized pre-check: most chunks hold no candidate once D settles
-                hits += tmp[i] <= bound
-            if hits == 0:
-                continue
-            nbuf = _select(tmp, c0, c1, b0, ids, mask, has_mask, sorted_ids, k, buf_d, buf_i, nbuf, hist,
-                           state)
+        bound = _bound(sorted_ids, k, hist, state)
+        # once D settles most blocks hold no row at or below it: they cost one vectorized pass
+        if block_hits(cols, q, b0, m, tmp, bound) == 0:
+            continue
+        nbuf = select_block(tmp, m, b0, bound, ids, mask, has_mask, sorted_ids, k, buf_d, buf_i, nbuf, hist, state)
     return nbuf
+
+@jit
+def block_hits_pair(cols, qa, qb, b0, m, ta, tb, bound_a, bound_b):
+    # block_hits for two queries of 256 bits at once: each code word is loaded once for both
+    ha = 0
+    hb = 0
+    c0 = cols[0, b0 : b0 + m]
+    c1 = cols[1, b0 : b0 + m]
+    c2 = cols[2, b0 : b0 + m]
+    c3 = cols[3, b0 : b0 + m]
+    a0, a1, a2, a3 = qa[0], qa[1], qa[2], qa[3]
+    e0, e1, e2, e3 = qb[0], qb[1], qb[2], qb[3]
+    for i in range(m):
+        x0, x1, x2, x3 = c0[i], c1[i], c2[i], c3[i]
+        da = popcount64(x0 ^ a0) + popcount64(x1 ^ a1) + popcount64(x2 ^ a2) + popcount64(x3 ^ a3)
+        db = popcount64(x0 ^ e0) + popcount64(x1 ^ e1) + popcount64(x2 ^ e2) + popcount64(x3 ^ e3)
+        ta[i] = da
+        tb[i] = db
+        ha += da <= bound_a
+        hb += db <= bound_b
+    return ha, hb
 
 @jit
 def finish(buf_d, buf_i, nbuf, k, out_i, out_d):
@@ -223,11 +346,26 @@ def topk_blocked(cols, ids, mask, has_mask, sorted_ids, queries, k, bits, lo, hi
             state[j, 0] = bits
             state[j, 1] = 0
             state[j, 2] = 9223372036854775807
+        tmp_b = np.empty(_BLOCK, np.int32)
+        paired = cols.shape[0] == 4  # 256-bit codes: two queries per pass over the block
         for b0 in range(lo, hi, _BLOCK):
             b1 = min(b0 + _BLOCK, hi)
-            for j in range(nqg):
-                nbuf[j] = scan(cols, ids, mask, has_mask, sorted_ids, queries[q0 + j], b0, b1, k, tmp,
-                               buf_d[j], buf_i[j], nbuf[j], hist[j], state[j])
+            m = b1 - b0
+            j = 0
+            while paired and j + 1 < nqg:
+                ba = _bound(sorted_ids, k, hist[j], state[j])
+                bb = _bound(sorted_ids, k, hist[j + 1], state[j + 1])
+                ha, hb = block_hits_pair(cols, queries[q0 + j], queries[q0 + j + 1], b0, m, tmp, tmp_b, ba, bb)
+                if ha:
+                    nbuf[j] = select_block(tmp, m, b0, ba, ids, mask, has_mask, sorted_ids, k, buf_d[j],
+                                           buf_i[j], nbuf[j], hist[j], state[j])
+                if hb:
+                    nbuf[j + 1] = select_block(tmp_b, m, b0, bb, ids, mask, has_mask, sorted_ids, k,
+                                               buf_d[j + 1], buf_i[j + 1], nbuf[j + 1], hist[j + 1], state[j + 1])
+                j += 2
+            for jj in range(j, nqg):
+                nbuf[jj] = scan(cols, ids, mask, has_mask, sorted_ids, queries[q0 + jj], b0, b1, k, tmp,
+                                buf_d[jj], buf_i[jj], nbuf[jj], hist[jj], state[jj])
         for j in range(nqg):
             finish(buf_d[j], buf_i[j], nbuf[j], k, out_i[q0 + j], out_d[q0 + j])
     return out_i, out_d

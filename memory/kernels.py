@@ -40,7 +40,7 @@ PAD_DISTANCE = np.iinfo(np.int32).max
 _BLOCK = 512  # rows per block of the compiled scan (see _kernels_numba)
 # below this many rows per thread, scan in the calling thread: waking the pool costs ~5 ms on a
 # busy machine (measured, docs/scale.md), more than a single-threaded scan of 1M 256-bit codes
-SERIAL_ROWS = 1 << 21
+SERIAL_ROWS = 1 << 18
 
 
 def to_words(codes: np.ndarray) -> np.ndarray:

@@ -143,3 +143,23 @@ def test_multithreaded_paths_equal_numpy(n_queries, monkeypatch):
     a = kernels.hamming_topk_segments(q, cols, ids, 50, bits=64, starts=starts, ends=ends, seg_ptr=ptr, backend="numpy")
     b = kernels.hamming_topk_segments(q, cols, ids, 50, bits=64, starts=starts, ends=ends, seg_ptr=ptr, backend="numba")
     assert (a[0] == b[0]).all() and (a[1] == b[1]).all()
+
+
+@pytest.mark.skipif(not kernels.numba_available(), reason="numba not installed")
+@pytest.mark.parametrize("nbytes", [8, 16, 24, 32, 48, 64])  # the fused 1/2/4/6-word paths and the generic one
+@pytest.mark.parametrize("unsorted", [False, True])
+def test_batch_scan_paths_equal_numpy_with_ties_masks_and_odd_batches(nbytes, unsorted):
+    """The compiled batch scan (queries scored in pairs at 256 bits, one by one otherwise) gives
+    numpy's answer, ties included: codes from a 4-value alphabet make many equal distances."""
+    rng = np.random.default_rng(nbytes)
+    codes = rng.choice(np.array([0, 1, 3, 255], np.uint8), size=(20_000, nbytes))
+    ids = np.arange(len(codes), dtype=np.int64)
+    if unsorted:
+        ids = rng.permutation(len(codes)).astype(np.int64)
+    cols = cols_of(codes)
+    q = kernels.to_words(codes[rng.choice(len(codes), 7, replace=False)])  # 7: pairs and a leftover
+    alive = rng.random(len(codes)) < 0.8
+    for mask in (None, alive):
+        a = kernels.hamming_topk(q, cols, ids, 300, bits=8 * nbytes, mask=mask, backend="numpy")
+        b = kernels.hamming_topk(q, cols, ids, 300, bits=8 * nbytes, mask=mask, backend="numba", ids_sorted=not unsorted)
+        assert (a[0] == b[0]).all() and (a[1] == b[1]).all()
