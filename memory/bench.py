@@ -85,8 +85,12 @@ def sign_hasher(mix: Mixture, bits: int, *, seed: int = 0):
     return mean.astype(np.float32), rng.standard_normal((mix.chol.shape[0], bits), dtype=np.float32)
 
 
-def synthetic_codes(mix: Mixture, n: int, bits: int, *, seed: int = 0, chunk: int = 200_000):
-    """(codes uint8 [n, bits / 8], queries uint8 [256, bits / 8]): mixture vectors hashed to sign codes."""
+def synthetic_codes(mix: Mixture, n: int, bits: int, *, seed: int = 0, chunk: int = 200_000,
+                    with_projections: bool = False):
+    """(codes uint8 [n, bits / 8], queries uint8 [256, bits / 8]): mixture vectors hashed to sign codes.
+
+    With ``with_projections``, a third item: the queries' real-valued projections float32
+    [256, bits] (what ``Memory`` gives the IVF to probe by asymmetric score)."""
     mean, proj = sign_hasher(mix, bits, seed=seed)
     rng = np.random.default_rng(seed + 1)
     codes = np.empty((n, bits // 8), dtype=np.uint8)
@@ -94,7 +98,10 @@ def synthetic_codes(mix: Mixture, n: int, bits: int, *, seed: int = 0, chunk: in
         x = draw(mix, min(chunk, n - s), rng)
         codes[s : s + len(x)] = np.packbits((x - mean) @ proj > 0, axis=-1)
     q = draw(mix, 256, rng)
-    return codes, np.packbits((q - mean) @ proj > 0, axis=-1)
+    qproj = ((q - mean) @ proj).astype(np.float32)
+    if with_projections:
+        return codes, np.packbits(qproj > 0, axis=-1), qproj
+    return codes, np.packbits(qproj > 0, axis=-1)
 
 
 def rss_bytes() -> int:
@@ -200,8 +207,8 @@ def run(
         "qps", "recall", "nlist", "nprobe"}, "speedup", "faiss_ratio", "rss_bytes_per_passage"}``.
     """
     mix = mixture or parametric_mixture(seed=seed)
-    codes, queries = synthetic_codes(mix, n, bits, seed=seed)
-    queries = queries[:n_queries]
+    codes, queries, qproj = synthetic_codes(mix, n, bits, seed=seed, with_projections=True)
+    queries, qproj = queries[:n_queries], qproj[:n_queries]
     qwords = kernels.to_words(queries)
     ids = np.arange(1, n + 1, dtype=np.int64)
     warm = index_mod.NamespaceIndex(-(-bits // 64), bits, ivf_min_rows=None)  # compile before measuring
@@ -224,9 +231,10 @@ def run(
     rss_brute = rss_bytes() - before
     space.build_ivf()
     nprobe = nprobe or index_mod.ivf.default_nprobe(space.nlist, k=k, n=space.n_alive)
-    sub = time_queries(lambda q: space.search_batch(q, k, nprobe=nprobe), qwords, batch,
-                      min_seconds=min_seconds)
-    got_ids, got_d = space.search_batch(qwords, k, nprobe=nprobe)
+    # probed as the store probes: by the queries' asymmetric scores
+    sub = time_queries(lambda i: space.search_batch(qwords[i], k, nprobe=nprobe, query_proj=qproj[i]),
+                       np.arange(len(qwords)), batch, min_seconds=min_seconds)
+    got_ids, got_d = space.search_batch(qwords, k, nprobe=nprobe, query_proj=qproj)
     index_mod._release_freed_heap()  # what the index keeps, not the build's freed temporaries
     rss_ivf = rss_bytes() - before
     out = {

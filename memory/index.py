@@ -86,6 +86,7 @@ class NamespaceIndex:
         self.n_alive = 0
         # IVF state (None / 0 in brute-force layout)
         self.centroids: np.ndarray | None = None  # uint64 [nlist, n_words]
+        self.signs: np.ndarray | None = None  # float32 [nlist, bits]: centroids as ±1, for asymmetric probes
         self.offsets: np.ndarray | None = None  # int64 [nlist + 1] into rows [0, main)
         self.main = 0
         self.tail_lists = np.zeros(0, dtype=np.int32)
@@ -247,6 +248,7 @@ class NamespaceIndex:
         self.offsets = np.zeros(nlist + 1, dtype=np.int64)
         np.cumsum(np.bincount(lists, minlength=nlist), out=self.offsets[1:])
         self.centroids = centroids
+        self.signs = ivf.centroid_signs(centroids, self.bits)
         self.main = self.size = self.n_alive = n
         self.tail_lists = np.zeros(0, dtype=np.int32)
         if refit:
@@ -324,7 +326,8 @@ class NamespaceIndex:
     # -- search ------------------------------------------------------------------------
 
     def search_batch(self, query_words: np.ndarray, k: int, *, allowed: np.ndarray | None = None,
-                     nprobe: int | None = None, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                     nprobe: int | None = None, exact: bool = False,
+                     query_proj: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Nearest live rows of queries uint64 [q, w]: (ids int64 [q, k], dist int32 [q, k]), padded with -1.
 
         Args:
@@ -334,6 +337,8 @@ class NamespaceIndex:
                 filtered search; always scanned exhaustively).
             nprobe: IVF lists probed (default ``ivf.default_nprobe`` for this k and size).
             exact: scan every row even with an IVF.
+            query_proj: optional float [q, bits], the queries' real-valued projections: IVF
+                lists are then probed by asymmetric score (``ivf.probe``).
         """
         query_words = np.ascontiguousarray(query_words, dtype=np.uint64)
         self.refresh()
@@ -350,8 +355,9 @@ class NamespaceIndex:
                                         ids_sorted=self.perm is None, backend=self.backend)
         nprobe = ivf.default_nprobe(self.nlist, k=k, n=self.n_alive) if nprobe is None else nprobe
         starts, ends, ptr = [], [], [0]
-        for q in query_words:
-            lists = np.sort(ivf.probe(self.centroids, q, nprobe))
+        for qi, q in enumerate(query_words):
+            proj = None if query_proj is None else query_proj[qi]
+            lists = np.sort(ivf.probe(self.centroids, q, nprobe, signs=self.signs, proj=proj))
             starts.append(self.offsets[lists])
             ends.append(self.offsets[lists + 1])
             if self.size > self.main:
@@ -364,10 +370,10 @@ class NamespaceIndex:
         )
 
     def search(self, query_words: np.ndarray, k: int, *, allowed: np.ndarray | None = None,
-               nprobe: int | None = None, exact: bool = False):
+               nprobe: int | None = None, exact: bool = False, query_proj: np.ndarray | None = None):
         """(ids int64 [<=k], distances uint32 [<=k]) of the nearest live codes to one query uint64 [w]."""
         ids, dist = self.search_batch(np.asarray(query_words)[None, :], k, allowed=allowed, nprobe=nprobe,
-                                      exact=exact)
+                                      exact=exact, query_proj=None if query_proj is None else query_proj[None, :])
         keep = ids[0] >= 0
         return ids[0][keep], dist[0][keep].astype(np.uint32)
 
@@ -420,11 +426,15 @@ class HammingIndex:
             space.refresh()
 
     def search(self, namespace: str, query_code: np.ndarray, k: int, *, allowed_ids=None,
-               nprobe: int | None = None, exact: bool = False):
-        """Nearest ids and Hamming distances in one namespace; empty for an unknown one."""
+               nprobe: int | None = None, exact: bool = False, query_proj: np.ndarray | None = None):
+        """Nearest ids and Hamming distances in one namespace; empty for an unknown one.
+
+        ``query_proj`` (float [bits], the query's ``Hasher.project``) makes an IVF probe its
+        lists by asymmetric score."""
         space = self.spaces.get(namespace)
         if space is None or space.n_alive == 0:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint32)
         qw = to_words(np.asarray(query_code)[None, :])[0]
         allowed = None if allowed_ids is None else space.mask_for(allowed_ids)
-        return space.search(qw, k, allowed=allowed, nprobe=self.nprobe if nprobe is None else nprobe, exact=exact)
+        return space.search(qw, k, allowed=allowed, nprobe=self.nprobe if nprobe is None else nprobe, exact=exact,
+                            query_proj=query_proj)

@@ -481,7 +481,8 @@ class Memory:
             allowed = self.storage.filter_ids(namespace, where)
             if not allowed:
                 return [[] for _ in queries]
-        qcodes = self.hasher.encode(queries)
+        projs = self.hasher.project(queries)  # [q, bits]
+        qcodes = np.packbits(projs > 0, axis=-1)  # = self.hasher.encode(queries)
         results = []
         for qi in range(len(queries)):
             if mode == "int8":
@@ -489,11 +490,11 @@ class Memory:
                 ham = self._hamming_of(qcodes[qi], ids)
             else:
                 n_ham = k if mode == "binary" else c * ASYMMETRIC_FACTOR
-                ids, ham = self.index.search(namespace, qcodes[qi], n_ham, allowed_ids=allowed)
+                ids, ham = self.index.search(namespace, qcodes[qi], n_ham, allowed_ids=allowed, query_proj=projs[qi])
                 if mode == "binary":
                     scores = 1.0 - 2.0 * ham.astype(np.float32) / self.config.bits
                 else:
-                    ids, ham = self._asymmetric(queries[qi], ids, ham, namespace, c)
+                    ids, ham = self._asymmetric(projs[qi], ids, ham, namespace, c)
                     qv = self.storage.fetch_qvecs(ids.tolist(), self.config.dim)
                     scores = quantize.cosine(queries[qi : qi + 1], qv, self.quantizer)[0] if len(ids) else np.zeros(0)
                     order = np.lexsort((ids, -scores))[:k]
@@ -501,12 +502,11 @@ class Memory:
             results.append(self._hits(ids, scores, ham))
         return results
 
-    def _asymmetric(self, q, ids, ham, namespace, c):
+    def _asymmetric(self, proj, ids, ham, namespace, c):
         if len(ids) <= c:
             return ids, ham
         space = self.index.spaces[namespace]
         codes = space.codes_of(ids)
-        proj = self.hasher.project(q[None, :])[0]  # [bits]
         s = hashing.unpack_signs(codes, self.config.bits) @ proj  # [n_candidates]
         order = np.lexsort((ids, -s))[:c]
         return ids[order], ham[order]

@@ -36,6 +36,21 @@ def test_probe_orders_by_distance_then_index():
     assert ivf.default_nlist(1_000_000) == 2048 and ivf.default_nprobe(2048) == 128
 
 
+def test_probe_by_asymmetric_score_ranks_by_the_projections():
+    # 4-bit centroids; the code of q is 0000, but its projections lean strongly on bit 0 (the
+    # first, most significant) being set: the asymmetric probe prefers the lists with bit 0 set
+    cents = kernels.to_words(np.array([[0b0000_0000], [0b1000_0000], [0b0100_0000], [0b1100_0000]], np.uint8))
+    q = kernels.to_words(np.array([[0]], dtype=np.uint8))[0]
+    signs = ivf.centroid_signs(cents, 8)
+    assert signs.shape == (4, 8) and set(np.unique(signs).tolist()) == {-1.0, 1.0}
+    proj = np.array([-0.1, -0.01, -1, -1, -1, -1, -1, -1], np.float32)
+    assert ivf.probe(cents, q, 4).tolist() == [0, 1, 2, 3]  # Hamming: 0, 1, 1, 2 bits
+    # scores: list 0 = 6.11, list 1 = 5.91, list 2 = 6.09, list 3 = 5.89
+    assert ivf.probe(cents, q, 4, signs=signs, proj=proj).tolist() == [0, 2, 1, 3]
+    proj[0] = 0.5  # now bit 0 set is favoured: list 1 = 6.51, 3 = 6.49, 0 = 5.51, 2 = 5.49
+    assert ivf.probe(cents, q, 2, signs=signs, proj=proj).tolist() == [1, 3]
+
+
 def make_clustered(n, nbytes, seed):
     rng = np.random.default_rng(seed)
     centers = rng.integers(0, 256, size=(32, nbytes), dtype=np.uint8)
@@ -55,8 +70,12 @@ def test_ivf_exhaustive_probe_equals_brute_force(bits):
     space = index.spaces["x"]
     space.refresh()
     assert space.is_ivf and space.nlist > 1
+    rng = np.random.default_rng(1)
     for qi in (0, 17, 4999):
         got = index.search("x", codes[qi], 50, nprobe=space.nlist)
+        assert (got[0].tolist(), got[1].tolist()) == brute(codes, ids, codes[qi], 50)
+        proj = rng.standard_normal(bits).astype(np.float32)  # any probe order: all lists are scanned
+        got = index.search("x", codes[qi], 50, nprobe=space.nlist, query_proj=proj)
         assert (got[0].tolist(), got[1].tolist()) == brute(codes, ids, codes[qi], 50)
         ex = index.search("x", codes[qi], 50, exact=True)
         assert (ex[0].tolist(), ex[1].tolist()) == brute(codes, ids, codes[qi], 50)
