@@ -37,6 +37,7 @@ def main() -> None:
     ap.add_argument("--bits", type=int, default=256)
     ap.add_argument("--candidates", type=int, default=100)
     ap.add_argument("--nprobe", type=int, nargs="*", default=[])
+    ap.add_argument("--vectors-only", action="store_true", help="only the store's lists (fitted on the vectors)")
     args = ap.parse_args()
     real = np.load(CACHE / "scifact-corpus.npy")
     queries = np.load(CACHE / "scifact-queries.npy")
@@ -78,20 +79,39 @@ def main() -> None:
     brute_s = (time.time() - t) / len(queries)
     out = {"n": n, "bits": args.bits, "candidates": c, "recall10_brute": recall(brute_c),
            "brute_ms_per_query_batched": 1e3 * brute_s}
-    space.build_ivf()
-    out["nlist"] = space.nlist
-    for nprobe in args.nprobe or [ivf.default_nprobe(space.nlist, k=4 * c, n=n)]:
-        # lists probed by the query's code (Hamming) and, as the store does, by its asymmetric score
-        for probe_by, qp in (("code", None), ("projection", proj)):
+    nprobes = args.nprobe or [ivf.default_nprobe(2048, k=4 * c, n=n)]
+
+    def run(label, **probe_with):
+        for nprobe in nprobes:
             t = time.time()
             got = np.concatenate([space.search_batch(qwords[i : i + 1], 4 * c, nprobe=nprobe,
-                                                     query_proj=None if qp is None else qp[i : i + 1])[0]
+                                                     **{k: v[i : i + 1] for k, v in probe_with.items()})[0]
                                   for i in range(len(queries))])
-            tag = f"{probe_by}_nprobe{nprobe}"
+            tag = f"{label}_nprobe{nprobe}"
             out[f"ivf_{tag}_ms_per_query"] = 1e3 * (time.time() - t) / len(queries)
             out[f"recall10_ivf_{tag}"] = recall(got)
             out[f"loss_{tag}"] = out["recall10_brute"] - out[f"recall10_ivf_{tag}"]
             print(json.dumps(out), flush=True)
+
+    if not args.vectors_only:
+        # lists fitted on the codes (k-majority), probed by the query's code, then by its projections
+        space.build_ivf()
+        out["nlist"] = space.nlist
+        run("codes_by_code")
+        run("codes_by_projection", query_proj=proj)
+    # the store's way: lists fitted on the dequantized vectors, probed with the query vector
+    t = time.time()
+    nlist = ivf.default_nlist(n)
+    pick = np.sort(rng.choice(n, size=ivf.VECTOR_SAMPLE_PER_LIST * nlist, replace=False))
+    centroids = ivf.fit_vector_centroids(quant.decode(qv[pick]), nlist)
+    lists = np.concatenate([ivf.assign_vectors(quant.decode(qv[s : s + 65536]), centroids)
+                            for s in range(0, n, 65536)])
+    out["vector_partition_fit_s"] = round(time.time() - t, 1)
+    space = NamespaceIndex(-(-args.bits // 64), args.bits, ivf_min_rows=None)
+    space.add(ids, words)
+    space.set_partition(centroids, ids, lists)
+    out["nlist"] = space.nlist
+    run("vectors", query_vecs=queries)
 
 if __name__ == "__main__":
     main()

@@ -4,8 +4,10 @@ Codes: sign codes (centred random hyperplanes) of vectors drawn from a Gaussian
 mixture fitted to real all-MiniLM-L6-v2 embeddings (SciFact + 20 Newsgroups,
 ``benchmarks/embed_cache.py``; 256 clusters, shared within-cluster covariance).
 Queries: 64 held-out draws from the same mixture. Recall: share of the exact
-Hamming top-k found, tie-aware. Lists are probed by the query's code (Hamming)
-and by its asymmetric score (the store's way). Times: the fastest of several rounds (shared
+Hamming top-k found, tie-aware. Two partitions: lists fitted on the codes
+(k-majority), probed by the query's code or by its projections; and the store's
+lists fitted on the vectors (spherical k-means, ``memory.partition``), probed with
+the query vector. Times: the fastest of several rounds (shared
 machine), single queries, k = 400 (what the store asks for C = 100).
 
     .venv/bin/python benchmarks/embed_cache.py
@@ -38,6 +40,30 @@ def real_mixture():
     return bench.fit_mixture(x, clusters=256), f"fitted to {len(x):,} real embeddings"
 
 
+def generate(mix, n: int, bits: int, *, vectors: bool, chunk: int = 200_000, seed: int = 0):
+    """Codes of n mixture draws and 64 held-out queries (codes, projections, vectors); with
+    ``vectors``, also the store's vector partition of the draws (centroids fitted on a sample
+    drawn first, then every draw's list), so no vector is kept."""
+    from memory import bench, ivf
+
+    mean, proj = bench.sign_hasher(mix, bits, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    centroids = lists = None
+    if vectors:
+        nlist = ivf.default_nlist(n)
+        centroids = ivf.fit_vector_centroids(bench.draw(mix, ivf.VECTOR_SAMPLE_PER_LIST * nlist, rng), nlist)
+        lists = np.empty(n, dtype=np.int32)
+    codes = np.empty((n, bits // 8), dtype=np.uint8)
+    for s in range(0, n, chunk):
+        x = bench.draw(mix, min(chunk, n - s), rng)
+        codes[s : s + len(x)] = np.packbits((x - mean) @ proj > 0, axis=-1)
+        if vectors:
+            lists[s : s + len(x)] = ivf.assign_vectors(x, centroids)
+    q = bench.draw(mix, 64, rng).astype(np.float32)
+    qproj = ((q - mean) @ proj).astype(np.float32)
+    return codes, (np.packbits(qproj > 0, axis=-1), qproj, q), (centroids, lists)
+
+
 def main() -> None:
     from memory import bench, ivf, kernels
     from memory.index import NamespaceIndex
@@ -46,39 +72,49 @@ def main() -> None:
     ap.add_argument("--n", type=int, nargs="+", default=[1_000_000, 10_000_000])
     ap.add_argument("--bits", type=int, default=256)
     ap.add_argument("--k", type=int, default=400)
-    ap.add_argument("--fractions", type=float, nargs="+", default=[1 / 64, 1 / 32, 1 / 16, 1 / 8])
+    ap.add_argument("--nprobe", type=int, nargs="+", default=[64, 128, 256, 512])
+    ap.add_argument("--partition", choices=["codes", "vectors", "both"], default="both",
+                    help="lists fitted on the codes (k-majority), on the vectors (the store's), or both")
     args = ap.parse_args()
     mix, source = real_mixture()
     print(json.dumps({"mixture": source}), flush=True)
     for n in args.n:
         t = time.time()
-        codes, queries, qproj = bench.synthetic_codes(mix, n, args.bits, with_projections=True)
-        qwords = kernels.to_words(queries[:64])
-        qproj = qproj[:64]
+        codes, (queries, qproj, qvecs), (centroids, lists) = generate(mix, n, args.bits,
+                                                                      vectors=args.partition != "codes")
+        qwords = kernels.to_words(queries)
         gen_s = time.time() - t
+        ids = np.arange(1, n + 1, dtype=np.int64)
         space = NamespaceIndex(-(-args.bits // 64), args.bits, ivf_min_rows=None)
         for s in range(0, n, 1 << 20):
-            space.add(np.arange(s + 1, min(s + (1 << 20), n) + 1), kernels.to_words(codes[s : s + (1 << 20)]))
+            space.add(ids[s : s + (1 << 20)], kernels.to_words(codes[s : s + (1 << 20)]))
         del codes
         space.search_batch(qwords[:1], args.k)
         brute = bench.time_queries(lambda q, sp=space: sp.search_batch(q, args.k), qwords, 1, min_seconds=2.0)
         ref_ids, ref_d = space.search_batch(qwords, args.k)
-        t = time.time()
-        space.build_ivf()
-        build_s = time.time() - t
-        base = {"n": n, "bits": args.bits, "k": args.k, "nlist": space.nlist, "generate_s": round(gen_s, 1),
-                "ivf_build_s": round(build_s, 1), "brute_ms": round(1e3 * brute, 3)}
+        base = {"n": n, "bits": args.bits, "k": args.k, "generate_s": round(gen_s, 1), "brute_ms": round(1e3 * brute, 3)}
         print(json.dumps(base), flush=True)
-        nprobes = sorted({max(1, int(space.nlist * f)) for f in args.fractions}
-                         | {ivf.default_nprobe(space.nlist, k=args.k, n=n)})
-        for nprobe in nprobes:
-            # probed by the query's code (Hamming) and, as the store does, by its asymmetric score
-            for probe_by, proj in (("code", None), ("projection", qproj)):
-                def run(i, p=nprobe, sp=space, pr=proj, qw=qwords):
-                    return sp.search_batch(qw[i], args.k, nprobe=p, query_proj=None if pr is None else pr[i])
+        runs = []
+        if args.partition in ("codes", "both"):
+            runs += [("codes", "code", {}), ("codes", "projection", {"query_proj": qproj})]
+        if args.partition in ("vectors", "both"):
+            runs += [("vectors", "vector", {"query_vecs": qvecs})]
+        layout = None
+        for part, probe_by, extra in runs:
+            if part != layout:
+                t = time.time()
+                if part == "codes":
+                    space.build_ivf()
+                else:
+                    space.set_partition(centroids, ids, lists)
+                build_s, layout = time.time() - t, part
+            for nprobe in args.nprobe:
+                def run(i, p=nprobe, sp=space, ex=extra, qw=qwords):
+                    return sp.search_batch(qw[i], args.k, nprobe=p, **{key: v[i] for key, v in ex.items()})
                 sub = bench.time_queries(run, np.arange(len(qwords)), 1, min_seconds=2.0)
                 got_ids, got_d = run(np.arange(len(qwords)))
-                row = {**base, "nprobe": nprobe, "probe_by": probe_by,
+                row = {**base, "partition": part, "probe_by": probe_by, "nlist": space.nlist,
+                       "layout_s": round(build_s, 1), "nprobe": nprobe,
                        "default": nprobe == ivf.default_nprobe(space.nlist, k=args.k, n=n),
                        "ivf_ms": round(1e3 * sub, 3), "speedup": round(brute / sub, 2),
                        "recall": round(bench.recall_tie_aware(got_ids, got_d, ref_d), 4)}

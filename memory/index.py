@@ -87,6 +87,8 @@ class NamespaceIndex:
         # IVF state (None / 0 in brute-force layout)
         self.centroids: np.ndarray | None = None  # uint64 [nlist, n_words]
         self.signs: np.ndarray | None = None  # float32 [nlist, bits]: centroids as ±1, for asymmetric probes
+        # a vector partition (set by the caller, ``set_partition``) instead of binary centroids:
+        self.vectors: np.ndarray | None = None  # float32 [nlist, dim] centroids of the stored vectors
         self.offsets: np.ndarray | None = None  # int64 [nlist + 1] into rows [0, main)
         self.main = 0
         self.tail_lists = np.zeros(0, dtype=np.int32)
@@ -98,11 +100,11 @@ class NamespaceIndex:
 
     @property
     def is_ivf(self) -> bool:
-        return self.centroids is not None
+        return self.offsets is not None
 
     @property
     def nlist(self) -> int:
-        return 0 if self.centroids is None else len(self.centroids)
+        return 0 if self.offsets is None else len(self.offsets) - 1
 
     def _grow(self, need: int) -> None:
         cap = self.cols.shape[1]
@@ -124,8 +126,11 @@ class NamespaceIndex:
             self.perm = perm
         _release_freed_heap()
 
-    def add(self, ids: np.ndarray, code_words: np.ndarray) -> None:
-        """Append rows: ids int64 [n] (increasing, above every id present), code_words uint64 [n, w]."""
+    def add(self, ids: np.ndarray, code_words: np.ndarray, lists: np.ndarray | None = None) -> None:
+        """Append rows: ids int64 [n] (increasing, above every id present), code_words uint64 [n, w].
+
+        ``lists`` (int [n]) gives each row's list; required once a vector partition is set
+        (``set_partition``), ignored otherwise (binary centroids assign rows themselves)."""
         ids = np.asarray(ids, dtype=np.int64)
         code_words = np.asarray(code_words, dtype=np.uint64)
         n = len(ids)
@@ -135,8 +140,12 @@ class NamespaceIndex:
             raise ValueError(f"code words must have shape ({n}, {self.n_words}), got {code_words.shape}")
         if ids.min() < 0:
             raise ValueError("record ids must be non-negative")
+        if self.vectors is not None and (lists is None or len(lists) != n):
+            raise ValueError("a namespace with a vector partition needs the list of every new row")
         last = self._max_id()
         if np.any(np.diff(ids) <= 0) or (last is not None and ids[0] <= last):
+            if self.vectors is not None:
+                raise ValueError("ids must increase in a namespace with a vector partition")
             self._add_unordered(ids, code_words)
             return
         self._grow(self.size + n)
@@ -146,8 +155,9 @@ class NamespaceIndex:
         self.alive[s : s + n] = True
         if self.is_ivf:
             self.perm[s : s + n] = np.arange(s, s + n, dtype=np.int32)
-            lists = kernels.nearest_centroids(self.cols, self.centroids, lo=s, hi=s + n, backend=self.backend)
-            self.tail_lists = np.concatenate([self.tail_lists, lists])
+            if self.vectors is None:
+                lists = kernels.nearest_centroids(self.cols, self.centroids, lo=s, hi=s + n, backend=self.backend)
+            self.tail_lists = np.concatenate([self.tail_lists, np.asarray(lists, dtype=np.int32)])
         self.size += n
         self.n_alive += n
         self._stale = True  # the IVF is built / refreshed at the next search, not per batch
@@ -195,6 +205,10 @@ class NamespaceIndex:
 
     def _maybe_relayout(self) -> None:
         self._stale = False
+        if self.vectors is not None:  # the caller fits and refits a vector partition; fold the tail only
+            if self.size - self.main > TAIL_FRACTION * self.size:
+                self._layout(None, refit=False)
+            return
         if self.ivf_min_rows is None:
             return
         if not self.is_ivf:
@@ -218,12 +232,42 @@ class NamespaceIndex:
         centroids = ivf.fit_centroids(sample, bits=self.bits, nlist=nlist, seed=seed)
         self._layout(centroids, refit=True, live=(live_ids, words))
 
-    def _layout(self, centroids: np.ndarray, *, refit: bool, live=None) -> None:
-        """Rewrite the rows grouped by list (each list in id order); dead rows are dropped."""
+    def set_partition(self, vectors: np.ndarray, ids: np.ndarray, lists: np.ndarray) -> None:
+        """Group the rows by a partition the caller computed from the stored vectors.
+
+        Args:
+            vectors: float32 [nlist, dim] centroids; queries probe the lists whose centroids
+                have the largest inner product with the query vector.
+            ids: int64 [n], every live id of the namespace (any order).
+            lists: int [n], the list of each id (0 … nlist - 1).
+        """
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        ids = np.asarray(ids, dtype=np.int64)
+        lists = np.asarray(lists, dtype=np.int32)
+        live_ids, words = self._live_rows()
+        order = np.argsort(ids, kind="stable")
+        sorted_ids = ids[order]
+        pos = np.clip(np.searchsorted(sorted_ids, live_ids), 0, max(len(ids) - 1, 0))
+        if len(live_ids) and (len(ids) == 0 or not np.array_equal(sorted_ids[pos], live_ids)):
+            raise ValueError("the partition must give the list of every live id")
+        aligned = lists[order][pos] if len(live_ids) else np.zeros(0, np.int32)
+        if len(aligned) and (aligned.min() < 0 or aligned.max() >= len(vectors)):
+            raise ValueError(f"lists must lie in [0, {len(vectors)})")
+        self.vectors = vectors
+        self._layout(None, refit=True, live=(live_ids, words), lists=aligned, nlist=len(vectors))
+
+    def _layout(self, centroids: np.ndarray | None, *, refit: bool, live=None, lists=None,
+                nlist: int | None = None) -> None:
+        """Rewrite the rows grouped by list (each list in id order); dead rows are dropped.
+
+        Lists come from ``lists`` (aligned with the live rows in id order), else, with ``refit``
+        or on a first layout, from the nearest binary centroid, else rows keep their lists."""
         live_ids, words = self._live_rows() if live is None else live
         n = len(live_ids)
         cols = np.ascontiguousarray(words.T)
-        if refit or self.offsets is None:
+        if lists is not None:
+            pass
+        elif refit or self.offsets is None:
             lists = kernels.nearest_centroids(cols, centroids, backend=self.backend)
         else:
             # rows keep their lists: main rows by their offsets, tail rows by tail_lists
@@ -234,7 +278,7 @@ class NamespaceIndex:
             row_list[self.main : self.size] = self.tail_lists
             lists = row_list[old_rows]
         order = np.lexsort((live_ids, lists))  # by list, then id
-        nlist = len(centroids)
+        nlist = nlist or (len(centroids) if centroids is not None else self.nlist)
         cap = max(_MIN_CAPACITY, n + n // 8)
         self.cols = np.empty((self.n_words, cap), dtype=np.uint64)
         self.cols[:, :n] = cols[:, order]
@@ -248,7 +292,7 @@ class NamespaceIndex:
         self.offsets = np.zeros(nlist + 1, dtype=np.int64)
         np.cumsum(np.bincount(lists, minlength=nlist), out=self.offsets[1:])
         self.centroids = centroids
-        self.signs = ivf.centroid_signs(centroids, self.bits)
+        self.signs = None if centroids is None else ivf.centroid_signs(centroids, self.bits)
         self.main = self.size = self.n_alive = n
         self.tail_lists = np.zeros(0, dtype=np.int32)
         if refit:
@@ -327,7 +371,8 @@ class NamespaceIndex:
 
     def search_batch(self, query_words: np.ndarray, k: int, *, allowed: np.ndarray | None = None,
                      nprobe: int | None = None, exact: bool = False,
-                     query_proj: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     query_proj: np.ndarray | None = None,
+                     query_vecs: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Nearest live rows of queries uint64 [q, w]: (ids int64 [q, k], dist int32 [q, k]), padded with -1.
 
         Args:
@@ -339,6 +384,8 @@ class NamespaceIndex:
             exact: scan every row even with an IVF.
             query_proj: optional float [q, bits], the queries' real-valued projections: IVF
                 lists are then probed by asymmetric score (``ivf.probe``).
+            query_vecs: float [q, dim], the query vectors; a vector partition probes with
+                them (without them it scans every row).
         """
         query_words = np.ascontiguousarray(query_words, dtype=np.uint64)
         self.refresh()
@@ -350,14 +397,17 @@ class NamespaceIndex:
         if allowed is not None:
             mask = np.zeros(len(ids), dtype=bool)
             mask[: self.size] = allowed & self.alive[: self.size]
-        if not self.is_ivf or exact or allowed is not None:
+        if not self.is_ivf or exact or allowed is not None or (self.vectors is not None and query_vecs is None):
             return kernels.hamming_topk(query_words, cols, ids, k, bits=self.bits, mask=mask, hi=self.size,
                                         ids_sorted=self.perm is None, backend=self.backend)
         nprobe = ivf.default_nprobe(self.nlist, k=k, n=self.n_alive) if nprobe is None else nprobe
         starts, ends, ptr = [], [], [0]
         for qi, q in enumerate(query_words):
-            proj = None if query_proj is None else query_proj[qi]
-            lists = np.sort(ivf.probe(self.centroids, q, nprobe, signs=self.signs, proj=proj))
+            if self.vectors is not None:
+                lists = np.sort(ivf.probe_vectors(self.vectors, query_vecs[qi], nprobe))
+            else:
+                proj = None if query_proj is None else query_proj[qi]
+                lists = np.sort(ivf.probe(self.centroids, q, nprobe, signs=self.signs, proj=proj))
             starts.append(self.offsets[lists])
             ends.append(self.offsets[lists + 1])
             if self.size > self.main:
@@ -370,17 +420,22 @@ class NamespaceIndex:
         )
 
     def search(self, query_words: np.ndarray, k: int, *, allowed: np.ndarray | None = None,
-               nprobe: int | None = None, exact: bool = False, query_proj: np.ndarray | None = None):
+               nprobe: int | None = None, exact: bool = False, query_proj: np.ndarray | None = None,
+               query_vec: np.ndarray | None = None):
         """(ids int64 [<=k], distances uint32 [<=k]) of the nearest live codes to one query uint64 [w]."""
         ids, dist = self.search_batch(np.asarray(query_words)[None, :], k, allowed=allowed, nprobe=nprobe,
-                                      exact=exact, query_proj=None if query_proj is None else query_proj[None, :])
+                                      exact=exact, query_proj=None if query_proj is None else query_proj[None, :],
+                                      query_vecs=None if query_vec is None else np.asarray(query_vec)[None, :])
         keep = ids[0] >= 0
         return ids[0][keep], dist[0][keep].astype(np.uint32)
 
     def nbytes(self) -> int:
         """Bytes of the arrays' used rows (what a row costs in RAM, without spare capacity)."""
         per_row = 8 * self.n_words + 8 + 1 + (4 if self.perm is not None else 0)
-        extra = 0 if self.centroids is None else self.centroids.nbytes + self.offsets.nbytes + self.tail_lists.nbytes
+        extra = 0
+        if self.is_ivf:
+            extra = self.offsets.nbytes + self.tail_lists.nbytes + sum(
+                a.nbytes for a in (self.centroids, self.signs, self.vectors) if a is not None)
         return per_row * self.size + extra
 
 
@@ -407,14 +462,20 @@ class HammingIndex:
     def __len__(self) -> int:
         return sum(s.n_alive for s in self.spaces.values())
 
-    def add(self, namespace: str, ids, codes: np.ndarray) -> None:
-        """Add packed uint8 codes [n, bits / 8] with their ids (increasing) to a namespace."""
+    def add(self, namespace: str, ids, codes: np.ndarray, lists=None) -> None:
+        """Add packed uint8 codes [n, bits / 8] with their ids (increasing) to a namespace.
+
+        ``lists``: each row's list, for a namespace with a vector partition (``set_partition``)."""
         space = self.spaces.get(namespace)
         if space is None:
             space = self.spaces[namespace] = NamespaceIndex(
                 self.n_words, self.bits, ivf_min_rows=self.ivf_min_rows, backend=self.backend
             )
-        space.add(np.asarray(ids, dtype=np.int64), to_words(codes))
+        space.add(np.asarray(ids, dtype=np.int64), to_words(codes), lists)
+
+    def set_partition(self, namespace: str, vectors: np.ndarray, ids, lists) -> None:
+        """Give a namespace a vector partition (``NamespaceIndex.set_partition``)."""
+        self.spaces[namespace].set_partition(vectors, ids, lists)
 
     def remove(self, namespace: str, ids) -> None:
         if namespace in self.spaces:
@@ -426,15 +487,17 @@ class HammingIndex:
             space.refresh()
 
     def search(self, namespace: str, query_code: np.ndarray, k: int, *, allowed_ids=None,
-               nprobe: int | None = None, exact: bool = False, query_proj: np.ndarray | None = None):
+               nprobe: int | None = None, exact: bool = False, query_proj: np.ndarray | None = None,
+               query_vec: np.ndarray | None = None):
         """Nearest ids and Hamming distances in one namespace; empty for an unknown one.
 
-        ``query_proj`` (float [bits], the query's ``Hasher.project``) makes an IVF probe its
-        lists by asymmetric score."""
+        ``query_vec`` (float [dim]) is what a vector partition probes with; ``query_proj``
+        (float [bits], the query's ``Hasher.project``) makes binary centroids be probed by
+        asymmetric score."""
         space = self.spaces.get(namespace)
         if space is None or space.n_alive == 0:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint32)
         qw = to_words(np.asarray(query_code)[None, :])[0]
         allowed = None if allowed_ids is None else space.mask_for(allowed_ids)
         return space.search(qw, k, allowed=allowed, nprobe=self.nprobe if nprobe is None else nprobe, exact=exact,
-                            query_proj=query_proj)
+                            query_proj=query_proj, query_vec=query_vec)

@@ -53,7 +53,10 @@ CREATE TABLE records (
 CREATE INDEX records_namespace ON records(namespace, id);
 CREATE TABLE terms (id INTEGER PRIMARY KEY, term TEXT NOT NULL UNIQUE, df INTEGER NOT NULL);
 CREATE TABLE texts (id INTEGER PRIMARY KEY, body BLOB NOT NULL);
+CREATE TABLE ivf_lists (id INTEGER PRIMARY KEY, list INTEGER NOT NULL);
 """
+# tables added after format 1 stores were first written; created on opening such a store for writing
+_LATER_TABLES = "CREATE TABLE IF NOT EXISTS ivf_lists (id INTEGER PRIMARY KEY, list INTEGER NOT NULL);"
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,9 @@ class Storage:
         if tables and not {"meta", "records", "terms"} <= tables:
             self._close_quietly()
             raise StoreCorruptError(f"{self.path} is an SQLite file but not a hashmem store")
+        if tables and not self.readonly and "ivf_lists" not in tables:
+            self.conn.execute(_LATER_TABLES)
+        self.has_ivf_lists = not tables or not self.readonly or "ivf_lists" in tables
 
     def _close_quietly(self) -> None:
         try:
@@ -342,7 +348,48 @@ class Storage:
             gone += conn.execute(f"SELECT id, namespace FROM records WHERE id IN ({q})", chunk).fetchall()
             conn.execute(f"DELETE FROM records WHERE id IN ({q})", chunk)
             conn.execute(f"DELETE FROM texts WHERE id IN ({q})", chunk)
+            if self.has_ivf_lists:
+                conn.execute(f"DELETE FROM ivf_lists WHERE id IN ({q})", chunk)
         return gone
+
+    # -- IVF lists of vector partitions (memory.partition) -------------------------------
+
+    def set_lists(self, conn: sqlite3.Connection, ids: Sequence[int], lists: Sequence[int]) -> None:
+        """Record (or replace) the IVF list of records inside the caller's transaction."""
+        conn.executemany("INSERT OR REPLACE INTO ivf_lists(id, list) VALUES (?, ?)",
+                         zip((int(i) for i in ids), (int(x) for x in lists), strict=True))
+
+    def lists_of(self, namespace: str) -> tuple[np.ndarray, np.ndarray]:
+        """(ids int64, lists int32) of a namespace's records that have a list (none before a partition)."""
+        if not self.has_ivf_lists:
+            return np.zeros(0, np.int64), np.zeros(0, np.int32)
+        rows = self.conn.execute(
+            "SELECT l.id, l.list FROM ivf_lists l JOIN records r ON r.id = l.id WHERE r.namespace = ? ORDER BY l.id",
+            (namespace,),
+        ).fetchall()
+        arr = np.array(rows, dtype=np.int64).reshape(-1, 2)
+        return arr[:, 0].copy(), arr[:, 1].astype(np.int32)
+
+    def iter_namespace_qvecs(self, namespace: str, dim: int, *, ids: Sequence[int] | None = None,
+                             batch: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids int64 [b], int8 [b, dim]) of a namespace's records in id order, in batches (or of ``ids``)."""
+        if ids is not None:
+            ids = list(ids)
+            for s in range(0, len(ids), batch):
+                chunk = ids[s : s + batch]
+                yield np.asarray(chunk, dtype=np.int64), self.fetch_qvecs(chunk, dim)
+            return
+        last = -1
+        while True:
+            rows = self.conn.execute(
+                "SELECT id, qvec FROM records WHERE namespace = ? AND id > ? ORDER BY id LIMIT ?",
+                (namespace, last, batch),
+            ).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield (np.array([r[0] for r in rows], dtype=np.int64),
+                   np.frombuffer(b"".join(r[1] for r in rows), dtype=np.int8).reshape(len(rows), dim))
 
     def filter_ids(self, namespace: str, where: dict) -> list[int]:
         """Ids in a namespace whose metadata equals every key/value in ``where``."""

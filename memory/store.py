@@ -31,7 +31,7 @@ from typing import Literal
 
 import numpy as np
 
-from . import hashing, hints, quantize
+from . import hashing, hints, partition, quantize
 from .chunk import DEFAULT_PASSAGE_TOKENS, chunk_text
 from .config import DEFAULT_CANDIDATES, StoreConfig, validate_settings
 from .embed import Embedder, same_model
@@ -108,7 +108,7 @@ class Memory:
             if check:
                 self.storage.check(bits=self.config.bits, dim=self.config.dim, generation=self.hasher.generation)
             self._lexicon: hints.Lexicon | None = None  # loaded on the first add
-            self.index = HammingIndex(self.config.bits)
+            self.index = HammingIndex(self.config.bits, ivf_min_rows=None)  # IVF lists: memory.partition
             self._load_index()
         except BaseException:
             self.storage._close_quietly()
@@ -179,7 +179,7 @@ class Memory:
             for name in dict.fromkeys(namespaces):
                 sel = ns == name
                 self.index.add(name, ids[sel], arr[sel])
-        self.index.refresh()  # build large namespaces' IVF once, now, rather than at the first search
+        partition.load(self)  # large namespaces' IVF lists, stored (or fitted now, once)
 
     @property
     def lexicon(self) -> hints.Lexicon:
@@ -337,6 +337,7 @@ class Memory:
                 if bar is not None:
                     bar.update(len(batch))
                 self._maybe_refit()
+                partition.maybe_build(self, namespace)
                 if self.config.fidelity == "text":  # retrain the text tier's zstd dictionary when it pays
                     from .texttier import maybe_retrain
 
@@ -357,7 +358,9 @@ class Memory:
             calib = self._embed(self.embedder.calibration_texts())
             quantizer = quantize.fit(np.concatenate([calib, emb]))
         qvecs = quantizer.encode(emb)
-        codes = self.hasher.encode(quantizer.decode(qvecs))
+        deq = quantizer.decode(qvecs)
+        codes = self.hasher.encode(deq)
+        lists = partition.lists_for(self, namespace, deq)  # None unless the namespace has IVF lists
         toks = [hints.tokenize(t) for t in texts]
         term_sets = [hints.terms_of(t) for t in toks]
         new_ids = self.lexicon.observe(term_sets)
@@ -378,11 +381,13 @@ class Memory:
                     gen=self.hasher.generation,
                     texts=self._texts_for_tier(texts),
                 )
+                if lists is not None:
+                    self.storage.set_lists(c, ids, lists)
         except BaseException:
             self._lexicon = None  # undo the in-memory counts: reload on the next add
             raise
         self.quantizer = quantizer
-        self.index.add(namespace, ids, codes)
+        self.index.add(namespace, ids, codes, lists)
         return ids
 
     def _texts_for_tier(self, texts: Sequence[str]) -> list[bytes] | None:
@@ -420,7 +425,7 @@ class Memory:
                 self.storage.update_codes(c, ids, new.encode(self.quantizer.decode(qvecs)), new.generation)
             self.storage.set_meta(c, "hasher", new.to_bytes())
         self.hasher = new
-        self.index = HammingIndex(self.config.bits)
+        self.index = HammingIndex(self.config.bits, ivf_min_rows=None)
         self._load_index()
 
     # -- searching ---------------------------------------------------------------------
@@ -490,7 +495,8 @@ class Memory:
                 ham = self._hamming_of(qcodes[qi], ids)
             else:
                 n_ham = k if mode == "binary" else c * ASYMMETRIC_FACTOR
-                ids, ham = self.index.search(namespace, qcodes[qi], n_ham, allowed_ids=allowed, query_proj=projs[qi])
+                ids, ham = self.index.search(namespace, qcodes[qi], n_ham, allowed_ids=allowed, query_proj=projs[qi],
+                                             query_vec=queries[qi])
                 if mode == "binary":
                     scores = 1.0 - 2.0 * ham.astype(np.float32) / self.config.bits
                 else:
