@@ -40,30 +40,6 @@ def real_mixture():
     return bench.fit_mixture(x, clusters=256), f"fitted to {len(x):,} real embeddings"
 
 
-def generate(mix, n: int, bits: int, *, vectors: bool, chunk: int = 200_000, seed: int = 0):
-    """Codes of n mixture draws and 64 held-out queries (codes, projections, vectors); with
-    ``vectors``, also the store's vector partition of the draws (centroids fitted on a sample
-    drawn first, then every draw's list), so no vector is kept."""
-    from memory import bench, ivf
-
-    mean, proj = bench.sign_hasher(mix, bits, seed=seed)
-    rng = np.random.default_rng(seed + 1)
-    centroids = lists = None
-    if vectors:
-        nlist = ivf.default_nlist(n)
-        centroids = ivf.fit_vector_centroids(bench.draw(mix, ivf.VECTOR_SAMPLE_PER_LIST * nlist, rng), nlist)
-        lists = np.empty(n, dtype=np.int32)
-    codes = np.empty((n, bits // 8), dtype=np.uint8)
-    for s in range(0, n, chunk):
-        x = bench.draw(mix, min(chunk, n - s), rng)
-        codes[s : s + len(x)] = np.packbits((x - mean) @ proj > 0, axis=-1)
-        if vectors:
-            lists[s : s + len(x)] = ivf.assign_vectors(x, centroids)
-    q = bench.draw(mix, 64, rng).astype(np.float32)
-    qproj = ((q - mean) @ proj).astype(np.float32)
-    return codes, (np.packbits(qproj > 0, axis=-1), qproj, q), (centroids, lists)
-
-
 def main() -> None:
     from memory import bench, ivf, kernels
     from memory.index import NamespaceIndex
@@ -80,8 +56,8 @@ def main() -> None:
     print(json.dumps({"mixture": source}), flush=True)
     for n in args.n:
         t = time.time()
-        codes, (queries, qproj, qvecs), (centroids, lists) = generate(mix, n, args.bits,
-                                                                      vectors=args.partition != "codes")
+        codes, (queries, qproj, qvecs), (centroids, lists) = bench.synthetic_partitioned(
+            mix, n, args.bits, vectors=args.partition != "codes")
         qwords = kernels.to_words(queries)
         gen_s = time.time() - t
         ids = np.arange(1, n + 1, dtype=np.int64)

@@ -3,7 +3,7 @@
     # a store of synthetic passages through Memory.add (embeddings given: nothing is embedded),
     # then grown to 1M with the same hasher and quantizer by direct inserts
     .venv/bin/python benchmarks/store_scale.py build /tmp/hm-1m.db --n 70000
-    .venv/bin/python benchmarks/store_scale.py extend /tmp/hm-1m.db --n 1000000
+    .venv/bin/python benchmarks/store_scale.py extend /tmp/hm-1m.db --n 1000000   # then stores the IVF lists
     # RSS growth after open and after 1,000 queries; SQLite blob reads vs a memory-mapped sidecar
     flock /tmp/hashmem-bench.lock .venv/bin/python benchmarks/store_scale.py rss /tmp/hm-1m.db
 
@@ -50,7 +50,7 @@ def extend(path: Path, n: int, seed: int) -> None:
     Memory.add would refit ITQ on the way (minutes on 2 cores); the rows written here are
     exactly what it writes for given embeddings, minus fresh hints (each copies row 1's).
     """
-    from memory import Memory
+    from memory import Memory, partition
 
     mix = bench.parametric_mixture(seed=seed)
     rng = np.random.default_rng(seed + 7)
@@ -67,6 +67,10 @@ def extend(path: Path, n: int, seed: int) -> None:
                 mem.storage.insert(c, namespace="default", metadata=[{}] * m, codes=codes, qvecs=qv,
                                    hints=[hint] * m, gen=mem.hasher.generation)
             print(f"{s + m:,} passages, {time.time() - t:.0f} s", flush=True)
+    t = time.time()
+    with Memory(path, create=False) as mem:  # the first open fits and stores the IVF lists
+        assert partition.stored(mem.storage, "default") is not None
+    print(f"IVF lists fitted and stored by the first open, {time.time() - t:.0f} s", flush=True)
 
 
 def rss_run(path: Path, n_queries: int, seed: int) -> dict:

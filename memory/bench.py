@@ -5,11 +5,12 @@ embeddings (``fit_mixture``: cluster means plus one shared within-cluster
 covariance) or, with nothing to fit, a parametric one whose covariance spectrum
 decays like a sentence embedder's (eigenvalue i ∝ (i + 1) ** -0.8). Vectors are
 drawn in chunks, unit-normalized and hashed with centred random hyperplanes
-(sign LSH codes). Queries are
-drawn from the same mixture and held out.
+(sign LSH codes); as they are drawn, each also gets its IVF list the way a store
+assigns it (spherical k-means centroids fitted on a sample drawn first; see
+``memory.partition``). Queries are drawn from the same mixture and held out.
 
 What it measures (``run``): ms per query and queries/s of the exact scan and of
-the IVF, the IVF's recall of the exact Hamming top-k (tie-aware: a returned id
+the IVF (probed with the query vectors, as the store does), the IVF's recall of the exact Hamming top-k (tie-aware: a returned id
 counts when its distance is <= the exact k-th distance), resident memory growth
 per passage of the index, and ours/faiss ``IndexBinaryFlat`` time (faiss timed in a
 subprocess so the two thread pools do not disturb each other).
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import index as index_mod
-from . import kernels
+from . import ivf, kernels
 
 
 @dataclass(frozen=True)
@@ -85,23 +86,31 @@ def sign_hasher(mix: Mixture, bits: int, *, seed: int = 0):
     return mean.astype(np.float32), rng.standard_normal((mix.chol.shape[0], bits), dtype=np.float32)
 
 
-def synthetic_codes(mix: Mixture, n: int, bits: int, *, seed: int = 0, chunk: int = 200_000,
-                    with_projections: bool = False):
-    """(codes uint8 [n, bits / 8], queries uint8 [256, bits / 8]): mixture vectors hashed to sign codes.
+def synthetic_partitioned(mix: Mixture, n: int, bits: int, *, vectors: bool = True, chunk: int = 200_000,
+                          seed: int = 0, n_queries: int = 64):
+    """Codes of n mixture draws and held-out queries, and the store's IVF partition of the draws.
 
-    With ``with_projections``, a third item: the queries' real-valued projections float32
-    [256, bits] (what ``Memory`` gives the IVF to probe by asymmetric score)."""
+    Returns ``(codes uint8 [n, bits / 8], (query codes, query projections float32 [q, bits],
+    query vectors float32 [q, dim]), (centroids float32 [nlist, dim], lists int32 [n]))``; the
+    partition is ``(None, None)`` without ``vectors``. Centroids are fitted on a sample drawn
+    first, then each draw gets its list as it is hashed, so no vector is kept.
+    """
     mean, proj = sign_hasher(mix, bits, seed=seed)
     rng = np.random.default_rng(seed + 1)
+    centroids = lists = None
+    if vectors:
+        nlist = ivf.default_nlist(n)
+        centroids = ivf.fit_vector_centroids(draw(mix, ivf.VECTOR_SAMPLE_PER_LIST * nlist, rng), nlist)
+        lists = np.empty(n, dtype=np.int32)
     codes = np.empty((n, bits // 8), dtype=np.uint8)
     for s in range(0, n, chunk):
         x = draw(mix, min(chunk, n - s), rng)
         codes[s : s + len(x)] = np.packbits((x - mean) @ proj > 0, axis=-1)
-    q = draw(mix, 256, rng)
+        if vectors:
+            lists[s : s + len(x)] = ivf.assign_vectors(x, centroids)
+    q = draw(mix, n_queries, rng).astype(np.float32)
     qproj = ((q - mean) @ proj).astype(np.float32)
-    if with_projections:
-        return codes, np.packbits(qproj > 0, axis=-1), qproj
-    return codes, np.packbits(qproj > 0, axis=-1)
+    return codes, (np.packbits(qproj > 0, axis=-1), qproj, q), (centroids, lists)
 
 
 def rss_bytes() -> int:
@@ -207,8 +216,8 @@ def run(
         "qps", "recall", "nlist", "nprobe"}, "speedup", "faiss_ratio", "rss_bytes_per_passage"}``.
     """
     mix = mixture or parametric_mixture(seed=seed)
-    codes, queries, qproj = synthetic_codes(mix, n, bits, seed=seed, with_projections=True)
-    queries, qproj = queries[:n_queries], qproj[:n_queries]
+    codes, (queries, qproj, qvecs), (centroids, lists) = synthetic_partitioned(
+        mix, n, bits, seed=seed, n_queries=n_queries)
     qwords = kernels.to_words(queries)
     ids = np.arange(1, n + 1, dtype=np.int64)
     warm = index_mod.NamespaceIndex(-(-bits // 64), bits, ivf_min_rows=None)  # compile before measuring
@@ -229,12 +238,12 @@ def run(
     ref_ids, ref_d = space.search_batch(qwords, k)
     index_mod._release_freed_heap()
     rss_brute = rss_bytes() - before
-    space.build_ivf()
+    space.set_partition(centroids, ids, lists)  # the store's IVF: lists fitted on the vectors
+    del lists
     nprobe = nprobe or index_mod.ivf.default_nprobe(space.nlist, k=k, n=space.n_alive)
-    # probed as the store probes: by the queries' asymmetric scores
-    sub = time_queries(lambda i: space.search_batch(qwords[i], k, nprobe=nprobe, query_proj=qproj[i]),
+    sub = time_queries(lambda i: space.search_batch(qwords[i], k, nprobe=nprobe, query_vecs=qvecs[i]),
                        np.arange(len(qwords)), batch, min_seconds=min_seconds)
-    got_ids, got_d = space.search_batch(qwords, k, nprobe=nprobe, query_proj=qproj)
+    got_ids, got_d = space.search_batch(qwords, k, nprobe=nprobe, query_vecs=qvecs)
     index_mod._release_freed_heap()  # what the index keeps, not the build's freed temporaries
     rss_ivf = rss_bytes() - before
     out = {

@@ -74,6 +74,8 @@ def load(mem) -> None:
             ids, lists = np.concatenate([ids, missing]), np.concatenate([lists, extra])
         mem.index.set_partition(namespace, part["centroids"], ids, lists)
         space.fitted_on = int(part["fitted_on"])
+        del ids, lists
+        index_mod._release_freed_heap()  # the lists read from SQLite are garbage now: hand the heap back
 
 
 def lists_for(mem, namespace: str, vectors: np.ndarray) -> np.ndarray | None:
@@ -122,6 +124,8 @@ def build(mem, namespace: str, *, nlist: int | None = None, seed: int = 0) -> No
         mem.storage.set_meta(c, _key(namespace), blob)
     mem.index.set_partition(namespace, centroids, np.concatenate(ids_all), np.concatenate(lists_all))
     space.fitted_on = n
+    del ids_all, lists_all
+    index_mod._release_freed_heap()
 
 
 def _assign_ids(mem, namespace: str, ids: np.ndarray, centroids: np.ndarray) -> np.ndarray:

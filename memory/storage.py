@@ -363,11 +363,14 @@ class Storage:
         """(ids int64, lists int32) of a namespace's records that have a list (none before a partition)."""
         if not self.has_ivf_lists:
             return np.zeros(0, np.int64), np.zeros(0, np.int32)
-        rows = self.conn.execute(
+        cur = self.conn.execute(
             "SELECT l.id, l.list FROM ivf_lists l JOIN records r ON r.id = l.id WHERE r.namespace = ? ORDER BY l.id",
             (namespace,),
-        ).fetchall()
-        arr = np.array(rows, dtype=np.int64).reshape(-1, 2)
+        )
+        parts = []  # 64k rows at a time: never a million Python tuples at once
+        while rows := cur.fetchmany(65536):
+            parts.append(np.array(rows, dtype=np.int64))
+        arr = np.concatenate(parts) if parts else np.zeros((0, 2), np.int64)
         return arr[:, 0].copy(), arr[:, 1].astype(np.int32)
 
     def iter_namespace_qvecs(self, namespace: str, dim: int, *, ids: Sequence[int] | None = None,
