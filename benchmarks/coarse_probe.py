@@ -1,7 +1,14 @@
-"""Coarse quantizer cost: the exact popcount probe (memory.ivf.probe) vs an hnswlib graph over the
-same binary centroids (as ±1 float vectors, inner product), returning nlist/16 lists per query.
+"""Coarse quantizer cost: choosing a query's nprobe lists exactly (memory.ivf) vs with an hnswlib graph.
 
-    flock /tmp/hashmem-bench.lock .venv/bin/python benchmarks/coarse_probe.py
+Two kinds of centroids, as the store has them:
+- vector centroids (the store's lists, ``memory.partition``): float32 [nlist, 384] unit
+  vectors; exact = one matrix-vector product and a partial sort (``ivf.probe_vectors``);
+- binary centroids (lists fitted on codes): 256-bit codes; exact = popcount
+  (``ivf.probe``); hnswlib indexes them as ±1 float vectors.
+hnswlib: inner product, M = 16, ef_construction = 200, ef = nprobe; its recall of the
+exact nprobe lists is reported too. 200 random queries, single-threaded, ms per query.
+
+    flock /tmp/hashmem-bench.lock .venv/bin/python benchmarks/coarse_probe.py   # needs pip install hnswlib
 """
 
 from __future__ import annotations
@@ -15,33 +22,52 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def main() -> None:
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _hnsw(data: np.ndarray, queries: np.ndarray, nprobe: int):
     import hnswlib
 
+    g = hnswlib.Index(space="ip", dim=data.shape[1])
+    g.init_index(max_elements=len(data), M=16, ef_construction=200, random_seed=0)
+    g.add_items(data, np.arange(len(data)), num_threads=1)
+    g.set_ef(nprobe)
+    g.set_num_threads(1)
+    t = time.perf_counter()
+    got = [g.knn_query(x[None, :], k=nprobe)[0][0] for x in queries]
+    return 1e3 * (time.perf_counter() - t) / len(queries), got
+
+
+def main() -> None:
     from memory import ivf, kernels
 
     rng = np.random.default_rng(0)
-    print("| nlist | nprobe | popcount probe ms | hnswlib ms (ef = nprobe, M = 16) |\n|---|---|---|---|")
+    print("| centroids | nlist | nprobe | exact probe ms | hnswlib ms | hnswlib recall of the exact lists |")
+    print("|---|---|---|---|---|---|")
     for nlist in (2048, 8192):
-        nprobe = nlist // 16
-        cents = kernels.to_words(rng.integers(0, 256, (nlist, 32), dtype=np.uint8))
-        q = kernels.to_words(rng.integers(0, 256, (200, 32), dtype=np.uint8))
+        nprobe = 256
+        # vector centroids
+        cents = _unit(rng.standard_normal((nlist, 384)))
+        q = _unit(rng.standard_normal((200, 384)))
         t = time.perf_counter()
-        for x in q:
-            ivf.probe(cents, x, nprobe)
-        ours = (time.perf_counter() - t) / len(q)
-        f = np.unpackbits(kernels.from_words(cents, 32), axis=1).astype(np.float32) * 2 - 1
-        qf = np.unpackbits(kernels.from_words(q, 32), axis=1).astype(np.float32) * 2 - 1
-        index = hnswlib.Index(space="ip", dim=256)
-        index.init_index(nlist, ef_construction=100, M=16)
-        index.add_items(f)
-        index.set_ef(max(nprobe, 50))
-        index.set_num_threads(1)
+        exact = [ivf.probe_vectors(cents, x, nprobe) for x in q]
+        ex_ms = 1e3 * (time.perf_counter() - t) / len(q)
+        h_ms, got = _hnsw(cents, q, nprobe)
+        rec = np.mean([len(set(a.tolist()) & set(b.tolist())) / nprobe for a, b in zip(exact, got, strict=True)])
+        print(f"| vectors (384 float) | {nlist} | {nprobe} | {ex_ms:.3f} | {h_ms:.3f} | {rec:.3f} |", flush=True)
+        # binary centroids
+        codes = rng.integers(0, 256, (nlist, 32), dtype=np.uint8)
+        words = kernels.to_words(codes)
+        qc = rng.integers(0, 256, (200, 32), dtype=np.uint8)
+        qw = kernels.to_words(qc)
         t = time.perf_counter()
-        for x in qf:
-            index.knn_query(x[None], k=nprobe)
-        hn = (time.perf_counter() - t) / len(q)
-        print(f"| {nlist} | {nprobe} | {1e3 * ours:.3f} | {1e3 * hn:.3f} |")
+        exact = [ivf.probe(words, x, nprobe) for x in qw]
+        ex_ms = 1e3 * (time.perf_counter() - t) / len(qw)
+        signs = lambda c: np.unpackbits(c, axis=1).astype(np.float32) * 2 - 1  # noqa: E731
+        h_ms, got = _hnsw(signs(codes), signs(qc), nprobe)
+        rec = np.mean([len(set(a.tolist()) & set(b.tolist())) / nprobe for a, b in zip(exact, got, strict=True)])
+        print(f"| codes (256 bits) | {nlist} | {nprobe} | {ex_ms:.3f} | {h_ms:.3f} | {rec:.3f} |", flush=True)
 
 
 if __name__ == "__main__":
