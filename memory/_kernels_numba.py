@@ -32,48 +32,8 @@ jit = functools.partial(nb.njit, nogil=True, cache=True, error_model="numpy")
 
 @jit
 def block_distances(cols, q, b0, m, tmp):
-    # Distances of rows [b0, b0 + m) to q, into tmp[:m]. Codes of 1, 2 or 4 words (64, 128, 256
-    # bits) are scored in one pass over the rows, so tmp is written once instead of read and
-    # written once per word; other lengths go word by word, two words per pass.
-    nw = cols.shape[0]
-    if nw == 4:
-        c0 = cols[0, b0 : b0 + m]  # slices: indices from 0, so the loops vectorize
-        c1 = cols[1, b0 : b0 + m]
-        c2 = cols[2, b0 : b0 + m]
-        c3 = cols[3, b0 : b0 + m]
-        q0, q1, q2, q3 = q[0], q[1], q[2], q[3]
-        for i in range(m):
-            tmp[i] = (popcount64(c0[i] ^ q0) + popcount64(c1[i] ^ q1)
-                      + popcount64(c2[i] ^ q2) + popcount64(c3[i] ^ q3))
-        return
-    if nw == 2:
-        c0 = cols[0, b0 : b0 + m]
-        c1 = cols[1, b0 : b0 + m]
-        q0, q1 = q[0], q[1]
-        for i in range(m):
-            tmp[i] = popcount64(c0[i] ^ q0) + popcount64(c1[i] ^ q1)
-        return
-    if nw == 1:
-        c0 = cols[0, b0 : b0 + m]
-        q0 = q[0]
-        for i in range(m):
-            tmp[i] = popcount64(c0[i] ^ q0)
-        return
-    for i in range(m):
-        tmp[i] = 0
-    w = 0
-    while w + 1 < nw:
-        c0 = cols[w, b0 : b0 + m]
-        c1 = cols[w + 1, b0 : b0 + m]
-        q0, q1 = q[w], q[w + 1]
-        for i in range(m):
-            tmp[i] += popcount64(c0[i] ^ q0) + popcount64(c1[i] ^ q1)
-        w += 2
-    if w < nw:
-        c0 = cols[w, b0 : b0 + m]
-        q0 = q[w]
-        for i in range(m):
-            tmp[i] += popcount64(c0[i] ^ q0)
+    # distances of rows [b0, b0 + m) to q, into tmp[:m]
+    block_hits(cols, q, b0, m, tmp, -1)
 
 @jit
 def compact(buf_d, buf_i, nbuf, hist, state, k):
@@ -148,8 +108,10 @@ def _select(tmp, c0, c1, b0, ids, mask, has_mask, sorted_ids, k, buf_d, buf_i, n
 
 @jit
 def block_hits(cols, q, b0, m, tmp, bound):
-    # block_distances plus the count of rows at or below bound, in the same pass for codes of
-    # 1, 2, 4 or 6 words (64-384 bits: no second read of tmp); other lengths count in a second pass.
+    # Distances of rows [b0, b0 + m) to q into tmp[:m], and how many are at or below bound.
+    # Codes of 1, 2, 4 or 6 words (64-384 bits) are scored in one pass over the rows, each loop
+    # written out so it vectorizes (tmp written once, the count taken on the way); other lengths
+    # go word by word.
     hits = 0
     nw = cols.shape[0]
     if nw == 4:
@@ -195,7 +157,22 @@ def block_hits(cols, q, b0, m, tmp, bound):
             tmp[i] = d
             hits += d <= bound
         return hits
-    block_distances(cols, q, b0, m, tmp)
+    # other lengths: word by word, two words per pass over tmp
+    for i in range(m):
+        tmp[i] = 0
+    w = 0
+    while w + 1 < nw:
+        c0 = cols[w, b0 : b0 + m]
+        c1 = cols[w + 1, b0 : b0 + m]
+        q0, q1 = q[w], q[w + 1]
+        for i in range(m):
+            tmp[i] += popcount64(c0[i] ^ q0) + popcount64(c1[i] ^ q1)
+        w += 2
+    if w < nw:
+        c0 = cols[w, b0 : b0 + m]
+        q0 = q[w]
+        for i in range(m):
+            tmp[i] += popcount64(c0[i] ^ q0)
     for i in range(m):
         hits += tmp[i] <= bound
     return hits
