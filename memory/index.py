@@ -16,13 +16,19 @@ address space but no resident memory. The IVF is built, refreshed or refitted
 lazily, at the first search after adds, so a bulk load (opening a store) lays the
 rows out once.
 
+Where the lists come from: either a *vector partition* the caller sets
+(``set_partition``: float centroids, each row's list given, new rows added with
+their lists, queries probing with their vectors; ``Memory`` does this, see
+``partition``), or binary centroids the index fits on the codes itself (k-majority,
+``ivf.fit_centroids``) once a namespace reaches ``ivf_min_rows``.
+
 IVF layout (above ``IVF_MIN_ROWS`` live rows): rows ``[0, main)`` are grouped
 by list (``offsets``), each list in id order; rows ``[main, size)`` are the
 *tail*, appended since the last layout in id order, each with its list
 (``tail_lists``). A query scans its ``nprobe`` nearest lists plus the whole tail.
 The tail is folded into the lists when it outgrows ``TAIL_FRACTION`` of the
-rows; centroids are refitted when the namespace has grown ``REFIT_GROWTH``× since
-they were fitted. A delete clears ``alive``; more than half dead rows trigger a
+rows; binary centroids are refitted when the namespace has grown ``REFIT_GROWTH``×
+since they were fitted (a vector partition is refitted by its owner). A delete clears ``alive``; more than half dead rows trigger a
 compaction. ``nprobe >= nlist`` (or ``exact=True``) gives exactly the brute-force
 result.
 
