@@ -40,6 +40,21 @@ def real_mixture():
     return bench.fit_mixture(x, clusters=256), f"fitted to {len(x):,} real embeddings"
 
 
+def _data(args, mix, n):
+    """The synthetic codes, queries and partition of size n: generated, or read from ``--cache``."""
+    from memory import bench
+
+    path = args.cache / f"scale-n{n}-b{args.bits}.npz" if args.cache else None
+    if path is not None and path.exists():
+        z = np.load(path)
+        return z["codes"], (z["queries"], z["qproj"], z["qvecs"]), (z["centroids"], z["lists"])
+    codes, (queries, qproj, qvecs), (centroids, lists) = bench.synthetic_partitioned(mix, n, args.bits)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, codes=codes, queries=queries, qproj=qproj, qvecs=qvecs, centroids=centroids, lists=lists)
+    return codes, (queries, qproj, qvecs), (centroids, lists)
+
+
 def main() -> None:
     from memory import bench, ivf, kernels
     from memory.index import NamespaceIndex
@@ -51,13 +66,16 @@ def main() -> None:
     ap.add_argument("--nprobe", type=int, nargs="+", default=[64, 128, 256, 512])
     ap.add_argument("--partition", choices=["codes", "vectors", "both"], default="both",
                     help="lists fitted on the codes (k-majority), on the vectors (the store's), or both")
+    ap.add_argument("--cache", type=Path, help="keep the generated data here and reuse it (10M: 16 min to make)")
+    ap.add_argument("--generate-only", action="store_true", help="only make (and cache) the data")
     args = ap.parse_args()
     mix, source = real_mixture()
     print(json.dumps({"mixture": source}), flush=True)
     for n in args.n:
         t = time.time()
-        codes, (queries, qproj, qvecs), (centroids, lists) = bench.synthetic_partitioned(
-            mix, n, args.bits, vectors=args.partition != "codes")
+        codes, (queries, qproj, qvecs), (centroids, lists) = _data(args, mix, n)
+        if args.generate_only:
+            continue
         qwords = kernels.to_words(queries)
         gen_s = time.time() - t
         ids = np.arange(1, n + 1, dtype=np.int64)

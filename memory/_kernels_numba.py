@@ -368,3 +368,14 @@ def nearest_centroid(cols, centroid_rows, lo, hi, out):
         for i in range(m):
             out[b0 - lo + i] = arg[i]
 
+
+
+@nb.njit(nogil=True, cache=True, fastmath=True)
+def int8_scores(rows, scales, q, out):
+    """out[j] = scales[j] * (rows[j] . q): int8 rows [n, dim] (per-row scale) against a float32 query."""
+    for j in range(rows.shape[0]):
+        s = np.float32(0.0)
+        row = rows[j]
+        for d in range(row.shape[0]):
+            s += np.float32(row[d]) * q[d]
+        out[j] = s * scales[j]

@@ -260,6 +260,7 @@ class NamespaceIndex:
         if len(aligned) and (aligned.min() < 0 or aligned.max() >= len(vectors)):
             raise ValueError(f"lists must lie in [0, {len(vectors)})")
         self.vectors = vectors
+        self._probe_vectors = ivf.quantize_centroids(vectors)  # what queries are scored against
         self._layout(None, refit=True, live=(live_ids, words), lists=aligned, nlist=len(vectors))
 
     def _layout(self, centroids: np.ndarray | None, *, refit: bool, live=None, lists=None,
@@ -410,7 +411,7 @@ class NamespaceIndex:
         starts, ends, ptr = [], [], [0]
         for qi, q in enumerate(query_words):
             if self.vectors is not None:
-                lists = np.sort(ivf.probe_vectors(self.vectors, query_vecs[qi], nprobe))
+                lists = np.sort(ivf.probe_vectors(self._probe_vectors, query_vecs[qi], nprobe, backend=self.backend))
             else:
                 proj = None if query_proj is None else query_proj[qi]
                 lists = np.sort(ivf.probe(self.centroids, q, nprobe, signs=self.signs, proj=proj))
@@ -442,6 +443,8 @@ class NamespaceIndex:
         if self.is_ivf:
             extra = self.offsets.nbytes + self.tail_lists.nbytes + sum(
                 a.nbytes for a in (self.centroids, self.signs, self.vectors) if a is not None)
+            if self.vectors is not None:
+                extra += sum(a.nbytes for a in self._probe_vectors)
         return per_row * self.size + extra
 
 

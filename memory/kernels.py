@@ -127,6 +127,7 @@ def _numba_kernels():
         "topk_segments_serial": m.topk_segments_serial,
         "topk_blocked": m.topk_blocked,
         "nearest_centroid": m.nearest_centroid,
+        "int8_scores": m.int8_scores,
         "num_threads": nb.get_num_threads(),
     }
 
@@ -277,6 +278,23 @@ def _merge_parts(pi: np.ndarray, pd: np.ndarray, k: int) -> tuple[np.ndarray, np
     # padding (-1, PAD) must sort last: key on (dist, id) with -1 ids only at PAD distance
     order = np.lexsort((np.where(fi < 0, np.iinfo(np.int64).max, fi), fd), axis=-1)[:, :k]
     return np.take_along_axis(fi, order, axis=1), np.take_along_axis(fd, order, axis=1)
+
+
+def int8_scores(rows: np.ndarray, scales: np.ndarray, query: np.ndarray, *, backend: Backend = "auto") -> np.ndarray:
+    """float32 [n]: ``scales[j] * (rows[j] . query)`` for int8 rows [n, dim] and a float query [dim].
+
+    The compiled path reads a quarter of the bytes a float32 product would (what probing 8,192 IVF
+    centroids costs is reading them); the numpy path converts and multiplies. Both sum in float32
+    but in different orders, so they agree to rounding, not bit for bit.
+    """
+    rows = np.ascontiguousarray(rows, dtype=np.int8)
+    query = np.ascontiguousarray(query, dtype=np.float32)
+    scales = np.ascontiguousarray(scales, dtype=np.float32)
+    if resolve_backend(backend) == "numba":
+        out = np.empty(len(rows), dtype=np.float32)
+        _numba_kernels()["int8_scores"](rows, scales, query, out)
+        return out
+    return (rows.astype(np.float32) @ query) * scales
 
 
 def nearest_centroids(

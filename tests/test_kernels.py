@@ -163,3 +163,21 @@ def test_batch_scan_paths_equal_numpy_with_ties_masks_and_odd_batches(nbytes, un
         a = kernels.hamming_topk(q, cols, ids, 300, bits=8 * nbytes, mask=mask, backend="numpy")
         b = kernels.hamming_topk(q, cols, ids, 300, bits=8 * nbytes, mask=mask, backend="numba", ids_sorted=not unsorted)
         assert (a[0] == b[0]).all() and (a[1] == b[1]).all()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_int8_scores_match_the_float_product(backend):
+    from memory import ivf
+
+    rng = np.random.default_rng(9)
+    cents = rng.standard_normal((300, 384)).astype(np.float32)
+    cents /= np.linalg.norm(cents, axis=1, keepdims=True)
+    q = rng.standard_normal(384).astype(np.float32)
+    rows, scales = ivf.quantize_centroids(cents)
+    got = kernels.int8_scores(rows, scales, q, backend=backend)
+    assert got.dtype == np.float32 and got.shape == (300,)
+    np.testing.assert_allclose(got, (rows.astype(np.float32) @ q) * scales, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(got, cents @ q, atol=0.05)  # rounding to int8 moves a score by < 1 %
+    exact = ivf.probe_vectors(cents, q, 30)
+    fast = ivf.probe_vectors((rows, scales), q, 30, backend=backend)
+    assert len(set(exact.tolist()) & set(fast.tolist())) >= 28
