@@ -11,7 +11,9 @@ the query vector. Times: the fastest of several rounds (shared
 machine), single queries, k = 400 (what the store asks for C = 100).
 
     .venv/bin/python benchmarks/embed_cache.py
-    flock /tmp/hashmem-bench.lock .venv/bin/python benchmarks/scale.py --n 1000000 10000000
+    .venv/bin/python benchmarks/scale.py --n 1000000 10000000 --cache /tmp/hashmem-bench-cache --generate-only
+    OPENBLAS_NUM_THREADS=1 flock /tmp/hashmem-bench.lock .venv/bin/python benchmarks/scale.py \
+        --n 1000000 10000000 --cache /tmp/hashmem-bench-cache
 """
 
 from __future__ import annotations

@@ -1,32 +1,33 @@
-"""Inverted lists over binary codes: k-majority centroids in Hamming space, probe the nearest lists.
+"""Inverted lists: fitting centroids and choosing the lists a query probes.
 
 An IVF partitions the codes of a namespace into ``nlist`` lists, one per
 centroid; a query scans only the ``nprobe`` lists whose centroids are nearest
-to the query. Centroids are binary codes themselves, fitted by
-k-majority (Lloyd's k-means with the Hamming distance: assign each code to its
-nearest centroid, then set each centroid bit to the majority bit of its
-members), so everything is computed from the codes already in RAM: opening a
-store needs no vectors and nothing is persisted beyond the codes.
+to it. Two kinds of centroids:
 
-Probing ranks lists by the query's asymmetric score when the caller has the
-query's real-valued projections (``Hasher.project``, as ``Memory`` does): the
-inner product of the projections with the centroid's ±1 bits, the same score
-the store's asymmetric stage gives candidates. Measured end to end (SciFact in
-1M distractors, docs/scale.md) it loses about half as much recall@10 to the
-partition as ranking by the Hamming distance of the query's code, which stays
-the ranking for callers with a code only.
+- **Vector centroids** (what a store uses, see ``partition``): spherical k-means
+  over the dequantized int8 vectors (``fit_vector_centroids``), each vector
+  assigned to the centroid it scores highest with (``assign_vectors``); a query
+  probes the lists whose centroids score highest with the query vector
+  (``probe_vectors``), scored against int8-rounded centroids
+  (``quantize_centroids``, a compiled kernel) because at 8,192 lists reading
+  the centroids is the cost.
+- **Binary centroids** (for callers with codes only): k-majority (Lloyd's
+  k-means with the Hamming distance: each centroid bit is the majority bit of
+  its members; ``fit_centroids``), everything computed from the codes in RAM.
+  ``probe`` ranks lists by Hamming distance, or, given the query's real-valued
+  projections (``Hasher.project``), by the asymmetric score (projections · the
+  centroid's ±1 bits), which halves the end-to-end recall loss of Hamming
+  ranking (docs/scale.md).
 
-Why no hnswlib coarse quantizer: a query probes a hundred lists or more, so an HNSW
-graph over the centroids must return that many neighbours (ef >= nprobe); measured
-here for 256-bit centroids returning nlist/16 lists (docs/scale.md), the exact
-popcount probe costs 0.06 ms at nlist 2,048 and 0.15 ms at 8,192, hnswlib 0.11
-and 0.56 ms. And centroids of
-the dequantized int8 vectors (the other candidate) would need every vector read
-from disk at open, where binary centroids need only the codes already in RAM;
-that variant was not built, so its recall is not compared.
+Why no hnswlib coarse quantizer: a query probes 256 lists, so an HNSW graph over
+the centroids must return that many neighbours (ef >= 256). Measured
+(``benchmarks/coarse_probe.py``, one thread, 256 of 2,048 / 8,192 lists): the
+exact float probe 0.09 / 0.30 ms against hnswlib's 0.18 / 0.38 ms, and hnswlib
+found only 0.985 / 0.774 of the exact lists; for binary centroids the popcount
+probe 0.04 / 0.10 ms against 0.18 / 0.28 ms.
 
-What it does not do: hold the codes or answer queries (``index``); it only fits
-centroids and probes them.
+What it does not do: hold the codes or answer queries (``index``), or store
+anything (``partition``); it only fits centroids and probes them.
 """
 
 from __future__ import annotations
@@ -141,10 +142,15 @@ def fit_vector_centroids(x: np.ndarray, nlist: int, *, iterations: int = VECTOR_
     return centroids
 
 
-def assign_vectors(x: np.ndarray, centroids: np.ndarray, *, chunk: int = 8192) -> np.ndarray:
-    """int32 [n]: the centroid each vector of x [n, dim] scores highest with (ties: lowest index)."""
+def assign_vectors(x: np.ndarray, centroids, *, chunk: int = 8192) -> np.ndarray:
+    """int32 [n]: the centroid each vector of x [n, dim] scores highest with (ties: lowest index).
+
+    ``centroids``: float32 [nlist, dim], or a ``quantize_centroids`` pair (scored as rounded)."""
     x = np.asarray(x, dtype=np.float32)
     out = np.empty(len(x), dtype=np.int32)
+    if isinstance(centroids, tuple):
+        rows, scales = centroids
+        centroids = rows.astype(np.float32) * scales[:, None]
     ct = np.ascontiguousarray(centroids.T, dtype=np.float32)
     for s in range(0, len(x), chunk):
         out[s : s + chunk] = np.argmax(x[s : s + chunk] @ ct, axis=1)

@@ -58,24 +58,26 @@ def stored(storage, namespace: str) -> dict | None:
 def load(mem) -> None:
     """Give every namespace of an opened store its partition (reads codes' lists, not vectors)."""
     for namespace, space in mem.index.spaces.items():
-        part = stored(mem.storage, namespace)
-        if part is None:
-            if space.n_alive >= index_mod.IVF_MIN_ROWS:
-                if mem.storage.readonly:
-                    space.build_ivf()  # cannot store one: lists fitted on the codes, for this process
-                else:
-                    build(mem, namespace)
-            continue
-        ids, lists = mem.storage.lists_of(namespace)
-        live = space.live_ids()
-        missing = np.setdiff1d(live, ids, assume_unique=True)
-        if len(missing):  # records written by a version without partitions: assign them now
-            extra = _assign_ids(mem, namespace, missing, part["centroids"])
-            ids, lists = np.concatenate([ids, missing]), np.concatenate([lists, extra])
-        mem.index.set_partition(namespace, part["centroids"], ids, lists)
-        space.fitted_on = int(part["fitted_on"])
-        del ids, lists
-        index_mod._release_freed_heap()  # the lists read from SQLite are garbage now: hand the heap back
+        _load_one(mem, namespace, space)
+    index_mod._release_freed_heap()  # the lists read from SQLite are garbage now: hand the heap back
+
+
+def _load_one(mem, namespace: str, space) -> None:
+    part = stored(mem.storage, namespace)
+    if part is None:
+        if space.n_alive >= index_mod.IVF_MIN_ROWS:
+            if mem.storage.readonly:
+                space.build_ivf()  # cannot store one: lists fitted on the codes, for this process
+            else:
+                build(mem, namespace)
+        return
+    ids, lists = mem.storage.lists_of(namespace)
+    missing = np.setdiff1d(space.live_ids(), ids, assume_unique=True)
+    if len(missing):  # records written by a version without partitions: assign them now
+        extra = _assign_ids(mem, namespace, missing, part["centroids"])
+        ids, lists = np.concatenate([ids, missing]), np.concatenate([lists, extra])
+    mem.index.set_partition(namespace, part["centroids"], ids, lists)
+    space.fitted_on = int(part["fitted_on"])
 
 
 def lists_for(mem, namespace: str, vectors: np.ndarray) -> np.ndarray | None:
@@ -102,6 +104,11 @@ def maybe_build(mem, namespace: str) -> bool:
 
 def build(mem, namespace: str, *, nlist: int | None = None, seed: int = 0) -> None:
     """Fit centroids on a sample of the namespace's vectors and store every record's list, in one transaction."""
+    _build(mem, namespace, nlist=nlist, seed=seed)
+    index_mod._release_freed_heap()  # the build's temporaries are freed only now
+
+
+def _build(mem, namespace: str, *, nlist: int | None, seed: int) -> None:
     space = mem.index.spaces[namespace]
     live = space.live_ids()
     n = len(live)
@@ -124,8 +131,6 @@ def build(mem, namespace: str, *, nlist: int | None = None, seed: int = 0) -> No
         mem.storage.set_meta(c, _key(namespace), blob)
     mem.index.set_partition(namespace, centroids, np.concatenate(ids_all), np.concatenate(lists_all))
     space.fitted_on = n
-    del ids_all, lists_all
-    index_mod._release_freed_heap()
 
 
 def _assign_ids(mem, namespace: str, ids: np.ndarray, centroids: np.ndarray) -> np.ndarray:
