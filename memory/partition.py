@@ -8,15 +8,16 @@ centroids score highest with the query vector and scans only their codes.
 
 Why vectors and not the codes: lists fitted on the codes (k-majority in Hamming
 space, ``ivf.fit_centroids``) lost 0.018–0.031 of recall@10 against float32 end
-to end at 128 of 2,048 lists (SciFact among 1M distractors, docs/scale.md); lists
-fitted on the vectors and probed with the query vector lose less than 0.005 at
-the same work, because the partition follows the similarity the final rerank uses.
-The price is that the assignment needs each record's vector, which a store only has
-on disk: so the lists are persisted.
+to end at 128 of 2,048 lists (SciFact among 1M distractors, docs/scale.md);
+lists fitted on the vectors and probed with the query vector lose 0.006 there,
+and 0.0025 at the default 192 lists, because the partition follows the
+similarity the final rerank uses. The price is that the assignment needs each
+record's vector, which a store only has on disk: so the lists are persisted.
 
 Persistence (``storage``): table ``ivf_lists(id, list)``, written in the same
 transaction as the records (new records of a partitioned namespace get their list
-when they are inserted); meta ``ivf.<namespace>`` holds the centroids (msgpack:
+when they are inserted, scored against the int8-rounded centroids the index
+keeps); meta ``ivf.<namespace>`` holds the centroids (msgpack:
 ``nlist``, ``dim``, ``fitted_on``, float32 ``centroids``). Opening a store reads
 codes and lists, never vectors. A partition is fitted once its namespace reaches
 ``IVF_MIN_ROWS`` and refitted (all lists rewritten, one transaction) each time the
