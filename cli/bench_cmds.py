@@ -22,7 +22,7 @@ def _fmt(v) -> str:
 @click.option("--batch", type=int, default=1, show_default=True, callback=positive, help="Queries per call.")
 @click.option("--k", "k", type=int, default=400, show_default=True, callback=positive,
               help="Hamming candidates per query (the store keeps 4 x candidates = 400).")
-@click.option("--nprobe", type=int, default=None, callback=positive, help="IVF lists probed (default 128).")
+@click.option("--nprobe", type=int, default=None, callback=positive, help="IVF lists probed (default 192, or all when fewer).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--plot", "plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a PNG of recall@10 against bits and candidates, on real vectors.")
@@ -33,7 +33,8 @@ def _fmt(v) -> str:
 def bench(ctx, n, bits, batch, k, nprobe, as_json, plot, data):
     """Synthetic scale benchmark: brute-force and IVF Hamming search over N codes.
 
-    Codes are drawn from a Gaussian mixture with an embedding-like spectrum.
+    Codes are drawn from a Gaussian mixture with an embedding-like spectrum;
+    the IVF lists are fitted on the drawn vectors, as a store fits them.
     Reports ms per query, queries/s, the IVF's recall of the exact top-k,
     resident bytes per passage, and our time over faiss IndexBinaryFlat's when
     faiss is installed.
