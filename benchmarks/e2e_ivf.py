@@ -28,6 +28,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 CACHE = Path(os.environ.get("HASHMEM_BENCH_CACHE", "/tmp/hashmem-bench-cache"))
 
 
+def _truth(queries: np.ndarray, x: np.ndarray, k: int = 10, chunk: int = 200_000) -> np.ndarray:
+    """Exact top-k ids by inner product, [len(queries), k] (ties: lowest id), computed chunk by chunk."""
+    best_s = np.full((len(queries), k), -np.inf, np.float32)
+    best_i = np.zeros((len(queries), k), np.int64)
+    for s in range(0, len(x), chunk):
+        sims = queries @ x[s : s + chunk].astype(np.float32).T  # [q, chunk]
+        top = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+        cand_s = np.concatenate([best_s, np.take_along_axis(sims, top, axis=1)], axis=1)
+        cand_i = np.concatenate([best_i, top + s], axis=1)
+        order = np.lexsort((cand_i, -cand_s), axis=1)[:, :k]
+        best_s = np.take_along_axis(cand_s, order, axis=1)
+        best_i = np.take_along_axis(cand_i, order, axis=1)
+    return best_i
+
+
 def main() -> None:
     from memory import bench, hashing, ivf, kernels, quantize
     from memory.index import NamespaceIndex
@@ -43,14 +58,16 @@ def main() -> None:
     queries = np.load(CACHE / "scifact-queries.npy")
     mix = bench.fit_mixture(real, clusters=128)
     rng = np.random.default_rng(0)
-    x = np.concatenate([real] + [bench.draw(mix, min(200_000, args.n - s), rng) for s in range(0, args.n, 200_000)])
-    n = len(x)
-    truth = np.empty((len(queries), 10), np.int64)
-    for s in range(0, len(queries), 64):
-        sims = queries[s : s + 64] @ x.T
-        truth[s : s + 64] = np.argsort(-sims, axis=1, kind="stable")[:, :10]
-    quant = quantize.fit(x[rng.choice(n, 65536, replace=False)])
-    qv = quant.encode(x)
+    n = len(real) + args.n
+    # float32 up to 2M vectors; above, float16 storage (10M x 384 float32 would be 15 GB): the truth,
+    # the quantizer and the codes are all computed from the same stored values
+    x = np.empty((n, real.shape[1]), np.float32 if n <= 2_000_000 else np.float16)
+    x[: len(real)] = real
+    for s in range(0, args.n, 200_000):
+        x[len(real) + s : len(real) + min(s + 200_000, args.n)] = bench.draw(mix, min(200_000, args.n - s), rng)
+    truth = _truth(queries, x)
+    quant = quantize.fit(x[rng.choice(n, 65536, replace=False)].astype(np.float32))
+    qv = np.concatenate([quant.encode(x[s : s + 200_000].astype(np.float32)) for s in range(0, n, 200_000)])
     del x
     hasher = hashing.fit("itq", quant.decode(qv[rng.choice(n, 65536, replace=False)]), bits=args.bits)
     words = np.concatenate([kernels.to_words(hasher.encode(quant.decode(qv[s : s + 200_000])))
