@@ -189,6 +189,9 @@ def stats(ctx, as_json):
     click.echo(f"codes      {c['bits']}-bit {c['method']} (generation {s.hasher['generation']}, "
                f"fitted on {s.hasher['fitted_on']})")
     click.echo(f"fidelity   {c['fidelity']}, hint budget {c['hint_bytes']} B")
+    for ns, v in s.ivf.items():
+        click.echo(f"ivf        {ns}: {v['nlist']} lists fitted on the {v['lists_from']} of "
+                   f"{v['fitted_on']} passages")
     click.echo("bytes/passage")
     for part, v in s.bytes_per_passage.items():
         click.echo(f"  {part:<9}{v:10.1f}")

@@ -67,6 +67,8 @@ class StoreStats:
             ``file``: the whole SQLite file divided by the passage count).
         file_bytes: size of the store file (with its WAL).
         hasher: {"method", "generation", "fitted_on"} of the current codes.
+        ivf: per namespace searched through IVF lists, {"nlist", "lists_from"
+            ("vectors" or "codes"), "fitted_on"}; namespaces scanned whole are absent.
     """
 
     records: int
@@ -75,3 +77,4 @@ class StoreStats:
     bytes_per_passage: dict[str, float]
     file_bytes: int
     hasher: dict
+    ivf: dict = field(default_factory=dict)

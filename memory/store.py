@@ -626,6 +626,9 @@ class Memory:
             file_bytes=file_bytes,
             hasher={"method": self.hasher.method, "generation": self.hasher.generation,
                     "fitted_on": self.hasher.fitted_on},
+            ivf={ns: {"nlist": sp.nlist, "lists_from": "vectors" if sp.vectors is not None else "codes",
+                      "fitted_on": sp.fitted_on}
+                 for ns, sp in self.index.spaces.items() if sp.is_ivf},
         )
 
 

@@ -219,6 +219,7 @@ def test_reopening_reads_stored_lists_not_vectors_and_embeds_nothing(ivf_store, 
     with mem:
         space = mem.index.spaces["default"]
         assert space.is_ivf and space.fitted_on == 1024  # fitted once, when the store passed 1,000
+        assert mem.stats().ivf == {"default": {"nlist": space.nlist, "lists_from": "vectors", "fitted_on": 1024}}
         stored = _stored_lists(mem)
         assert len(stored) == 3000 and stored == _index_lists(space)
         assert len(_hits(mem, queries[:1])[0]) == 10
@@ -335,3 +336,17 @@ def test_vector_partition_index_full_probe_equals_brute_force_and_needs_lists():
         assert (got[0].tolist(), got[1].tolist()) == brute(codes[alive], ids[alive], codes[qi], 60)
     with pytest.raises(ValueError, match="every live id"):
         index.set_partition("x", cents, ids[:10], np.zeros(10, np.int32))
+
+
+def test_stats_command_says_how_a_namespace_is_searched(ivf_store):
+    import json
+
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    path, _ = ivf_store
+    out = CliRunner().invoke(cli, ["--store", str(path), "stats"], catch_exceptions=False).output
+    assert "ivf        default:" in out and "lists fitted on the vectors of 1024 passages" in out
+    d = json.loads(CliRunner().invoke(cli, ["--store", str(path), "stats", "--json"], catch_exceptions=False).output)
+    assert d["ivf"]["default"]["lists_from"] == "vectors"
