@@ -24,7 +24,6 @@ or cache embeddings between runs (``benchmarks/eval_grid.py`` does).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import tempfile
@@ -36,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError, InputError
+from .sources import json_object
 
 METHODS: tuple[str, ...] = ("float32", "int8", "binary", "binary+int8")
 METRICS: tuple[str, ...] = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
@@ -212,15 +212,9 @@ def _jsonl(path: Path):
     with open(path, encoding="utf-8") as f:
         try:
             for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise InputError(f"{path}:{lineno}: not a JSON line ({e.msg})") from e
-                if not isinstance(obj, dict):
-                    raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-                yield lineno, obj
+                obj = json_object(path, lineno, line)
+                if obj is not None:
+                    yield lineno, obj
         except UnicodeDecodeError as e:
             raise InputError(f"{path}: invalid UTF-8 at byte {e.start} of a line") from e
 

@@ -96,7 +96,12 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[str, dict]]:
             yield row
 
 
-def _jsonl_row(path: Path, line_no: int, line: str) -> tuple[str, dict] | None:
+def json_object(path: Path, line_no: int, line: str) -> dict | None:
+    """One JSONL line as a dict (None for a blank line).
+
+    Raises:
+        InputError: the line is not JSON, or not a JSON object (with file and line number).
+    """
     if not line.strip():
         return None
     try:
@@ -104,7 +109,14 @@ def _jsonl_row(path: Path, line_no: int, line: str) -> tuple[str, dict] | None:
     except json.JSONDecodeError as e:
         raise InputError(f"{path}:{line_no}: not valid JSON ({e.msg})") from e
     if not isinstance(obj, dict):
-        raise InputError(f"{path}:{line_no}: each line must be a JSON object")
+        raise InputError(f"{path}:{line_no}: each line must be a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def _jsonl_row(path: Path, line_no: int, line: str) -> tuple[str, dict] | None:
+    obj = json_object(path, line_no, line)
+    if obj is None:
+        return None
     text = obj.pop("text", None)
     if not isinstance(text, str) or not text.strip():
         raise InputError(f"{path}:{line_no}: needs a non-empty string field \"text\"")
