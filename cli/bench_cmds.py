@@ -22,7 +22,7 @@ def _fmt(v) -> str:
 @click.option("--batch", type=int, default=1, show_default=True, callback=positive, help="Queries per call.")
 @click.option("--k", "k", type=int, default=400, show_default=True, callback=positive,
               help="Hamming candidates per query (the store keeps 4 x candidates = 400).")
-@click.option("--nprobe", type=int, default=None, callback=positive, help="IVF lists probed (default 192, or all when fewer).")
+@click.option("--nprobe", type=int, default=None, callback=positive, help="IVF lists probed (default 256, or all when fewer).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--plot", "plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a PNG of recall@10 against bits and candidates, on real vectors.")

@@ -379,3 +379,46 @@ def int8_scores(rows, scales, q, out):
         for d in range(row.shape[0]):
             s += np.float32(row[d]) * q[d]
         out[j] = s * scales[j]
+
+
+@nb.njit(nogil=True, cache=True, fastmath=True, parallel=True)
+def int8_scores_parallel(rows, scales, q, out):
+    """``int8_scores`` on the thread pool, in blocks of 1,024 rows."""
+    n = rows.shape[0]
+    n_blocks = (n + 1023) // 1024
+    for b in prange(n_blocks):
+        for j in range(b * 1024, min(n, (b + 1) * 1024)):
+            s = np.float32(0.0)
+            row = rows[j]
+            for d in range(row.shape[0]):
+                s += np.float32(row[d]) * q[d]
+            out[j] = s * scales[j]
+
+
+@jit
+def merge_parts(pi, pd, k):
+    """[nq, parts, k] per-part top-k, each sorted by (distance, id) and padded with (-1, PAD) → [nq, k]."""
+    nq, parts = pi.shape[0], pi.shape[1]
+    out_i = np.full((nq, k), -1, np.int64)
+    out_d = np.full((nq, k), 2147483647, np.int32)
+    heads = np.zeros(parts, np.int64)
+    for q in range(nq):
+        heads[:] = 0
+        for j in range(k):
+            best = -1
+            for p in range(parts):
+                h = heads[p]
+                if h >= k or pi[q, p, h] < 0:
+                    continue
+                if best < 0:
+                    best = p
+                    continue
+                bh = heads[best]
+                if pd[q, p, h] < pd[q, best, bh] or (pd[q, p, h] == pd[q, best, bh] and pi[q, p, h] < pi[q, best, bh]):
+                    best = p
+            if best < 0:
+                break
+            out_i[q, j] = pi[q, best, heads[best]]
+            out_d[q, j] = pd[q, best, heads[best]]
+            heads[best] += 1
+    return out_i, out_d

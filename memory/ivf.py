@@ -45,17 +45,17 @@ def default_nlist(n: int) -> int:
     return max(16, 1 << round(np.log2(2.0 * np.sqrt(max(n, 1)))))
 
 
-PROBE_LISTS = 192
+PROBE_LISTS = 256
 
 
 def default_nprobe(nlist: int, *, k: int = 0, n: int = 0) -> int:
-    """Lists probed by default: 192 (all when fewer), and at least enough to hold 16·k rows on average.
+    """Lists probed by default: 256 (all when fewer), and at least enough to hold 16·k rows on average.
 
     Measured in docs/scale.md with the store's lists (fitted on the vectors): recall@10 against
-    float32 (SciFact among 1M distractors, 2,048 lists) loses 0.0062 to brute force at 128 lists,
-    0.0025 at 192 and 0.0006 at 256; at 10M codes (8,192 lists) 192 lists find 0.958 of the exact
-    Hamming top-400 about 11x faster than the scan, 256 lists 0.967 about 10x faster. Recall
-    follows the number of lists probed far more than the fraction, so the default is a count.
+    float32 (SciFact among synthetic distractors) loses 0.0006 to brute force at 1M passages
+    (2,048 lists) and 0.0046 at 10M (8,192 lists; 192 lists lose 0.0052 there); at 10M the 256
+    lists find 0.967 of the exact Hamming top-400 10.6x faster than the scan. Recall follows the
+    number of lists probed far more than the fraction, so the default is a count.
     """
     by_rows = -(-16 * k * nlist // n) if n else 0
     return min(nlist, max(PROBE_LISTS, by_rows))

@@ -128,6 +128,8 @@ def _numba_kernels():
         "topk_blocked": m.topk_blocked,
         "nearest_centroid": m.nearest_centroid,
         "int8_scores": m.int8_scores,
+        "int8_scores_parallel": m.int8_scores_parallel,
+        "merge_parts": m.merge_parts,
         "num_threads": nb.get_num_threads(),
     }
 
@@ -273,6 +275,8 @@ def _merge_parts(pi: np.ndarray, pd: np.ndarray, k: int) -> tuple[np.ndarray, np
     nq, parts, _ = pi.shape
     if parts == 1:
         return pi[:, 0], pd[:, 0]
+    if numba_available():  # parts come sorted: a k-way merge, not a sort of parts * k entries
+        return _numba_kernels()["merge_parts"](pi, pd, k)
     fi = pi.reshape(nq, parts * k)
     fd = pd.reshape(nq, parts * k)
     # padding (-1, PAD) must sort last: key on (dist, id) with -1 ids only at PAD distance
@@ -292,7 +296,10 @@ def int8_scores(rows: np.ndarray, scales: np.ndarray, query: np.ndarray, *, back
     scales = np.ascontiguousarray(scales, dtype=np.float32)
     if resolve_backend(backend) == "numba":
         out = np.empty(len(rows), dtype=np.float32)
-        _numba_kernels()["int8_scores"](rows, scales, query, out)
+        kern = _numba_kernels()
+        # 8,192 centroids take ~0.13 ms on one thread: worth the pool from 4,096 rows per thread
+        fn = kern["int8_scores_parallel"] if len(rows) >= 4096 * kern["num_threads"] > 4096 else kern["int8_scores"]
+        fn(rows, scales, query, out)
         return out
     return (rows.astype(np.float32) @ query) * scales
 

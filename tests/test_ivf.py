@@ -33,7 +33,7 @@ def test_probe_orders_by_distance_then_index():
     q = kernels.to_words(np.array([[0]], dtype=np.uint8))[0]
     assert ivf.probe(cents, q, 3).tolist() == [1, 3, 2]
     assert ivf.probe(cents, q, 10).tolist() == [1, 3, 2, 0]
-    assert ivf.default_nlist(1_000_000) == 2048 and ivf.default_nprobe(2048) == 192
+    assert ivf.default_nlist(1_000_000) == 2048 and ivf.default_nprobe(2048) == 256
 
 
 def test_probe_by_asymmetric_score_ranks_by_the_projections():

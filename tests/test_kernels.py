@@ -181,3 +181,18 @@ def test_int8_scores_match_the_float_product(backend):
     exact = ivf.probe_vectors(cents, q, 30)
     fast = ivf.probe_vectors((rows, scales), q, 30, backend=backend)
     assert len(set(exact.tolist()) & set(fast.tolist())) >= 28
+
+
+@pytest.mark.skipif(not kernels.numba_available(), reason="numba not installed")
+def test_int8_scores_on_the_thread_pool_equal_the_serial_kernel():
+    from memory import ivf
+
+    rng = np.random.default_rng(10)
+    rows, scales = ivf.quantize_centroids(rng.standard_normal((9000, 64)).astype(np.float32))
+    q = rng.standard_normal(64).astype(np.float32)
+    kern = kernels._numba_kernels()
+    a, b = np.empty(9000, np.float32), np.empty(9000, np.float32)
+    kern["int8_scores"](rows, scales, q, a)
+    kern["int8_scores_parallel"](rows, scales, q, b)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(kernels.int8_scores(rows, scales, q), a, rtol=1e-5, atol=1e-5)
