@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from typing import Literal
 
 import numpy as np
@@ -115,6 +116,31 @@ def _topk_numpy(cols, ids, mask, queries, k, starts, ends, seg_ptr):
 # -- compiled path -------------------------------------------------------------------------
 
 
+_parallel_lock = threading.Lock()
+
+
+def _one_at_a_time_if_needed(fn):
+    """A parallel kernel that waits its turn when numba runs on its ``workqueue`` threading layer.
+
+    numba's OpenMP and TBB layers accept parallel kernels launched from several Python threads
+    at once; the workqueue layer (used when neither is available) aborts the process instead. So
+    under workqueue (or before numba has picked a layer) launches are serialized by a lock.
+    """
+    import numba as nb
+
+    def call(*args):
+        try:
+            layer = nb.threading_layer()
+        except ValueError:  # no parallel kernel has run yet: the layer is not chosen
+            layer = None
+        if layer in ("omp", "tbb"):
+            return fn(*args)
+        with _parallel_lock:
+            return fn(*args)
+
+    return call
+
+
 @functools.cache
 def _numba_kernels():
     """The compiled kernels (module ``_kernels_numba``; compiled once per machine, then cached)."""
@@ -122,13 +148,14 @@ def _numba_kernels():
 
     from . import _kernels_numba as m
 
+    guard = _one_at_a_time_if_needed
     return {
-        "topk_segments": m.topk_segments,
+        "topk_segments": guard(m.topk_segments),
         "topk_segments_serial": m.topk_segments_serial,
-        "topk_blocked": m.topk_blocked,
-        "nearest_centroid": m.nearest_centroid,
+        "topk_blocked": guard(m.topk_blocked),
+        "nearest_centroid": guard(m.nearest_centroid),
         "int8_scores": m.int8_scores,
-        "int8_scores_parallel": m.int8_scores_parallel,
+        "int8_scores_parallel": guard(m.int8_scores_parallel),
         "merge_parts": m.merge_parts,
         "num_threads": nb.get_num_threads(),
     }

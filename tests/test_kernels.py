@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -196,3 +199,38 @@ def test_int8_scores_on_the_thread_pool_equal_the_serial_kernel():
     kern["int8_scores_parallel"](rows, scales, q, b)
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(kernels.int8_scores(rows, scales, q), a, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(not kernels.numba_available(), reason="numba not installed")
+def test_parallel_kernels_from_several_threads_survive_the_workqueue_layer():
+    """numba's workqueue threading layer aborts the process when two threads launch parallel
+    kernels at once; the kernels take turns there (OpenMP and TBB run them concurrently)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import threading, numpy as np
+        from memory import kernels
+        rng = np.random.default_rng(0)
+        cols = rng.integers(0, 2**63, size=(4, 300_000), dtype=np.uint64)
+        ids = np.arange(300_000, dtype=np.int64)
+        q = np.ascontiguousarray(cols[:, :2].T)
+        want = kernels.hamming_topk(q[:1], cols, ids, 10, bits=256)
+        bad = []
+        def work():
+            for _ in range(20):
+                got = kernels.hamming_topk(q[:1], cols, ids, 10, bits=256)   # split across threads
+                kernels.hamming_topk(q, cols, ids, 10, bits=256)             # a batch
+                bad.append(not (got[0] == want[0]).all())
+        ts = [threading.Thread(target=work) for _ in range(4)]
+        [t.start() for t in ts]
+        [t.join() for t in ts]
+        import numba
+        print(numba.threading_layer(), any(bad))
+    """)
+    env = {**os.environ, "NUMBA_THREADING_LAYER": "workqueue"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300,
+                       cwd=str(Path(__file__).resolve().parents[1]))
+    assert r.returncode == 0, r.stderr[-500:]
+    assert r.stdout.split() == ["workqueue", "False"]
