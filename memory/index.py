@@ -273,11 +273,9 @@ class NamespaceIndex:
         live_ids, words = self._live_rows() if live is None else live
         n = len(live_ids)
         cols = np.ascontiguousarray(words.T)
-        if lists is not None:
-            pass
-        elif refit or self.offsets is None:
+        if lists is None and (refit or self.offsets is None):
             lists = kernels.nearest_centroids(cols, centroids, backend=self.backend)
-        else:
+        elif lists is None:
             # rows keep their lists: main rows by their offsets, tail rows by tail_lists
             old_rows = self._rows_in_id_order()
             old_rows = old_rows[self.alive[old_rows]]

@@ -75,7 +75,7 @@ def _load_one(mem, namespace: str, space) -> None:
     ids, lists = mem.storage.lists_of(namespace)
     missing = np.setdiff1d(space.live_ids(), ids, assume_unique=True)
     if len(missing):  # records written by a version without partitions: assign them now
-        extra = _assign_ids(mem, namespace, missing, part["centroids"])
+        extra = _assign_ids(mem, missing, part["centroids"])
         ids, lists = np.concatenate([ids, missing]), np.concatenate([lists, extra])
     mem.index.set_partition(namespace, part["centroids"], ids, lists)
     space.fitted_on = int(part["fitted_on"])
@@ -124,20 +124,17 @@ def _build(mem, namespace: str, *, nlist: int | None, seed: int) -> None:
     blob = msgpack.packb({"nlist": nlist, "dim": int(centroids.shape[1]), "fitted_on": n,
                           "centroids": centroids.astype(np.float32).tobytes()})
     with mem.storage.transaction() as c:
-        for ids, qvecs in mem.storage.iter_namespace_qvecs(namespace, mem.config.dim):
+        for ids, qvecs in mem.storage.iter_qvecs(mem.config.dim, namespace=namespace):
             lists = ivf.assign_vectors(mem.quantizer.decode(qvecs), centroids)
             mem.storage.set_lists(c, ids, lists)
             ids_all.append(ids)
             lists_all.append(lists)
         mem.storage.set_meta(c, _key(namespace), blob)
     mem.index.set_partition(namespace, centroids, np.concatenate(ids_all), np.concatenate(lists_all))
-    space.fitted_on = n
 
 
-def _assign_ids(mem, namespace: str, ids: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    out = [ivf.assign_vectors(mem.quantizer.decode(q), centroids)
-           for _, q in mem.storage.iter_namespace_qvecs(namespace, mem.config.dim, ids=ids.tolist())]
-    lists = np.concatenate(out) if out else np.zeros(0, np.int32)
+def _assign_ids(mem, ids: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    lists = ivf.assign_vectors(mem.quantizer.decode(mem.storage.fetch_qvecs(ids.tolist(), mem.config.dim)), centroids)
     if not mem.storage.readonly:
         with mem.storage.transaction() as c:
             mem.storage.set_lists(c, ids, lists)

@@ -309,12 +309,14 @@ class Storage:
                 np.array([r[3] for r in rows], dtype=np.int64),
             )
 
-    def iter_qvecs(self, dim: int, *, batch: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(ids int64 [b], int8 [b, dim]) over all records in id order."""
+    def iter_qvecs(self, dim: int, *, namespace: str | None = None,
+                   batch: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids int64 [b], int8 [b, dim]) over all records (or one namespace's) in id order."""
+        where, args = ("namespace = ? AND ", (namespace,)) if namespace is not None else ("", ())
         last = -1
         while True:
             rows = self.conn.execute(
-                "SELECT id, qvec FROM records WHERE id > ? ORDER BY id LIMIT ?", (last, batch)
+                f"SELECT id, qvec FROM records WHERE {where}id > ? ORDER BY id LIMIT ?", (*args, last, batch)
             ).fetchall()
             if not rows:
                 return
@@ -372,27 +374,6 @@ class Storage:
             parts.append(np.array(rows, dtype=np.int64))
         arr = np.concatenate(parts) if parts else np.zeros((0, 2), np.int64)
         return arr[:, 0].copy(), arr[:, 1].astype(np.int32)
-
-    def iter_namespace_qvecs(self, namespace: str, dim: int, *, ids: Sequence[int] | None = None,
-                             batch: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(ids int64 [b], int8 [b, dim]) of a namespace's records in id order, in batches (or of ``ids``)."""
-        if ids is not None:
-            ids = list(ids)
-            for s in range(0, len(ids), batch):
-                chunk = ids[s : s + batch]
-                yield np.asarray(chunk, dtype=np.int64), self.fetch_qvecs(chunk, dim)
-            return
-        last = -1
-        while True:
-            rows = self.conn.execute(
-                "SELECT id, qvec FROM records WHERE namespace = ? AND id > ? ORDER BY id LIMIT ?",
-                (namespace, last, batch),
-            ).fetchall()
-            if not rows:
-                return
-            last = rows[-1][0]
-            yield (np.array([r[0] for r in rows], dtype=np.int64),
-                   np.frombuffer(b"".join(r[1] for r in rows), dtype=np.int8).reshape(len(rows), dim))
 
     def filter_ids(self, namespace: str, where: dict) -> list[int]:
         """Ids in a namespace whose metadata equals every key/value in ``where``."""

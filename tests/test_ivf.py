@@ -5,15 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_index import brute  # the plain-numpy reference top-k
 
 from memory import ivf, kernels
 from memory.index import HammingIndex
-
-
-def brute(codes: np.ndarray, ids: np.ndarray, q: np.ndarray, k: int):
-    d = np.bitwise_count(codes ^ q[None, :]).sum(axis=1)
-    order = np.lexsort((ids, d))[:k]
-    return ids[order].tolist(), d[order].tolist()
 
 
 def test_fit_centroids_recovers_planted_clusters():
@@ -213,7 +208,7 @@ def test_reopening_reads_stored_lists_not_vectors_and_embeds_nothing(ivf_store, 
         raise AssertionError("opening read stored vectors")
 
     with monkeypatch.context() as mp:
-        mp.setattr(Storage, "iter_namespace_qvecs", no_vectors)
+        mp.setattr(Storage, "iter_qvecs", no_vectors)
         mp.setattr(Storage, "fetch_qvecs", no_vectors)
         mem = Memory(path, create=False)
     with mem:
