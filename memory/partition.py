@@ -72,12 +72,18 @@ def _load_one(mem, namespace: str, space) -> None:
             else:
                 build(mem, namespace)
         return
+    if part["dim"] != mem.config.dim:
+        raise StoreCorruptError(f"{mem.storage.path}: the IVF centroids of namespace {namespace!r} have "
+                                f"{part['dim']} dimensions, the store's vectors {mem.config.dim}")
     ids, lists = mem.storage.lists_of(namespace)
     missing = np.setdiff1d(space.live_ids(), ids, assume_unique=True)
     if len(missing):  # records written by a version without partitions: assign them now
         extra = _assign_ids(mem, missing, part["centroids"])
         ids, lists = np.concatenate([ids, missing]), np.concatenate([lists, extra])
-    mem.index.set_partition(namespace, part["centroids"], ids, lists)
+    try:
+        mem.index.set_partition(namespace, part["centroids"], ids, lists)
+    except ValueError as e:  # a list number outside the stored centroids
+        raise StoreCorruptError(f"{mem.storage.path}: the IVF lists of namespace {namespace!r} are damaged ({e})") from e
     space.fitted_on = int(part["fitted_on"])
 
 

@@ -345,3 +345,34 @@ def test_stats_command_says_how_a_namespace_is_searched(ivf_store):
     assert "ivf        default:" in out and "lists fitted on the vectors of 1024 passages" in out
     d = json.loads(CliRunner().invoke(cli, ["--store", str(path), "stats", "--json"], catch_exceptions=False).output)
     assert d["ivf"]["default"]["lists_from"] == "vectors"
+
+
+def test_damaged_ivf_lists_or_centroids_are_a_one_line_error_and_change_nothing(ivf_store):
+    import hashlib
+
+    from click.testing import CliRunner
+
+    from cli.main import cli
+    from memory import Memory, StoreCorruptError
+
+    path, _ = ivf_store
+    with Memory(path, create=False) as mem:
+        with mem.storage.transaction() as c:
+            c.execute("UPDATE ivf_lists SET list = 99999 WHERE id = (SELECT min(id) FROM ivf_lists)")
+        mem.storage.checkpoint()
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    with pytest.raises(StoreCorruptError, match="IVF lists of namespace 'default' are damaged"):
+        Memory(path, create=False)
+    r = CliRunner().invoke(cli, ["--store", str(path), "stats"])
+    assert r.exit_code == 1 and len(r.output.strip().splitlines()) == 1 and "damaged" in r.output
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+    from memory.storage import Storage
+
+    storage = Storage(path, create=False)  # mend the list, then cut the stored centroids short
+    with storage.transaction() as c:
+        c.execute("UPDATE ivf_lists SET list = 0 WHERE list = 99999")
+        storage.set_meta(c, "ivf.default", bytes(storage.get_meta("ivf.default"))[:-100])
+    storage.checkpoint()
+    storage.close()
+    with pytest.raises(StoreCorruptError, match="IVF partition of namespace 'default' is damaged"):
+        Memory(path, create=False)
