@@ -23,12 +23,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 test: install
-	$(BIN)/python -m ruff check memory decoders cli tests examples benchmarks
+	$(BIN)/python -m ruff check hashmem memory decoders cli tests examples benchmarks
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/python -m ruff check memory decoders cli tests examples benchmarks
-	$(BIN)/python -m ruff format --check memory decoders cli tests examples benchmarks
+	$(BIN)/python -m ruff check hashmem memory decoders cli tests examples benchmarks
+	$(BIN)/python -m ruff format --check hashmem memory decoders cli tests examples benchmarks
 
 demo: install
 	$(BIN)/python examples/demo.py

@@ -40,7 +40,7 @@ def _hnsw(data: np.ndarray, queries: np.ndarray, nprobe: int):
 
 
 def main() -> None:
-    from memory import ivf, kernels
+    from hashmem.memory import ivf, kernels
 
     rng = np.random.default_rng(0)
     print("| centroids | nlist | nprobe | exact probe ms | hnswlib ms | hnswlib recall of the exact lists |")

@@ -44,8 +44,8 @@ def _truth(queries: np.ndarray, x: np.ndarray, k: int = 10, chunk: int = 200_000
 
 
 def main() -> None:
-    from memory import bench, hashing, ivf, kernels, quantize
-    from memory.index import NamespaceIndex
+    from hashmem.memory import bench, hashing, ivf, kernels, quantize
+    from hashmem.memory.index import NamespaceIndex
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=1_000_000, help="distractors")

@@ -34,9 +34,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from memory import eval as ev  # noqa: E402
-from memory import store as store_mod  # noqa: E402
-from memory.embed import BACKEND_ENV, DEFAULT_MODEL, Embedder  # noqa: E402
+from hashmem.memory import eval as ev  # noqa: E402
+from hashmem.memory import store as store_mod  # noqa: E402
+from hashmem.memory.embed import BACKEND_ENV, DEFAULT_MODEL, Embedder  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 CACHE = ROOT / ".bench-cache"
@@ -108,7 +108,7 @@ def sweep(args) -> list[dict]:
     One store per (dataset, codes); every variant searches the same store, first with
     the hasher of the store's own schedule, then after ``Memory.refit()``.
     """
-    from memory import Memory
+    from hashmem.memory import Memory
 
     out = []
     for name in [d for d in args.datasets if DATASETS[d] is None]:

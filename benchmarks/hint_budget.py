@@ -26,9 +26,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from eval_grid import DATA, DOC, write_section  # noqa: E402
 
-from memory import eval as ev  # noqa: E402
-from memory import hints  # noqa: E402
-from memory.config import DEFAULT_HINT_BYTES  # noqa: E402
+from hashmem.memory import eval as ev  # noqa: E402
+from hashmem.memory import hints  # noqa: E402
+from hashmem.memory.config import DEFAULT_HINT_BYTES  # noqa: E402
 
 BATCH = 256  # Memory's default batch_size
 

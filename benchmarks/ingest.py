@@ -57,8 +57,8 @@ _worker = None
 
 def _init_worker():
     global _worker
-    from memory.embed import default_model_path
-    from memory.embed_onnx import OnnxEncoder
+    from hashmem.memory.embed import default_model_path
+    from hashmem.memory.embed_onnx import OnnxEncoder
 
     _worker = OnnxEncoder(default_model_path(), threads=1)
 
@@ -79,9 +79,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1000, help="passages for the throughput runs")
     ap.add_argument("--no-recall", action="store_true")
     args = ap.parse_args()
-    from memory.chunk import chunk_text
-    from memory.embed import default_model_path, load_model
-    from memory.embed_onnx import OnnxEncoder, export
+    from hashmem.memory.chunk import chunk_text
+    from hashmem.memory.embed import default_model_path, load_model
+    from hashmem.memory.embed_onnx import OnnxEncoder, export
 
     doc_ids, texts, queries, qrels = load_scifact()
     # throughput on passages as the store makes them (chunk_text's default, ~120 tokens)

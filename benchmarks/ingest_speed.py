@@ -37,11 +37,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from eval_grid import DATA, DOC, write_section  # noqa: E402
 
-from memory import Memory, hints  # noqa: E402
-from memory import eval as ev  # noqa: E402
-from memory import store as store_mod  # noqa: E402
-from memory.embed import BACKEND_ENV, DEFAULT_MODEL, Embedder, load_model  # noqa: E402
-from memory.storage import Storage  # noqa: E402
+from hashmem.memory import Memory, hints  # noqa: E402
+from hashmem.memory import eval as ev  # noqa: E402
+from hashmem.memory import store as store_mod  # noqa: E402
+from hashmem.memory.embed import BACKEND_ENV, DEFAULT_MODEL, Embedder, load_model  # noqa: E402
+from hashmem.memory.storage import Storage  # noqa: E402
 
 TIMERS: dict[str, float] = defaultdict(float)
 

@@ -32,7 +32,7 @@ CACHE = Path(os.environ.get("HASHMEM_BENCH_CACHE", "/tmp/hashmem-bench-cache"))
 
 
 def real_mixture():
-    from memory import bench
+    from hashmem.memory import bench
 
     parts = [np.load(CACHE / f) for f in ("scifact-corpus.npy", "newsgroups.npy") if (CACHE / f).exists()]
     if not parts:
@@ -44,7 +44,7 @@ def real_mixture():
 
 def _data(args, mix, n):
     """The synthetic codes, queries and partition of size n: generated, or read from ``--cache``."""
-    from memory import bench
+    from hashmem.memory import bench
 
     path = args.cache / f"scale-n{n}-b{args.bits}.npz" if args.cache else None
     if path is not None and path.exists():
@@ -58,8 +58,8 @@ def _data(args, mix, n):
 
 
 def main() -> None:
-    from memory import bench, ivf, kernels
-    from memory.index import NamespaceIndex
+    from hashmem.memory import bench, ivf, kernels
+    from hashmem.memory.index import NamespaceIndex
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, nargs="+", default=[1_000_000, 10_000_000])

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import zstandard
 
-from decoders.evaluate import load_passages
-from memory import texttier
-from memory.config import StoreConfig
-from memory.storage import Storage
+from hashmem.decoders.evaluate import load_passages
+from hashmem.memory import texttier
+from hashmem.memory.config import StoreConfig
+from hashmem.memory.storage import Storage
 
 
 def measure(dataset: str, n: int, seed: int = 0) -> dict:

@@ -43,7 +43,7 @@ def bench(ctx, n, bits, batch, k, nprobe, as_json, plot, data):
         raise click.BadParameter(f"bits must be a multiple of 8 up to 384, got {bits}", param_hint="--bits")
     if n < 4 * k:
         raise click.BadParameter(f"--n must be at least 4 x k = {4 * k}, got {n}", param_hint="--n")
-    from memory import bench as bench_mod
+    from hashmem.memory import bench as bench_mod
 
     vectors = _plot_vectors(ctx, data) if plot is not None else None  # fail early on a bad --plot
     result = bench_mod.run(n, bits, batch=batch, k=k, nprobe=nprobe)
@@ -73,7 +73,7 @@ def _plot_vectors(ctx, data: Path | None):
     import numpy as np
 
     if data is not None:
-        from memory.embed import Embedder
+        from hashmem.memory.embed import Embedder
 
         corpus_file, queries_file = data / "corpus.jsonl", data / "queries.jsonl"
         if not corpus_file.exists():
@@ -85,7 +85,7 @@ def _plot_vectors(ctx, data: Path | None):
         corpus = emb.encode(texts, progress=True)
         queries = emb.encode(qtexts[:500], progress=False) if qtexts else corpus[:200]
         return corpus, queries, f"{data.name}, {len(texts):,} passages, float32 truth"
-    from memory import Memory
+    from hashmem.memory import Memory
 
     with Memory(store_path(ctx), create=False) as mem:
         vecs = _store_vectors(mem)

@@ -15,7 +15,7 @@ MODEL_HELP = "A GGUF model for the llama decoder (default $HASHMEM_GGUF, else Sm
 
 def make_decoder(mem, *, model=None, decoder="auto", **options):
     """The decoder for a command; prints the fallback notice (one line, stderr) when there is one."""
-    from decoders import open_decoder
+    from hashmem.decoders import open_decoder
 
     try:
         dec = open_decoder(mem, decoder, model=model, **options)
@@ -30,7 +30,7 @@ def _quiet_fallback():
     """Silence the library's DecoderFallbackWarning: the CLI prints the notice itself."""
     import warnings
 
-    from decoders import DecoderFallbackWarning
+    from hashmem.decoders import DecoderFallbackWarning
 
     warnings.simplefilter("ignore", DecoderFallbackWarning)
 
@@ -142,7 +142,7 @@ def eval_recall(dataset_dir, sample, seed, index_size, hint_bytes, decoder_names
     documents are chunked into ~60-word passages. The original text is used
     only for scoring.
     """
-    from decoders.evaluate import evaluate
+    from hashmem.decoders.evaluate import evaluate
 
     _quiet_fallback()
     names = [n.strip() for n in decoder_names.split(",") if n.strip()]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from memory.errors import HashmemError
+from hashmem.memory.errors import HashmemError
 
 STORE_ENV = "HASHMEM_STORE"
 
@@ -75,9 +75,9 @@ def _register() -> None:
 
     for optional in ("eval_cmds", "decode_cmds", "bench_cmds"):
         try:
-            __import__(f"cli.{optional}")
+            __import__(f"hashmem.cli.{optional}")
         except ModuleNotFoundError as e:
-            if e.name != f"cli.{optional}":
+            if e.name != f"hashmem.cli.{optional}":
                 raise
 
 

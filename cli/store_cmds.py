@@ -14,7 +14,7 @@ from .main import cli, default_store_path, store_path
 
 def open_memory(ctx: click.Context, *, create: bool = False, **settings):
     """Open the store of this invocation (the library does the checking)."""
-    from memory import Memory
+    from hashmem.memory import Memory
 
     path = store_path(ctx)
     if create and ctx.find_root().obj.get("store") is None and path == default_store_path():
@@ -70,7 +70,7 @@ def add(ctx, paths, namespace, meta, passage_tokens):
     A .jsonl line needs a "text" field; its other fields become metadata.
     Every file is checked before anything is stored.
     """
-    from memory import sources
+    from hashmem.memory import sources
 
     extra = parse_meta(meta)
     spool = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import warnings
 
-from memory import Memory, ModelLoadError
+from hashmem.memory import Memory, ModelLoadError
 
 from .base import NOT_FOUND, Answer, Decoder, Reconstruction, invented_terms
 from .extractive import ExtractiveDecoder

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from memory import Hit, Memory, Record
-from memory import hints as hintlib
-from memory.hashing import hamming
+from hashmem.memory import Hit, Memory, Record
+from hashmem.memory import hints as hintlib
+from hashmem.memory.hashing import hamming
 
 NOT_FOUND = "The memories do not hold the answer."
 ASK_MIN_SCORE = 0.25  # a question whose best hit scores below this is not answered from memory

@@ -38,8 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from memory import InputError, Memory
-from memory.chunk import chunk_text
+from hashmem.memory import InputError, Memory
+from hashmem.memory.chunk import chunk_text
 
 from .base import embed_each, invented_terms
 

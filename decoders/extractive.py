@@ -19,8 +19,8 @@ import re
 import time
 from collections.abc import Sequence
 
-from memory import Hit, Record
-from memory import hints as hintlib
+from hashmem.memory import Hit, Record
+from hashmem.memory import hints as hintlib
 
 from .base import (
     Answer,

@@ -41,9 +41,9 @@ from pathlib import Path
 
 import numpy as np
 
-from memory import Hit, Memory, ModelLoadError, Record
-from memory import hints as hintlib
-from memory.packaged import package_file
+from hashmem.memory import Hit, Memory, ModelLoadError, Record
+from hashmem.memory import hints as hintlib
+from hashmem.memory.packaged import package_file
 
 from .base import (
     NOT_FOUND,

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from memory import Memory
+from hashmem import Memory
 
 OBSERVATIONS = {
     "user:ana": [

@@ -12,7 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from memory import Memory, sources
+from hashmem import Memory
+from hashmem.memory import sources
 
 TEXTS = Path(__file__).parent / "texts"
 QUERIES = [

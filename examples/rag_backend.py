@@ -14,7 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from memory import Memory, sources
+from hashmem import Memory
+from hashmem.memory import sources
 
 TEXTS = Path(__file__).parent / "texts"
 

@@ -37,7 +37,7 @@ def store_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def mem(store_path):
-    from memory import Memory
+    from hashmem.memory import Memory
 
     m = Memory(store_path)
     m.add(PASSAGES, metadata=[{"n": i, "kind": "even" if i % 2 == 0 else "odd"} for i in range(len(PASSAGES))])

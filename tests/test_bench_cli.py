@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
-from memory import bench
+from hashmem.cli.main import cli
+from hashmem.memory import bench
 
 
 def test_bench_json_shape():

@@ -1,6 +1,6 @@
 import pytest
 
-from memory.chunk import chunk_stream, chunk_text, count_tokens
+from hashmem.memory.chunk import chunk_stream, chunk_text, count_tokens
 
 DOC = ("Hello world. This is a test!  Another sentence here?\n\nNew para with Ünïcödé. " * 40).strip()
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
+from hashmem.cli.main import cli
 
 
 @pytest.fixture
@@ -164,7 +164,7 @@ def test_store_from_environment(tmp_path, monkeypatch):
 
 
 def test_help_does_not_import_torch():
-    code = "import sys; from cli.main import main; sys.argv=['hashmem','--help']\n" \
+    code = "import sys; from hashmem.cli.main import main; sys.argv=['hashmem','--help']\n" \
            "try:\n    main()\nexcept SystemExit:\n    pass\n" \
            "heavy = [m for m in ('torch', 'sentence_transformers', 'llama_cpp', 'faiss', 'numba') if m in sys.modules]\n" \
            "print('HEAVY', heavy)"

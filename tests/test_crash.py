@@ -7,12 +7,12 @@ import subprocess
 import sys
 import time
 
-from memory import Memory
+from hashmem.memory import Memory
 
 BATCH = 32
 CHILD = """
 import sys
-from memory import Memory
+from hashmem.memory import Memory
 m = Memory(sys.argv[1], batch_size={batch})
 texts = [f"observation number {{i}} about topic {{i % 17}} and place {{i % 5}}" for i in range(100000)]
 m.add(texts, metadata=[{{"i": i}} for i in range(len(texts))], progress=False)

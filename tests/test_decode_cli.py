@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
+from hashmem.cli.main import cli
 
 DOC = (
     "The Eiffel Tower in Paris is 330 metres tall and was completed in 1889 for the World's Fair. "

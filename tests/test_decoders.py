@@ -9,16 +9,16 @@ import warnings
 
 import pytest
 
-from decoders import (
+from hashmem.decoders import (
     NOT_FOUND,
     DecoderFallbackWarning,
     ExtractiveDecoder,
     invented_terms,
     open_decoder,
 )
-from decoders import base as dbase
-from decoders import llama as dllama
-from memory import Memory, ModelLoadError
+from hashmem.decoders import base as dbase
+from hashmem.decoders import llama as dllama
+from hashmem.memory import Memory, ModelLoadError
 
 PASSAGES = [
     "The Eiffel Tower in Paris is 330 metres tall and was completed in 1889 for the World's Fair.",

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from memory.errors import ConfigError, InputError
-from memory.eval import (
+from hashmem.memory.errors import ConfigError, InputError
+from hashmem.memory.eval import (
     METHODS,
     METRICS,
     evaluate,
@@ -249,7 +249,7 @@ def test_evaluate_searches_each_query_only_in_its_namespace(conversations):
 
 @pytest.mark.slow
 def test_eval_cli_json_end_to_end(tiny):
-    from cli.main import cli
+    from hashmem.cli.main import cli
 
     res = CliRunner().invoke(cli, ["eval", str(tiny), "--json", "--bits", "128", "--method", "sign"],
                              catch_exceptions=False)
@@ -283,7 +283,7 @@ def test_eval_cli_json_end_to_end(tiny):
 
 @pytest.mark.slow
 def test_eval_cli_table_and_store_option(tiny, tmp_path):
-    from cli.main import cli
+    from hashmem.cli.main import cli
 
     store = tmp_path / "eval.db"
     res = CliRunner().invoke(cli, ["--store", str(store), "eval", str(tiny), "--candidates", "20"],
@@ -299,7 +299,7 @@ def test_eval_cli_table_and_store_option(tiny, tmp_path):
 
 @pytest.mark.slow
 def test_eval_cli_namespace_field(conversations):
-    from cli.main import cli
+    from hashmem.cli.main import cli
 
     res = CliRunner().invoke(cli, ["eval", str(conversations), "--namespace-field", "conv", "--json"],
                              catch_exceptions=False)
@@ -315,7 +315,7 @@ def test_eval_cli_namespace_field(conversations):
 
 
 def test_eval_cli_bad_dataset_is_one_line_exit_1(tmp_path):
-    from cli.main import cli
+    from hashmem.cli.main import cli
 
     root = write_beir(tmp_path / "ds", [{"_id": "d0", "text": "x"}], [{"_id": "q0", "text": "y"}],
                       [("q0", "d0", 1)], skip=("qrels.tsv",))
@@ -327,7 +327,7 @@ def test_eval_cli_bad_dataset_is_one_line_exit_1(tmp_path):
 
 
 def test_eval_cli_bad_candidates_is_usage_error(tiny):
-    from cli.main import cli
+    from hashmem.cli.main import cli
 
     res = CliRunner().invoke(cli, ["eval", str(tiny), "--candidates", "0"], catch_exceptions=False)
     assert res.exit_code == 2

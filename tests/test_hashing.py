@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from memory import hashing
-from memory.config import validate_settings
-from memory.errors import ConfigError
+from hashmem.memory import hashing
+from hashmem.memory.config import validate_settings
+from hashmem.memory.errors import ConfigError
 
 
 def test_packbits_layout_known_answer():

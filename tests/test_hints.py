@@ -1,7 +1,7 @@
 import msgpack
 import pytest
 
-from memory import hints
+from hashmem.memory import hints
 
 TEXT = (
     "On 12 March 1998 the Boeing 747 operated by Qantas left Sydney with 416 passengers "

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from memory import kernels
-from memory.index import HammingIndex, NamespaceIndex
+from hashmem.memory import kernels
+from hashmem.memory.index import HammingIndex, NamespaceIndex
 
 
 def brute(codes: np.ndarray, ids: np.ndarray, q: np.ndarray, k: int):

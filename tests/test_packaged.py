@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from memory import ModelLoadError
-from memory.packaged import package_file
+from hashmem.memory import ModelLoadError
+from hashmem.memory.packaged import package_file
 
 
 def test_finds_a_shipped_file_and_falls_back_to_a_suffix():

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from memory import quantize
+from hashmem.memory import quantize
 
 
 def _unit(x):

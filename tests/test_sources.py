@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from memory import InputError, sources
+from hashmem.memory import InputError, sources
 
 
 def test_invalid_utf8_names_file_and_offset(tmp_path):
@@ -83,8 +83,8 @@ def test_huge_single_line_is_streamed(tmp_path):
             f.write(line)
     script = (
         "import sys\n"
-        "from memory import sources\n"
-        "from memory.chunk import chunk_stream\n"
+        "from hashmem.memory import sources\n"
+        "from hashmem.memory.chunk import chunk_stream\n"
         "sources.validate(sys.argv[1])\n"
         "n = sum(1 for _ in chunk_stream(sources.read_pieces(sys.argv[1]), tokens=128))\n"
         # VmHWM: this process's peak RSS (ru_maxrss would carry the parent's peak across exec)

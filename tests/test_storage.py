@@ -5,7 +5,7 @@ import sqlite3
 
 import pytest
 
-from memory import Memory, StoreCorruptError, StoreError
+from hashmem.memory import Memory, StoreCorruptError, StoreError
 
 
 def test_missing_directory(tmp_path):

@@ -5,7 +5,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from memory import (
+from hashmem.memory import (
     ConfigError,
     Hit,
     InputError,
@@ -15,7 +15,7 @@ from memory import (
     Record,
     RecordNotFoundError,
 )
-from memory import store as store_mod
+from hashmem.memory import store as store_mod
 
 
 def test_add_search_get(mem, passages):
@@ -201,7 +201,7 @@ def test_refit_reencodes_all_codes_in_one_generation(store_path, monkeypatch):
 
 
 def test_mixed_generations_fail_the_integrity_check(mem, store_path):
-    from memory import StoreCorruptError
+    from hashmem.memory import StoreCorruptError
 
     mem.close()
     conn = sqlite3.connect(store_path)

@@ -8,10 +8,10 @@ import random
 import numpy as np
 import pytest
 
-from memory import Memory, StoreCorruptError
-from memory import texttier as tt
-from memory.config import StoreConfig
-from memory.storage import Storage
+from hashmem.memory import Memory, StoreCorruptError
+from hashmem.memory import texttier as tt
+from hashmem.memory.config import StoreConfig
+from hashmem.memory.storage import Storage
 
 TRICKY = [
     "plain ascii",
