@@ -74,7 +74,7 @@ def recall(ctx, record_id, as_json, model, decoder, candidates, seed):
         click.echo(json.dumps(reconstruction_dict(r), ensure_ascii=False))
         return
     click.echo(r.text)
-    how = "exact (text tier)" if r.exact else (
+    how = f"exact ({r.decoder} tier)" if r.exact else (
         f"fidelity {r.fidelity:.3f} (cosine to the stored vector), {r.decoder} decoder, "
         f"best of {r.candidates_tried}")
     click.echo(f"-- {how}, {r.ms:.0f} ms", err=True)

@@ -43,7 +43,7 @@ def positive(ctx, param, value):
 @click.option("--bits", type=int, default=None, help="Code length in bits: a multiple of 8, 32 … model dimension (default 256).")
 @click.option("--method", type=click.Choice(["itq", "sign", "lsh"]), default=None, help="Hashing method (default itq).")
 @click.option("--hint-bytes", type=int, default=None, help="Byte budget of the lexical hints per passage (default 48).")
-@click.option("--fidelity", type=click.Choice(["hints", "text"]), default=None, help="hints: codes and hints only (default); text: also keep each passage losslessly.")
+@click.option("--fidelity", type=click.Choice(["hints", "text", "llm"]), default=None, help="hints: codes and hints only (default); text: also keep each passage losslessly (zstd); llm: losslessly, arithmetic-coded under the decoder model (smaller, slower).")
 @click.pass_context
 def init(ctx, model, bits, method, hint_bytes, fidelity):
     """Create a new store (settings are fixed from then on)."""

@@ -12,10 +12,20 @@ from __future__ import annotations
 import os
 import warnings
 
-from hashmem.memory import Memory, ModelLoadError
+from hashmem.memory import Memory, ModelLoadError, llmtier
 
 from .base import NOT_FOUND, Answer, Decoder, Reconstruction, invented_terms
 from .extractive import ExtractiveDecoder
+
+
+def _default_token_model():
+    from .llmcodec import token_model
+
+    return token_model()
+
+
+# an llm-tier store opened without a token model codes its passages under the decoder's GGUF
+llmtier.set_default_model(_default_token_model)
 
 
 class DecoderFallbackWarning(UserWarning):

@@ -130,7 +130,8 @@ class Decoder(ABC):
         import time
 
         return Reconstruction(id=record.id, text=record.text or "", fidelity=1.0, exact=True,
-                              candidates_tried=0, ms=(time.perf_counter() - started) * 1000, decoder="text")
+                              candidates_tried=0, ms=(time.perf_counter() - started) * 1000,
+                              decoder=self.memory.config.fidelity)
 
 
 # -- scoring ---------------------------------------------------------------------------------
@@ -221,8 +222,8 @@ def best(scored: Sequence[Scored]) -> Scored:
 
 
 def memory_content(memory: Memory, hit: Hit) -> str:
-    """What a prompt may show of a hit: its exact text (``text`` tier) or its hints."""
-    if memory.config.fidelity == "text":
+    """What a prompt may show of a hit: its exact text (``text``/``llm`` tier) or its hints."""
+    if memory.config.fidelity in ("text", "llm"):
         text = memory.get(hit.id).text
         if text is not None:
             return text

@@ -15,7 +15,7 @@ from .errors import ConfigError
 
 HashMethod = Literal["sign", "itq", "lsh"]
 HASH_METHODS: tuple[str, ...] = ("sign", "itq", "lsh")
-FIDELITY_TIERS: tuple[str, ...] = ("hints", "text")
+FIDELITY_TIERS: tuple[str, ...] = ("hints", "text", "llm")
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_BITS = 256
@@ -38,7 +38,8 @@ class StoreConfig:
             mean), ``itq`` (PCA to ``bits`` + ITQ rotation) or ``lsh`` (seeded
             random hyperplanes through the mean).
         hint_bytes: byte budget of the lexical hints of one passage.
-        fidelity: ``hints`` (codes + hints only) or ``text`` (also the exact text).
+        fidelity: ``hints`` (codes + hints only), ``text`` (also the exact text, zstd) or
+            ``llm`` (the exact text, arithmetic-coded under the decoder model: ``llmtier``).
         fingerprint: the embedder's fingerprint (name, dim, probe hash) recorded at creation.
         format_version: on-disk format version.
     """

@@ -73,6 +73,9 @@ class Memory:
         create: create the store when the file does not exist; otherwise raise StoreError.
         batch_size: passages embedded and committed per transaction.
         check: run the integrity check on open.
+        token_model: for an ``llm``-fidelity store, the ``llmtier.TokenModel`` (or a
+            factory of one) its passages are coded with; default: the one
+            ``hashmem.decoders`` registers (the decoder's GGUF through llama.cpp).
 
     Raises:
         ConfigError: invalid settings, or settings different from the store's.
@@ -92,12 +95,15 @@ class Memory:
         create: bool = True,
         batch_size: int = 256,
         check: bool = True,
+        token_model=None,
     ) -> None:
         validate_settings(bits=bits, method=method, hint_bytes=hint_bytes, fidelity=fidelity)
         if batch_size <= 0:
             raise ConfigError(f"batch_size must be positive, got {batch_size}")
         self.path = Path(path)
         self.batch_size = batch_size
+        self._token_model = token_model
+        self._llm_tier = None
         self.storage = Storage(self.path, create=create)
         new = self.storage.is_new
         try:
@@ -141,6 +147,8 @@ class Memory:
         self.storage.initialize(config)
         with self.storage.transaction() as c:
             self.storage.set_meta(c, "hasher", hasher.to_bytes())
+            if config.fidelity == "llm":  # the coder's model and parameters, fixed from now on
+                self._llm().record(c)
         self.config, self.hasher, self.quantizer = config, hasher, None
         self._verified = True  # the fingerprint was just taken from this embedder
 
@@ -338,7 +346,7 @@ class Memory:
                     bar.update(len(batch))
                 self._maybe_refit()
                 partition.maybe_build(self, namespace)
-                if self.config.fidelity == "text":  # retrain the text tier's zstd dictionary when it pays
+                if self.config.fidelity in ("text", "llm"):  # retrain the zstd dictionary when it pays
                     from .texttier import maybe_retrain
 
                     maybe_retrain(self.storage)
@@ -366,6 +374,7 @@ class Memory:
         new_ids = self.lexicon.observe(term_sets)
         touched = {self.lexicon.ids[t] for s in term_sets for t in s}
         hint_blobs = [hints.encode(t, self.lexicon, budget=self.config.hint_bytes) for t in toks]
+        bodies = self._texts_for_tier(texts, hint_blobs)  # before the write lock: llm coding is slow
         try:
             with self.storage.transaction() as c:
                 if self.quantizer is None:
@@ -379,7 +388,7 @@ class Memory:
                     qvecs=qvecs,
                     hints=hint_blobs,
                     gen=self.hasher.generation,
-                    texts=self._texts_for_tier(texts),
+                    texts=bodies,
                 )
                 if lists is not None:
                     self.storage.set_lists(c, ids, lists)
@@ -390,12 +399,24 @@ class Memory:
         self.index.add(namespace, ids, codes, lists)
         return ids
 
-    def _texts_for_tier(self, texts: Sequence[str]) -> list[bytes] | None:
-        if self.config.fidelity != "text":
+    def _texts_for_tier(self, texts: Sequence[str], hint_blobs: Sequence[bytes] = ()) -> list[bytes] | None:
+        if self.config.fidelity not in ("text", "llm"):
             return None
         from . import texttier
 
-        return texttier.for_storage(self.storage).encode(texts)
+        bodies = texttier.for_storage(self.storage).encode(texts)
+        if self.config.fidelity == "llm":  # coded under the model where it round-trips and pays
+            strings = [hints.decode(b, self.lexicon) for b in hint_blobs]
+            bodies = self._llm().encode(texts, strings, bodies)
+        return bodies
+
+    def _llm(self):
+        """The store's llm tier (its model loads on first use)."""
+        if self._llm_tier is None:
+            from .llmtier import LlmTier
+
+            self._llm_tier = LlmTier(self.storage, self._token_model)
+        return self._llm_tier
 
     # -- refitting ---------------------------------------------------------------------
 
@@ -570,23 +591,26 @@ class Memory:
             raise RecordNotFoundError(f"no record with id {id} in {self.path}")
         r = rows[int(id)]
         text = None
-        if self.config.fidelity == "text":
+        strings = self._hint_strings([r.hints])[0]
+        if self.config.fidelity in ("text", "llm"):
             body = self.storage.fetch_texts([r.id]).get(r.id)
-            text = None if body is None else self._decode_text(body)
+            text = None if body is None else self._decode_text(body, strings)
         return Record(
             id=r.id,
             namespace=r.namespace,
             created=r.created,
             metadata=r.metadata,
-            hints=self._hint_strings([r.hints])[0],
+            hints=strings,
             code=np.frombuffer(r.code, dtype=np.uint8).copy(),
             qvec=np.frombuffer(r.qvec, dtype=np.int8).copy(),
             text=text,
         )
 
-    def _decode_text(self, body: bytes) -> str:
+    def _decode_text(self, body: bytes, hint_strings: Sequence[str] = ()) -> str:
         from . import texttier
 
+        if body[:1] == bytes([texttier.LLM_TAG]):
+            return self._llm().decode(body, hint_strings)
         return texttier.for_storage(self.storage).decode(body)
 
     def ids(self, namespace: str | None = None) -> list[int]:

@@ -10,8 +10,11 @@ Body layout (one BLOB per passage in ``texts(id, body)``):
 - byte 0 is the codec tag:
   - ``0``: raw UTF-8 follows (used when compressing does not pay);
   - ``1``: a zstd frame without a dictionary follows;
-  - ``1 + g`` (2 … 255): a zstd frame compressed with dictionary generation
-    ``g`` (1 … 254) follows.
+  - ``1 + g`` (2 … 254): a zstd frame compressed with dictionary generation
+    ``g`` (1 … 253) follows;
+  - ``255`` (``llmtier.LLM_TAG``): not a zstd body but a passage arithmetic-coded
+    under a language model (the ``llm`` tier); this module leaves such bodies as
+    they are (they are neither sampled for training nor recompressed).
 - Frames are *magicless* (``FORMAT_ZSTD1_MAGICLESS``) and carry no content
   size, checksum or dictionary id: ~10 bytes per passage saved against a
   default frame; the tag says which dictionary to use, and a frame that does
@@ -46,7 +49,8 @@ from .errors import StoreCorruptError
 from .storage import Storage
 
 RAW, PLAIN = 0, 1
-MAX_GENERATION = 254  # dictionary generations fit the tag byte (1 + g); retraining stops there
+MAX_GENERATION = 253  # dictionary generations fit the tag byte (1 + g; 255 is llmtier's); retraining stops there
+LLM_TAG = 255  # a body of the llm tier (memory.llmtier), left alone here
 LEVEL = 19
 FIRST_TRAIN = 64
 RETRAIN_GROWTH = 2
@@ -238,6 +242,8 @@ class TextTier:
         out, i = [], 0
         for _, bodies in self.storage.iter_texts():
             for b in bodies:
+                if b[:1] == bytes([LLM_TAG]):
+                    continue
                 if i % stride == 0:
                     out.append(self.decode(b))
                 i += 1
@@ -249,8 +255,9 @@ class TextTier:
         with self.storage.transaction() as c:
             self.storage.set_meta(c, _dict_key(gen), self._pack_dict(trained))
             for ids, bodies in self.storage.iter_texts():
-                fresh = self.encode([self.decode(b) for b in bodies], generation=gen, _dict_data=d)
-                self.storage.update_texts(c, ids, fresh)
+                keep = [j for j, b in enumerate(bodies) if b[:1] != bytes([LLM_TAG])]
+                fresh = self.encode([self.decode(bodies[j]) for j in keep], generation=gen, _dict_data=d)
+                self.storage.update_texts(c, [ids[j] for j in keep], fresh)
             self.storage.set_meta(c, _KEY_CURRENT, str(gen))
             self.storage.set_meta(c, _KEY_TRAINED_ON, str(n))
             if old_gen:

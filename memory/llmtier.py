@@ -1,0 +1,455 @@
+"""The ``llm`` fidelity tier: passages arithmetic-coded under a language model, conditioned on their hints.
+
+An ``llm``-tier store keeps each passage's exact UTF-8 bytes like the ``text``
+tier, but codes them with an arithmetic coder whose probabilities are a local
+language model's next-token predictions, the model having first read the
+passage's own hints (which the store keeps anyway): the hints give the model
+the gist, the bits carry only what it could not guess.
+
+This module holds the coder and the body format; it knows nothing of
+llama.cpp. The model comes in through the small ``TokenModel`` interface,
+implemented over llama-cpp-python in ``hashmem.decoders.llmcodec`` and handed to
+``Memory(token_model=...)`` (or registered as the default with
+``set_default_model``, which importing ``hashmem`` does). So ``memory`` never
+imports ``decoders``, and a store opened without a model still searches; only
+reading or writing an ``llm`` body needs it.
+
+Determinism (the crux). Encoder and decoder must see bit-identical
+probabilities, so both run the *same evaluation sequence*: reset, the prompt in
+one batch, then the passage one token at a time, on a fixed thread count (the
+``TokenModel`` is responsible for that). Logits become integer frequencies
+deterministically: the ``TOP_K`` most likely tokens (ties broken by token id)
+get ``1 + floor(p · (TOTAL − K − 1))``, and an escape symbol the rest, after
+which the token id is coded uniformly. A body also carries 16 bits of the
+passage's CRC-32, so a decode under a model or a runtime that computes other
+probabilities is detected and reported, never returned as garbage.
+
+Never lose a passage: ``encode`` tokenizes each passage and requires
+``detokenize(tokenize(bytes)) == bytes`` (else the passage is not coded), then
+decodes every body it made and compares with the input; a passage that does
+not round-trip, does not fit the context, or is not smaller than its ``text``
+body keeps the ``text`` body (a zstd frame). The first byte of every body says
+which (``LLM_TAG`` or a ``texttier`` tag).
+
+Body layout of an LLM-coded passage::
+
+    byte 0       LLM_TAG (255)
+    varint       number of passage tokens (LEB128, 7 bits per byte)
+    2 bytes      crc32(passage bytes) & 0xFFFF, big-endian
+    rest         the arithmetic code, bits MSB-first, trailing zero bytes dropped
+
+Store meta ``llm_codec``: JSON of the coder parameters (``PARAMS``) and the
+model's fingerprint (``model_sha256``, ``model_file``, ``runtime``, threads),
+written when the store is created. A model whose file hash differs is refused
+(``ModelMismatchError``); another runtime version is allowed, every body being
+checked by its CRC.
+
+What it does not do: choose which stores use it (``config.fidelity``), load a
+model (``decoders.llmcodec``), or train the zstd dictionary of the fallback
+bodies (``texttier``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from .errors import ModelLoadError, ModelMismatchError, StoreCorruptError
+
+LLM_TAG = 255
+META_KEY = "llm_codec"
+CODER_VERSION = 1
+TOP_K = 512  # tokens given their own frequency; the rest share the escape
+TOTAL_BITS = 20  # frequencies sum to 2**TOTAL_BITS
+PROMPT_VERSION = 1
+PARAMS = {"coder": CODER_VERSION, "top_k": TOP_K, "total_bits": TOTAL_BITS, "prompt": PROMPT_VERSION}
+
+_STATE_BITS = 32
+_FULL = (1 << _STATE_BITS) - 1
+_HALF = 1 << (_STATE_BITS - 1)
+_QUARTER = 1 << (_STATE_BITS - 2)
+
+
+class TokenModel(Protocol):
+    """What the coder needs of a language model.
+
+    ``start`` and ``feed`` must evaluate in a fixed way (same batching, same
+    threads) so that the same calls give bit-identical ``logits``.
+    """
+
+    n_vocab: int
+    max_tokens: int  # prompt + passage tokens the model can hold
+
+    def fingerprint(self) -> dict:
+        """``{"model_sha256", "model_file", "runtime", "threads"}`` of this model."""
+
+    def tokenize(self, data: bytes) -> list[int]:
+        """Token ids of data (no BOS, no special tokens)."""
+
+    def detokenize(self, tokens: Sequence[int]) -> bytes:
+        """The bytes of tokens."""
+
+    def start(self, prompt: str) -> None:
+        """Forget everything and evaluate the prompt."""
+
+    def feed(self, token: int) -> None:
+        """Evaluate one more token."""
+
+    def logits(self) -> np.ndarray:
+        """float32 [n_vocab] logits after the last evaluated token."""
+
+
+def prompt_for(hints: Sequence[str]) -> str:
+    """The conditioning text of a passage: its hints in passage order."""
+    return "Keywords: " + " ".join(hints) + "\nText:\n"
+
+
+# -- frequencies --------------------------------------------------------------------------
+
+
+def frequency_table(logits: np.ndarray, *, top_k: int = TOP_K, total_bits: int = TOTAL_BITS
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Integer frequencies of the top-K tokens and an escape, deterministically from logits.
+
+    Args:
+        logits: float [n_vocab].
+        top_k: tokens with their own frequency.
+        total_bits: the frequencies (top-K and escape) sum to ``2**total_bits``.
+
+    Returns:
+        ``(tokens, cum)``: int64 [K] token ids, most likely first (ties by id),
+        and int64 [K + 2] cumulative frequencies; symbol ``i < K`` is
+        ``tokens[i]``, symbol ``K`` the escape.
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    k = min(top_k, z.size)
+    top = np.argpartition(-z, k - 1)[:k]
+    top = top[np.lexsort((top, -z[top]))]  # by logit descending, then id ascending
+    p = np.exp(z - z[top[0]])
+    p_top = p[top] / p.sum()
+    total = 1 << total_bits
+    freq = np.floor(p_top * (total - k - 1)).astype(np.int64) + 1  # each ≥ 1, sum ≤ total − 1
+    cum = np.zeros(k + 2, dtype=np.int64)
+    np.cumsum(freq, out=cum[1 : k + 1])
+    cum[k + 1] = total  # the escape takes the rest (≥ 1)
+    return top.astype(np.int64), cum
+
+
+# -- arithmetic coder (integer, 32-bit state; after Witten, Neal & Cleary 1987) -----------
+
+
+class _Encoder:
+    def __init__(self) -> None:
+        self.low, self.high, self.pending = 0, _FULL, 0
+        self.bits: list[int] = []
+
+    def _emit(self, bit: int) -> None:
+        self.bits.append(bit)
+        self.bits.extend([bit ^ 1] * self.pending)
+        self.pending = 0
+
+    def update(self, lo: int, hi: int, total: int) -> None:
+        rng = self.high - self.low + 1
+        self.high = self.low + hi * rng // total - 1
+        self.low = self.low + lo * rng // total
+        while ((self.low ^ self.high) & _HALF) == 0:
+            self._emit(self.low >> (_STATE_BITS - 1))
+            self.low = (self.low << 1) & _FULL
+            self.high = ((self.high << 1) & _FULL) | 1
+        while self.low & ~self.high & _QUARTER:
+            self.pending += 1
+            self.low = (self.low << 1) ^ _HALF
+            self.high = ((self.high ^ _HALF) << 1) | _HALF | 1
+
+    def finish(self) -> bytes:
+        self._emit(1)
+        out = np.packbits(np.array(self.bits, dtype=np.uint8)).tobytes()  # MSB first, zero-padded
+        return out.rstrip(b"\x00")  # the decoder reads zeros past the end
+
+
+class _Decoder:
+    def __init__(self, data: bytes) -> None:
+        self.bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8)).tolist()
+        self.pos = 0
+        self.low, self.high, self.code = 0, _FULL, 0
+        for _ in range(_STATE_BITS):
+            self.code = (self.code << 1) | self._bit()
+
+    def _bit(self) -> int:
+        b = self.bits[self.pos] if self.pos < len(self.bits) else 0
+        self.pos += 1
+        return b
+
+    def target(self, total: int) -> int:
+        rng = self.high - self.low + 1
+        return ((self.code - self.low + 1) * total - 1) // rng
+
+    def update(self, lo: int, hi: int, total: int) -> None:
+        rng = self.high - self.low + 1
+        self.high = self.low + hi * rng // total - 1
+        self.low = self.low + lo * rng // total
+        while ((self.low ^ self.high) & _HALF) == 0:
+            self.low = (self.low << 1) & _FULL
+            self.high = ((self.high << 1) & _FULL) | 1
+            self.code = ((self.code << 1) & _FULL) | self._bit()
+        while self.low & ~self.high & _QUARTER:
+            self.low = (self.low << 1) ^ _HALF
+            self.high = ((self.high ^ _HALF) << 1) | _HALF | 1
+            self.code = (self.code & _HALF) | ((self.code << 1) & (_FULL >> 1)) | self._bit()
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _read_varint(body: bytes, pos: int) -> tuple[int, int]:
+    n = shift = 0
+    while True:
+        if pos >= len(body) or shift > 35:
+            raise ValueError("a truncated token count")
+        byte = body[pos]
+        pos += 1
+        n |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return n, pos
+
+
+def _check16(data: bytes) -> bytes:
+    return (zlib.crc32(data) & 0xFFFF).to_bytes(2, "big")
+
+
+# -- the codec ------------------------------------------------------------------------------
+
+
+def encode_one(model: TokenModel, text: str, hints: Sequence[str]) -> bytes | None:
+    """The LLM body of one passage, or None when it cannot be coded exactly.
+
+    None when the tokenizer does not give the bytes back or the passage does
+    not fit the model's context. The caller still verifies the body by decoding.
+    """
+    data = text.encode("utf-8")
+    tokens = model.tokenize(data)
+    if model.detokenize(tokens) != data:
+        return None
+    prompt = prompt_for(hints)
+    if len(model.tokenize(prompt.encode("utf-8"))) + len(tokens) + 2 > model.max_tokens:
+        return None
+    total = 1 << TOTAL_BITS
+    enc = _Encoder()
+    model.start(prompt)
+    for i_tok, t in enumerate(tokens):
+        top, cum = frequency_table(model.logits())
+        hit = np.flatnonzero(top == t)
+        if hit.size:
+            i = int(hit[0])
+            enc.update(int(cum[i]), int(cum[i + 1]), total)
+        else:
+            k = len(top)
+            enc.update(int(cum[k]), total, total)  # escape, then the id uniformly
+            enc.update(t, t + 1, model.n_vocab)
+        if i_tok + 1 < len(tokens):  # the decoder needs no logits after the last token
+            model.feed(t)
+    return bytes([LLM_TAG]) + _varint(len(tokens)) + _check16(data) + enc.finish()
+
+
+def decode_one(model: TokenModel, body: bytes, hints: Sequence[str]) -> str:
+    """The passage coded in an LLM body.
+
+    Raises:
+        ValueError: the body is damaged, or decodes to bytes whose check does not
+            match (another model or runtime computed other probabilities).
+    """
+    body = bytes(body)
+    if not body or body[0] != LLM_TAG:
+        raise ValueError("not an LLM-coded body")
+    n, pos = _read_varint(body, 1)
+    if pos + 2 > len(body):
+        raise ValueError("a truncated body")
+    check, code = body[pos : pos + 2], body[pos + 2 :]
+    total = 1 << TOTAL_BITS
+    dec = _Decoder(code)
+    model.start(prompt_for(hints))
+    tokens = []
+    for _ in range(n):
+        top, cum = frequency_table(model.logits())
+        k = len(top)
+        v = dec.target(total)
+        i = int(np.searchsorted(cum, v, side="right")) - 1
+        if i < k:
+            t = int(top[i])
+            dec.update(int(cum[i]), int(cum[i + 1]), total)
+        else:
+            dec.update(int(cum[k]), total, total)
+            t = dec.target(model.n_vocab)
+            dec.update(t, t + 1, model.n_vocab)
+        tokens.append(t)
+        if len(tokens) < n:
+            model.feed(t)
+    data = model.detokenize(tokens)
+    if _check16(data) != check:
+        raise ValueError("the decoded passage fails its check")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"the decoded passage is not UTF-8 ({e})") from e
+
+
+@dataclass
+class EncodeStats:
+    """What ``LlmTier.encode`` did with a batch (for evaluation).
+
+    Attributes:
+        coded: passages kept as LLM bodies.
+        fallback: passages kept as ``text`` bodies, by reason (``tokenizer``,
+            ``context``, ``mismatch``, ``no_gain``).
+        decode_ms: wall time of each verification decode, in ms.
+    """
+
+    coded: int = 0
+    fallback: dict | None = None
+    decode_ms: list | None = None
+
+    def __post_init__(self) -> None:
+        self.fallback = self.fallback or {}
+        self.decode_ms = self.decode_ms or []
+
+
+ModelFactory = Callable[[], TokenModel]
+_default_factory: ModelFactory | None = None
+
+
+def set_default_model(factory: ModelFactory | None) -> None:
+    """Register how to make the TokenModel of stores opened without one (``hashmem.decoders`` does)."""
+    global _default_factory
+    _default_factory = factory
+
+
+class LlmTier:
+    """Codes and decodes the LLM bodies of one store.
+
+    Args:
+        storage: the store's Storage (for the ``llm_codec`` meta record).
+        model: a TokenModel, or a factory called on first use; None: the registered default.
+    """
+
+    def __init__(self, storage, model: TokenModel | ModelFactory | None = None) -> None:
+        self.storage = storage
+        self._model_arg = model
+        self._model: TokenModel | None = None
+        self._lock = threading.RLock()
+        self.last_stats = EncodeStats()
+
+    def model(self) -> TokenModel:
+        """The TokenModel, checked once against the model the store was coded with."""
+        with self._lock:
+            if self._model is None:
+                arg = self._model_arg if self._model_arg is not None else _default_factory
+                if arg is None:
+                    raise ModelLoadError(
+                        f"{self.storage.path} keeps passages coded under a language model (fidelity llm); "
+                        "open it with `import hashmem` (which registers the llama.cpp model) or pass "
+                        "Memory(..., token_model=...)")
+                model = arg() if callable(arg) and not hasattr(arg, "tokenize") else arg
+                self._check(model)
+                self._model = model
+            return self._model
+
+    def _check(self, model: TokenModel) -> None:
+        raw = self.storage.get_meta(META_KEY)
+        if raw is None:
+            return  # written by record() when the store is created
+        stored = json.loads(raw)
+        have = model.fingerprint()
+        if stored.get("params") != PARAMS:
+            raise StoreCorruptError(
+                f"{self.storage.path} was coded with LLM coder parameters {stored.get('params')}, this "
+                f"hashmem has {PARAMS}; read it with the hashmem version that wrote it")
+        if stored.get("model_sha256") != have["model_sha256"]:
+            raise ModelMismatchError(
+                f"{self.storage.path} keeps passages coded under the model {stored.get('model_file')} "
+                f"(sha256 {str(stored.get('model_sha256'))[:12]}…); the model here is {have['model_file']} "
+                f"(sha256 {have['model_sha256'][:12]}…). Give that exact GGUF file (e.g. $HASHMEM_GGUF)")
+
+    def record(self, conn) -> None:
+        """Write the coder parameters and the model's fingerprint into a new store (inside conn)."""
+        fp = self.model().fingerprint()
+        self.storage.set_meta(conn, META_KEY, json.dumps({"params": PARAMS, **fp}, sort_keys=True))
+
+    def encode(self, texts: Sequence[str], hints: Sequence[Sequence[str]], fallbacks: Sequence[bytes],
+               *, verify: bool = True) -> list[bytes]:
+        """The body of each passage: an LLM body when it round-trips and pays, else its fallback.
+
+        Args:
+            texts: the passages.
+            hints: each passage's stored hint strings (the decoder will see the same).
+            fallbacks: each passage's ``text``-tier body.
+            verify: decode every LLM body and compare (leave on; off only for tests of the check).
+
+        Returns:
+            One body per passage; ``last_stats`` tells what happened.
+        """
+        import time
+
+        model = self.model()
+        stats = EncodeStats()
+        out = []
+        with getattr(model, "lock", self._lock):  # one model may serve several stores
+            for text, h, fb in zip(texts, hints, fallbacks, strict=True):
+                body, why = None, "tokenizer"
+                try:
+                    body = encode_one(model, text, h)
+                except (ValueError, RuntimeError):
+                    body = None
+                if body is None:
+                    data = text.encode("utf-8")
+                    why = "tokenizer" if model.detokenize(model.tokenize(data)) != data else "context"
+                elif len(body) >= len(fb):
+                    body, why = None, "no_gain"
+                elif verify:
+                    started = time.perf_counter()
+                    try:
+                        ok = decode_one(model, body, h) == text
+                    except ValueError:
+                        ok = False
+                    stats.decode_ms.append((time.perf_counter() - started) * 1000)
+                    if not ok:
+                        body, why = None, "mismatch"
+                if body is None:
+                    stats.fallback[why] = stats.fallback.get(why, 0) + 1
+                    out.append(bytes(fb))
+                else:
+                    stats.coded += 1
+                    out.append(body)
+        self.last_stats = stats
+        return out
+
+    def decode(self, body: bytes, hints: Sequence[str]) -> str:
+        """The exact passage of an LLM body.
+
+        Raises:
+            StoreCorruptError: the body does not decode to a passage that passes its check.
+            ModelMismatchError / ModelLoadError: no model, or not the store's model.
+        """
+        model = self.model()
+        with getattr(model, "lock", self._lock):
+            try:
+                return decode_one(model, body, hints)
+            except ValueError as e:
+                fp = model.fingerprint()
+                raise StoreCorruptError(
+                    f"{self.storage.path}: an LLM-coded passage cannot be decoded here ({e}); the model file "
+                    f"matches, so the runtime ({fp.get('runtime')}, {fp.get('threads')} thread(s)) computes "
+                    "other probabilities than the one that wrote it, or the body or its hints are damaged"
+                ) from e
