@@ -133,9 +133,11 @@ def ask(ctx, question, k, namespace, as_json, model, decoder):
 @click.option("--expand-terms", type=int, default=None, help="Lexicon terms nearest to the vector added to the prompt.")
 @click.option("--threads", type=int, default=None, callback=positive, help="llama.cpp threads (default: the cores).")
 @click.option("--model", default=None, help=MODEL_HELP)
+@click.option("--llm-sample", type=int, default=20, show_default=True,
+              help="Passages coded with the llm tier (0: skip; a few seconds each).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def eval_recall(dataset_dir, sample, seed, index_size, hint_bytes, decoder_names, candidates, style,
-                expand_terms, threads, model, as_json):
+                expand_terms, threads, model, llm_sample, as_json):
     """Measure reconstruction fidelity and text-tier size on DATASET_DIR.
 
     DATASET_DIR is a BEIR directory (corpus.jsonl) or a folder of .txt files;
@@ -147,6 +149,8 @@ def eval_recall(dataset_dir, sample, seed, index_size, hint_bytes, decoder_names
     _quiet_fallback()
     names = [n.strip() for n in decoder_names.split(",") if n.strip()]
     bad = [n for n in names if n not in ("llama", "extractive")]
+    if llm_sample < 0:
+        raise click.BadParameter(f"must be 0 or more, got {llm_sample}", param_hint="--llm-sample")
     if bad or not names:
         raise click.BadParameter(f"unknown decoder(s) {', '.join(bad) or '(none)'}; use llama, extractive",
                                  param_hint="--decoders")
@@ -155,7 +159,8 @@ def eval_recall(dataset_dir, sample, seed, index_size, hint_bytes, decoder_names
                if v is not None}
     try:
         result = evaluate(dataset_dir, sample=sample, seed=seed, index=index_size, hint_bytes=hint_bytes,
-                          decoders=names, model=model, decoder_options=options, progress=not as_json)
+                          decoders=names, model=model, decoder_options=options, progress=not as_json,
+                          llm_sample=llm_sample)
     except ImportError as e:
         raise click.ClickException(str(e).splitlines()[0]) from e
     if as_json:
@@ -169,3 +174,10 @@ def eval_recall(dataset_dir, sample, seed, index_size, hint_bytes, decoder_names
     t = result["text_tier"]
     click.echo(f"text tier  {t['bytes_per_passage']:.1f} B/passage (gzip -9 {t['gzip9_bytes_per_passage']:.1f}, "
                f"zstd -19 {t['zstd19_bytes_per_passage']:.1f}, per passage)")
+    if "llm_tier" in result:
+        m = result["llm_tier"]
+        click.echo(f"llm tier   {m['bytes_per_passage']:.1f} B/passage on {m['n']} passages = "
+                   f"{m['ratio_to_gzip9']:.3f} x gzip -9 (gzip -9 {m['gzip9_bytes_per_passage']:.1f}, zstd -19 "
+                   f"{m['zstd19_bytes_per_passage']:.1f}, zstd+dict {m['zstd_dict_bytes_per_passage']:.1f}); "
+                   f"coded {m['coded_share']:.0%}, round trips {m['roundtrip_rate']:.0%}, decode ms p50 "
+                   f"{m['decode_ms_p50']} p90 {m['decode_ms_p90']}")

@@ -19,6 +19,13 @@ text is used only for scoring:
   stored passage, against gzip -9 and zstd -19 applied to each stored passage
   alone. The whole store, not the sample: the dictionary is trained on the
   first passages added, which therefore compress better than later ones.
+- llm tier (``llm_sample`` > 0): the first ``llm_sample`` stored passages coded
+  by ``memory.llmtier`` under the decoder GGUF, conditioned on their stored
+  hints, exactly as an ``llm``-tier store would (a passage that does not pay or
+  round-trip keeps its text-tier body): body bytes per passage against gzip -9,
+  zstd -19 and the text tier's body (+ its share of the dictionary) *for the
+  same passages*, the share coded, and an independent decode of every body
+  afterwards (``roundtrip_rate``, decode ms p50/p90).
 
 Each passage's metadata holds ``start``/``end`` offsets, as passages chunked by
 ``Memory.add_documents`` do, so the decoder knows the length to aim for.
@@ -96,6 +103,7 @@ def evaluate(
     decoder_options: dict | None = None,
     progress: bool = False,
     details: list | None = None,
+    llm_sample: int = 0,
 ) -> dict:
     """Measure the decoders and the text tier on one dataset.
 
@@ -110,6 +118,7 @@ def evaluate(
         decoder_options: extra ``LlamaDecoder`` options (candidates, expand_terms, ...).
         progress: a progress bar on stderr.
         details: when a list, one dict per reconstruction is appended to it.
+        llm_sample: passages coded with the ``llm`` tier (0: skip; ~5 s each on 2 busy cores).
 
     Returns:
         ``{"dataset", "n", "hint_bytes_mean", "decoders": {name: {"cosine_mean",
@@ -131,8 +140,8 @@ def evaluate(
     originals = stored[:sample]
     with tempfile.TemporaryDirectory(prefix="hashmem-eval-") as tmp, \
             Memory(Path(tmp) / "eval.db", fidelity="text", hint_bytes=hint_bytes) as mem:
-        ids = mem.add(stored, metadata=[{"start": 0, "end": len(t)} for t in stored], progress=progress)
-        ids = ids[: len(originals)]
+        ids_all = mem.add(stored, metadata=[{"start": 0, "end": len(t)} for t in stored], progress=progress)
+        ids = ids_all[: len(originals)]
         orig_emb = embed_each(mem, originals)  # [n, dim], each alone: see base.embed_each
         hint_bytes_mean = float(np.mean([len(r.hints) for r in mem.storage.fetch(ids).values()]))
         results = {}
@@ -161,8 +170,10 @@ def evaluate(
                                     "invented": list(invented_terms(r.text, o)), "ms": r.ms,
                                     "text": r.text, "original": o})
         text_bytes = mem.storage.byte_sums()["text"] / len(stored)  # bodies and dictionary
+        llm = _llm_tier(mem, stored, ids_all, llm_sample, model, progress) if llm_sample > 0 else None
     raw = [t.encode("utf-8") for t in stored]
     zc = zstandard.ZstdCompressor(level=19)
+    extra = {"llm_tier": llm} if llm is not None else {}
     return {
         "dataset": str(dataset_dir),
         "n": len(originals),
@@ -173,6 +184,67 @@ def evaluate(
             "gzip9_bytes_per_passage": round(float(np.mean([len(gzip.compress(b, 9)) for b in raw])), 1),
             "zstd19_bytes_per_passage": round(float(np.mean([len(zc.compress(b)) for b in raw])), 1),
         },
+        **extra,
+    }
+
+
+def _llm_tier(mem: Memory, stored: Sequence[str], ids: Sequence[int], n: int, model, progress: bool) -> dict:
+    """Code the first n stored passages with the llm tier; sizes against gzip/zstd, an independent decode."""
+    import time
+
+    import zstandard
+
+    from hashmem.memory import texttier
+    from hashmem.memory.llmtier import LLM_TAG, LlmTier
+
+    from .llmcodec import token_model
+
+    texts, ids = list(stored[:n]), list(ids[:n])
+    tier = LlmTier(mem.storage, token_model(model))
+    hint_strings = [mem.get(i).hints for i in ids]
+    fallback = mem.storage.fetch_texts(ids)
+    fallbacks = [fallback[i] for i in ids]
+    bar = _bar(len(texts), "llm tier", progress)
+    bodies, fell = [], {}
+    for t, h, fb in zip(texts, hint_strings, fallbacks, strict=True):
+        bodies += tier.encode([t], [h], [fb])
+        for k, v in tier.last_stats.fallback.items():
+            fell[k] = fell.get(k, 0) + v
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    exact, ms = 0, []
+    text_codec = texttier.for_storage(mem.storage)
+    for body, t, h in zip(bodies, texts, hint_strings, strict=True):
+        started = time.perf_counter()
+        try:
+            back = tier.decode(body, h) if body[:1] == bytes([LLM_TAG]) else text_codec.decode(body)
+        except Exception:  # noqa: BLE001 - counted as a failed round trip
+            back = None
+        if body[:1] == bytes([LLM_TAG]):
+            ms.append((time.perf_counter() - started) * 1000)
+        exact += back == t
+    raw = [t.encode("utf-8") for t in texts]
+    zc = zstandard.ZstdCompressor(level=19)
+    dict_share = text_codec.dictionary_bytes() / max(len(stored), 1)
+    gzip9 = float(np.mean([len(gzip.compress(b, 9)) for b in raw]))
+    llm_bytes = float(np.mean([len(b) for b in bodies]))
+    words = [len(t.split()) for t in texts]
+    return {
+        "n": len(texts),
+        "words_mean": round(float(np.mean(words)), 1),
+        "coded_share": round(sum(b[:1] == bytes([LLM_TAG]) for b in bodies) / len(bodies), 4),
+        "fallback": fell,
+        "bytes_per_passage": round(llm_bytes, 1),
+        "gzip9_bytes_per_passage": round(gzip9, 1),
+        "zstd19_bytes_per_passage": round(float(np.mean([len(zc.compress(b)) for b in raw])), 1),
+        "zstd_dict_bytes_per_passage": round(float(np.mean(list(map(len, fallbacks)))) + dict_share, 1),
+        "ratio_to_gzip9": round(llm_bytes / gzip9, 4),
+        "roundtrip_rate": round(exact / len(texts), 4),
+        "decode_ms_p50": round(float(np.percentile(ms, 50)), 1) if ms else None,
+        "decode_ms_p90": round(float(np.percentile(ms, 90)), 1) if ms else None,
+        "model": tier.model().fingerprint(),
     }
 
 
