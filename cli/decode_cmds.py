@@ -181,3 +181,54 @@ def eval_recall(dataset_dir, sample, seed, index_size, hint_bytes, decoder_names
                    f"{m['zstd19_bytes_per_passage']:.1f}, zstd+dict {m['zstd_dict_bytes_per_passage']:.1f}); "
                    f"coded {m['coded_share']:.0%}, round trips {m['roundtrip_rate']:.0%}, decode ms p50 "
                    f"{m['decode_ms_p50']} p90 {m['decode_ms_p90']}")
+
+
+@cli.command("eval-ask")
+@click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--fidelity", type=click.Choice(["hints", "text", "llm"]), default="hints", show_default=True,
+              help="Tier of the temporary store (llm codes every turn: slow).")
+@click.option("-k", type=int, default=5, show_default=True, callback=positive, help="Memories retrieved per question.")
+@click.option("--limit", type=int, default=None, callback=positive,
+              help="Questions asked, spread evenly over the file (default: all).")
+@click.option("--decoder", type=click.Choice(["llama", "extractive"]), default="llama", show_default=True)
+@click.option("--ask-style", type=click.Choice(["span", "cite"]), default=None,
+              help="llama answer style (default span; cite: the earlier free answer with citations).")
+@click.option("--model", default=None, help=MODEL_HELP)
+@click.option("--threads", type=int, default=1, show_default=True, callback=positive,
+              help="llama.cpp threads (1: spinning threads on shared cores run several times slower).")
+@click.option("--details", type=click.Path(dir_okay=False), default=None, help="Write one JSON line per question here.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def eval_ask(dataset_dir, fidelity, k, limit, decoder, ask_style, model, threads, details, as_json):
+    """Answer DATASET_DIR's questions (LoCoMo layout) from a store of its turns and score them.
+
+    Per question: retrieve k turns within its conversation, answer, score against the
+    gold answer (token F1, exact match, not-found share, citation precision, ms), and,
+    with no model, the share of questions whose gold answer the top k hold (exact text vs hints).
+    """
+    from hashmem.decoders.evalask import evaluate
+
+    _quiet_fallback()
+    rows = [] if details else None
+    options = {"threads": threads, **({"ask_style": ask_style} if ask_style else {})}
+    try:
+        result = evaluate(dataset_dir, fidelity=fidelity, k=k, limit=limit, decoder=decoder, model=model,
+                          decoder_options=options, progress=not as_json, details=rows)
+    except ImportError as e:
+        raise click.ClickException(str(e).splitlines()[0]) from e
+    if details:
+        with open(details, "w", encoding="utf-8") as f:
+            for r in rows:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    a, u = result["answerable"], result["unanswerable"]
+    c = result[f"containment@{k}"]
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    click.echo(f"{result['dataset']}: {result['n']} questions ({result['n_answerable']} answerable), "
+               f"{result['fidelity']} store, {result['decoder']} decoder, k={k}")
+    click.echo(f"answerable   F1 {fmt(a['f1'])}  exact {fmt(a['exact_match'])}  not found {fmt(a['not_found'])}  "
+               f"citation precision {fmt(a['citation_precision'])}  invented {fmt(a['invented'])}")
+    click.echo(f"unanswerable not found {fmt(u['not_found'])} of {u['n']}")
+    click.echo(f"ms per answer p50 {result['ms_p50']:.0f}, p90 {result['ms_p90']:.0f}")
+    click.echo(f"containment@{k} (no model): exact text {fmt(c['exact'])}, hints {fmt(c['hints'])}")

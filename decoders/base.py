@@ -11,7 +11,9 @@ recalled passages. Shared here:
 - ``invented_terms``: numbers and capitalized names of a text absent from a
   reference, used in scoring and in evaluation;
 - ``memory_blocks`` / ``citations_in``: recalled passages laid out as delimited
-  data for a prompt, and the ``[id]`` citations found in an answer.
+  data for a prompt, and the ``[id]`` citations found in an answer;
+- ``check_answer``: the guard every drafted answer passes before anyone sees it,
+  and ``looks_like_orders``: memories written as instructions to the model.
 
 What it does not do: run a language model (``llama``) or lay hints out as text
 (``extractive``).
@@ -36,6 +38,7 @@ HAMMING_WEIGHT = 0.1  # weight of the code agreement (1 - 2·hamming/bits) in a 
 UNSUPPORTED_PENALTY = 0.05  # subtracted per number or name a candidate adds that is not in the hints
 _WORD = re.compile(r"[^\W_][\w'’\-]*", re.UNICODE)
 _CITATION = re.compile(r"\[(\d+)\]")
+_POSSESSIVE = re.compile(r"['’]s?$")
 
 OnToken = Callable[[str], None]
 
@@ -169,8 +172,8 @@ def invented_terms(text: str, reference: str | Sequence[str]) -> tuple[str, ...]
     for t in hintlib.tokenize(text):
         if t.kind == "number" and t.text not in ref_numbers:
             out.setdefault(t.text)
-        elif t.kind == "name" and t.text.lower() not in ref_words:
-            out.setdefault(t.text)
+        elif t.kind == "name" and not {t.text.lower(), _POSSESSIVE.sub("", t.text.lower())} & ref_words:
+            out.setdefault(t.text)  # "Ana's" is supported by "Ana"
     return tuple(out)
 
 
@@ -265,3 +268,90 @@ def not_found(started: float, decoder: str) -> Answer:
 
     return Answer(text=NOT_FOUND, citations=[], ms=(time.perf_counter() - started) * 1000,
                   found=False, decoder=decoder)
+
+
+# -- the answer guard ------------------------------------------------------------------------
+
+_NOT_FOUND_PATTERNS = re.compile(
+    r"do(?:es)? not (?:hold|contain|mention|provide|answer|say)|not (?:mentioned|provided|stated|found)|"
+    r"no information|cannot (?:be )?answer|can't answer|unable to answer",
+    re.IGNORECASE,
+)
+# stored text addressed to the model rather than about the world: never a source of an answer
+_ORDERS = re.compile(
+    r"\b(?:ignore|disregard|forget)\b[^.\n]{0,40}\b(?:instructions?|prompts?|rules|question)\b|"
+    r"\bsystem (?:override|notice|prompt|message)\b|\badmin mode\b|\byou are now\b|"
+    r"\b(?:reply|respond|answer|say) only\b|<\|im_(?:start|end)\|>|</?memory\b",
+    re.IGNORECASE,
+)
+_ANSWER_WORD = re.compile(r"[^\s\[\]()<>{}\"‹›]+")
+_EDGE = ".,;:!?'’\"“”-"
+
+
+def looks_like_orders(text: str) -> bool:
+    """Whether stored text tries to instruct the model (a prompt injection), e.g. "ignore all previous instructions"."""
+    return bool(_ORDERS.search(text))
+
+
+def answer_words(text: str) -> list[str]:
+    """The words of a text as an answer may use them: whitespace-separated, edge punctuation stripped."""
+    out = []
+    for w in _ANSWER_WORD.findall(text.replace("keywords:", " ")):
+        w = w.strip(_EDGE)
+        if w:
+            out.append(w)
+    return out
+
+
+def _keys(text: str) -> set[str]:
+    return {t.key.lower() for t in hintlib.tokenize(text)}
+
+
+def check_answer(draft: str, question: str, hits: Sequence[Hit], contents: dict[int, str], *,
+                 started: float, decoder: str) -> Answer:
+    """The guard: a draft becomes an Answer only when the memories support it, else ``NOT_FOUND``.
+
+    Rules, in order: an empty or "not found" draft is ``NOT_FOUND``; a draft naming
+    a number or capitalized name found in neither the memories nor the question is
+    ``NOT_FOUND`` (``unsupported`` says which); the question's own numbers and
+    names must occur in the memories (else the memories are about something
+    else); the draft's citations must name given memories — a draft that cites
+    none is attributed to the memory sharing most of its words (it is not
+    rejected for a missing bracket) — and the first cited memory must share a
+    content word with the question.
+
+    Args:
+        draft: the model's text.
+        question: the question.
+        hits: the memories shown to the model, best first.
+        contents: what the model was shown of each hit, by id.
+        started: ``time.perf_counter()`` when answering began.
+        decoder: the decoder's name.
+    """
+    import time
+
+    ms = lambda: (time.perf_counter() - started) * 1000  # noqa: E731
+    draft = (draft or "").strip()
+    nothing = Answer(text=NOT_FOUND, citations=[], ms=ms(), found=False, decoder=decoder)
+    if not draft or NOT_FOUND.lower() in draft.lower() or _NOT_FOUND_PATTERNS.search(draft):
+        return nothing
+    source = " ".join(contents.values())
+    unsupported = invented_terms(_CITATION.sub(" ", draft), source + " " + question)
+    if unsupported:
+        return Answer(text=NOT_FOUND, citations=[], ms=ms(), found=False, unsupported=unsupported, decoder=decoder)
+    if invented_terms(question, source):  # the question names what no memory holds
+        return nothing
+    ids = [h.id for h in hits]
+    cited = citations_in(draft, ids)
+    if not cited:
+        words = _keys(_CITATION.sub(" ", draft)) or {w.lower() for w in answer_words(draft)}
+        overlap = [(len(words & (_keys(contents[i]) | {w.lower() for w in answer_words(contents[i])})), -r, i)
+                   for r, i in enumerate(ids)]
+        best_overlap = max(overlap)
+        if best_overlap[0] == 0:
+            return nothing
+        cited = [best_overlap[2]]
+        draft = f"{_CITATION.sub('', draft).strip()} [{cited[0]}]"
+    if not _keys(question) & _keys(contents[cited[0]]):
+        return nothing
+    return Answer(text=draft, citations=cited, ms=ms(), decoder=decoder)
