@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
@@ -84,26 +83,25 @@ def recall(ctx, record_id, as_json, model, decoder, candidates, seed):
 @click.argument("question")
 @click.option("-k", type=int, default=5, show_default=True, callback=positive, help="Memories recalled.")
 @click.option("--namespace", "-n", default="default", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (no streaming).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--model", default=None, help=MODEL_HELP)
 @click.option("--decoder", type=click.Choice(["auto", "llama", "extractive"]), default="auto", show_default=True)
 @click.pass_context
 def ask(ctx, question, k, namespace, as_json, model, decoder):
-    """Answer QUESTION from the memories only, citing them as [id]; tokens stream as they come."""
+    """Answer QUESTION from the memories only, citing them as [id].
+
+    Only a checked answer is printed: a draft that names what no memory holds, or
+    that no memory supports, is replaced by "The memories do not hold the answer."
+    before anything reaches the terminal (memories written as orders are never shown
+    to the model).
+    """
     _quiet_fallback()
     if not question.strip():
         raise click.BadParameter("the question is empty", param_hint="QUESTION")
-    streamed = []
-
-    def on_token(piece: str) -> None:
-        streamed.append(piece)
-        click.echo(piece, nl=False)
-        sys.stdout.flush()
-
     with open_memory(ctx) as mem:
         hits = mem.search(question, k, namespace=namespace)
         dec = make_decoder(mem, model=model, decoder=decoder)
-        answer = dec.ask(question, hits, on_token=None if as_json else on_token)
+        answer = dec.ask(question, hits)
     if as_json:
         click.echo(json.dumps({"question": question, "answer": answer.text, "citations": answer.citations,
                                "found": answer.found, "unsupported": list(answer.unsupported),
@@ -111,10 +109,9 @@ def ask(ctx, question, k, namespace, as_json, model, decoder):
                                "hits": [{"id": h.id, "score": round(h.score, 4)} for h in hits]},
                               ensure_ascii=False))
         return
-    click.echo()
-    if "".join(streamed).strip() != answer.text:
-        why = f" (it names {', '.join(answer.unsupported)}, which no memory holds)" if answer.unsupported else ""
-        click.echo(f"-> checked against the memories{why}: {answer.text}")
+    click.echo(answer.text)
+    if answer.unsupported:
+        click.echo(f"-- a draft named {', '.join(answer.unsupported)}, which no memory holds; withheld", err=True)
     cites = " ".join(f"[{i}]" for i in answer.citations) or "none"
     click.echo(f"-- sources: {cites}; {answer.decoder} decoder, {answer.ms:.0f} ms", err=True)
 
