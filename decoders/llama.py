@@ -438,23 +438,29 @@ class LlamaDecoder(Decoder):
     def _span_draft(self, question: str, hits: Sequence[Hit], contents: dict[int, str]) -> str:
         """A short answer whose every word is a word of the memories (and not of the question).
 
-        Greedy decoding under a GBNF grammar: a content word of the memories first, then
-        up to ``SPAN_WORDS - 1`` more of their words, then a newline.
+        Greedy decoding under a GBNF grammar: a content word of one memory first, then
+        up to ``SPAN_WORDS - 1`` more words of the same memory, then a newline (an answer
+        never stitches words of two memories together).
         """
         import llama_cpp
 
         asked = {w.lower() for w in answer_words(question)}
-        vocab = sorted({w for h in hits for w in answer_words(contents[h.id]) if w.lower() not in asked})
-        if not vocab:
+        rules = []  # one alternative per memory: an answer takes its words from one memory only
+        for j, h in enumerate(hits):
+            vocab = sorted({w for w in answer_words(contents[h.id]) if w.lower() not in asked})
+            content = [w for w in vocab if w.lower() not in hintlib.STOPWORDS]  # no "an an an"
+            if content:
+                rules.append((j, content, vocab))
+        if not rules:
             return ""
         blocks = memory_blocks(self.memory, hits)
         parts = [("Memories:\n", True), (blocks, False), ("\n\nQuestion: ", True), (question.strip(), False),
                  ("\nAnswer:", True)]
         prompt = self._prompt_tokens(SPAN_SYSTEM, parts)
-        content = [w for w in vocab if w.lower() not in hintlib.STOPWORDS] or vocab  # no "an an an"
-        gbnf = (f'root ::= c (" " w){{0,{SPAN_WORDS - 1}}} "\\n"\n'
-                f"w ::= {' | '.join(_gbnf_literal(w) for w in vocab)}\n"
-                f"c ::= {' | '.join(_gbnf_literal(w) for w in content)}")
+        lit = lambda words: " | ".join(_gbnf_literal(w) for w in words)  # noqa: E731
+        gbnf = "root ::= (" + " | ".join(f"m{j}" for j, _, _ in rules) + ') "\\n"\n' + "".join(
+            f'm{j} ::= c{j} (" " w{j}){{0,{SPAN_WORDS - 1}}}\nc{j} ::= {lit(c)}\nw{j} ::= {lit(v)}\n'
+            for j, c, v in rules)
         grammar = llama_cpp.LlamaGrammar.from_string(gbnf, verbose=False)
         self.llm.reset()
         out = self.llm.create_completion(prompt, max_tokens=6 * SPAN_WORDS, temperature=0.0, grammar=grammar,
