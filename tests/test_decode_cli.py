@@ -126,10 +126,16 @@ def test_eval_recall_json_has_the_issue_shape(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     (data / "a.txt").write_text(DOC * 3, encoding="utf-8")
-    r = run(["eval-recall", str(data), "--sample", "3", "--index", "6", "--decoders", "extractive", "--json"])
+    r = run(["eval-recall", str(data), "--sample", "3", "--index", "6", "--decoders", "extractive",
+             "--llm-sample", "2", "--json"])
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
-    assert set(d) == {"dataset", "n", "hint_bytes_mean", "decoders", "text_tier"}
+    assert set(d) == {"dataset", "n", "hint_bytes_mean", "decoders", "text_tier", "llm_tier"}
+    m = d["llm_tier"]
+    assert m["n"] == 2 and m["roundtrip_rate"] == 1.0
+    assert m["bytes_per_passage"] <= m["zstd_dict_bytes_per_passage"]  # a body that does not pay falls back
+    assert {"gzip9_bytes_per_passage", "zstd19_bytes_per_passage", "ratio_to_gzip9", "decode_ms_p50",
+            "decode_ms_p90", "coded_share"} <= set(m)
     assert d["n"] == 3
     assert set(d["decoders"]["extractive"]) == {"cosine_mean", "cosine_median", "invented_rate", "ms_p50", "ms_p90"}
     assert set(d["text_tier"]) == {"bytes_per_passage", "gzip9_bytes_per_passage", "zstd19_bytes_per_passage"}
@@ -139,5 +145,6 @@ def test_eval_recall_json_has_the_issue_shape(tmp_path):
 
 def test_eval_recall_rejects_unknown_decoders_and_empty_dirs(tmp_path):
     assert run(["eval-recall", str(tmp_path), "--decoders", "gpt"]).exit_code == 2
+    assert run(["eval-recall", str(tmp_path), "--llm-sample", "-1"]).exit_code == 2
     r = run(["eval-recall", str(tmp_path), "--decoders", "extractive"])
     assert r.exit_code == 1 and "neither corpus.jsonl" in r.output
