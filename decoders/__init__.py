@@ -21,7 +21,10 @@ from .extractive import ExtractiveDecoder
 def _default_token_model():
     from .llmcodec import token_model
 
-    return token_model()
+    try:
+        return token_model()
+    except ImportError as e:  # a library error, so the CLI reports it in one line
+        raise ModelLoadError(str(e).splitlines()[0]) from e
 
 
 # an llm-tier store opened without a token model codes its passages under the decoder's GGUF

@@ -374,8 +374,8 @@ class Memory:
         new_ids = self.lexicon.observe(term_sets)
         touched = {self.lexicon.ids[t] for s in term_sets for t in s}
         hint_blobs = [hints.encode(t, self.lexicon, budget=self.config.hint_bytes) for t in toks]
-        bodies = self._texts_for_tier(texts, hint_blobs)  # before the write lock: llm coding is slow
         try:
+            bodies = self._texts_for_tier(texts, hint_blobs)  # before the write lock: llm coding is slow
             with self.storage.transaction() as c:
                 if self.quantizer is None:
                     self.storage.set_meta(c, "quantizer", quantizer.to_bytes())
