@@ -38,7 +38,7 @@ HAMMING_WEIGHT = 0.1  # weight of the code agreement (1 - 2·hamming/bits) in a 
 UNSUPPORTED_PENALTY = 0.05  # subtracted per number or name a candidate adds that is not in the hints
 _WORD = re.compile(r"[^\W_][\w'’\-]*", re.UNICODE)
 _CITATION = re.compile(r"\[(\d+)\]")
-_POSSESSIVE = re.compile(r"['’]s?$")
+POSSESSIVE = re.compile(r"['’]s?$")
 
 OnToken = Callable[[str], None]
 
@@ -172,7 +172,7 @@ def invented_terms(text: str, reference: str | Sequence[str]) -> tuple[str, ...]
     for t in hintlib.tokenize(text):
         if t.kind == "number" and t.text not in ref_numbers:
             out.setdefault(t.text)
-        elif t.kind == "name" and not {t.text.lower(), _POSSESSIVE.sub("", t.text.lower())} & ref_words:
+        elif t.kind == "name" and not {t.text.lower(), POSSESSIVE.sub("", t.text.lower())} & ref_words:
             out.setdefault(t.text)  # "Ana's" is supported by "Ana"
     return tuple(out)
 

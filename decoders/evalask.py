@@ -3,8 +3,8 @@
 The dataset is the retrieval view of LoCoMo (``corpus.jsonl``: one dialogue
 turn per line with ``_id``, ``text``, ``conv``, ``date_time``; ``queries.jsonl``:
 ``_id``, ``text``, ``conv``, ``category``, ``answer``, ``evidence_raw``). Every
-turn is stored, as ``"(date_time) text"`` (temporal questions need the session
-date), in a temporary store of the chosen fidelity, one namespace per
+turn is stored, as ``"(date) text"`` (temporal questions need the session
+date; its time of day is left out), in a temporary store of the chosen fidelity, one namespace per
 conversation; each question searches only its conversation (top ``k``) and is
 answered by a decoder from those hits.
 
@@ -50,6 +50,11 @@ from .base import NOT_FOUND, invented_terms, memory_content
 ANSWERABLE = (1, 2, 3, 4)
 _ARTICLES = re.compile(r"\b(a|an|the|and)\b")
 _CITE = re.compile(r"\s*\[\d+\]")
+
+
+def _day(date_time: str) -> str:
+    """The session's date without its time of day ("1:56 pm on 8 May, 2023" → "8 May, 2023")."""
+    return date_time.split(" on ", 1)[-1]
 
 
 def normalize_answer(text: str) -> str:
@@ -143,7 +148,7 @@ def evaluate(
         rid: dict[int, str] = {}
         for conv in sorted(convs):
             mine = [t for t in turns if t.get("conv", t["_id"].split(":")[0]) == conv]
-            texts = [f"({t['date_time']}) {t['text']}" if t.get("date_time") else t["text"] for t in mine]
+            texts = [f"({_day(t['date_time'])}) {t['text']}" if t.get("date_time") else t["text"] for t in mine]
             ids = mem.add(texts, namespace=conv, metadata=[{"turn": t["_id"]} for t in mine], progress=progress)
             rid.update(zip(ids, (t["_id"] for t in mine), strict=True))
         options = dict(decoder_options or {}) if decoder == "llama" else {}

@@ -58,6 +58,7 @@ from hashmem.memory.packaged import package_file
 
 from .base import (
     NOT_FOUND,
+    POSSESSIVE,
     Answer,
     Decoder,
     OnToken,
@@ -444,10 +445,10 @@ class LlamaDecoder(Decoder):
         """
         import llama_cpp
 
-        asked = {w.lower() for w in answer_words(question)}
+        asked = {POSSESSIVE.sub("", w.lower()) for w in answer_words(question)}  # "Maria's" asks about Maria
         rules = []  # one alternative per memory: an answer takes its words from one memory only
         for j, h in enumerate(hits):
-            vocab = sorted({w for w in answer_words(contents[h.id]) if w.lower() not in asked})
+            vocab = sorted({w for w in answer_words(contents[h.id]) if POSSESSIVE.sub("", w.lower()) not in asked})
             content = [w for w in vocab if w.lower() not in hintlib.STOPWORDS]  # no "an an an"
             if content:
                 rules.append((j, content, vocab))
@@ -465,7 +466,8 @@ class LlamaDecoder(Decoder):
         self.llm.reset()
         out = self.llm.create_completion(prompt, max_tokens=6 * SPAN_WORDS, temperature=0.0, grammar=grammar,
                                          seed=self.seed)
-        return out["choices"][0]["text"].strip()
+        words = out["choices"][0]["text"].split()
+        return " ".join(w for i, w in enumerate(words) if i == 0 or w != words[i - 1])  # "Tim Tim Tim" → "Tim"
 
     def _check(self, draft: str, question: str, hits: Sequence[Hit], started: float) -> Answer:
         """Turn a draft into an Answer (see ``check_answer``)."""
