@@ -33,7 +33,8 @@ WRITER = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     from test_concurrency import passage
     path, tag, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    m = Memory(path, batch_size=4)
+    m = Memory(path, batch_size=2)
+    m.search("warm up the model", k=1)  # loads the embedder now, so that both adds overlap
     print("open", flush=True)
     sys.stdin.readline()  # start together
     ids = m.add([passage(tag, i) for i in range(n)], metadata={{"tag": tag}}, progress=False)
@@ -47,9 +48,12 @@ def _spawn(code: str, *args) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_two_writers_creating_and_adding_at_once_keep_exact_counts(tmp_path):
+@pytest.mark.parametrize("precreate", [False, True], ids=["racing-creation", "existing-store"])
+def test_two_writers_creating_and_adding_at_once_keep_exact_counts(tmp_path, precreate):
     path = tmp_path / "shared.db"
-    n = 24
+    if precreate:
+        Memory(path).close()
+    n = 30
     procs = [_spawn(WRITER, path, tag, n) for tag in ("alpha", "beta")]
     for p in procs:  # both have opened (one created, the other found it or raced it) before adding
         assert p.stdout.readline().strip() == "open", p.stderr.read()
@@ -148,7 +152,8 @@ def test_refit_loses_cleanly_to_another_process_refit(tmp_path, monkeypatch):
             out = real_fit(*args, **kw)
             if not calls:
                 calls.append(1)
-                b.refit()  # commits generation g + 1 while a is between its fit and its swap
+                b.add([f"late passage {i}" for i in range(5)], embeddings=emb[:5] + 0.5)
+                b.refit()  # commits generation g + 1 (fitted on more rows) while a is between its fit and its swap
             return out
 
         monkeypatch.setattr(hashing, "fit", fit_while_b_refits)
@@ -156,6 +161,9 @@ def test_refit_loses_cleanly_to_another_process_refit(tmp_path, monkeypatch):
         a.refit()
         monkeypatch.setattr(hashing, "fit", real_fit)
         assert a.hasher.generation == b.hasher.generation == g + 1
+        stored = hashing.Hasher.from_bytes(a.storage.get_meta("hasher"))
+        assert np.array_equal(stored.mean, b.hasher.mean) and np.array_equal(stored.mean, a.hasher.mean)
+        assert len(a) == len(b) == 45
         a.storage.check(bits=a.config.bits, dim=a.config.dim, generation=g + 1)
         assert a.search_embeddings(emb[:1], 1)[0][0].id == 1
     finally:
@@ -246,3 +254,25 @@ def test_busy_write_lock_times_out_with_a_one_line_error(tmp_path, passages):
     m.add(passages[2:3])
     assert len(m) == 3
     m.close()
+
+
+def test_interleaved_writers_share_one_lexicon(tmp_path):
+    """Deterministic version of the race: two handles (two connections, as two processes) take turns."""
+    path = tmp_path / "s.db"
+    a = Memory(path)
+    b = Memory(path)
+    try:
+        texts = []
+        for i in range(4):
+            for tag, m in (("alpha", a), ("beta", b)):
+                batch = [passage(tag, 2 * i), passage(tag, 2 * i + 1)]
+                m.add(batch)
+                texts += batch
+        expected_df = Counter(t for text in texts for t in hints.terms_of(hints.tokenize(text)))
+        lex = a.storage.load_lexicon()
+        assert lex.n_docs == len(texts)
+        assert {t: lex.df[i] for t, i in lex.ids.items()} == dict(expected_df)
+        assert len(a) == len(b) == len(texts)
+    finally:
+        a.close()
+        b.close()
