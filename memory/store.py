@@ -33,7 +33,7 @@ import numpy as np
 
 from . import hashing, hints, partition, quantize
 from .chunk import DEFAULT_PASSAGE_TOKENS, chunk_text
-from .config import DEFAULT_CANDIDATES, StoreConfig, validate_settings
+from .config import DEFAULT_CANDIDATES, MAX_K, StoreConfig, validate_settings
 from .embed import Embedder, same_model
 from .errors import (
     ConfigError,
@@ -46,13 +46,13 @@ from .errors import (
 from .index import HammingIndex
 from .results import Hit, Record, StoreStats
 from .storage import Storage
+from .validate import check_metadata, check_str
 
 SearchMode = Literal["binary+int8", "binary", "int8"]
 FIRST_FIT = 1024
 REFIT_GROWTH = 4
 LAST_REFIT = 262_144
 FIT_SAMPLE = 65_536
-MAX_K = 10_000  # hits (and rerank candidates) per search
 ASYMMETRIC_FACTOR = 4
 _DEFAULT_ALIASES = {"sentence-transformers/all-MiniLM-L6-v2": "all-MiniLM-L6-v2"}
 
@@ -419,6 +419,8 @@ class Memory:
                 for i, t in enumerate(texts):
                     _check_text(t, f"passage {offset + i}")
                 metas = [m for _, m in batch]
+                for i, m in enumerate(metas):
+                    check_metadata(m, f"metadata of passage {offset + i}")
                 emb = embeddings[offset : offset + len(batch)] if embeddings is not None else None
                 ids += self._add_batch(texts, metas, namespace, emb)
                 offset += len(batch)
@@ -574,7 +576,7 @@ class Memory:
         """
         if not isinstance(query, str) or not query.strip():
             raise InputError("the query is empty; give some text to search for")
-        _check_str(query, "the query")
+        check_str(query, "the query")
         _check_k(k)
         return self.search_embeddings(self._embed([query]), k, namespace=namespace, where=where,
                                       candidates=candidates, mode=mode)[0]
@@ -776,15 +778,7 @@ def _check_text(text, what: str) -> None:
         raise InputError(f"{what} is empty or whitespace only; nothing to store")
     if "\x00" in text:
         raise InputError(f"{what} contains a NUL character at position {text.index(chr(0))}; not text")
-    _check_str(text, what)
-
-
-def _check_str(text: str, what: str) -> None:
-    """Strings must be storable as UTF-8: no lone surrogates."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as e:
-        raise InputError(f"{what} is not valid Unicode text: a lone surrogate at position {e.start}") from e
+    check_str(text, what)
 
 
 def _check_k(k, what: str = "k") -> None:
@@ -828,30 +822,6 @@ def _normalize_metadata(metadata, n: int) -> list[dict]:
     for i, m in enumerate(metas):
         check_metadata(m, f"metadata {i}")
     return metas
-
-
-def check_metadata(m, what: str = "metadata") -> None:
-    """Metadata must be a JSON object: string keys, JSON values, finite numbers, valid Unicode.
-
-    Raises:
-        InputError: naming the first offence.
-    """
-    import json
-
-    if not isinstance(m, dict):
-        raise InputError(f"{what} is {type(m).__name__}, not a dict")
-    bad = [k for k in m if not isinstance(k, str)]
-    if bad:
-        raise InputError(f"{what} has a non-string key {bad[0]!r}; JSON object keys are strings")
-    try:
-        json.dumps(m, allow_nan=False, ensure_ascii=False, sort_keys=True).encode("utf-8")
-    except ValueError as e:  # NaN / Infinity, a lone surrogate (UnicodeEncodeError), a circular reference
-        reason = "a lone surrogate" if isinstance(e, UnicodeEncodeError) else e
-        raise InputError(f"{what} is not valid JSON: {reason} (numbers must be finite)") from e
-    except TypeError as e:
-        raise InputError(f"{what} is not JSON-serializable: {e}") from e
-    except RecursionError as e:
-        raise InputError(f"{what} is nested too deeply") from e
 
 
 def _batched(items: Iterable, n: int) -> Iterator[list]:
