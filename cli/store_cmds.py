@@ -116,8 +116,10 @@ def add(ctx, paths, namespace, meta, passage_tokens):
     Every file is checked before anything is stored.
     """
     from hashmem.memory import sources
+    from hashmem.memory.validate import check_metadata
 
     extra = parse_meta(meta)
+    check_metadata(extra, "--meta")
     spool = None
     try:
         files = []

@@ -99,13 +99,13 @@ class Storage:
         self.path = Path(path)
         if self.path.is_dir():
             raise StoreError(f"{self.path} is a directory; give a file path for the store")
+        if self.path.exists() and not self.path.is_file():
+            raise StoreError(f"{self.path} is not a regular file (a pipe, device or socket); give a file path")
         exists = self.path.exists() and self.path.stat().st_size > 0
         if not exists and (not create or readonly):
             raise StoreError(f"no store at {self.path}; create one with `hashmem init` or Memory(path)")
         if not exists and not self.path.parent.exists():
             raise StoreError(f"directory {self.path.parent} does not exist; create it first")
-        if exists and not self.path.is_file():
-            raise StoreError(f"{self.path} is not a regular file; give a file path for the store")
         if exists and not os.access(self.path, os.R_OK):
             raise StoreError(f"cannot read {self.path}: permission denied")
         self.readonly = readonly or (exists and not os.access(self.path, os.W_OK))

@@ -31,9 +31,10 @@ def check_metadata(m, what: str = "metadata") -> None:
         raise InputError(f"{what} has a non-string key {bad[0]!r}; JSON object keys are strings")
     try:
         json.dumps(m, allow_nan=False, ensure_ascii=False, sort_keys=True).encode("utf-8")
-    except ValueError as e:  # NaN / Infinity, a lone surrogate (UnicodeEncodeError), a circular reference
-        reason = "a lone surrogate" if isinstance(e, UnicodeEncodeError) else e
-        raise InputError(f"{what} is not valid JSON: {reason} (numbers must be finite)") from e
+    except UnicodeEncodeError as e:
+        raise InputError(f"{what} is not valid Unicode text: a lone surrogate") from e
+    except ValueError as e:  # NaN / Infinity, a circular reference
+        raise InputError(f"{what} is not valid JSON: {e} (numbers must be finite)") from e
     except TypeError as e:
         raise InputError(f"{what} is not JSON-serializable: {e}") from e
     except RecursionError as e:
