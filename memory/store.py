@@ -12,7 +12,7 @@ Learned codes without keeping floats: codes are always computed from the
 *dequantized int8 vectors*, so the store can refit its hasher at any time from
 what it keeps. The hasher is (re)fitted when the store reaches 1,024 passages
 and again each time it has grown 4× since the last fit (4,096, 16,384, …,
-262,144), on a sample of at most 65,536 stored vectors; every code is then
+262,144), on a sample of at most 16,384 stored vectors; every code is then
 re-encoded in the same transaction that stores the new hasher, tagged with the
 hasher's generation. Codes of different generations are never compared: the
 integrity check refuses a store that holds two.
@@ -52,7 +52,7 @@ SearchMode = Literal["binary+int8", "binary", "int8"]
 FIRST_FIT = 1024
 REFIT_GROWTH = 4
 LAST_REFIT = 262_144
-FIT_SAMPLE = 65_536
+FIT_SAMPLE = 16_384  # vectors an ITQ refit is fitted on (benchmarks/refit_cost.py)
 ASYMMETRIC_FACTOR = 4
 _DEFAULT_ALIASES = {"sentence-transformers/all-MiniLM-L6-v2": "all-MiniLM-L6-v2"}
 
