@@ -13,9 +13,14 @@ Learned codes without keeping floats: codes are always computed from the
 what it keeps. The hasher is (re)fitted when the store reaches 1,024 passages
 and again each time it has grown 4× since the last fit (4,096, 16,384, …,
 262,144), on a sample of at most 16,384 stored vectors; every code is then
-re-encoded in the same transaction that stores the new hasher, tagged with the
-hasher's generation. Codes of different generations are never compared: the
-integrity check refuses a store that holds two.
+re-encoded (outside the write lock) and written in one short transaction that
+also stores the new hasher, tagged with the hasher's generation. Codes of
+different generations are never compared: the integrity check refuses a store
+that holds two.
+
+Several processes may share a store: each write transaction first brings the
+handle up to date (lexicon, quantizer, hasher, index) with what other processes
+committed, and each search does the same, so it sees every earlier commit.
 
 What it does not do: read files (``sources``), chunk (``chunk``) or decode text
 (``decoders``).
