@@ -100,6 +100,11 @@ def main() -> None:
         print(samples[-1], flush=True)
     out = {"dataset": "scifact-train", "n": len(x), "bits": args.bits, "fits": rows, "samples": samples}
     if not args.skip_ndcg:
+        # the cache holds the train queries that have qrels, sorted by id (benchmarks/embed_cache.py)
+        data = ev.load_beir(DATA / "scifact-train")
+        qids = sorted({line.split("\t")[0] for line in list(open(DATA / "scifact-train" / "qrels.tsv"))[1:]})
+        pos = {qid: i for i, qid in enumerate(qids)}
+        queries = queries[[pos[qid] for qid in data.query_ids]]
         ndcg = {}
         for name, impl, iters in [("old", old_itq_projection, 50), ("new", new_impl, hashing.ITQ_ITERATIONS)]:
             hashing._itq_projection = impl

@@ -820,6 +820,8 @@ def _normalize_metadata(metadata, n: int) -> list[dict]:
         return [{} for _ in range(n)]
     if isinstance(metadata, dict):
         metas = [dict(metadata) for _ in range(n)]
+    elif isinstance(metadata, str | bytes) or not isinstance(metadata, Iterable):
+        raise InputError(f"metadata must be a dict or a list of dicts, got {type(metadata).__name__}")
     else:
         metas = list(metadata)
         if len(metas) != n:

@@ -61,7 +61,7 @@ def test_two_writers_creating_and_adding_at_once_keep_exact_counts(tmp_path, pre
         p.stdin.write("go\n")
         p.stdin.flush()
     outs = [p.communicate(timeout=300) for p in procs]
-    for p, (out, err) in zip(procs, outs, strict=True):
+    for p, (_out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
     acked = [int(x) for out, _ in outs for x in out.split()]
     assert len(acked) == len(set(acked)) == 2 * n
