@@ -15,7 +15,14 @@ File layout (one SQLite database, WAL journal):
   ``text`` fidelity tier.
 
 Every write happens in one ``BEGIN IMMEDIATE … COMMIT`` transaction, so a killed
-process loses at most the batch it was writing.
+process loses at most the batch it was writing; creating a store is one such
+transaction (schema, settings and hashing parameters together). Writers from
+several processes wait for each other's write lock up to ``BUSY_TIMEOUT`` seconds.
+A file is checked to be a hashmem store before anything in it changes (no WAL
+switch on another application's database). ``PRAGMA data_version`` tells an open
+handle that another process committed. SQLite failures inside a write (disk
+full, I/O errors) and a store file deleted or replaced under the open handle
+become a ``StoreError`` naming the cause, after the rollback.
 
 What it does not do: embed, hash or rank. Its interface stays small (put, get,
 delete, iterate codes, config) so another backend can replace it.
@@ -89,7 +96,9 @@ class Storage:
         create: allow a missing (or empty) file, to be created by ``initialize``.
         readonly: open for reading only: nothing in the file changes (no WAL switch, no
             checkpoint); on a read-only filesystem or directory the file is opened
-            ``immutable`` (no -wal/-shm needed; sound because nobody can write there).
+            ``immutable`` (no -wal/-shm needed; sound because nobody can write there, but
+            a -wal left there by a writer that crashed is not read: its last commits are
+            not seen until a writable open checkpoints them).
         busy_timeout: seconds a write waits for another process's write lock before
             giving up with a StoreError.
     """
