@@ -141,11 +141,7 @@ def _build(mem, namespace: str, *, nlist: int | None, seed: int) -> None:
 
 def _assign_ids(mem, ids: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     lists = ivf.assign_vectors(mem.quantizer.decode(mem.storage.fetch_qvecs(ids.tolist(), mem.config.dim)), centroids)
-    if mem.storage.readonly:
-        return lists
-    if mem.storage.conn.in_transaction:  # reloading inside a write (catching up with another process)
-        mem.storage.set_lists(mem.storage.conn, ids, lists)
-    else:
+    if not mem.storage.readonly:
         with mem.storage.transaction() as c:
             mem.storage.set_lists(c, ids, lists)
     return lists

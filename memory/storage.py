@@ -188,7 +188,7 @@ class Storage:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE … COMMIT; rolls back on any exception.
+        """BEGIN IMMEDIATE … COMMIT; rolls back on any exception (nested: joins the open one).
 
         Waits up to ``busy_timeout`` seconds for another process's write lock. SQLite
         errors inside become a StoreError naming the real cause (e.g. "database or disk
@@ -200,6 +200,9 @@ class Storage:
         """
         if self.readonly:
             raise StoreError(f"cannot write {self.path}: opened read-only (or the file is read-only)")
+        if self.conn.in_transaction:  # called inside this handle's own write: join it
+            yield self.conn
+            return
         self._check_file()
         try:
             self.conn.execute("BEGIN IMMEDIATE")

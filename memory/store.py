@@ -550,7 +550,8 @@ class Memory:
                 self.storage.update_codes(c, ids, new.encode(self.quantizer.decode(q)), new.generation)
             self.storage.set_meta(c, "hasher", raw)
             self.hasher, self._hasher_raw = new, raw
-            self._load_index()
+            self._version = self.storage.data_version()
+        self._load_index()  # after the commit: the write lock is not held while the index is rebuilt
 
     # -- searching ---------------------------------------------------------------------
 
