@@ -5,12 +5,22 @@ from __future__ import annotations
 import math
 
 import pytest
+from conftest import PASSAGES
 
-from hashmem.memory import ConfigError, InputError, RecordNotFoundError
+from hashmem.memory import ConfigError, InputError, Memory, RecordNotFoundError
 from hashmem.memory.validate import check_metadata
 
 circular: dict = {}
 circular["self"] = circular
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """One store for the failing calls below (each leaves it unchanged, which the tests check)."""
+    m = Memory(tmp_path_factory.mktemp("validate") / "s.db")
+    m.add(PASSAGES, metadata=[{"n": i} for i in range(len(PASSAGES))])
+    yield m
+    m.close()
 
 
 @pytest.mark.parametrize(
@@ -30,7 +40,8 @@ circular["self"] = circular
         (5, "a dict or a list of dicts"),
     ],
 )
-def test_bad_metadata_is_refused_and_nothing_stored(mem, meta, match):
+def test_bad_metadata_is_refused_and_nothing_stored(shared, meta, match):
+    mem = shared
     n = len(mem)
     if isinstance(meta, dict):
         with pytest.raises(InputError, match=match):
@@ -61,7 +72,8 @@ def test_bad_metadata_is_refused_and_nothing_stored(mem, meta, match):
         (lambda m: m.delete([None]), InputError, "record ids are integers"),
     ],
 )
-def test_bad_api_input_gives_typed_errors(mem, call, error, match):
+def test_bad_api_input_gives_typed_errors(shared, call, error, match):
+    mem = shared
     n = len(mem)
     with pytest.raises(error, match=match):
         call(mem)
