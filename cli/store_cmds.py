@@ -34,7 +34,8 @@ def open_memory(ctx: click.Context, *, create: bool = False, write: bool = False
     default = ctx.find_root().obj.get("store") is None and not os.environ.get(STORE_ENV)
     if create and default and path == default_store_path():
         path.parent.mkdir(parents=True, exist_ok=True)
-    return Memory(path, create=create, readonly=not (create or write), **settings)
+    durable = bool(ctx.find_root().obj.get("durable"))
+    return Memory(path, create=create, readonly=not (create or write), durable=durable, **settings)
 
 
 def parse_json_value(text: str):

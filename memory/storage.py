@@ -101,10 +101,13 @@ class Storage:
             not seen until a writable open checkpoints them).
         busy_timeout: seconds a write waits for another process's write lock before
             giving up with a StoreError.
+        durable: ``synchronous=FULL``: every commit is synced to disk before it returns,
+            so a power loss keeps it too (default ``NORMAL``: a power loss may drop the
+            last commits, never the file's consistency).
     """
 
     def __init__(self, path: str | os.PathLike, *, create: bool, readonly: bool = False,
-                 busy_timeout: float = BUSY_TIMEOUT) -> None:
+                 busy_timeout: float = BUSY_TIMEOUT, durable: bool = False) -> None:
         self.path = Path(path)
         if self.path.is_dir():
             raise StoreError(f"{self.path} is a directory; give a file path for the store")
@@ -131,7 +134,7 @@ class Storage:
                 raise StoreCorruptError(f"{self.path} is an SQLite file but not a hashmem store")
             if not self.readonly:
                 self.conn.execute("PRAGMA journal_mode=WAL")
-                self.conn.execute("PRAGMA synchronous=NORMAL")
+                self.conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             self.conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.DatabaseError as e:
             self._close_quietly()

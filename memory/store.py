@@ -81,6 +81,8 @@ class Memory:
         check: run the integrity check on open.
         readonly: open for reading only (search, get, stats): nothing in the file
             changes, and a store on a read-only filesystem can be searched.
+        durable: sync every commit to disk (SQLite ``synchronous=FULL``) so that a power
+            loss keeps it; by default (``NORMAL``) a power loss may drop the last commits.
 
     Several processes may share one store: writes serialize on SQLite's write lock
     (waiting up to ``storage.BUSY_TIMEOUT`` seconds), and every search first brings
@@ -106,13 +108,14 @@ class Memory:
         batch_size: int = 256,
         check: bool = True,
         readonly: bool = False,
+        durable: bool = False,
     ) -> None:
         validate_settings(bits=bits, method=method, hint_bytes=hint_bytes, fidelity=fidelity)
         if batch_size <= 0:
             raise ConfigError(f"batch_size must be positive, got {batch_size}")
         self.path = Path(path)
         self.batch_size = batch_size
-        self.storage = Storage(self.path, create=create and not readonly, readonly=readonly)
+        self.storage = Storage(self.path, create=create and not readonly, readonly=readonly, durable=durable)
         new = self.storage.is_new
         try:
             if new and self._create(model, bits, method, hint_bytes, fidelity):

@@ -182,3 +182,31 @@ def test_disk_full_reports_the_real_cause_and_keeps_the_store(mem, store_path):
     mem.storage.conn.execute("PRAGMA max_page_count = 1073741823")
     assert len(mem.add(texts[:2])) == 2
     mem.storage.check(bits=mem.config.bits, dim=mem.config.dim, generation=mem.hasher.generation, full=True)
+
+
+def test_durable_syncs_every_commit(mem, store_path, monkeypatch):
+    """synchronous: NORMAL (1) by default, FULL (2) with durable=True / `hashmem --durable`."""
+    import sys
+
+    from click.testing import CliRunner
+
+    from hashmem.cli.main import cli  # imports store_cmds (importing that first would be circular)
+
+    store_cmds = sys.modules["hashmem.cli.store_cmds"]
+
+    assert mem.storage.conn.execute("PRAGMA synchronous").fetchone()[0] == 1
+    mem.close()
+    with Memory(store_path, durable=True) as m:
+        assert m.storage.conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+        m.add(["A durable passage about granite quarries."])
+    seen = []
+    real = store_cmds.open_memory
+
+    def spy(ctx, **kw):
+        m = real(ctx, **kw)
+        seen.append(m.storage.conn.execute("PRAGMA synchronous").fetchone()[0])
+        return m
+
+    monkeypatch.setattr(store_cmds, "open_memory", spy)
+    r = CliRunner().invoke(cli, ["--store", str(store_path), "--durable", "delete", "1"], catch_exceptions=False)
+    assert r.exit_code == 0 and seen == [2], r.output
