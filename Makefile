@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test lint demo bench eval clean
+.PHONY: install test lint demo bench eval soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ lint: install
 
 demo: install
 	$(BIN)/python examples/demo.py
+
+# many processes on one store, writers SIGKILLed (not part of `make test`; ~7 min by default);
+# shorten with e.g. `make soak SOAK_ARGS="--seconds 20 --rounds 10"`
+soak: install
+	$(BIN)/python benchmarks/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

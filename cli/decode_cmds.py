@@ -7,7 +7,7 @@ import json
 import click
 
 from .main import cli
-from .store_cmds import open_memory, positive
+from .store_cmds import RECORD_ID, open_memory, positive
 
 MODEL_HELP = "A GGUF model for the llama decoder (default $HASHMEM_GGUF, else SmolLM2-135M-Instruct)."
 
@@ -53,7 +53,7 @@ def format_reconstruction(r) -> str:
 
 
 @cli.command()
-@click.argument("record_id", type=int)
+@click.argument("record_id", type=RECORD_ID)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--model", default=None, help=MODEL_HELP)
 @click.option("--decoder", type=click.Choice(["auto", "llama", "extractive"]), default="auto", show_default=True,

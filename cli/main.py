@@ -49,8 +49,11 @@ class HashmemGroup(click.Group):
     default=None,
     help=f"Store file. Default: ${STORE_ENV}, else memory.db in the user data directory.",
 )
+@click.option("--durable", is_flag=True, default=False,
+              help="Sync every commit to disk (SQLite synchronous=FULL): a power loss keeps it too. "
+                   "Default: a power loss may drop the last commits, never the store's consistency.")
 @click.pass_context
-def cli(ctx: click.Context, store: Path | None) -> None:
+def cli(ctx: click.Context, store: Path | None, durable: bool) -> None:
     """hashmem: a retrieval memory that keeps passages as binary codes, int8
     vectors and a few bytes of lexical hints, and decompresses them on request.
 
@@ -62,6 +65,7 @@ def cli(ctx: click.Context, store: Path | None) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["store"] = store
+    ctx.obj["durable"] = durable
 
 
 def store_path(ctx: click.Context) -> Path:

@@ -3,32 +3,63 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
 
 import click
 
-from .main import cli, default_store_path, store_path
+from hashmem.memory.config import MAX_K
+
+from .main import STORE_ENV, cli, default_store_path, store_path
+
+K_RANGE = click.IntRange(1, MAX_K)
+RECORD_ID = click.IntRange(1, 2**63 - 1)  # SQLite's integer range: a larger id is a usage error
+META_HELP = ("Values are JSON when they parse as JSON (1, 2.5, true, false, null, \"quoted\") and strings "
+             "otherwise, so key=1 is the number 1 and key='\"1\"' the string \"1\".")
 
 
-def open_memory(ctx: click.Context, *, create: bool = False, **settings):
-    """Open the store of this invocation (the library does the checking)."""
+def open_memory(ctx: click.Context, *, create: bool = False, write: bool = False, **settings):
+    """Open the store of this invocation (the library does the checking).
+
+    Commands that only read open it read-only (``write`` and ``create`` False): the
+    file is left exactly as it was, and a store on a read-only filesystem can be read.
+    Only the built-in default location has its directory created; ``--store`` and
+    ``$HASHMEM_STORE`` must point into an existing directory.
+    """
     from hashmem.memory import Memory
 
     path = store_path(ctx)
-    if create and ctx.find_root().obj.get("store") is None and path == default_store_path():
+    default = ctx.find_root().obj.get("store") is None and not os.environ.get(STORE_ENV)
+    if create and default and path == default_store_path():
         path.parent.mkdir(parents=True, exist_ok=True)
-    return Memory(path, create=create, **settings)
+    durable = bool(ctx.find_root().obj.get("durable"))
+    return Memory(path, create=create, readonly=not (create or write), durable=durable, **settings)
 
 
-def parse_meta(values: tuple[str, ...]) -> dict:
+def parse_json_value(text: str):
+    """A --meta / --where value: JSON when it is valid (finite) JSON, else the string itself."""
+    def reject(name):
+        raise ValueError(name)
+
+    try:
+        value = json.loads(text, parse_constant=reject)
+    except (ValueError, RecursionError):
+        return text
+    if isinstance(value, float) and value in (float("inf"), float("-inf")):
+        return text
+    return value
+
+
+def parse_meta(values: tuple[str, ...], param_hint: str = "--meta") -> dict:
+    """KEY=VALUE pairs → dict, values typed as JSON (``parse_json_value``)."""
     meta = {}
     for v in values:
         if "=" not in v or not v.split("=", 1)[0]:
-            raise click.BadParameter(f"expected key=value, got {v!r}", param_hint="--meta")
+            raise click.BadParameter(f"expected key=value, got {v!r}", param_hint=param_hint)
         key, value = v.split("=", 1)
-        meta[key] = value
+        meta[key] = parse_json_value(value)
     return meta
 
 
@@ -48,7 +79,7 @@ def positive(ctx, param, value):
 def init(ctx, model, bits, method, hint_bytes, fidelity):
     """Create a new store (settings are fixed from then on)."""
     path = store_path(ctx)
-    if path.exists() and path.stat().st_size > 0:
+    if path.exists() and path.stat().st_size > 0 and _is_store(path):
         raise click.ClickException(f"{path} already exists; remove it or choose another --store")
     with open_memory(ctx, create=True, model=model, bits=bits, method=method,
                      hint_bytes=hint_bytes, fidelity=fidelity) as mem:
@@ -57,10 +88,25 @@ def init(ctx, model, bits, method, hint_bytes, fidelity):
                    f"{c.hint_bytes}-byte hints, fidelity {c.fidelity})")
 
 
+def _is_store(path) -> bool:
+    """True when the file holds a store (a creation killed before its commit leaves none: init may redo it)."""
+    from hashmem.memory.storage import Storage
+
+    try:
+        s = Storage(path, create=False, readonly=True)
+    except Exception:  # noqa: BLE001 - not openable: let the library report it when creating
+        return True
+    try:
+        return not s.is_new
+    finally:
+        s.close()
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--namespace", "-n", default="default", show_default=True, help="Partition to add to.")
-@click.option("--meta", multiple=True, metavar="KEY=VALUE", help="Metadata for every passage (repeatable).")
+@click.option("--meta", multiple=True, metavar="KEY=VALUE",
+              help="Metadata for every passage (repeatable). " + META_HELP)
 @click.option("--passage-tokens", type=int, default=128, show_default=True, callback=positive,
               help="Target passage length when chunking text files.")
 @click.pass_context
@@ -71,8 +117,10 @@ def add(ctx, paths, namespace, meta, passage_tokens):
     Every file is checked before anything is stored.
     """
     from hashmem.memory import sources
+    from hashmem.memory.validate import check_metadata
 
     extra = parse_meta(meta)
+    check_metadata(extra, "--meta")
     spool = None
     try:
         files = []
@@ -86,8 +134,8 @@ def add(ctx, paths, namespace, meta, passage_tokens):
                 files += sources.find_files([p])
         if not files:
             raise click.ClickException("no text, markdown or .jsonl files found in the given paths")
-        sources.check_all(files)
         names = {Path(spool.name): "-"} if spool else None
+        sources.check_all(files, names=names)
         with open_memory(ctx, create=True) as mem:
             ids = mem.add_passages(
                 sources.passages(files, metadata=extra, passage_tokens=passage_tokens, names=names),
@@ -102,19 +150,20 @@ def add(ctx, paths, namespace, meta, passage_tokens):
 
 @cli.command()
 @click.argument("query")
-@click.option("-k", type=int, default=10, show_default=True, help="Number of hits.")
+@click.option("-k", type=K_RANGE, default=10, show_default=True, help=f"Number of hits (at most {MAX_K:,}).")
 @click.option("--namespace", "-n", default="default", show_default=True)
-@click.option("--candidates", type=int, default=None, callback=positive, help="Passages reranked with int8 vectors (default 100).")
-@click.option("--where", multiple=True, metavar="KEY=VALUE", help="Metadata equality filter (repeatable).")
+@click.option("--candidates", type=K_RANGE, default=None, help="Passages reranked with int8 vectors (default 100).")
+@click.option("--where", multiple=True, metavar="KEY=VALUE",
+              help="Metadata equality filter (repeatable); types must match exactly (1 is not true, nor \"1\"). "
+                   + META_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--recall", "recall", is_flag=True, help="Also reconstruct each hit (see `hashmem recall`).")
 @click.pass_context
 def search(ctx, query, k, namespace, candidates, where, as_json, recall=False):
     """Search the store for passages near QUERY."""
-    if k <= 0:
-        raise click.BadParameter(f"must be a positive integer, got {k}", param_hint="-k")
+    where = parse_meta(where, "--where") or None
     with open_memory(ctx) as mem:
-        hits = mem.search(query, k, namespace=namespace, candidates=candidates, where=parse_meta(where) or None)
+        hits = mem.search(query, k, namespace=namespace, candidates=candidates, where=where)
         recalled = None
         if recall:
             from .decode_cmds import recall_hits
@@ -148,7 +197,7 @@ def hit_dict(h) -> dict:
 
 
 @cli.command()
-@click.argument("record_id", type=int)
+@click.argument("record_id", type=RECORD_ID)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def show(ctx, record_id, as_json):
@@ -198,11 +247,12 @@ def stats(ctx, as_json):
 
 
 @cli.command()
-@click.argument("ids", nargs=-1, type=int, required=True)
+@click.argument("ids", nargs=-1, type=RECORD_ID, required=True)
 @click.pass_context
 def delete(ctx, ids):
-    """Delete records by id."""
-    with open_memory(ctx) as mem:
+    """Delete records by id (exit 1 when some did not exist)."""
+    ids = tuple(dict.fromkeys(ids))  # `delete 5 5` deletes record 5, once
+    with open_memory(ctx, write=True) as mem:
         n = mem.delete(ids)
     click.echo(f"deleted {n} of {len(ids)} record(s)")
     if n < len(ids):

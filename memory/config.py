@@ -22,6 +22,7 @@ DEFAULT_BITS = 256
 DEFAULT_METHOD: HashMethod = "itq"
 DEFAULT_HINT_BYTES = 48
 DEFAULT_CANDIDATES = 100
+MAX_K = 10_000  # hits (and rerank candidates) per search
 FORMAT_VERSION = 1
 
 

@@ -367,6 +367,8 @@ class LlmTier:
             return self._model
 
     def _check(self, model: TokenModel) -> None:
+        if getattr(self.storage, "is_new", False):
+            return  # being created: describe() records this very model
         raw = self.storage.get_meta(META_KEY)
         if raw is None:
             return  # written by record() when the store is created
@@ -382,10 +384,13 @@ class LlmTier:
                 f"(sha256 {str(stored.get('model_sha256'))[:12]}…); the model here is {have['model_file']} "
                 f"(sha256 {have['model_sha256'][:12]}…). Give that exact GGUF file (e.g. $HASHMEM_GGUF)")
 
+    def describe(self) -> str:
+        """The ``llm_codec`` meta value of a new store: coder parameters and the model's fingerprint (JSON)."""
+        return json.dumps({"params": PARAMS, **self.model().fingerprint()}, sort_keys=True)
+
     def record(self, conn) -> None:
-        """Write the coder parameters and the model's fingerprint into a new store (inside conn)."""
-        fp = self.model().fingerprint()
-        self.storage.set_meta(conn, META_KEY, json.dumps({"params": PARAMS, **fp}, sort_keys=True))
+        """Write ``describe()`` into a store (inside conn)."""
+        self.storage.set_meta(conn, META_KEY, self.describe())
 
     def encode(self, texts: Sequence[str], hints: Sequence[Sequence[str]], fallbacks: Sequence[bytes],
                *, verify: bool = True) -> list[bytes]:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import InputError
+from .validate import check_metadata, check_str
 
 READ_BYTES = 1 << 20
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst", ".text")
@@ -105,12 +106,27 @@ def json_object(path: Path, line_no: int, line: str) -> dict | None:
     if not line.strip():
         return None
     try:
-        obj = json.loads(line)
+        obj = json.loads(line, parse_constant=_reject_constant, parse_float=_finite_float)
     except json.JSONDecodeError as e:
         raise InputError(f"{path}:{line_no}: not valid JSON ({e.msg})") from e
+    except ValueError as e:  # NaN, Infinity, or a number too large for a float
+        raise InputError(f"{path}:{line_no}: not valid JSON ({e}); numbers must be finite") from e
+    except RecursionError as e:
+        raise InputError(f"{path}:{line_no}: nested too deeply") from e
     if not isinstance(obj, dict):
         raise InputError(f"{path}:{line_no}: each line must be a JSON object, got {type(obj).__name__}")
     return obj
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    x = float(text)
+    if x in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} overflows a float")
+    return x
 
 
 def _jsonl_row(path: Path, line_no: int, line: str) -> tuple[str, dict] | None:
@@ -122,6 +138,8 @@ def _jsonl_row(path: Path, line_no: int, line: str) -> tuple[str, dict] | None:
         raise InputError(f"{path}:{line_no}: needs a non-empty string field \"text\"")
     if "\x00" in text:
         raise InputError(f"{path}:{line_no}: the text contains a NUL character")
+    check_str(text, f"{path}:{line_no}: the text")
+    check_metadata(obj, f"{path}:{line_no}: the metadata")
     return text, obj
 
 
@@ -133,8 +151,11 @@ def find_files(paths: list[str | os.PathLike]) -> list[Path]:
             out += sorted(
                 f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in TEXT_SUFFIXES + JSONL_SUFFIXES
             )
-        elif p.exists():
+        elif p.is_file():
             out.append(p)
+        elif p.exists():  # a FIFO with no writer would block forever; devices and sockets are not text
+            raise InputError(f"{p}: not a regular file (a pipe, device or socket); to read a stream, "
+                             "pipe it into `-` (stdin)")
         else:
             raise InputError(f"{p}: no such file or directory")
     return out
@@ -144,18 +165,28 @@ def is_jsonl(path: Path) -> bool:
     return path.suffix.lower() in JSONL_SUFFIXES
 
 
-def check_all(files: list[Path]) -> None:
+def check_all(files: list[Path], *, names: dict[Path, str] | None = None) -> None:
     """Validate every file fully before anything is stored (all-or-nothing ingest).
+
+    Args:
+        files: the files.
+        names: how to name some files in errors (stdin's spool file is ``-``).
 
     Raises:
         InputError: the first bad file, with the reason.
     """
+    names = names or {}
     for f in files:
-        if is_jsonl(f):
-            if not any(True for _ in iter_jsonl(f)):
-                raise InputError(f"{f}: no lines with text; nothing to store")
-        else:
-            validate(f)
+        try:
+            if is_jsonl(f):
+                if not any(True for _ in iter_jsonl(f)):
+                    raise InputError(f"{f}: no lines with text; nothing to store")
+            else:
+                validate(f)
+        except InputError as e:
+            if f in names:
+                raise InputError(str(e).replace(str(f), names[f])) from e
+            raise
 
 
 def passages(

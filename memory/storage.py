@@ -15,7 +15,14 @@ File layout (one SQLite database, WAL journal):
   ``text`` fidelity tier.
 
 Every write happens in one ``BEGIN IMMEDIATE … COMMIT`` transaction, so a killed
-process loses at most the batch it was writing.
+process loses at most the batch it was writing; creating a store is one such
+transaction (schema, settings and hashing parameters together). Writers from
+several processes wait for each other's write lock up to ``BUSY_TIMEOUT`` seconds.
+A file is checked to be a hashmem store before anything in it changes (no WAL
+switch on another application's database). ``PRAGMA data_version`` tells an open
+handle that another process committed. SQLite failures inside a write (disk
+full, I/O errors) and a store file deleted or replaced under the open handle
+become a ``StoreError`` naming the cause, after the rollback.
 
 What it does not do: embed, hash or rank. Its interface stays small (put, get,
 delete, iterate codes, config) so another backend can replace it.
@@ -24,9 +31,11 @@ delete, iterate codes, config) so another backend can replace it.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -57,6 +66,8 @@ CREATE TABLE ivf_lists (id INTEGER PRIMARY KEY, list INTEGER NOT NULL);
 """
 # tables added after format 1 stores were first written; created on opening such a store for writing
 _LATER_TABLES = "CREATE TABLE IF NOT EXISTS ivf_lists (id INTEGER PRIMARY KEY, list INTEGER NOT NULL);"
+BUSY_TIMEOUT = 30.0  # seconds a writer waits for another process's write lock
+_INT64_MAX = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -78,41 +89,89 @@ def _describe(path: Path, exc: Exception) -> str:
 
 
 class Storage:
-    """One open hashmem SQLite file."""
+    """One open hashmem SQLite file.
 
-    def __init__(self, path: str | os.PathLike, *, create: bool) -> None:
+    Args:
+        path: the file.
+        create: allow a missing (or empty) file, to be created by ``initialize``.
+        readonly: open for reading only: nothing in the file changes (no WAL switch, no
+            checkpoint); on a read-only filesystem or directory the file is opened
+            ``immutable`` (no -wal/-shm needed; sound because nobody can write there, but
+            a -wal left there by a writer that crashed is not read: its last commits are
+            not seen until a writable open checkpoints them).
+        busy_timeout: seconds a write waits for another process's write lock before
+            giving up with a StoreError.
+        durable: ``synchronous=FULL``: every commit is synced to disk before it returns,
+            so a power loss keeps it too (default ``NORMAL``: a power loss may drop the
+            last commits, never the file's consistency).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, create: bool, readonly: bool = False,
+                 busy_timeout: float = BUSY_TIMEOUT, durable: bool = False) -> None:
         self.path = Path(path)
         if self.path.is_dir():
             raise StoreError(f"{self.path} is a directory; give a file path for the store")
+        if self.path.exists() and not self.path.is_file():
+            raise StoreError(f"{self.path} is not a regular file (a pipe, device or socket); give a file path")
         exists = self.path.exists() and self.path.stat().st_size > 0
-        if not exists and not create:
+        if not exists and (not create or readonly):
             raise StoreError(f"no store at {self.path}; create one with `hashmem init` or Memory(path)")
         if not exists and not self.path.parent.exists():
             raise StoreError(f"directory {self.path.parent} does not exist; create it first")
         if exists and not os.access(self.path, os.R_OK):
             raise StoreError(f"cannot read {self.path}: permission denied")
-        self.readonly = exists and not os.access(self.path, os.W_OK)
+        self.readonly = readonly or (exists and not os.access(self.path, os.W_OK))
+        self.busy_timeout = busy_timeout
         self._closed = False
+        self._inode = None
         try:
-            uri = f"file:{self.path}{'?mode=ro' if self.readonly else ''}"
-            self.conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            self.conn = sqlite3.connect(self._uri(), uri=True, isolation_level=None, check_same_thread=False,
+                                        timeout=busy_timeout)
+            # look before changing anything: a foreign SQLite file must not be switched to WAL
+            tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if tables and not {"meta", "records", "terms"} <= tables:
+                self._close_quietly()
+                raise StoreCorruptError(f"{self.path} is an SQLite file but not a hashmem store")
             if not self.readonly:
                 self.conn.execute("PRAGMA journal_mode=WAL")
-                self.conn.execute("PRAGMA synchronous=NORMAL")
+                self.conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             self.conn.execute("PRAGMA foreign_keys=ON")
-            tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         except sqlite3.DatabaseError as e:
             self._close_quietly()
             if "not a database" in str(e) or "malformed" in str(e):
                 raise StoreCorruptError(f"{self.path} is not a hashmem store or is corrupted ({e})") from e
             raise StoreError(_describe(self.path, e)) from e
         self.is_new = not tables
-        if tables and not {"meta", "records", "terms"} <= tables:
-            self._close_quietly()
-            raise StoreCorruptError(f"{self.path} is an SQLite file but not a hashmem store")
         if tables and not self.readonly and "ivf_lists" not in tables:
             self.conn.execute(_LATER_TABLES)
         self.has_ivf_lists = not tables or not self.readonly or "ivf_lists" in tables
+        self._remember_inode()
+
+    def _uri(self) -> str:
+        quoted = urllib.parse.quote(str(self.path.absolute()))
+        if not self.readonly:
+            return f"file:{quoted}"
+        if os.access(self.path.parent, os.W_OK) and os.access(self.path, os.W_OK):
+            return f"file:{quoted}?mode=ro"  # a reader among writers: sees their commits
+        return f"file:{quoted}?immutable=1"  # read-only filesystem: nobody writes, no -wal/-shm needed
+
+    def _remember_inode(self) -> None:
+        try:
+            self._inode = (self.path.stat().st_dev, self.path.stat().st_ino)
+        except OSError:
+            self._inode = None
+
+    def _check_file(self) -> None:
+        """Fail loudly when the store's file was deleted or replaced under this open handle."""
+        try:
+            st = self.path.stat()
+            now = (st.st_dev, st.st_ino)
+        except OSError:
+            now = None
+        if self._inode is not None and now != self._inode:
+            what = "deleted" if now is None else "replaced by another file"
+            raise StoreError(f"{self.path} was {what} while this process had it open; "
+                             "nothing was written — reopen the store")
 
     def _close_quietly(self) -> None:
         try:
@@ -132,29 +191,74 @@ class Storage:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE … COMMIT; rolls back on any exception."""
+        """BEGIN IMMEDIATE … COMMIT; rolls back on any exception (nested: joins the open one).
+
+        Waits up to ``busy_timeout`` seconds for another process's write lock. SQLite
+        errors inside become a StoreError naming the real cause (e.g. "database or disk
+        is full"); the file is checked (same inode) before the commit, so a store deleted
+        or replaced under an open handle is never written to silently.
+
+        Raises:
+            StoreError: read-only, busy too long, the file vanished, or SQLite failed.
+        """
         if self.readonly:
-            raise StoreError(f"cannot write {self.path}: the file is read-only")
+            raise StoreError(f"cannot write {self.path}: opened read-only (or the file is read-only)")
+        if self.conn.in_transaction:  # called inside this handle's own write: join it
+            yield self.conn
+            return
+        self._check_file()
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as e:
+            if "locked" in str(e) or "busy" in str(e):
+                raise StoreError(f"cannot write {self.path}: another process held its write lock for more "
+                                 f"than {self.busy_timeout:g} s ({e})") from e
             raise StoreError(f"cannot write {self.path}: {e}") from e
         try:
             yield self.conn
+            self._check_file()
+        except sqlite3.Error as e:
+            self._rollback()
+            raise StoreError(f"cannot write {self.path}: {e}; nothing from this batch was stored") from e
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            self._rollback()
             raise
         try:
             self.conn.execute("COMMIT")
-        except sqlite3.DatabaseError as e:
-            self.conn.execute("ROLLBACK")
-            raise StoreError(f"cannot write {self.path}: {e}") from e
+        except sqlite3.Error as e:
+            self._rollback()
+            raise StoreError(f"cannot write {self.path}: {e}; nothing from this batch was stored") from e
+
+    def _rollback(self) -> None:
+        """Roll back if a transaction is still open (SQLite ends it by itself after some errors)."""
+        if self.conn.in_transaction:
+            try:
+                self.conn.execute("ROLLBACK")
+            except sqlite3.Error:  # the original error is the one to report
+                pass
+
+    def data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version``: changes whenever another connection commits."""
+        return self.conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def last_id(self) -> int:
+        """The highest record id ever assigned (ids are never reused); 0 for a new store."""
+        row = self.conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'records'").fetchone()
+        return 0 if row is None else int(row[0])
 
     # -- config and meta ---------------------------------------------------------------
 
-    def initialize(self, config: StoreConfig) -> None:
-        """Create the schema and write the config of a new store."""
+    def initialize(self, config: StoreConfig, extra_meta: dict[str, bytes | str] | None = None) -> bool:
+        """Create the schema and write the config (and ``extra_meta``) of a new store, in one transaction.
+
+        Returns:
+            True if this call created the store; False if another process created it
+            first (then nothing is written and the caller opens the existing store).
+        """
         with self.transaction() as c:
+            if c.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]:
+                self.is_new = False
+                return False
             for stmt in _SCHEMA.strip().split(";"):
                 if stmt.strip():
                     c.execute(stmt)
@@ -165,9 +269,11 @@ class Storage:
                     ("format_version", str(FORMAT_VERSION)),
                     ("config", config.to_json()),
                     ("lexicon_docs", "0"),
+                    *(extra_meta or {}).items(),
                 ],
             )
         self.is_new = False
+        return True
 
     def get_meta(self, key: str) -> bytes | str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -262,9 +368,9 @@ class Storage:
         return ids
 
     def fetch(self, ids: Sequence[int]) -> dict[int, Row]:
-        """Rows by id (missing ids are absent from the result)."""
+        """Rows by id (missing ids, and ids no record can have, are absent from the result)."""
         out: dict[int, Row] = {}
-        for chunk in _chunks(list(ids), 900):
+        for chunk in _chunks([i for i in ids if 0 < i <= _INT64_MAX], 900):
             q = ",".join("?" * len(chunk))
             for r in self.conn.execute(
                 "SELECT id, namespace, created, metadata, code, qvec, hints, gen "
@@ -273,6 +379,19 @@ class Storage:
             ):
                 out[r[0]] = Row(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6], r[7])
         return out
+
+    def fetch_present_qvecs(self, ids: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """(mask bool [len(ids)] of ids that exist, int8 [mask.sum(), dim] their vectors in the order of ids).
+
+        For readers racing another process's delete: a missing id is left out, never garbage.
+        """
+        found: dict[int, bytes] = {}
+        for chunk in _chunks([int(i) for i in ids], 900):
+            q = ",".join("?" * len(chunk))
+            found.update(self.conn.execute(f"SELECT id, qvec FROM records WHERE id IN ({q})", chunk))
+        mask = np.array([int(i) in found for i in ids], dtype=bool)
+        blob = b"".join(found[int(i)] for i in np.asarray(ids)[mask])
+        return mask, np.frombuffer(blob, dtype=np.int8).reshape(int(mask.sum()), dim)
 
     def fetch_qvecs(self, ids: Sequence[int], dim: int) -> np.ndarray:
         """int8 [len(ids), dim] vectors in the order of ids (all must exist)."""
@@ -291,13 +410,14 @@ class Storage:
             out.update(self.conn.execute(f"SELECT id, body FROM texts WHERE id IN ({q})", chunk))
         return out
 
-    def iter_codes(self, *, batch: int = 65536) -> Iterator[tuple[np.ndarray, list[str], list[bytes], np.ndarray]]:
-        """(ids int64, namespaces, code blobs, gens int64) in id order, in batches."""
-        last = -1
+    def iter_codes(self, *, batch: int = 65536, after: int = -1,
+                   upto: int = _INT64_MAX) -> Iterator[tuple[np.ndarray, list[str], list[bytes], np.ndarray]]:
+        """(ids int64, namespaces, code blobs, gens int64) of ids in (after, upto], in id order, in batches."""
+        last = after
         while True:
             rows = self.conn.execute(
-                "SELECT id, namespace, code, gen FROM records WHERE id > ? ORDER BY id LIMIT ?",
-                (last, batch),
+                "SELECT id, namespace, code, gen FROM records WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
+                (last, upto, batch),
             ).fetchall()
             if not rows:
                 return
@@ -309,14 +429,15 @@ class Storage:
                 np.array([r[3] for r in rows], dtype=np.int64),
             )
 
-    def iter_qvecs(self, dim: int, *, namespace: str | None = None,
-                   batch: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(ids int64 [b], int8 [b, dim]) over all records (or one namespace's) in id order."""
+    def iter_qvecs(self, dim: int, *, namespace: str | None = None, batch: int = 65536, after: int = -1,
+                   upto: int = _INT64_MAX) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids int64 [b], int8 [b, dim]) over all records (or one namespace's) with ids in (after, upto], in id order."""
         where, args = ("namespace = ? AND ", (namespace,)) if namespace is not None else ("", ())
-        last = -1
+        last = after
         while True:
             rows = self.conn.execute(
-                f"SELECT id, qvec FROM records WHERE {where}id > ? ORDER BY id LIMIT ?", (*args, last, batch)
+                f"SELECT id, qvec FROM records WHERE {where}id > ? AND id <= ? ORDER BY id LIMIT ?",
+                (*args, last, upto, batch),
             ).fetchall()
             if not rows:
                 return
@@ -343,16 +464,36 @@ class Storage:
         )
 
     def delete(self, conn: sqlite3.Connection, ids: Sequence[int]) -> list[tuple[int, str]]:
-        """Delete records inside the caller's transaction; returns (id, namespace) of those that existed."""
+        """Delete records inside the caller's transaction; returns (id, namespace) of those that existed.
+
+        Bumps the meta counter ``deletes`` when something was deleted, so other processes'
+        open handles know to drop those ids (``deletes_count``).
+        """
         gone = []
-        for chunk in _chunks(list(ids), 900):
+        for chunk in _chunks(sorted({i for i in ids if 0 < i <= _INT64_MAX}), 900):
             q = ",".join("?" * len(chunk))
             gone += conn.execute(f"SELECT id, namespace FROM records WHERE id IN ({q})", chunk).fetchall()
             conn.execute(f"DELETE FROM records WHERE id IN ({q})", chunk)
             conn.execute(f"DELETE FROM texts WHERE id IN ({q})", chunk)
             if self.has_ivf_lists:
                 conn.execute(f"DELETE FROM ivf_lists WHERE id IN ({q})", chunk)
+        if gone:
+            conn.execute("INSERT INTO meta(key, value) VALUES ('deletes', 1) "
+                         "ON CONFLICT(key) DO UPDATE SET value = value + 1")
         return gone
+
+    def deletes_count(self) -> int:
+        """How many delete transactions removed records (ever); see ``delete``."""
+        return int(self.get_meta("deletes") or 0)
+
+    def live_ids(self, namespace: str, upto: int) -> np.ndarray:
+        """int64 ids of a namespace's records with id <= upto, ascending."""
+        cur = self.conn.execute("SELECT id FROM records WHERE namespace = ? AND id <= ? ORDER BY id",
+                                (namespace, upto))
+        parts = []
+        while rows := cur.fetchmany(65536):
+            parts.append(np.array([r[0] for r in rows], dtype=np.int64))
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
     # -- IVF lists of vector partitions (memory.partition) -------------------------------
 
@@ -376,21 +517,43 @@ class Storage:
         return arr[:, 0].copy(), arr[:, 1].astype(np.int32)
 
     def filter_ids(self, namespace: str, where: dict) -> list[int]:
-        """Ids in a namespace whose metadata equals every key/value in ``where``."""
+        """Ids in a namespace whose metadata equals every key/value in ``where``.
+
+        Types match exactly, as JSON types: ``True`` matches only JSON ``true`` (not 1),
+        a number matches a JSON number of equal value (1 and 1.0 alike), a string only a
+        string, ``None`` only an explicit ``null``. Keys and values are bound parameters:
+        no SQL is built from them.
+
+        Raises:
+            ConfigError: a key that is not a non-empty string (or holds a double quote,
+                which a JSON path cannot name), or a value that is not a finite
+                str / int / float / bool / None.
+        """
         clauses, args = ["namespace = ?"], [namespace]
         for key, value in where.items():
-            if not isinstance(key, str) or not key or '"' in key:
-                raise ConfigError(f"metadata keys in where must be non-empty strings without quotes, got {key!r}")
+            if not isinstance(key, str) or not key or '"' in key or not _utf8(key):
+                raise ConfigError(f"metadata keys in where must be non-empty strings without double quotes, "
+                                  f"got {key!r}")
+            path = f'$."{key}"'
             if isinstance(value, bool):
-                value = int(value)
-            elif value is not None and not isinstance(value, str | int | float):
-                raise ConfigError(f"where values must be str, int, float, bool or None, got {type(value).__name__}")
-            if value is None:
-                clauses.append(f"json_extract(metadata, '$.\"{key}\"') IS NULL")
+                clauses.append("json_type(metadata, ?) = ?")
+                args += [path, "true" if value else "false"]
+            elif value is None:
+                clauses.append("json_type(metadata, ?) = 'null'")
+                args.append(path)
+            elif isinstance(value, int | float):
+                if not math.isfinite(value) or (isinstance(value, int) and abs(value) > _INT64_MAX):
+                    raise ConfigError(f"where value of {key!r} must be a finite number within 64 bits, got {value!r}")
+                clauses.append("json_type(metadata, ?) IN ('integer', 'real') AND json_extract(metadata, ?) = ?")
+                args += [path, path, value]
+            elif isinstance(value, str):
+                if not _utf8(value):
+                    raise ConfigError(f"where value of {key!r} is not valid Unicode text (a lone surrogate?)")
+                clauses.append("json_type(metadata, ?) = 'text' AND json_extract(metadata, ?) = ?")
+                args += [path, path, value]
             else:
-                clauses.append(f"json_extract(metadata, '$.\"{key}\"') = ?")
-                args.append(value)
-        sql = f"SELECT id FROM records WHERE {' AND '.join(clauses)}"
+                raise ConfigError(f"where values must be str, int, float, bool or None, got {type(value).__name__}")
+        sql = f"SELECT id FROM records WHERE {' AND '.join(clauses)}"  # only fixed clause texts are joined
         return [r[0] for r in self.conn.execute(sql, args)]
 
     # -- lexicon -----------------------------------------------------------------------
@@ -483,6 +646,15 @@ class Storage:
     def delete_meta(self, conn: sqlite3.Connection, key: str) -> None:
         """Remove one meta value inside the caller's transaction."""
         conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+
+
+def _utf8(text: str) -> bool:
+    """False for strings SQLite cannot store as UTF-8 (lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _chunks(seq: list, n: int) -> Iterator[list]:

@@ -12,10 +12,15 @@ Learned codes without keeping floats: codes are always computed from the
 *dequantized int8 vectors*, so the store can refit its hasher at any time from
 what it keeps. The hasher is (re)fitted when the store reaches 1,024 passages
 and again each time it has grown 4× since the last fit (4,096, 16,384, …,
-262,144), on a sample of at most 65,536 stored vectors; every code is then
-re-encoded in the same transaction that stores the new hasher, tagged with the
-hasher's generation. Codes of different generations are never compared: the
-integrity check refuses a store that holds two.
+262,144), on a sample of at most 16,384 stored vectors; every code is then
+re-encoded (outside the write lock) and written in one short transaction that
+also stores the new hasher, tagged with the hasher's generation. Codes of
+different generations are never compared: the integrity check refuses a store
+that holds two.
+
+Several processes may share a store: each write transaction first brings the
+handle up to date (lexicon, quantizer, hasher, index) with what other processes
+committed, and each search does the same, so it sees every earlier commit.
 
 What it does not do: read files (``sources``), chunk (``chunk``) or decode text
 (``decoders``).
@@ -33,7 +38,7 @@ import numpy as np
 
 from . import hashing, hints, partition, quantize
 from .chunk import DEFAULT_PASSAGE_TOKENS, chunk_text
-from .config import DEFAULT_CANDIDATES, StoreConfig, validate_settings
+from .config import DEFAULT_CANDIDATES, MAX_K, StoreConfig, validate_settings
 from .embed import Embedder, same_model
 from .errors import (
     ConfigError,
@@ -46,12 +51,13 @@ from .errors import (
 from .index import HammingIndex
 from .results import Hit, Record, StoreStats
 from .storage import Storage
+from .validate import check_metadata, check_str
 
 SearchMode = Literal["binary+int8", "binary", "int8"]
 FIRST_FIT = 1024
 REFIT_GROWTH = 4
 LAST_REFIT = 262_144
-FIT_SAMPLE = 65_536
+FIT_SAMPLE = 16_384  # vectors an ITQ refit is fitted on (benchmarks/refit_cost.py)
 ASYMMETRIC_FACTOR = 4
 _DEFAULT_ALIASES = {"sentence-transformers/all-MiniLM-L6-v2": "all-MiniLM-L6-v2"}
 
@@ -73,9 +79,18 @@ class Memory:
         create: create the store when the file does not exist; otherwise raise StoreError.
         batch_size: passages embedded and committed per transaction.
         check: run the integrity check on open.
+        readonly: open for reading only (search, get, stats): nothing in the file
+            changes, and a store on a read-only filesystem can be searched.
+        durable: sync every commit to disk (SQLite ``synchronous=FULL``) so that a power
+            loss keeps it; by default (``NORMAL``) a power loss may drop the last commits.
         token_model: for an ``llm``-fidelity store, the ``llmtier.TokenModel`` (or a
             factory of one) its passages are coded with; default: the one
             ``hashmem.decoders`` registers (the decoder's GGUF through llama.cpp).
+
+    Several processes may share one store: writes serialize on SQLite's write lock
+    (waiting up to ``storage.BUSY_TIMEOUT`` seconds), and every search first brings
+    this handle up to date with what other processes committed (adds, deletes,
+    refits), so it sees every commit made before it started.
 
     Raises:
         ConfigError: invalid settings, or settings different from the store's.
@@ -95,6 +110,8 @@ class Memory:
         create: bool = True,
         batch_size: int = 256,
         check: bool = True,
+        readonly: bool = False,
+        durable: bool = False,
         token_model=None,
     ) -> None:
         validate_settings(bits=bits, method=method, hint_bytes=hint_bytes, fidelity=fidelity)
@@ -104,28 +121,38 @@ class Memory:
         self.batch_size = batch_size
         self._token_model = token_model
         self._llm_tier = None
-        self.storage = Storage(self.path, create=create)
+        self.storage = Storage(self.path, create=create and not readonly, readonly=readonly, durable=durable)
         new = self.storage.is_new
         try:
-            if new:
-                self._create(model, bits, method, hint_bytes, fidelity)
+            if new and self._create(model, bits, method, hint_bytes, fidelity):
+                pass
             else:
+                new = False  # another process created it first: open theirs, never delete it
                 self._open(model, bits, method, hint_bytes, fidelity)
             if check:
                 self.storage.check(bits=self.config.bits, dim=self.config.dim, generation=self.hasher.generation)
             self._lexicon: hints.Lexicon | None = None  # loaded on the first add
-            self.index = HammingIndex(self.config.bits, ivf_min_rows=None)  # IVF lists: memory.partition
+            self._version = self.storage.data_version()
+            self._deletes = self.storage.deletes_count()
             self._load_index()
         except BaseException:
+            empty = new and self.storage.is_new and not self._has_tables()
             self.storage._close_quietly()
-            if new:  # a store that failed to come into being leaves no file
+            if empty:  # a store that failed to come into being leaves no file (never another process's)
                 for suffix in ("", "-wal", "-shm"):
                     Path(str(self.path) + suffix).unlink(missing_ok=True)
             raise
 
+    def _has_tables(self) -> bool:
+        try:
+            return bool(self.storage.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
+        except Exception:  # noqa: BLE001 - deciding whether to clean up after another error
+            return True
+
     # -- opening -----------------------------------------------------------------------
 
-    def _create(self, model, bits, method, hint_bytes, fidelity) -> None:
+    def _create(self, model, bits, method, hint_bytes, fidelity) -> bool:
+        """Create the store in one transaction; False if another process created it meanwhile."""
         if self.storage.readonly:
             raise StoreError(f"cannot create a store at {self.path}: read-only")
         name = _canonical_model(model or StoreConfig.model)
@@ -144,13 +171,18 @@ class Memory:
             fingerprint=self.embedder.fingerprint(),
         )
         hasher = hashing.initial_hasher(method, dim=dim, bits=bits)
-        self.storage.initialize(config)
-        with self.storage.transaction() as c:
-            self.storage.set_meta(c, "hasher", hasher.to_bytes())
-            if config.fidelity == "llm":  # the coder's model and parameters, fixed from now on
-                self._llm().record(c)
+        raw = hasher.to_bytes()
+        extra = {"hasher": raw}
+        if config.fidelity == "llm":  # the coder's model and parameters, fixed from now on
+            from .llmtier import META_KEY
+
+            extra[META_KEY] = self._llm().describe()
+        if not self.storage.initialize(config, extra):  # one transaction: a kill leaves no half store
+            return False
         self.config, self.hasher, self.quantizer = config, hasher, None
+        self._hasher_raw = raw
         self._verified = True  # the fingerprint was just taken from this embedder
+        return True
 
     def _open(self, model, bits, method, hint_bytes, fidelity) -> None:
         config = self.storage.load_config()
@@ -172,7 +204,8 @@ class Memory:
                 )
         raw = self.storage.get_meta("hasher")
         if raw is None:
-            raise StoreCorruptError(f"{self.path} has no hashing parameters")
+            raw = self._finish_creation(config)
+        self._hasher_raw = bytes(raw)
         self.hasher = hashing.Hasher.from_bytes(raw)
         q = self.storage.get_meta("quantizer")
         self.quantizer = quantize.Quantizer.from_bytes(q) if q is not None else None
@@ -180,14 +213,79 @@ class Memory:
         self.embedder = Embedder(config.model)
         self._verified = False
 
+    def _finish_creation(self, config: StoreConfig) -> bytes:
+        """A store whose creation was killed (by a version that took two transactions) before its
+        hashing parameters were written: finish it when it holds no records, else refuse."""
+        if self.storage.readonly or self.storage.count():
+            raise StoreCorruptError(f"{self.path} has no hashing parameters")
+        raw = hashing.initial_hasher(config.method, dim=config.dim, bits=config.bits).to_bytes()
+        with self.storage.transaction() as c:
+            current = self.storage.get_meta("hasher")  # another process may have finished it first
+            if current is not None:
+                return bytes(current)
+            self.storage.set_meta(c, "hasher", raw)
+        return raw
+
     def _load_index(self) -> None:
-        for ids, namespaces, codes, _ in self.storage.iter_codes(batch=8192):  # few Python objects at once
-            arr = np.frombuffer(b"".join(codes), dtype=np.uint8).reshape(len(ids), self.config.bits // 8)
-            ns = np.array(namespaces, dtype=object)
-            for name in dict.fromkeys(namespaces):
-                sel = ns == name
-                self.index.add(name, ids[sel], arr[sel])
+        """Build the in-RAM index from every stored code (and note the last id seen)."""
+        self.index = HammingIndex(self.config.bits, ivf_min_rows=None)  # IVF lists: memory.partition
+        self._seen_id = self.storage.last_id()
+        for ids, namespaces, codes, _ in self.storage.iter_codes(batch=8192, upto=self._seen_id):
+            self._index_rows(ids, namespaces, codes)
         partition.load(self)  # large namespaces' IVF lists, stored (or fitted now, once)
+
+    def _index_rows(self, ids: np.ndarray, namespaces: list[str], codes: list[bytes]) -> None:
+        arr = np.frombuffer(b"".join(codes), dtype=np.uint8).reshape(len(ids), self.config.bits // 8)
+        ns = np.array(namespaces, dtype=object)
+        for name in dict.fromkeys(namespaces):  # few Python objects at once
+            sel = ns == name
+            self.index.add(name, ids[sel], arr[sel])
+
+    def _refresh(self) -> None:
+        """Bring this handle up to the file's latest commit: other processes' adds, deletes and refits.
+
+        Cheap when nothing changed (one ``PRAGMA data_version``). New rows are appended to
+        the index (ids only grow), deleted ones dropped, and a refit elsewhere (new hashing
+        parameters) reloads the whole index. Called before each search and inside each write
+        transaction, where nobody else can commit meanwhile.
+        """
+        if self.storage.closed:
+            return
+        version = self.storage.data_version()
+        if version == self._version:
+            return
+        self._lexicon = None  # document frequencies changed: reloaded by the next add
+        raw = self.storage.get_meta("hasher")
+        if self.quantizer is None and (q := self.storage.get_meta("quantizer")) is not None:
+            self.quantizer = quantize.Quantizer.from_bytes(q)
+        deletes = self.storage.deletes_count()
+        deleted_elsewhere, self._deletes = deletes != self._deletes, deletes
+        if raw is not None and bytes(raw) != self._hasher_raw:  # refitted by another process
+            self._hasher_raw = bytes(raw)
+            self.hasher = hashing.Hasher.from_bytes(raw)
+            self._version = version
+            self._load_index()
+            return
+        last = self.storage.last_id()
+        full = False
+        for ids, namespaces, codes, gens in self.storage.iter_codes(batch=8192, after=self._seen_id, upto=last):
+            partitioned = {n for n in namespaces if (sp := self.index.spaces.get(n)) is not None and sp.is_ivf}
+            if partitioned or np.any(gens != self.hasher.generation):
+                full = True  # a partitioned namespace needs each row's list: reload (rare, large stores)
+                break
+            self._index_rows(ids, namespaces, codes)
+        if full:
+            self._version = version
+            self._load_index()
+            return
+        if deleted_elsewhere:  # drop the ids another process deleted (a scan of the ids: deletes are rare)
+            for name, space in list(self.index.spaces.items()):
+                if space.n_alive:
+                    gone = np.setdiff1d(space.live_ids(), self.storage.live_ids(name, last), assume_unique=True)
+                    if len(gone):
+                        self.index.remove(name, gone.tolist())
+        self._seen_id = max(self._seen_id, last)
+        self._version = version
 
     @property
     def lexicon(self) -> hints.Lexicon:
@@ -239,6 +337,7 @@ class Memory:
         self.close()
 
     def __len__(self) -> int:
+        self._refresh()
         return len(self.index)
 
     # -- adding ------------------------------------------------------------------------
@@ -339,6 +438,8 @@ class Memory:
                 for i, t in enumerate(texts):
                     _check_text(t, f"passage {offset + i}")
                 metas = [m for _, m in batch]
+                for i, m in enumerate(metas):
+                    check_metadata(m, f"metadata of passage {offset + i}")
                 emb = embeddings[offset : offset + len(batch)] if embeddings is not None else None
                 ids += self._add_batch(texts, metas, namespace, emb)
                 offset += len(batch)
@@ -356,30 +457,47 @@ class Memory:
         return ids
 
     def _add_batch(self, texts, metas, namespace, emb) -> list[int]:
+        """Embed outside the write lock; quantize, hash, count terms and insert inside it.
+
+        Inside the lock this handle first catches up with other processes' commits, so the
+        lexicon (term ids, document counts), the quantizer and the hashing parameters it
+        writes with are the file's current ones: two writers never assign one term id twice
+        and counts never drift.
+        """
         if emb is None:
             emb = self._embed(texts)
         else:
             self._verify_model()
             emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-        quantizer = self.quantizer
-        if quantizer is None:
+        fitted = None
+        if self.quantizer is None:
+            self._refresh()
+        if self.quantizer is None:  # calibrate outside the lock (it embeds); another writer may win
             calib = self._embed(self.embedder.calibration_texts())
-            quantizer = quantize.fit(np.concatenate([calib, emb]))
-        qvecs = quantizer.encode(emb)
-        deq = quantizer.decode(qvecs)
-        codes = self.hasher.encode(deq)
-        lists = partition.lists_for(self, namespace, deq)  # None unless the namespace has IVF lists
+            fitted = quantize.fit(np.concatenate([calib, emb]))
         toks = [hints.tokenize(t) for t in texts]
         term_sets = [hints.terms_of(t) for t in toks]
-        new_ids = self.lexicon.observe(term_sets)
-        touched = {self.lexicon.ids[t] for s in term_sets for t in s}
-        hint_blobs = [hints.encode(t, self.lexicon, budget=self.config.hint_bytes) for t in toks]
         try:
-            bodies = self._texts_for_tier(texts, hint_blobs)  # before the write lock: llm coding is slow
+            # before the write lock (llm coding is slow), against the hints this handle would write now
+            preview = self._hint_preview(toks, term_sets) if self.config.fidelity == "llm" else None
+            bodies, fallbacks = self._texts_for_tier(texts, preview)
             with self.storage.transaction() as c:
+                self._refresh()
+                quantizer = self.quantizer or fitted
                 if self.quantizer is None:
                     self.storage.set_meta(c, "quantizer", quantizer.to_bytes())
-                self.storage.save_lexicon(c, self.lexicon, new_ids, touched)
+                qvecs = quantizer.encode(emb)
+                deq = quantizer.decode(qvecs)
+                codes = self.hasher.encode(deq)
+                lists = partition.lists_for(self, namespace, deq)  # None unless the namespace has IVF lists
+                lexicon = self.lexicon
+                new_ids = lexicon.observe(term_sets)
+                touched = {lexicon.ids[t] for s in term_sets for t in s}
+                hint_blobs = [hints.encode(t, lexicon, budget=self.config.hint_bytes) for t in toks]
+                if preview is not None:  # another writer's commit changed a passage's hints: keep its text body
+                    final = [hints.decode(b, lexicon) for b in hint_blobs]
+                    bodies = [b if f == p else fb for b, fb, f, p in zip(bodies, fallbacks, final, preview, strict=True)]
+                self.storage.save_lexicon(c, lexicon, new_ids, touched)
                 ids = self.storage.insert(
                     c,
                     namespace=namespace,
@@ -397,18 +515,28 @@ class Memory:
             raise
         self.quantizer = quantizer
         self.index.add(namespace, ids, codes, lists)
+        self._seen_id = max(self._seen_id, ids[-1])
         return ids
 
-    def _texts_for_tier(self, texts: Sequence[str], hint_blobs: Sequence[bytes] = ()) -> list[bytes] | None:
+    def _texts_for_tier(self, texts: Sequence[str], hint_strings: Sequence[Sequence[str]] | None = None
+                        ) -> tuple[list[bytes] | None, list[bytes] | None]:
+        """(bodies, text-tier bodies) of passages: ``llm`` bodies where they round-trip and pay."""
         if self.config.fidelity not in ("text", "llm"):
-            return None
+            return None, None
         from . import texttier
 
-        bodies = texttier.for_storage(self.storage).encode(texts)
-        if self.config.fidelity == "llm":  # coded under the model where it round-trips and pays
-            strings = [hints.decode(b, self.lexicon) for b in hint_blobs]
-            bodies = self._llm().encode(texts, strings, bodies)
-        return bodies
+        fallbacks = texttier.for_storage(self.storage).encode(texts)
+        if self.config.fidelity == "llm" and hint_strings is not None:
+            return self._llm().encode(texts, hint_strings, fallbacks), fallbacks
+        return fallbacks, fallbacks
+
+    def _hint_preview(self, toks, term_sets) -> list[list[str]]:
+        """The hint strings of passages as this handle would store them now (its lexicon is not changed)."""
+        import copy
+
+        lexicon = copy.deepcopy(self.lexicon)
+        lexicon.observe(term_sets)
+        return [hints.decode(hints.encode(t, lexicon, budget=self.config.hint_bytes), lexicon) for t in toks]
 
     def _llm(self):
         """The store's llm tier (its model loads on first use)."""
@@ -432,22 +560,39 @@ class Memory:
             self.refit()
 
     def refit(self) -> None:
-        """Refit the hasher on the stored int8 vectors and re-encode every code in one transaction."""
+        """Refit the hasher on the stored int8 vectors and re-encode every code.
+
+        The fit and the re-encoding of the rows present run outside the write lock (other
+        writers and readers go on); one short transaction then writes the codes, encodes
+        the rows added meanwhile, and stores the new parameters — unless another process
+        refitted first, in which case its fit is kept and this one dropped.
+        """
+        self._refresh()
         n = self.storage.count()
         if n < 2 or self.quantizer is None:
             return
         sample = self.quantizer.decode(self.storage.sample_qvecs(self.config.dim, FIT_SAMPLE))
         if self.config.method == "itq" and len(sample) < self.config.bits:
             return
-        new = hashing.fit(self.config.method, sample, bits=self.config.bits, previous=self.hasher)
+        base = self.hasher
+        new = hashing.fit(self.config.method, sample, bits=self.config.bits, previous=base)
         new = hashing.Hasher(new.method, new.bits, new.mean, new.projection, new.generation, fitted_on=n)
+        upto = self.storage.last_id()
+        encoded = [(ids, new.encode(self.quantizer.decode(q)))
+                   for ids, q in self.storage.iter_qvecs(self.config.dim, upto=upto)]
+        raw = new.to_bytes()
         with self.storage.transaction() as c:
-            for ids, qvecs in self.storage.iter_qvecs(self.config.dim):
-                self.storage.update_codes(c, ids, new.encode(self.quantizer.decode(qvecs)), new.generation)
-            self.storage.set_meta(c, "hasher", new.to_bytes())
-        self.hasher = new
-        self.index = HammingIndex(self.config.bits, ivf_min_rows=None)
-        self._load_index()
+            self._refresh()
+            if self.hasher.generation != base.generation:  # another process refitted meanwhile
+                return
+            for ids, codes in encoded:  # rows deleted meanwhile: their UPDATE changes nothing
+                self.storage.update_codes(c, ids, codes, new.generation)
+            for ids, q in self.storage.iter_qvecs(self.config.dim, after=upto):  # added meanwhile
+                self.storage.update_codes(c, ids, new.encode(self.quantizer.decode(q)), new.generation)
+            self.storage.set_meta(c, "hasher", raw)
+            self.hasher, self._hasher_raw = new, raw
+            self._version = self.storage.data_version()
+        self._load_index()  # after the commit: the write lock is not held while the index is rebuilt
 
     # -- searching ---------------------------------------------------------------------
 
@@ -478,6 +623,7 @@ class Memory:
         """
         if not isinstance(query, str) or not query.strip():
             raise InputError("the query is empty; give some text to search for")
+        check_str(query, "the query")
         _check_k(k)
         return self.search_embeddings(self._embed([query]), k, namespace=namespace, where=where,
                                       candidates=candidates, mode=mode)[0]
@@ -494,9 +640,16 @@ class Memory:
     ) -> list[list[Hit]]:
         """Like ``search`` for query embeddings float32 [m, dim] made with the store's model."""
         _check_k(k)
+        if candidates is not None:
+            _check_k(candidates, "candidates")
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
-        if queries.shape[1] != self.config.dim:
-            raise InputError(f"query embeddings must have {self.config.dim} columns, got {queries.shape[1]}")
+        if queries.ndim != 2 or queries.shape[1] != self.config.dim:
+            raise InputError(f"query embeddings must have {self.config.dim} columns, got shape {queries.shape}")
+        if not np.isfinite(queries).all():
+            raise InputError("query embeddings hold NaN or infinite values")
+        if where is not None and not isinstance(where, dict):
+            raise ConfigError(f"where must be a dict of metadata key → value, got {type(where).__name__}")
+        self._refresh()  # see every commit made before this search, by any process
         c = DEFAULT_CANDIDATES if candidates is None else candidates
         if c < k:
             c = k
@@ -522,7 +675,8 @@ class Memory:
                     scores = 1.0 - 2.0 * ham.astype(np.float32) / self.config.bits
                 else:
                     ids, ham = self._asymmetric(projs[qi], ids, ham, namespace, c)
-                    qv = self.storage.fetch_qvecs(ids.tolist(), self.config.dim)
+                    present, qv = self.storage.fetch_present_qvecs(ids, self.config.dim)  # a delete may race
+                    ids, ham = ids[present], ham[present]
                     scores = quantize.cosine(queries[qi : qi + 1], qv, self.quantizer)[0] if len(ids) else np.zeros(0)
                     order = np.lexsort((ids, -scores))[:k]
                     ids, ham, scores = ids[order], ham[order], scores[order]
@@ -565,6 +719,8 @@ class Memory:
 
     def _hits(self, ids, scores, ham) -> list[Hit]:
         rows = self.storage.fetch(ids.tolist())
+        keep = np.array([int(i) in rows for i in ids], dtype=bool)  # deleted by another process just now
+        ids, scores, ham = np.asarray(ids)[keep], np.asarray(scores)[keep], np.asarray(ham)[keep]
         strings = self._hint_strings([rows[int(i)].hints for i in ids])
         return [
             Hit(
@@ -586,8 +742,9 @@ class Memory:
         Raises:
             RecordNotFoundError: no such id.
         """
-        rows = self.storage.fetch([int(id)])
-        if int(id) not in rows:
+        id = _check_id(id)
+        rows = self.storage.fetch([id])
+        if id not in rows:
             raise RecordNotFoundError(f"no record with id {id} in {self.path}")
         r = rows[int(id)]
         text = None
@@ -615,15 +772,20 @@ class Memory:
 
     def ids(self, namespace: str | None = None) -> list[int]:
         """All record ids (of one namespace, or all), ascending."""
+        self._refresh()
         spaces = self.index.spaces.values() if namespace is None else [self.index.spaces.get(namespace)]
         out = [s.live_ids() for s in spaces if s is not None]
         return sorted(np.concatenate(out).tolist()) if out else []
 
     def delete(self, ids: Iterable[int]) -> int:
-        """Delete records by id in one transaction; returns how many existed."""
-        ids = [int(i) for i in ids]
+        """Delete records by id in one transaction; returns how many existed (a repeated id counts once)."""
+        if isinstance(ids, str | bytes):
+            raise InputError("delete() takes an iterable of ids; wrap a single id in a list")
+        ids = list(dict.fromkeys(_check_id(i) for i in ids))
         with self.storage.transaction() as c:
+            self._refresh()
             gone = self.storage.delete(c, ids)
+            self._deletes = self.storage.deletes_count()
         by_ns: dict[str, list[int]] = {}
         for i, ns in gone:
             by_ns.setdefault(ns, []).append(i)
@@ -666,36 +828,51 @@ def _check_text(text, what: str) -> None:
         raise InputError(f"{what} is empty or whitespace only; nothing to store")
     if "\x00" in text:
         raise InputError(f"{what} contains a NUL character at position {text.index(chr(0))}; not text")
+    check_str(text, what)
 
 
-def _check_k(k) -> None:
+def _check_k(k, what: str = "k") -> None:
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
-        raise ConfigError(f"k must be a positive integer, got {k!r}")
+        raise ConfigError(f"{what} must be a positive integer, got {k!r}")
+    if k > MAX_K:
+        raise ConfigError(f"{what} must be at most {MAX_K:,}, got {k:,}; page through results instead")
+
+
+def _check_id(i) -> int:
+    """A record id as an int; ids outside SQLite's 64-bit range simply match no record."""
+    if isinstance(i, bool) or not isinstance(i, int | np.integer):
+        try:
+            if isinstance(i, float | str) and float(i) == int(float(i)):
+                return int(float(i))
+        except (ValueError, OverflowError):
+            pass
+        raise InputError(f"record ids are integers, got {i!r}")
+    return int(i)
 
 
 def _check_namespace(namespace) -> None:
     if not isinstance(namespace, str) or not namespace.strip():
         raise ConfigError(f"namespace must be a non-empty string, got {namespace!r}")
+    try:
+        namespace.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ConfigError(f"namespace is not valid Unicode text: a lone surrogate at position {e.start}") from e
 
 
 def _normalize_metadata(metadata, n: int) -> list[dict]:
-    import json
 
     if metadata is None:
         return [{} for _ in range(n)]
     if isinstance(metadata, dict):
         metas = [dict(metadata) for _ in range(n)]
+    elif isinstance(metadata, str | bytes) or not isinstance(metadata, Iterable):
+        raise InputError(f"metadata must be a dict or a list of dicts, got {type(metadata).__name__}")
     else:
         metas = list(metadata)
         if len(metas) != n:
             raise InputError(f"got {len(metas)} metadata dicts for {n} texts; give one per text or one for all")
     for i, m in enumerate(metas):
-        if not isinstance(m, dict):
-            raise InputError(f"metadata {i} is {type(m).__name__}, not a dict")
-        try:
-            json.dumps(m)
-        except (TypeError, ValueError) as e:
-            raise InputError(f"metadata {i} is not JSON-serializable: {e}") from e
+        check_metadata(m, f"metadata {i}")
     return metas
 
 

@@ -91,3 +91,23 @@ def test_unpack_signs_roundtrip():
 def test_settings_errors(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         validate_settings(**kwargs)
+
+
+def test_capped_itq_fit_loses_little_against_the_float64_50_iteration_fit():
+    """The refit runs fewer float32 iterations; its quantization loss stays within 1 % of the old fit's."""
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((2000, 64)) @ rng.standard_normal((64, 64))).astype(np.float32)  # correlated
+    x /= np.linalg.norm(x, axis=1, keepdims=True)  # unit rows, like embeddings
+
+    def loss(h):
+        p = h.project(x)
+        return float(np.mean((np.where(p >= 0, 1.0, -1.0) - p) ** 2))
+
+    capped = hashing.fit("itq", x, bits=32)
+    assert hashing.ITQ_ITERATIONS < 50 and capped.projection.dtype == np.float32
+    xc = x - x.mean(axis=0)
+    old = hashing.Hasher("itq", 32, x.mean(axis=0), hashing._itq_projection(xc.astype(np.float64), bits=32,
+                                                                          iterations=50, seed=0).astype(np.float32))
+    random_rot = hashing.fit("itq", x, bits=32, iterations=0)
+    assert loss(capped) <= 1.01 * loss(old)
+    assert loss(capped) < loss(random_rot)  # and the iterations still do their job

@@ -194,3 +194,11 @@ def test_text_dictionary_retraining_leaves_llm_bodies_alone(tmp_path):
         tier.maybe_retrain(force=True)
         assert [mem.get(i).text for i in ids] == texts + [LONG_LINE]
         assert mem.storage.fetch_texts([ids[-1]])[ids[-1]][0] == llmtier.LLM_TAG
+
+
+def test_hints_changed_by_another_writer_before_commit_keep_the_text_body(tmp_path, monkeypatch):
+    with _store(tmp_path, ByteModel()) as mem:
+        monkeypatch.setattr(Memory, "_hint_preview", lambda self, toks, sets: [["stale", "hints"] for _ in toks])
+        (i,) = mem.add([LONG_LINE])  # coded against hints that are not the ones stored
+        assert mem.storage.fetch_texts([i])[i][0] != llmtier.LLM_TAG
+        assert mem.get(i).text == LONG_LINE

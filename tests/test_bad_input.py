@@ -1,0 +1,231 @@
+"""Hostile input through the CLI: every kind gives one line (or a usage error), no traceback, and the
+store file byte-for-byte as it was.
+
+One store is built for the module; each row of ``CASES`` is one kind of bad input, run through
+``CliRunner`` with exceptions caught, so that a traceback would show as ``result.exception``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hashmem.cli.main import cli
+
+HUGE = "99999999999999999999"
+SURROGATE = "caf\udcff"  # what Python makes of the invalid UTF-8 byte 0xff in argv
+
+
+def _files(d: Path) -> dict[str, str]:
+    """Bad input files by name; paths are filled into CASES by name."""
+    d.mkdir()
+    specs = {
+        "empty.txt": b"",
+        "blank.txt": b" \n\t\n",
+        "binary.txt": b"\x89PNG\r\n\x1a\n\x00\x00",
+        "badutf8.txt": b"caf\xc3\xa9 then \xff bad",
+        "nul.txt": b"text with a \x00 inside",
+        "good.txt": b"A perfectly fine file that must not be added alongside a bad one.",
+        "nan.jsonl": b'{"text": "a reading", "value": NaN}\n',
+        "inf.jsonl": b'{"text": "a reading", "value": -Infinity}\n',
+        "overflow.jsonl": b'{"text": "a reading", "value": 1e999}\n',
+        "array.jsonl": b"[1, 2, 3]\n",
+        "notext.jsonl": b'{"body": "no text field"}\n',
+        "emptytext.jsonl": b'{"text": "   "}\n',
+        "numtext.jsonl": b'{"text": 42}\n',
+        "badjson.jsonl": b'{"text": "unterminated\n',
+        "surrogate.jsonl": b'{"text": "lone \\ud800 surrogate"}\n',
+        "surrogatekey.jsonl": b'{"text": "fine text", "\\udc00": 1}\n',
+        "surrogatemeta.jsonl": b'{"text": "fine text", "k": "\\ud83d"}\n',
+        "deep.jsonl": b'{"text": "deep", "m": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n",
+        "blanklines.jsonl": b"\n\n   \n",
+        "nultext.jsonl": b'{"text": "nul \\u0000 inside"}\n',
+    }
+    for name, data in specs.items():
+        (d / name).write_bytes(data)
+    (d / "nothing").mkdir()
+    (d / "nothing" / "image.png").write_bytes(b"\x89PNG")
+    os.mkfifo(d / "fifo.txt")
+    foreign = d / "foreign.db"
+    conn = sqlite3.connect(foreign)
+    conn.execute("CREATE TABLE people (name TEXT)")
+    conn.commit()
+    conn.close()
+    (d / "garbage.db").write_bytes(b"this is not a database" * 300)
+    return {p.name: str(p) for p in d.iterdir()}
+
+
+# (kind, argv (names in {braces} are files from _files; {store} is the module's store), stdin, exit code, text)
+CASES = [
+    ("k huge", ["search", "x", "-k", "1000000000"], None, 2, "1<=x<=10000"),
+    ("k float exponent", ["search", "x", "-k", "1e20"], None, 2, "not a valid integer"),
+    ("k zero", ["search", "x", "-k", "0"], None, 2, "1<=x<=10000"),
+    ("k negative", ["search", "x", "-k", "-3"], None, 2, "1<=x<=10000"),
+    ("candidates huge", ["search", "x", "--candidates", HUGE], None, 2, "--candidates"),
+    ("where without =", ["search", "x", "--where", "noequals"], None, 2, "--where"),
+    ("where empty key", ["search", "x", "--where", "=1"], None, 2, "--where"),
+    ("where key with quote", ["search", "x", "--where", 'a"b=1'], None, 1, "without double quotes"),
+    ("where key with apostrophe", ["search", "x", "--where", "it's=1"], None, 0, "no hits"),
+    ("where key SQL", ["search", "x", "--where", "a') OR 1=1 --=1"], None, 0, "no hits"),
+    ("where value NaN", ["search", "x", "--where", "n=NaN"], None, 0, "no hits"),
+    ("empty query", ["search", ""], None, 1, "the query is empty"),
+    ("blank query", ["search", "   \t"], None, 1, "the query is empty"),
+    ("query invalid UTF-8", ["search", SURROGATE], None, 1, "not valid Unicode"),
+    ("unknown namespace", ["search", "x", "-n", "nobody"], None, 0, "no hits"),
+    ("show id beyond 64 bits", ["show", HUGE], None, 2, "RECORD_ID"),
+    ("show id zero", ["show", "0"], None, 2, "RECORD_ID"),
+    ("show id not a number", ["show", "abc"], None, 2, "not a valid integer"),
+    ("show missing id", ["show", "424242"], None, 1, "no record with id 424242"),
+    ("delete id beyond 64 bits", ["delete", HUGE], None, 2, "IDS"),
+    ("delete missing id twice", ["delete", "424242", "424242"], None, 1, "deleted 0 of 1 record(s)"),
+    ("delete not a number", ["delete", "x1"], None, 2, "not a valid integer"),
+    ("recall id beyond 64 bits", ["recall", HUGE], None, 2, "RECORD_ID"),
+    ("recall missing id", ["recall", "424242", "--decoder", "extractive"], None, 1, "no record with id"),
+    ("add missing file", ["add", "{dir}/missing.txt"], None, 1, "no such file"),
+    ("add directory without text", ["add", "{nothing}"], None, 1, "no text, markdown or .jsonl files"),
+    ("add FIFO", ["add", "{fifo.txt}"], None, 1, "not a regular file"),
+    ("add empty file", ["add", "{empty.txt}"], None, 1, "empty or whitespace only"),
+    ("add blank file", ["add", "{blank.txt}"], None, 1, "empty or whitespace only"),
+    ("add binary file", ["add", "{binary.txt}"], None, 1, "binary files are not text"),
+    ("add invalid UTF-8", ["add", "{badutf8.txt}"], None, 1, "invalid UTF-8 at byte offset"),
+    ("add NUL byte", ["add", "{nul.txt}"], None, 1, "NUL byte"),
+    ("add good then bad", ["add", "{good.txt}", "{nul.txt}"], None, 1, "NUL byte"),
+    ("jsonl NaN", ["add", "{nan.jsonl}"], None, 1, "numbers must be finite"),
+    ("jsonl Infinity", ["add", "{inf.jsonl}"], None, 1, "numbers must be finite"),
+    ("jsonl 1e999", ["add", "{overflow.jsonl}"], None, 1, "numbers must be finite"),
+    ("jsonl array line", ["add", "{array.jsonl}"], None, 1, "must be a JSON object"),
+    ("jsonl no text", ["add", "{notext.jsonl}"], None, 1, 'needs a non-empty string field "text"'),
+    ("jsonl blank text", ["add", "{emptytext.jsonl}"], None, 1, 'needs a non-empty string field "text"'),
+    ("jsonl number text", ["add", "{numtext.jsonl}"], None, 1, 'needs a non-empty string field "text"'),
+    ("jsonl broken", ["add", "{badjson.jsonl}"], None, 1, "not valid JSON"),
+    ("jsonl lone surrogate text", ["add", "{surrogate.jsonl}"], None, 1, "not valid Unicode"),
+    ("jsonl lone surrogate key", ["add", "{surrogatekey.jsonl}"], None, 1, "lone surrogate"),
+    ("jsonl lone surrogate value", ["add", "{surrogatemeta.jsonl}"], None, 1, "lone surrogate"),
+    ("jsonl nested 100,000 deep", ["add", "{deep.jsonl}"], None, 1, "nested too deeply"),
+    ("jsonl blank lines only", ["add", "{blanklines.jsonl}"], None, 1, "no lines with text"),
+    ("jsonl NUL in text", ["add", "{nultext.jsonl}"], None, 1, "NUL character"),
+    ("stdin empty", ["add", "-"], "", 1, "-: the file is empty"),
+    ("stdin NUL", ["add", "-"], "a\x00b", 1, "-: NUL byte"),
+    ("meta without =", ["add", "{good.txt}", "--meta", "novalue"], None, 2, "--meta"),
+    ("meta empty key", ["add", "{good.txt}", "--meta", "=1"], None, 2, "--meta"),
+    ("meta invalid UTF-8", ["add", "{good.txt}", "--meta", f"k={SURROGATE}"], None, 1, "lone surrogate"),
+    ("passage tokens zero", ["add", "{good.txt}", "--passage-tokens", "0"], None, 2, "positive"),
+    ("empty namespace", ["add", "{good.txt}", "-n", ""], None, 1, "namespace must be a non-empty string"),
+    ("init over a store", ["init"], None, 1, "already exists"),
+    ("init bits beyond 64 bits", ["--store", "{dir}/new1.db", "init", "--bits", HUGE], None, 1, "bits"),
+    ("init bits not multiple of 8", ["--store", "{dir}/new2.db", "init", "--bits", "100"], None, 1, "multiple of 8"),
+    ("init negative hint bytes", ["--store", "{dir}/new3.db", "init", "--hint-bytes", "-1"], None, 1, "hint"),
+    ("init unknown method", ["init", "--method", "pq"], None, 2, "--method"),
+    ("store in missing directory", ["--store", "/nonexistent/dir/x.db", "stats"], None, 1, "no store at"),
+    ("store is a directory", ["--store", "{dir}", "stats"], None, 2, "is a directory"),
+    ("store is a FIFO", ["--store", "{fifo.txt}", "stats"], None, 1, "not a regular file"),
+    ("store is foreign SQLite", ["--store", "{foreign.db}", "stats"], None, 1, "not a hashmem store"),
+    ("store is garbage", ["--store", "{garbage.db}", "stats"], None, 1, "not a hashmem store or is corrupted"),
+    ("ask empty", ["ask", ""], None, 2, "the question is empty"),
+    ("ask k huge", ["ask", "x", "-k", "1000000000"], None, 1, "at most 10,000"),
+]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bad-input")
+    store = root / "store.db"
+    runner = CliRunner()
+    texts = root / "seed.jsonl"
+    texts.write_text("\n".join(json.dumps({"text": t, "n": i}) for i, t in enumerate([
+        "The Boeing 747 flew from London to New York on 12 March 1998.",
+        "Marie Curie won the Nobel Prize in Physics in 1903.",
+        "The recipe needs two cups of flour, one egg and a pinch of salt.",
+    ])), encoding="utf-8")
+    r = runner.invoke(cli, ["--store", str(store), "add", str(texts)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    files = _files(root / "in")
+    files["dir"] = str(root / "in")
+    return runner, store, files
+
+
+def _fill(arg: str, files: dict[str, str]) -> str:
+    for name, path in files.items():
+        arg = arg.replace("{" + name + "}", path)
+    return arg
+
+
+def _fingerprint(store: Path) -> tuple[str, str]:
+    wal = Path(f"{store}-wal")
+    return (hashlib.sha256(store.read_bytes()).hexdigest(),
+            hashlib.sha256(wal.read_bytes() if wal.exists() else b"").hexdigest())
+
+
+def test_at_least_40_kinds():
+    assert len({kind for kind, *_ in CASES}) == len(CASES) >= 40
+
+
+@pytest.mark.parametrize(("kind", "argv", "stdin", "code", "text"), CASES, ids=[c[0] for c in CASES])
+def test_bad_input(world, kind, argv, stdin, code, text):
+    runner, store, files = world
+    argv = [_fill(a, files) for a in argv]
+    if argv[0] != "--store":
+        argv = ["--store", str(store), *argv]
+    touched = [Path(argv[1])] if argv[1] != str(store) and Path(argv[1]).is_file() else []
+    before = _fingerprint(store), [hashlib.sha256(p.read_bytes()).hexdigest() for p in touched]
+    r = runner.invoke(cli, argv, input=stdin)
+    assert r.exception is None or isinstance(r.exception, SystemExit), f"{kind}: {r.exception!r}"
+    assert "Traceback" not in r.output
+    assert r.exit_code == code, r.output
+    assert text in r.output, r.output
+    if code == 1:
+        lines = [ln for ln in r.output.splitlines() if ln.strip()]
+        assert len(lines) == 1, r.output
+    assert (_fingerprint(store), [hashlib.sha256(p.read_bytes()).hexdigest() for p in touched]) == before
+    assert not Path("/nonexistent").exists()
+
+
+def test_store_from_environment_refuses_a_missing_directory(world, monkeypatch, tmp_path):
+    runner, _, files = world
+    target = tmp_path / "not" / "there" / "x.db"
+    monkeypatch.setenv("HASHMEM_STORE", str(target))
+    r = runner.invoke(cli, ["add", files["good.txt"]])
+    assert r.exit_code == 1 and "does not exist; create it first" in r.output, r.output
+    assert not target.parent.exists()
+
+
+def test_typed_metadata_from_the_cli(world, tmp_path):
+    """--meta values are JSON when they parse: session=1 is the number 1, found by where={"session": 1}."""
+    from hashmem.memory import Memory
+
+    runner, _, files = world
+    store = tmp_path / "typed.db"
+    r = runner.invoke(cli, ["--store", str(store), "add", files["good.txt"], "--meta", "session=1",
+                            "--meta", "flag=true", "--meta", 'label="1"', "--meta", "who=ana", "--meta", "x=null"],
+                      catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    with Memory(store) as m:
+        meta = m.get(1).metadata
+        assert (meta["session"], meta["flag"], meta["label"], meta["who"], meta["x"]) == (1, True, "1", "ana", None)
+        q = "a fine file"
+        assert [h.id for h in m.search(q, where={"session": 1})] == [1]
+        assert m.search(q, where={"session": True}) == []  # exact types: true is not 1
+        assert m.search(q, where={"flag": 1}) == []
+        assert [h.id for h in m.search(q, where={"flag": True})] == [1]
+        assert m.search(q, where={"label": 1}) == [] and [h.id for h in m.search(q, where={"label": "1"})] == [1]
+        assert [h.id for h in m.search(q, where={"x": None})] == [1]
+    r = runner.invoke(cli, ["--store", str(store), "search", q, "--where", "session=1", "--json"],
+                      catch_exceptions=False)
+    assert [h["id"] for h in json.loads(r.output)] == [1]
+    r = runner.invoke(cli, ["--store", str(store), "search", q, "--where", 'session="1"', "--json"],
+                      catch_exceptions=False)
+    assert json.loads(r.output) == []
+
+
+def test_delete_the_same_id_twice_deletes_once_and_succeeds(world, tmp_path):
+    runner, _, files = world
+    store = tmp_path / "del.db"
+    assert runner.invoke(cli, ["--store", str(store), "add", files["good.txt"]]).exit_code == 0
+    r = runner.invoke(cli, ["--store", str(store), "delete", "1", "1"], catch_exceptions=False)
+    assert r.exit_code == 0 and "deleted 1 of 1 record(s)" in r.output, r.output
