@@ -195,6 +195,11 @@ def stats(ctx, as_json):
     click.echo("bytes/passage")
     for part, v in s.bytes_per_passage.items():
         click.echo(f"  {part:<9}{v:10.1f}")
+    if s.file_parts:
+        n = max(s.records, 1)
+        click.echo(f"file by part (bytes, per passage, share of {s.file_bytes:,} B)")
+        for part, v in s.file_parts.items():
+            click.echo(f"  {part:<16}{v:12,}{v / n:10.1f}{100 * v / max(s.file_bytes, 1):7.1f} %")
 
 
 @cli.command()

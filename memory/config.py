@@ -22,7 +22,7 @@ DEFAULT_BITS = 256
 DEFAULT_METHOD: HashMethod = "itq"
 DEFAULT_HINT_BYTES = 48
 DEFAULT_CANDIDATES = 100
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: compressed lexicon blocks, 16 KiB pages (1 still opens)
 
 
 @dataclass(frozen=True)

@@ -612,7 +612,7 @@ class Memory:
         return self.storage.namespaces()
 
     def stats(self) -> StoreStats:
-        """Counts and bytes per passage by part."""
+        """Counts, bytes per passage by part, and the file's bytes by part (``file_parts``)."""
         sums = self.storage.byte_sums()
         n = sums.pop("records")
         file_bytes = self.storage.file_bytes()
@@ -629,6 +629,7 @@ class Memory:
             ivf={ns: {"nlist": sp.nlist, "lists_from": "vectors" if sp.vectors is not None else "codes",
                       "fitted_on": sp.fitted_on}
                  for ns, sp in self.index.spaces.items() if sp.is_ivf},
+            file_parts=self.storage.file_parts(),
         )
 
 
