@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .main import cli, default_store_path, store_path
+from .main import cli, default_store_path, show_progress, store_path
 
 
 def open_memory(ctx: click.Context, *, create: bool = False, **settings):
@@ -88,11 +88,15 @@ def add(ctx, paths, namespace, meta, passage_tokens):
             raise click.ClickException("no text, markdown or .jsonl files found in the given paths")
         sources.check_all(files)
         names = {Path(spool.name): "-"} if spool else None
+        show = show_progress(ctx)
+        # a cheap first pass (chunking, no embedding) gives the bar its total, rate and ETA
+        total = sources.count_passages(files, passage_tokens=passage_tokens) if show else None
         with open_memory(ctx, create=True) as mem:
             ids = mem.add_passages(
                 sources.passages(files, metadata=extra, passage_tokens=passage_tokens, names=names),
                 namespace=namespace,
-                progress=True,
+                total=total,
+                progress=show,
             )
         click.echo(f"added {len(ids)} passages from {len(files)} file(s) to namespace {namespace!r}", err=True)
     finally:

@@ -336,8 +336,8 @@ class Memory:
                 offset += len(batch)
                 if bar is not None:
                     bar.update(len(batch))
-                self._maybe_refit()
-                partition.maybe_build(self, namespace)
+                self._maybe_refit(progress=show)
+                partition.maybe_build(self, namespace, progress=show)
                 if self.config.fidelity == "text":  # retrain the text tier's zstd dictionary when it pays
                     from .texttier import maybe_retrain
 
@@ -405,13 +405,17 @@ class Memory:
             return False
         return n >= (FIRST_FIT if fitted == 0 else fitted * REFIT_GROWTH)
 
-    def _maybe_refit(self) -> None:
+    def _maybe_refit(self, *, progress: bool = False) -> None:
         n = self.storage.count()
         if self._refit_due(n):
-            self.refit()
+            self.refit(progress=progress)
 
-    def refit(self) -> None:
-        """Refit the hasher on the stored int8 vectors and re-encode every code in one transaction."""
+    def refit(self, *, progress: bool = False) -> None:
+        """Refit the hasher on the stored int8 vectors and re-encode every code in one transaction.
+
+        Args:
+            progress: a progress bar (total, rate, ETA) on stderr while codes are re-encoded.
+        """
         n = self.storage.count()
         if n < 2 or self.quantizer is None:
             return
@@ -420,10 +424,17 @@ class Memory:
             return
         new = hashing.fit(self.config.method, sample, bits=self.config.bits, previous=self.hasher)
         new = hashing.Hasher(new.method, new.bits, new.mean, new.projection, new.generation, fitted_on=n)
-        with self.storage.transaction() as c:
-            for ids, qvecs in self.storage.iter_qvecs(self.config.dim):
-                self.storage.update_codes(c, ids, new.encode(self.quantizer.decode(qvecs)), new.generation)
-            self.storage.set_meta(c, "hasher", new.to_bytes())
+        bar = _progress(n, progress, desc="refitting codes")
+        try:
+            with self.storage.transaction() as c:
+                for ids, qvecs in self.storage.iter_qvecs(self.config.dim):
+                    self.storage.update_codes(c, ids, new.encode(self.quantizer.decode(qvecs)), new.generation)
+                    if bar is not None:
+                        bar.update(len(ids))
+                self.storage.set_meta(c, "hasher", new.to_bytes())
+        finally:
+            if bar is not None:
+                bar.close()
         self.hasher = new
         self.index = HammingIndex(self.config.bits, ivf_min_rows=None)
         self._load_index()
@@ -687,9 +698,10 @@ def _batched(items: Iterable, n: int) -> Iterator[list]:
         yield batch
 
 
-def _progress(total: int | None, show: bool):
+def _progress(total: int | None, show: bool, *, desc: str = "adding"):
+    """A tqdm bar on stderr (count, rate, and with a total the ETA), or None when not shown."""
     if not show:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, unit="passage", desc="adding", file=sys.stderr, dynamic_ncols=True)
+    return tqdm(total=total, unit="passage", desc=desc, file=sys.stderr, dynamic_ncols=True)
