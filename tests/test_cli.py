@@ -63,9 +63,11 @@ def test_init_add_search_show_stats_delete(filled):
     st = json.loads(r.output)
     assert st["records"] >= 4 and st["config"]["bits"] == 128
     assert st["bytes_per_passage"]["code"] == 16
+    assert abs(sum(st["file_parts"].values()) - st["file_bytes"]) <= 0.02 * st["file_bytes"]
+    assert st["file_parts"]["code"] == 16 * st["records"]
 
     r = filled("stats")
-    assert "bytes/passage" in r.output
+    assert "bytes/passage" in r.output and "file by part" in r.output and "lexicon" in r.output
 
     r = filled("delete", str(top))
     assert r.exit_code == 0 and "deleted 1 of 1" in r.output
