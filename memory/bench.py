@@ -301,6 +301,7 @@ def end_to_end(
     k: int = 10,
     seed: int = 0,
     chunk: int = 200_000,
+    min_seconds: float = 0.5,
 ) -> dict:
     """Recall@k against float32 of the store's search over real passages hidden among synthetic ones.
 
@@ -321,6 +322,7 @@ def end_to_end(
         candidates: C, the int8 rerank depth (the store's default 100).
         nprobe: IVF lists probed (default: the store's).
         k: recall@k.
+        min_seconds: time each search path at least this long (the fastest round counts).
 
     Returns:
         ``{"n", "real_passages", "queries", "candidates", "store_uses_ivf", "nlist", "nprobe",
@@ -370,7 +372,7 @@ def end_to_end(
     space = index_mod.NamespaceIndex(-(-bits // 64), bits, ivf_min_rows=None)
     space.add(ids, words)
     one_by_one = np.arange(len(queries))[:, None]  # the store searches one query at a time
-    brute_t = time_queries(lambda i: space.search_batch(qwords[i[0]], 4 * c), one_by_one, 1, min_seconds=0.5)
+    brute_t = time_queries(lambda i: space.search_batch(qwords[i[0]], 4 * c), one_by_one, 1, min_seconds=min_seconds)
     brute_ids, brute_d = space.search_batch(qwords, 4 * c)
     out = {"n": n, "real_passages": m, "queries": len(queries), "candidates": c,
            "store_uses_ivf": n >= index_mod.IVF_MIN_ROWS, "nlist": None, "nprobe": None,
@@ -386,7 +388,7 @@ def end_to_end(
         nprobe = nprobe or ivf.default_nprobe(space.nlist, k=4 * c, n=space.n_alive)
         store_t = time_queries(lambda i: space.search_batch(qwords[i[0]], 4 * c, nprobe=nprobe,
                                                             query_vecs=queries[i[0]]),
-                               one_by_one, 1, min_seconds=0.5)
+                               one_by_one, 1, min_seconds=min_seconds)
         got_ids, got_d = space.search_batch(qwords, 4 * c, nprobe=nprobe, query_vecs=queries)
         out.update(nlist=space.nlist, nprobe=nprobe, recall_at_10_store=rerank_recall(got_ids),
                    hamming_recall=recall_tie_aware(got_ids, got_d, brute_d), ms_per_query_store=1e3 * store_t)

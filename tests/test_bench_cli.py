@@ -66,9 +66,9 @@ def test_end_to_end_is_the_stores_search(monkeypatch, ivf_from):
     monkeypatch.setattr(index_mod, "IVF_MIN_ROWS", ivf_from)
     mix = bench.parametric_mixture(dim=64, clusters=16)
     rng = np.random.default_rng(3)
-    real, queries = bench.draw(mix, 800, rng), bench.draw(mix, 24, rng)
-    e = bench.end_to_end(real, queries, 6000, 64, candidates=25)
-    assert e["n"] == 6000 and e["real_passages"] == 800 and e["queries"] == 24
+    real, queries = bench.draw(mix, 500, rng), bench.draw(mix, 12, rng)
+    e = bench.end_to_end(real, queries, 3000, 64, candidates=20, min_seconds=0.01)
+    assert e["n"] == 3000 and e["real_passages"] == 500 and e["queries"] == 12
     assert e["store_uses_ivf"] is (ivf_from == 1_000)
     assert 0.3 < e["recall_at_10_brute"] <= 1.0 and 0.0 <= e["recall_at_10_store"] <= 1.0
     assert e["loss"] == pytest.approx(e["recall_at_10_brute"] - e["recall_at_10_store"])
