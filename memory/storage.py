@@ -550,6 +550,11 @@ class Storage:
         if self.lexicon_blocks:
             import zstandard
 
+            # blocks are rewritten whole: refuse to write over terms another writer added since we loaded
+            stored = conn.execute("SELECT value FROM meta WHERE key = 'lexicon_terms'").fetchone()
+            if stored is not None and int(stored[0]) != len(lex.terms) - len(new):
+                raise StoreError(f"{self.path}: another process added to the lexicon since this one read it; "
+                                 "add again (the lexicon is reloaded)")
             for b in sorted({i // LEXICON_BLOCK for i in new | touched}):
                 lo, hi = b * LEXICON_BLOCK, min((b + 1) * LEXICON_BLOCK, len(lex.terms))
                 df = zstandard.compress(np.asarray(lex.df[lo:hi], dtype="<u4").tobytes(), 3)
@@ -560,6 +565,7 @@ class Storage:
                 else:
                     conn.execute("UPDATE lexicon SET df = ? WHERE block = ?", (df, b))
             self.set_meta(conn, "lexicon_docs", str(lex.n_docs))
+            self.set_meta(conn, "lexicon_terms", str(len(lex.terms)))
             return
         conn.executemany(
             "INSERT INTO terms(id, term, df) VALUES (?, ?, ?)", ((i, lex.terms[i], lex.df[i]) for i in new_ids)

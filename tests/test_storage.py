@@ -237,3 +237,19 @@ def test_namespaces_are_stored_as_small_ids(store_path, passages):
     with Memory(store_path) as m:
         assert m.namespaces() == {"user:ana": 2, "user:ben": 4}
         assert sorted(m.ids("user:ben")) == b[1:]
+
+
+def test_a_second_writer_cannot_overwrite_new_lexicon_terms(store_path, passages):
+    from hashmem.memory import StoreError
+
+    with Memory(store_path) as a, Memory(store_path) as b:
+        a.add(passages[:2])
+        b.add(passages[2:4])  # b's lexicon was loaded after a's batch: fine, it grows it
+        with pytest.raises(StoreError, match="another process added to the lexicon"):
+            a.add(["Quetzalcoatl feathers were traded in Tenochtitlan."])  # a's lexicon is stale
+        assert a.add(["Quetzalcoatl feathers were traded in Tenochtitlan."])  # reloaded: works
+        assert a.storage.count() == 5  # the refused batch left nothing behind
+    with Memory(store_path) as m:
+        lex = m.storage.load_lexicon()
+        assert len(lex.terms) == len(set(lex.terms)) and {"Quetzalcoatl", "Boston", "Boeing"} <= set(lex.ids)
+        assert "Quetzalcoatl" in m.search("feathers of Quetzalcoatl", k=1)[0].hints
