@@ -251,5 +251,5 @@ def test_a_second_writer_cannot_overwrite_new_lexicon_terms(store_path, passages
         assert a.storage.count() == 5  # the refused batch left nothing behind
     with Memory(store_path) as m:
         lex = m.storage.load_lexicon()
-        assert len(lex.terms) == len(set(lex.terms)) and {"Quetzalcoatl", "Boston", "Boeing"} <= set(lex.ids)
-        assert "Quetzalcoatl" in m.search("feathers of Quetzalcoatl", k=1)[0].hints
+        assert len(lex.terms) == len(set(lex.terms)) and {"Tenochtitlan", "Boston", "Boeing"} <= set(lex.ids)
+        assert "Tenochtitlan" in m.search("feathers traded in Tenochtitlan", k=1)[0].hints
