@@ -27,8 +27,9 @@ def _fmt(v) -> str:
 @click.option("--plot", "plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a PNG of recall@10 against bits and candidates, on real vectors.")
 @click.option("--data", "data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="For --plot: a BEIR-layout directory (corpus.jsonl, queries.jsonl) to embed. "
-                   "Default: the vectors of the store (--store), 200 of them held out as queries.")
+              help="Real passages for the end-to-end recall and --plot: a BEIR-layout directory "
+                   "(corpus.jsonl, queries.jsonl) to embed. Default: the vectors of the store (--store), "
+                   "200 of them held out as queries.")
 @click.pass_context
 def bench(ctx, n, bits, batch, k, nprobe, as_json, plot, data):
     """Synthetic scale benchmark: brute-force and IVF Hamming search over N codes.
@@ -37,7 +38,10 @@ def bench(ctx, n, bits, batch, k, nprobe, as_json, plot, data):
     the IVF lists are fitted on the drawn vectors, as a store fits them.
     Reports ms per query, queries/s, the IVF's recall of the exact top-k,
     resident bytes per passage, and our time over faiss IndexBinaryFlat's when
-    faiss is installed.
+    faiss is installed. With real passages (--data, or a store of 1,000 or more),
+    also the store's own search end to end: those passages among N - len(real)
+    synthetic ones fitted to them, the store's int8 vectors, ITQ codes and (from
+    200,000 passages) IVF lists with its default probe; recall@10 against float32.
     """
     if bits % 8 or bits > 384:
         raise click.BadParameter(f"bits must be a multiple of 8 up to 384, got {bits}", param_hint="--bits")
@@ -45,8 +49,12 @@ def bench(ctx, n, bits, batch, k, nprobe, as_json, plot, data):
         raise click.BadParameter(f"--n must be at least 4 x k = {4 * k}, got {n}", param_hint="--n")
     from hashmem.memory import bench as bench_mod
 
-    vectors = _plot_vectors(ctx, data) if plot is not None else None  # fail early on a bad --plot
+    vectors = _plot_vectors(ctx, data, required=plot is not None)  # fail early on a bad --plot
     result = bench_mod.run(n, bits, batch=batch, k=k, nprobe=nprobe)
+    result["end_to_end"] = None
+    if vectors is not None:
+        corpus, queries, source = vectors
+        result["end_to_end"] = {"source": source, **bench_mod.end_to_end(corpus, queries, n, bits, nprobe=nprobe)}
     if plot is not None:
         corpus, queries, source = vectors
         rows = bench_mod.tradeoff(corpus, queries)
@@ -64,12 +72,22 @@ def bench(ctx, n, bits, batch, k, nprobe, as_json, plot, data):
     click.echo(f"  speed-up     {result['speedup']:.1f}x")
     click.echo(f"  ours / faiss {_fmt(result['faiss_ratio'])}")
     click.echo(f"  RSS          {result['rss_bytes_per_passage']:.1f} bytes/passage")
+    e = result["end_to_end"]
+    if e is None:
+        click.echo("  end to end   - (give --data DIR, or --store with 1,000 passages or more)")
+    else:
+        how = f"IVF {e['nprobe']}/{e['nlist']} lists" if e["store_uses_ivf"] else "full scan"
+        click.echo(f"  end to end   recall@10 {e['recall_at_10_store']:.4f} ({how}) vs {e['recall_at_10_brute']:.4f} "
+                   f"over the exact Hamming top-{4 * e['candidates']} (loss {e['loss']:.4f}); it finds "
+                   f"{e['hamming_recall']:.3f} of that top-{4 * e['candidates']}, {e['speedup']:.1f}x the scan's speed")
+        click.echo(f"               {e['real_passages']:,} real passages among {e['n']:,}, {e['queries']} queries "
+                   f"({e['source']})")
     if plot is not None:
         click.echo(f"  plot         {plot}")
 
 
-def _plot_vectors(ctx, data: Path | None):
-    """(corpus float32, queries float32, description) for the trade-off plot."""
+def _plot_vectors(ctx, data: Path | None, *, required: bool = True):
+    """(corpus float32, queries float32, description) of real passages; None when there are none and not required."""
     import numpy as np
 
     if data is not None:
@@ -87,8 +105,13 @@ def _plot_vectors(ctx, data: Path | None):
         return corpus, queries, f"{data.name}, {len(texts):,} passages, float32 truth"
     from hashmem.memory import Memory
 
-    with Memory(store_path(ctx), create=False) as mem:
+    path = store_path(ctx)
+    if not required and not (path.exists() and path.stat().st_size > 0):
+        return None
+    with Memory(path, create=False) as mem:
         vecs = _store_vectors(mem)
+    if len(vecs) < 1000 and not required:
+        return None
     if len(vecs) < 1000:
         raise click.ClickException(f"the store holds {len(vecs)} passages; --plot needs at least 1,000, "
                                    "or give --data DIR")

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from .main import cli
+from .main import cli, show_progress
 from .store_cmds import RECORD_ID, open_memory, positive
 
 MODEL_HELP = "A GGUF model for the llama decoder (default $HASHMEM_GGUF, else SmolLM2-135M-Instruct)."
@@ -133,7 +133,8 @@ def ask(ctx, question, k, namespace, as_json, model, decoder):
 @click.option("--llm-sample", type=int, default=20, show_default=True,
               help="Passages coded with the llm tier (0: skip; a few seconds each).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def eval_recall(dataset_dir, sample, seed, index_size, hint_bytes, decoder_names, candidates, style,
+@click.pass_context
+def eval_recall(ctx, dataset_dir, sample, seed, index_size, hint_bytes, decoder_names, candidates, style,
                 expand_terms, threads, model, llm_sample, as_json):
     """Measure reconstruction fidelity and text-tier size on DATASET_DIR.
 
@@ -156,8 +157,8 @@ def eval_recall(dataset_dir, sample, seed, index_size, hint_bytes, decoder_names
                if v is not None}
     try:
         result = evaluate(dataset_dir, sample=sample, seed=seed, index=index_size, hint_bytes=hint_bytes,
-                          decoders=names, model=model, decoder_options=options, progress=not as_json,
-                          llm_sample=llm_sample)
+                          decoders=names, model=model, decoder_options=options,
+                          progress=show_progress(ctx), llm_sample=llm_sample)
     except ImportError as e:
         raise click.ClickException(str(e).splitlines()[0]) from e
     if as_json:

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from .main import cli
+from .main import cli, show_progress
 from .store_cmds import positive
 
 METRIC_DIGITS = 4
@@ -43,7 +43,7 @@ def eval_(ctx, dataset_dir, bits, method, candidates, namespace_field, model, as
         method=method,
         candidates=candidates,
         namespace_field=namespace_field,
-        progress=True,
+        progress=show_progress(ctx),
     )
     if as_json:
         click.echo(json.dumps(rounded(result)))

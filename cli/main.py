@@ -52,8 +52,9 @@ class HashmemGroup(click.Group):
 @click.option("--durable", is_flag=True, default=False,
               help="Sync every commit to disk (SQLite synchronous=FULL): a power loss keeps it too. "
                    "Default: a power loss may drop the last commits, never the store's consistency.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars (they are off anyway when stderr is not a terminal).")
 @click.pass_context
-def cli(ctx: click.Context, store: Path | None, durable: bool) -> None:
+def cli(ctx: click.Context, store: Path | None, durable: bool, quiet: bool = False) -> None:
     """hashmem: a retrieval memory that keeps passages as binary codes, int8
     vectors and a few bytes of lexical hints, and decompresses them on request.
 
@@ -66,12 +67,22 @@ def cli(ctx: click.Context, store: Path | None, durable: bool) -> None:
     ctx.ensure_object(dict)
     ctx.obj["store"] = store
     ctx.obj["durable"] = durable
+    ctx.obj["quiet"] = quiet
 
 
 def store_path(ctx: click.Context) -> Path:
     """The store path chosen for this invocation."""
     explicit = ctx.find_root().obj.get("store")
     return explicit if explicit is not None else default_store_path()
+
+
+def stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
+def show_progress(ctx: click.Context) -> bool:
+    """Progress bars on stderr: unless ``--quiet``, and only when stderr is a terminal."""
+    return not ctx.find_root().obj.get("quiet") and stderr_is_terminal()
 
 
 def _register() -> None:

@@ -12,12 +12,13 @@ import click
 
 from hashmem.memory.config import MAX_K
 
-from .main import STORE_ENV, cli, default_store_path, store_path
+from .main import STORE_ENV, cli, default_store_path, show_progress, store_path
 
 K_RANGE = click.IntRange(1, MAX_K)
 RECORD_ID = click.IntRange(1, 2**63 - 1)  # SQLite's integer range: a larger id is a usage error
 META_HELP = ("Values are JSON when they parse as JSON (1, 2.5, true, false, null, \"quoted\") and strings "
              "otherwise, so key=1 is the number 1 and key='\"1\"' the string \"1\".")
+
 
 
 def open_memory(ctx: click.Context, *, create: bool = False, write: bool = False, **settings):
@@ -136,11 +137,15 @@ def add(ctx, paths, namespace, meta, passage_tokens):
             raise click.ClickException("no text, markdown or .jsonl files found in the given paths")
         names = {Path(spool.name): "-"} if spool else None
         sources.check_all(files, names=names)
+        show = show_progress(ctx)
+        # a cheap first pass (chunking, no embedding) gives the bar its total, rate and ETA
+        total = sources.count_passages(files, passage_tokens=passage_tokens) if show else None
         with open_memory(ctx, create=True) as mem:
             ids = mem.add_passages(
                 sources.passages(files, metadata=extra, passage_tokens=passage_tokens, names=names),
                 namespace=namespace,
-                progress=True,
+                total=total,
+                progress=show,
             )
         click.echo(f"added {len(ids)} passages from {len(files)} file(s) to namespace {namespace!r}", err=True)
     finally:
@@ -244,6 +249,11 @@ def stats(ctx, as_json):
     click.echo("bytes/passage")
     for part, v in s.bytes_per_passage.items():
         click.echo(f"  {part:<9}{v:10.1f}")
+    if s.file_parts:
+        n = max(s.records, 1)
+        click.echo(f"file by part (bytes, per passage, share of {s.file_bytes:,} B)")
+        for part, v in s.file_parts.items():
+            click.echo(f"  {part:<16}{v:12,}{v / n:10.1f}{100 * v / max(s.file_bytes, 1):7.1f} %")
 
 
 @cli.command()

@@ -1,15 +1,20 @@
-"""`make demo`: ingest the public-domain texts in examples/texts and search them.
+"""`make demo`: ingest the public-domain texts in examples/texts, search them, recall a hit, ask a question.
 
 The store keeps codes, int8 vectors and hints, not the text; each hit's
 metadata points back into its source file (path and character offsets), which
-is how the passage is shown here.
+is how the passage is shown here. Then the one thing only hashmem does: it gives
+back what it stored — a local llama.cpp model rebuilds a hit from its code, vector
+and hints (``recall``), and answers a question from recalled memories, citing
+them (``ask``). Without llama-cpp-python the extractive decoder stands in.
 """
 
 from __future__ import annotations
 
 import sys
 import tempfile
+import textwrap
 import time
+import warnings
 from pathlib import Path
 
 from hashmem import Memory
@@ -22,6 +27,11 @@ QUERIES = [
     "honouring soldiers who died in battle",
     "both sides prayed to the same God",
 ]
+QUESTION = "What did both sides in the war pray for?"
+
+
+def _wrap(text: str) -> str:
+    return textwrap.fill(" ".join(text.split()), width=100, initial_indent="      ", subsequent_indent="      ")
 
 
 def main() -> None:
@@ -46,6 +56,27 @@ def main() -> None:
                 print(f"      hints: {' '.join(h.hints)}")
                 print(f"      text : {snippet[:160]}{'…' if len(snippet) > 160 else ''}")
             print()
+
+        from hashmem.decoders import open_decoder
+
+        with warnings.catch_warnings(record=True):  # the fallback's notice is printed below, once
+            warnings.simplefilter("always")
+            decoder = open_decoder(mem)
+        if decoder.notice:
+            print(f"({decoder.notice})\n")
+        hit = mem.search(QUERIES[-1], k=1)[0]
+        r = decoder.reconstruct(hit.id)
+        print(f"recall [{hit.id}]: rebuilt by the {r.decoder} decoder from its code, int8 vector and "
+              f"{len(hit.hints)} hints (fidelity {r.fidelity:.3f}, {r.ms:.0f} ms):")
+        print(_wrap(r.text))
+        print()
+        memories = mem.search(QUESTION, k=3)
+        answer = decoder.ask(QUESTION, memories)
+        print(f"ask: {QUESTION}")
+        print(f"      from memories {', '.join(f'[{h.id}]' for h in memories)}:")
+        print(_wrap(answer.text))
+        cited = ", ".join(f"[{i}] {Path(mem.get(i).metadata['source']).name}" for i in answer.citations)
+        print(f"      cites: {cited or 'nothing'} ({answer.decoder} decoder, {answer.ms:.0f} ms)")
 
 
 if __name__ == "__main__":

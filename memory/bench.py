@@ -15,7 +15,12 @@ counts when its distance is <= the exact k-th distance), resident memory growth
 per passage of the index, and ours/faiss ``IndexBinaryFlat`` time (faiss timed in a
 subprocess so the two thread pools do not disturb each other).
 
-What it does not do: embed text or touch a store (``benchmarks/`` does that).
+``end_to_end`` measures the store's own search: real passages among synthetic
+ones from a mixture fitted to them, the store's int8 vectors, ITQ codes and (at
+sizes where the store uses them) IVF lists fitted on the vectors with the default
+probe; recall@10 against float32, beside the recall of the exact Hamming top 4·C.
+
+What it does not do: embed text or touch a store (``benchmarks/`` and the CLI do that).
 """
 
 from __future__ import annotations
@@ -270,6 +275,128 @@ def run(
         if f is not None:
             out["faiss_ratio"] = brute / f
             out["faiss_ms_per_query"] = 1e3 * f
+    return out
+
+
+# -- end to end: the store's own search over real passages among synthetic ones -----------
+
+
+def _merge_topk(best_s, best_i, sims, offset, k):
+    """Running exact top-k (scores, ids) per query after one more chunk of scores [q, chunk]; ties: lowest id."""
+    top = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    cand_s = np.concatenate([best_s, np.take_along_axis(sims, top, axis=1)], axis=1)
+    cand_i = np.concatenate([best_i, top + offset], axis=1)
+    order = np.lexsort((cand_i, -cand_s), axis=1)[:, :k]
+    return np.take_along_axis(cand_s, order, axis=1), np.take_along_axis(cand_i, order, axis=1)
+
+
+def end_to_end(
+    real: np.ndarray,
+    queries: np.ndarray,
+    n: int,
+    bits: int,
+    *,
+    candidates: int = 100,
+    nprobe: int | None = None,
+    k: int = 10,
+    seed: int = 0,
+    chunk: int = 200_000,
+    min_seconds: float = 0.5,
+) -> dict:
+    """Recall@k against float32 of the store's search over real passages hidden among synthetic ones.
+
+    The corpus is ``real`` plus ``n - len(real)`` draws from a mixture fitted to it
+    (``fit_mixture``). Everything else is what a store of that size does: int8
+    vectors (quantizer fitted on the real passages), ITQ codes fitted on a sample
+    of the dequantized vectors, and, from ``index.IVF_MIN_ROWS`` passages on, IVF
+    lists fitted on the vectors (``ivf.default_nlist``, spherical k-means on
+    ``VECTOR_SAMPLE_PER_LIST`` vectors per list) probed with the query vector at
+    ``ivf.default_nprobe``; then Hamming top 4·C, asymmetric top C, int8 rerank, top k.
+    Truth: exact float32 top-k over the whole corpus.
+
+    Args:
+        real: float32 [m, dim] unit vectors of real passages.
+        queries: float32 [q, dim] unit query vectors (not in ``real``).
+        n: corpus size (at least ``len(real)``).
+        bits: code length.
+        candidates: C, the int8 rerank depth (the store's default 100).
+        nprobe: IVF lists probed (default: the store's).
+        k: recall@k.
+        min_seconds: time each search path at least this long (the fastest round counts).
+
+    Returns:
+        ``{"n", "real_passages", "queries", "candidates", "store_uses_ivf", "nlist", "nprobe",
+        "recall_at_10_store", "recall_at_10_brute", "loss", "hamming_recall", "ms_per_query_store",
+        "ms_per_query_brute", "speedup"}``: ``recall_at_10_store`` is the store's search,
+        ``recall_at_10_brute`` the same pipeline over the exact Hamming top 4·C, and
+        ``hamming_recall`` how much of that exact top 4·C the IVF finds (tie-aware).
+    """
+    from . import hashing, quantize
+
+    real = np.asarray(real, dtype=np.float32)
+    queries = np.asarray(queries, dtype=np.float32)
+    m, dim = real.shape
+    n = max(n, m)
+    rng = np.random.default_rng(seed + 2)
+    mix = fit_mixture(real, clusters=min(128, m))
+    quant = quantize.fit(real)
+    qv = np.empty((n, dim), dtype=np.int8)  # [n, dim]: all the int8 vectors, as the store keeps on disk
+    best_s = np.full((len(queries), k), -np.inf, np.float32)
+    best_i = np.zeros((len(queries), k), np.int64)
+    for s in range(0, n, chunk):
+        x = real[s : s + chunk] if s < m else None
+        if x is None or len(x) < min(chunk, n - s):  # the real passages first, then draws
+            x = np.concatenate([x if x is not None else np.zeros((0, dim), np.float32),
+                                draw(mix, min(chunk, n - s) - (len(x) if x is not None else 0), rng)])
+        qv[s : s + len(x)] = quant.encode(x)
+        best_s, best_i = _merge_topk(best_s, best_i, queries @ x.T, s, k)
+    truth = best_i
+    hasher = hashing.fit("itq", quant.decode(qv[np.sort(rng.choice(n, min(n, 65536), replace=False))]), bits=bits)
+    words = np.concatenate([kernels.to_words(hasher.encode(quant.decode(qv[s : s + chunk])))
+                            for s in range(0, n, chunk)])
+    qwords = kernels.to_words(hasher.encode(queries))
+    proj = hasher.project(queries)  # [q, bits]
+    ids = np.arange(n, dtype=np.int64)
+    c = candidates
+
+    def rerank_recall(cands) -> float:
+        hit = 0
+        for qi in range(len(queries)):
+            ci = cands[qi][cands[qi] >= 0]
+            signs = hashing.unpack_signs(kernels.from_words(words[ci], bits // 8), bits)
+            ci = ci[np.lexsort((ci, -(signs @ proj[qi])))[:c]]
+            sc = quantize.cosine(queries[qi : qi + 1], qv[ci], quant)[0]
+            hit += len(set(ci[np.lexsort((ci, -sc))[:k]].tolist()) & set(truth[qi].tolist()))
+        return hit / (k * len(queries))
+
+    space = index_mod.NamespaceIndex(-(-bits // 64), bits, ivf_min_rows=None)
+    space.add(ids, words)
+    one_by_one = np.arange(len(queries))[:, None]  # the store searches one query at a time
+    brute_t = time_queries(lambda i: space.search_batch(qwords[i[0]], 4 * c), one_by_one, 1, min_seconds=min_seconds)
+    brute_ids, brute_d = space.search_batch(qwords, 4 * c)
+    out = {"n": n, "real_passages": m, "queries": len(queries), "candidates": c,
+           "store_uses_ivf": n >= index_mod.IVF_MIN_ROWS, "nlist": None, "nprobe": None,
+           "recall_at_10_brute": rerank_recall(brute_ids), "ms_per_query_brute": 1e3 * brute_t}
+    if out["store_uses_ivf"]:
+        nlist = ivf.default_nlist(n)
+        pick = np.sort(rng.choice(n, size=min(n, ivf.VECTOR_SAMPLE_PER_LIST * nlist), replace=False))
+        centroids = ivf.fit_vector_centroids(quant.decode(qv[pick]), nlist, seed=seed)
+        lists = np.concatenate([ivf.assign_vectors(quant.decode(qv[s : s + 65536]), centroids)
+                                for s in range(0, n, 65536)])
+        space.set_partition(centroids, ids, lists)
+        del lists
+        nprobe = nprobe or ivf.default_nprobe(space.nlist, k=4 * c, n=space.n_alive)
+        store_t = time_queries(lambda i: space.search_batch(qwords[i[0]], 4 * c, nprobe=nprobe,
+                                                            query_vecs=queries[i[0]]),
+                               one_by_one, 1, min_seconds=min_seconds)
+        got_ids, got_d = space.search_batch(qwords, 4 * c, nprobe=nprobe, query_vecs=queries)
+        out.update(nlist=space.nlist, nprobe=nprobe, recall_at_10_store=rerank_recall(got_ids),
+                   hamming_recall=recall_tie_aware(got_ids, got_d, brute_d), ms_per_query_store=1e3 * store_t)
+    else:  # below the IVF threshold the store scans every code
+        out.update(recall_at_10_store=out["recall_at_10_brute"], hamming_recall=1.0,
+                   ms_per_query_store=out["ms_per_query_brute"])
+    out["loss"] = out["recall_at_10_brute"] - out["recall_at_10_store"]
+    out["speedup"] = out["ms_per_query_brute"] / out["ms_per_query_store"]
     return out
 
 

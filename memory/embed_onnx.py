@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import warnings
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +89,33 @@ def onnx_path(model_dir: Path) -> Path:
     return cache_dir() / "onnx" / _digest(model_dir) / ONNX_FILE
 
 
+class _DropPreprocessingAdvice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
+@contextmanager
+def _without_preprocessing_advice():
+    """Silence onnxruntime's "Please consider to run pre-processing before quantization" (root logger).
+
+    Its pre-processing (shape inference and graph optimization, ``quant_pre_process``)
+    is meant for static quantization; for dynamic int8 MatMul weights it changes nothing
+    we measure, and a user's first run should not print third-party advice.
+    """
+    f = _DropPreprocessingAdvice()
+    root = logging.getLogger()
+    root.addFilter(f)
+    handlers = list(root.handlers)
+    for h in handlers:
+        h.addFilter(f)
+    try:
+        yield
+    finally:
+        root.removeFilter(f)
+        for h in handlers:
+            h.removeFilter(f)
+
+
 def export(model_dir: Path, target: Path) -> Path:
     """Export and quantize the model at ``model_dir`` to ``target`` (offline; needs torch and onnx)."""
     import torch
@@ -121,8 +150,9 @@ def export(model_dir: Path, target: Path) -> Path:
                                   opset_version=17, dynamo=False)
                 # per-channel int8 weights of the MatMuls only: mean cosine to fp32 0.994 on SciFact
                 # (per-tensor, the default, gives 0.935)
-                quantize_dynamic(str(fp32), str(q), weight_type=QuantType.QInt8, per_channel=True,
-                                 op_types_to_quantize=["MatMul"])
+                with _without_preprocessing_advice():
+                    quantize_dynamic(str(fp32), str(q), weight_type=QuantType.QInt8, per_channel=True,
+                                     op_types_to_quantize=["MatMul"])
         except Exception as e:  # noqa: BLE001 - exporter errors come in many types
             raise ModelLoadError(f"cannot export {model_dir} to ONNX ({str(e).splitlines()[0][:200]}); "
                                  "use the torch backend (backend='torch')") from e

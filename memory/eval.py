@@ -347,7 +347,8 @@ def evaluate(
                 if m == "float32":
                     runs[m], ms[m] = run_exact(data, docs, queries)
                 else:
-                    runs[m], ms[m] = run_store(mem, data, queries, mode=m, candidates=candidates)
+                    runs[m], ms[m] = run_store(mem, data, queries, mode=m, candidates=candidates,
+                                               progress=progress)
             stats = mem.stats()
             config = {
                 "model": mem.config.model,
@@ -454,7 +455,7 @@ def run_exact(data: Dataset, docs: np.ndarray, queries: np.ndarray, *, k: int = 
 
 
 def run_store(mem, data: Dataset, queries: np.ndarray, *, mode: str, candidates: int | None = None,
-              k: int = RETRIEVE):
+              k: int = RETRIEVE, progress: bool | None = None):
     """The store's top k of each query within its namespace (``Memory.search_embeddings``).
 
     Args:
@@ -466,10 +467,15 @@ def run_store(mem, data: Dataset, queries: np.ndarray, *, mode: str, candidates:
             ``max(candidates, 10)`` hits are asked for, so the store searches with the
             depth asked for (it raises the depth to k otherwise).
         k: hits per query.
+        progress: a progress bar over the queries on stderr (default: from 256 queries on).
 
     Returns:
         (run: query id → passage ids best first, milliseconds per query, search only).
     """
+    from .store import _progress
+
+    show = len(data.query_ids) >= 256 if progress is None else progress
+    bar = _progress(len(data.query_ids), show, desc=f"searching ({mode})")
     if mode == "binary+int8" and candidates is not None:
         k = min(k, max(candidates, 10))
     run: dict[str, list[str]] = {}
@@ -480,6 +486,10 @@ def run_store(mem, data: Dataset, queries: np.ndarray, *, mode: str, candidates:
                                      candidates=candidates, mode=mode)[0]
         seconds += time.perf_counter() - t
         run[qid] = [h.metadata["_id"] for h in hits]
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
     return run, 1000.0 * seconds / max(len(data.query_ids), 1)
 
 

@@ -40,6 +40,8 @@ class Hasher:
         bits: code length in bits.
         mean: float32 [dim], subtracted before projecting.
         projection: float32 [dim, bits] (``P``; for ITQ, PCA times the rotation R).
+            Fitted projections are rounded to float16 values (``_half``), so the store
+            keeps them as float16 without changing a single code.
         generation: fit counter; codes of different generations are never compared.
         fitted_on: number of samples the parameters were fitted on (0 = unfitted).
     """
@@ -71,7 +73,7 @@ class Hasher:
             method=np.array(self.method),
             bits=np.array(self.bits),
             mean=self.mean.astype(np.float32),
-            projection=self.projection.astype(np.float32),
+            projection=_compact(self.projection),
             generation=np.array(self.generation),
             fitted_on=np.array(self.fitted_on),
         )
@@ -103,10 +105,10 @@ def initial_hasher(method: str, *, dim: int, bits: int, seed: int = 0) -> Hasher
             raise ConfigError(f"sign codes have at most one bit per dimension: bits <= {dim}, got {bits}")
         projection = np.eye(dim, dtype=np.float32)[:, :bits]
     elif method == "lsh":
-        projection = rng.standard_normal((dim, bits)).astype(np.float32)
+        projection = _half(rng.standard_normal((dim, bits)))
     elif method == "itq":
         q, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
-        projection = q[:, :bits].astype(np.float32)
+        projection = _half(q[:, :bits])
     else:
         raise ValueError(f"hashing method {method!r} is not supported")
     return Hasher(method=method, bits=bits, mean=mean, projection=projection)
@@ -153,7 +155,7 @@ def fit(
             raise ValueError(f"ITQ needs at least bits={bits} samples, got {n}")
         iterations = ITQ_ITERATIONS if iterations is None else iterations
         with _one_blas_thread():  # on shared, busy cores BLAS threads stall each other
-            projection = _itq_projection(x - mean, bits=bits, iterations=iterations, seed=seed)
+            projection = _half(_itq_projection(x - mean, bits=bits, iterations=iterations, seed=seed))
     else:
         raise ValueError(f"hashing method {method!r} is not supported")
     return Hasher(
@@ -173,6 +175,15 @@ def _one_blas_thread():
     except ImportError:
         return contextlib.nullcontext()
     return threadpool_limits(1, user_api="blas")
+def _half(p: np.ndarray) -> np.ndarray:
+    """float32 values that float16 holds exactly (a relative change below 2^-11)."""
+    return np.asarray(p).astype(np.float16).astype(np.float32)
+
+
+def _compact(p: np.ndarray) -> np.ndarray:
+    """The projection as float16 when that is lossless (always, for fitted ones), else float32."""
+    half = p.astype(np.float16)
+    return half if np.array_equal(half.astype(np.float32), p) else p.astype(np.float32)
 
 
 def _itq_projection(xc: np.ndarray, *, bits: int, iterations: int, seed: int) -> np.ndarray:

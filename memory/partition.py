@@ -95,7 +95,7 @@ def lists_for(mem, namespace: str, vectors: np.ndarray) -> np.ndarray | None:
     return ivf.assign_vectors(vectors, space.vectors)
 
 
-def maybe_build(mem, namespace: str) -> bool:
+def maybe_build(mem, namespace: str, *, progress: bool = False) -> bool:
     """Fit (or refit) a namespace's partition when it has reached the size for one; True if it did."""
     space = mem.index.spaces.get(namespace)
     if space is None or mem.storage.readonly:
@@ -105,17 +105,22 @@ def maybe_build(mem, namespace: str) -> bool:
     else:
         due = space.n_alive >= REFIT_GROWTH * space.fitted_on
     if due:
-        build(mem, namespace)
+        build(mem, namespace, progress=progress)
     return due
 
 
-def build(mem, namespace: str, *, nlist: int | None = None, seed: int = 0) -> None:
-    """Fit centroids on a sample of the namespace's vectors and store every record's list, in one transaction."""
-    _build(mem, namespace, nlist=nlist, seed=seed)
+def build(mem, namespace: str, *, nlist: int | None = None, seed: int = 0, progress: bool = False) -> None:
+    """Fit centroids on a sample of the namespace's vectors and store every record's list, in one transaction.
+
+    ``progress``: a progress bar on stderr while the records are assigned to lists.
+    """
+    _build(mem, namespace, nlist=nlist, seed=seed, progress=progress)
     index_mod._release_freed_heap()  # the build's temporaries are freed only now
 
 
-def _build(mem, namespace: str, *, nlist: int | None, seed: int) -> None:
+def _build(mem, namespace: str, *, nlist: int | None, seed: int, progress: bool = False) -> None:
+    from .store import _progress
+
     space = mem.index.spaces[namespace]
     live = space.live_ids()
     n = len(live)
@@ -129,13 +134,20 @@ def _build(mem, namespace: str, *, nlist: int | None, seed: int) -> None:
     ids_all, lists_all = [], []
     blob = msgpack.packb({"nlist": nlist, "dim": int(centroids.shape[1]), "fitted_on": n,
                           "centroids": centroids.astype(np.float32).tobytes()})
-    with mem.storage.transaction() as c:
-        for ids, qvecs in mem.storage.iter_qvecs(mem.config.dim, namespace=namespace):
-            lists = ivf.assign_vectors(mem.quantizer.decode(qvecs), centroids)
-            mem.storage.set_lists(c, ids, lists)
-            ids_all.append(ids)
-            lists_all.append(lists)
-        mem.storage.set_meta(c, _key(namespace), blob)
+    bar = _progress(n, progress, desc=f"IVF lists ({nlist})")
+    try:
+        with mem.storage.transaction() as c:
+            for ids, qvecs in mem.storage.iter_qvecs(mem.config.dim, namespace=namespace):
+                lists = ivf.assign_vectors(mem.quantizer.decode(qvecs), centroids)
+                mem.storage.set_lists(c, ids, lists)
+                ids_all.append(ids)
+                lists_all.append(lists)
+                if bar is not None:
+                    bar.update(len(ids))
+            mem.storage.set_meta(c, _key(namespace), blob)
+    finally:
+        if bar is not None:
+            bar.close()
     mem.index.set_partition(namespace, centroids, np.concatenate(ids_all), np.concatenate(lists_all))
 
 

@@ -66,6 +66,10 @@ class StoreStats:
             (``code``, ``qvec``, ``hints``, ``metadata``, ``text``, ``lexicon``,
             ``file``: the whole SQLite file divided by the passage count).
         file_bytes: size of the store file (with its WAL).
+        file_parts: bytes of the file by part, adding up to ``file_bytes`` (see
+            ``Storage.file_parts``: the records' code, qvec, hints, metadata and
+            other bytes, namespace index, lexicon, settings, text, IVF lists,
+            SQLite's own pages, free pages, WAL).
         hasher: {"method", "generation", "fitted_on"} of the current codes.
         ivf: per namespace searched through IVF lists, {"nlist", "lists_from"
             ("vectors" or "codes"), "fitted_on"}; namespaces scanned whole are absent.
@@ -78,3 +82,4 @@ class StoreStats:
     file_bytes: int
     hasher: dict
     ivf: dict = field(default_factory=dict)
+    file_parts: dict[str, int] = field(default_factory=dict)

@@ -189,6 +189,19 @@ def check_all(files: list[Path], *, names: dict[Path, str] | None = None) -> Non
             raise
 
 
+def count_passages(files: list[Path], *, passage_tokens: int = 128) -> int:
+    """How many passages ``passages`` will yield for these files (chunks them, embeds nothing)."""
+    from .chunk import chunk_stream
+
+    n = 0
+    for f in files:
+        if is_jsonl(f):
+            n += sum(1 for _ in iter_jsonl(f))
+        else:
+            n += sum(1 for _ in chunk_stream(read_pieces(f), tokens=passage_tokens))
+    return n
+
+
 def passages(
     files: list[Path],
     *,

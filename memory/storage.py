@@ -6,13 +6,32 @@ File layout (one SQLite database, WAL journal):
   ``format_version`` (int as text), ``config`` (StoreConfig JSON), ``hasher``
   and ``quantizer`` (``np.savez`` archives of float32 little-endian arrays),
   ``lexicon_docs`` (passages the lexicon has counted).
-- ``records(id INTEGER PRIMARY KEY AUTOINCREMENT, namespace, created REAL (Unix
+- ``records(id INTEGER PRIMARY KEY AUTOINCREMENT, namespace (id in ``namespaces``), created REAL (Unix
   time), metadata TEXT (JSON object), code BLOB (packed bits, bits/8 bytes, see
   ``hashing``), qvec BLOB (int8 × dim), hints BLOB (msgpack, see ``hints``),
   gen INTEGER (hasher generation the code was made with))``. Ids are never reused.
-- ``terms(id INTEGER PRIMARY KEY, term TEXT UNIQUE, df INTEGER)``: the lexicon.
+- ``lexicon(block INTEGER PRIMARY KEY, terms BLOB, df BLOB)`` (format 2): the
+  lexicon in blocks of ``LEXICON_BLOCK`` consecutive term ids (block ``b`` holds ids
+  ``b * LEXICON_BLOCK`` …); ``terms`` is zstd of the block's terms joined by
+  ``"\\n"`` (UTF-8), ``df`` zstd of their document frequencies, uint32 little-endian.
+  One copy of each term, compressed: no index on the term (the in-memory
+  ``Lexicon`` maps term → id). Format 1 stores keep ``terms(id INTEGER PRIMARY
+  KEY, term TEXT UNIQUE, df INTEGER)``, read and written as they are.
+- ``namespaces(id INTEGER PRIMARY KEY, name TEXT)`` (format 2): ``records.namespace``
+  holds the id (format 1 holds the name itself), so each record and the
+  ``(namespace, id)`` index keep a small integer instead of a string.
+- ``meta_sets(id INTEGER PRIMARY KEY, json TEXT)`` (format 2): metadata shared by
+  several records, stored once (interned): a record's metadata is its
+  ``meta_set``'s JSON object (0: none) plus its own ``metadata``, with disjoint
+  keys. A string value that two records of one batch share (``source`` of a
+  file's passages, ``--meta`` values) goes to the set; the rest stays per record.
+  Sets are never deleted (they are few and small).
 - ``texts(id INTEGER PRIMARY KEY, body BLOB)``: exact passages, only for the
   ``text`` fidelity tier.
+
+Format 2 stores are created with 16 KiB pages (records of ~500 bytes waste ~12 % of a
+4 KiB page, ~1 % of a 16 KiB one). ``file_parts`` attributes every byte of the file to
+a part through SQLite's ``dbstat`` table.
 
 Every write happens in one ``BEGIN IMMEDIATE … COMMIT`` transaction, so a killed
 process loses at most the batch it was writing; creating a store is one such
@@ -36,6 +55,7 @@ import os
 import sqlite3
 import time
 import urllib.parse
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -51,16 +71,19 @@ _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE records (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
-    namespace TEXT NOT NULL,
+    namespace INTEGER NOT NULL,
     created REAL NOT NULL,
     metadata TEXT NOT NULL DEFAULT '{}',
+    meta_set INTEGER NOT NULL DEFAULT 0,
     code BLOB NOT NULL,
     qvec BLOB NOT NULL,
     hints BLOB NOT NULL,
     gen INTEGER NOT NULL
 );
 CREATE INDEX records_namespace ON records(namespace, id);
-CREATE TABLE terms (id INTEGER PRIMARY KEY, term TEXT NOT NULL UNIQUE, df INTEGER NOT NULL);
+CREATE TABLE namespaces (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+CREATE TABLE meta_sets (id INTEGER PRIMARY KEY, json TEXT NOT NULL);
+CREATE TABLE lexicon (block INTEGER PRIMARY KEY, terms BLOB NOT NULL, df BLOB NOT NULL);
 CREATE TABLE texts (id INTEGER PRIMARY KEY, body BLOB NOT NULL);
 CREATE TABLE ivf_lists (id INTEGER PRIMARY KEY, list INTEGER NOT NULL);
 """
@@ -68,6 +91,8 @@ CREATE TABLE ivf_lists (id INTEGER PRIMARY KEY, list INTEGER NOT NULL);
 _LATER_TABLES = "CREATE TABLE IF NOT EXISTS ivf_lists (id INTEGER PRIMARY KEY, list INTEGER NOT NULL);"
 BUSY_TIMEOUT = 30.0  # seconds a writer waits for another process's write lock
 _INT64_MAX = 2**63 - 1
+PAGE_SIZE = 16384
+LEXICON_BLOCK = 8192  # term ids per lexicon block
 
 
 @dataclass(frozen=True)
@@ -129,9 +154,11 @@ class Storage:
                                         timeout=busy_timeout)
             # look before changing anything: a foreign SQLite file must not be switched to WAL
             tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            if tables and not {"meta", "records", "terms"} <= tables:
+            if tables and not ({"meta", "records"} <= tables and tables & {"terms", "lexicon"}):
                 self._close_quietly()
                 raise StoreCorruptError(f"{self.path} is an SQLite file but not a hashmem store")
+            if not tables and not self.readonly:  # before the first table: an existing store keeps its page size
+                self.conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
             if not self.readonly:
                 self.conn.execute("PRAGMA journal_mode=WAL")
                 self.conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
@@ -145,6 +172,11 @@ class Storage:
         if tables and not self.readonly and "ivf_lists" not in tables:
             self.conn.execute(_LATER_TABLES)
         self.has_ivf_lists = not tables or not self.readonly or "ivf_lists" in tables
+        self.lexicon_blocks = not tables or "lexicon" in tables  # format 2; format 1 has ``terms``
+        self.meta_sets = not tables or "meta_sets" in tables  # format 2: interned metadata
+        self.namespace_ids = not tables or "namespaces" in tables  # format 2: records.namespace is an id
+        self._ns_names: dict[int, str] = {}  # namespace id → name, of committed namespaces
+        self._term_blocks: dict[int, list[str]] = {}  # full lexicon blocks (immutable), decompressed
         self._remember_inode()
 
     def _uri(self) -> str:
@@ -348,18 +380,21 @@ class Storage:
         """Insert records inside the caller's transaction; returns their new ids in order."""
         now = time.time()
         ids = []
+        sets, own = self._intern_metadata(conn, metadata)
+        ns = self._ns_key(namespace, conn=conn)
         for j in range(len(hints)):
             cur = conn.execute(
-                "INSERT INTO records(namespace, created, metadata, code, qvec, hints, gen) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO records(namespace, created, metadata, code, qvec, hints, gen"
+                f"{', meta_set' if self.meta_sets else ''}) VALUES (?, ?, ?, ?, ?, ?, ?{', ?' if self.meta_sets else ''})",
                 (
-                    namespace,
+                    ns,
                     now,
-                    json.dumps(metadata[j], ensure_ascii=False, sort_keys=True),
+                    json.dumps(own[j], ensure_ascii=False, sort_keys=True),
                     codes[j].tobytes(),
                     qvecs[j].tobytes(),
                     hints[j],
                     gen,
+                    *((sets[j],) if self.meta_sets else ()),
                 ),
             )
             ids.append(cur.lastrowid)
@@ -367,17 +402,62 @@ class Storage:
             conn.executemany("INSERT INTO texts(id, body) VALUES (?, ?)", zip(ids, texts, strict=True))
         return ids
 
+    def _ns_key(self, name: str, *, conn: sqlite3.Connection | None = None) -> int | str | None:
+        """What ``records.namespace`` holds for a name: its id (format 2; None if unknown), or the name.
+
+        With ``conn`` (inside a write transaction) an unknown namespace is created.
+        """
+        if not self.namespace_ids:
+            return name
+        row = (conn or self.conn).execute("SELECT id FROM namespaces WHERE name = ?", (name,)).fetchone()
+        if row is None and conn is not None:
+            return conn.execute("INSERT INTO namespaces(name) VALUES (?)", (name,)).lastrowid
+        return None if row is None else row[0]
+
+    def _ns_name(self, key: int | str) -> str:
+        if not self.namespace_ids:
+            return key
+        if key not in self._ns_names:
+            self._ns_names = dict(self.conn.execute("SELECT id, name FROM namespaces"))
+        return self._ns_names[key]
+
+    def _intern_metadata(self, conn: sqlite3.Connection, metadata: Sequence[dict]) -> tuple[list[int], list[dict]]:
+        """(meta_set id per record, own metadata per record): string values two records share go to a set."""
+        if not self.meta_sets:
+            return [0] * len(metadata), list(metadata)
+        seen = Counter((k, v) for m in metadata for k, v in m.items() if isinstance(v, str))
+        found: dict[str, int] = {}
+        sets, own = [], []
+        for m in metadata:
+            shared = {k: v for k, v in m.items() if isinstance(v, str) and seen[(k, v)] > 1}
+            own.append({k: v for k, v in m.items() if k not in shared})
+            if not shared:
+                sets.append(0)
+                continue
+            key = json.dumps(shared, ensure_ascii=False, sort_keys=True)
+            if key not in found:
+                row = conn.execute("SELECT id FROM meta_sets WHERE json = ?", (key,)).fetchone()
+                found[key] = row[0] if row else conn.execute(
+                    "INSERT INTO meta_sets(json) VALUES (?)", (key,)).lastrowid
+            sets.append(found[key])
+        return sets, own
+
     def fetch(self, ids: Sequence[int]) -> dict[int, Row]:
         """Rows by id (missing ids, and ids no record can have, are absent from the result)."""
         out: dict[int, Row] = {}
+        shared = "s.json" if self.meta_sets else "NULL"
+        join = "LEFT JOIN meta_sets s ON s.id = r.meta_set " if self.meta_sets else ""
         for chunk in _chunks([i for i in ids if 0 < i <= _INT64_MAX], 900):
             q = ",".join("?" * len(chunk))
             for r in self.conn.execute(
-                "SELECT id, namespace, created, metadata, code, qvec, hints, gen "
-                f"FROM records WHERE id IN ({q})",
+                f"SELECT r.id, r.namespace, r.created, r.metadata, r.code, r.qvec, r.hints, r.gen, {shared} "
+                f"FROM records r {join}WHERE r.id IN ({q})",
                 chunk,
             ):
-                out[r[0]] = Row(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6], r[7])
+                meta = json.loads(r[3])
+                if r[8] is not None:
+                    meta = dict(sorted({**json.loads(r[8]), **meta}.items()))
+                out[r[0]] = Row(r[0], self._ns_name(r[1]), r[2], meta, r[4], r[5], r[6], r[7])
         return out
 
     def fetch_present_qvecs(self, ids: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -424,7 +504,7 @@ class Storage:
             last = rows[-1][0]
             yield (
                 np.array([r[0] for r in rows], dtype=np.int64),
-                [r[1] for r in rows],
+                [self._ns_name(r[1]) for r in rows],
                 [r[2] for r in rows],
                 np.array([r[3] for r in rows], dtype=np.int64),
             )
@@ -432,7 +512,7 @@ class Storage:
     def iter_qvecs(self, dim: int, *, namespace: str | None = None, batch: int = 65536, after: int = -1,
                    upto: int = _INT64_MAX) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(ids int64 [b], int8 [b, dim]) over all records (or one namespace's) with ids in (after, upto], in id order."""
-        where, args = ("namespace = ? AND ", (namespace,)) if namespace is not None else ("", ())
+        where, args = ("namespace = ? AND ", (self._ns_key(namespace),)) if namespace is not None else ("", ())
         last = after
         while True:
             rows = self.conn.execute(
@@ -472,7 +552,8 @@ class Storage:
         gone = []
         for chunk in _chunks(sorted({i for i in ids if 0 < i <= _INT64_MAX}), 900):
             q = ",".join("?" * len(chunk))
-            gone += conn.execute(f"SELECT id, namespace FROM records WHERE id IN ({q})", chunk).fetchall()
+            gone += [(i, self._ns_name(ns)) for i, ns in
+                     conn.execute(f"SELECT id, namespace FROM records WHERE id IN ({q})", chunk)]
             conn.execute(f"DELETE FROM records WHERE id IN ({q})", chunk)
             conn.execute(f"DELETE FROM texts WHERE id IN ({q})", chunk)
             if self.has_ivf_lists:
@@ -489,7 +570,7 @@ class Storage:
     def live_ids(self, namespace: str, upto: int) -> np.ndarray:
         """int64 ids of a namespace's records with id <= upto, ascending."""
         cur = self.conn.execute("SELECT id FROM records WHERE namespace = ? AND id <= ? ORDER BY id",
-                                (namespace, upto))
+                                (self._ns_key(namespace), upto))
         parts = []
         while rows := cur.fetchmany(65536):
             parts.append(np.array([r[0] for r in rows], dtype=np.int64))
@@ -508,7 +589,7 @@ class Storage:
             return np.zeros(0, np.int64), np.zeros(0, np.int32)
         cur = self.conn.execute(
             "SELECT l.id, l.list FROM ivf_lists l JOIN records r ON r.id = l.id WHERE r.namespace = ? ORDER BY l.id",
-            (namespace,),
+            (self._ns_key(namespace),),
         )
         parts = []  # 64k rows at a time: never a million Python tuples at once
         while rows := cur.fetchmany(65536):
@@ -522,44 +603,61 @@ class Storage:
         Types match exactly, as JSON types: ``True`` matches only JSON ``true`` (not 1),
         a number matches a JSON number of equal value (1 and 1.0 alike), a string only a
         string, ``None`` only an explicit ``null``. Keys and values are bound parameters:
-        no SQL is built from them.
+        no SQL is built from them. A record's metadata is its own object merged with its
+        interned ``meta_set`` (disjoint keys; sets hold only strings, so the merge keeps
+        the record's explicit nulls).
 
         Raises:
             ConfigError: a key that is not a non-empty string (or holds a double quote,
                 which a JSON path cannot name), or a value that is not a finite
                 str / int / float / bool / None.
         """
-        clauses, args = ["namespace = ?"], [namespace]
+        clauses, args = ["r.namespace = ?"], [self._ns_key(namespace)]
+        join = "LEFT JOIN meta_sets s ON s.id = r.meta_set " if self.meta_sets else ""
+        doc = "json_patch(r.metadata, coalesce(s.json, '{}'))" if self.meta_sets else "r.metadata"
         for key, value in where.items():
             if not isinstance(key, str) or not key or '"' in key or not _utf8(key):
                 raise ConfigError(f"metadata keys in where must be non-empty strings without double quotes, "
                                   f"got {key!r}")
             path = f'$."{key}"'
             if isinstance(value, bool):
-                clauses.append("json_type(metadata, ?) = ?")
+                clauses.append(f"json_type({doc}, ?) = ?")
                 args += [path, "true" if value else "false"]
             elif value is None:
-                clauses.append("json_type(metadata, ?) = 'null'")
+                clauses.append(f"json_type({doc}, ?) = 'null'")
                 args.append(path)
             elif isinstance(value, int | float):
                 if not math.isfinite(value) or (isinstance(value, int) and abs(value) > _INT64_MAX):
                     raise ConfigError(f"where value of {key!r} must be a finite number within 64 bits, got {value!r}")
-                clauses.append("json_type(metadata, ?) IN ('integer', 'real') AND json_extract(metadata, ?) = ?")
+                clauses.append(f"json_type({doc}, ?) IN ('integer', 'real') AND json_extract({doc}, ?) = ?")
                 args += [path, path, value]
             elif isinstance(value, str):
                 if not _utf8(value):
                     raise ConfigError(f"where value of {key!r} is not valid Unicode text (a lone surrogate?)")
-                clauses.append("json_type(metadata, ?) = 'text' AND json_extract(metadata, ?) = ?")
+                clauses.append(f"json_type({doc}, ?) = 'text' AND json_extract({doc}, ?) = ?")
                 args += [path, path, value]
             else:
                 raise ConfigError(f"where values must be str, int, float, bool or None, got {type(value).__name__}")
-        sql = f"SELECT id FROM records WHERE {' AND '.join(clauses)}"  # only fixed clause texts are joined
+        sql = f"SELECT r.id FROM records r {join}WHERE {' AND '.join(clauses)}"  # only fixed clause texts are joined
         return [r[0] for r in self.conn.execute(sql, args)]
 
     # -- lexicon -----------------------------------------------------------------------
 
     def load_lexicon(self) -> Lexicon:
         lex = Lexicon(n_docs=int(self.get_meta("lexicon_docs") or 0))
+        if self.lexicon_blocks:
+            for expected, (b, terms_blob, df_blob) in enumerate(
+                self.conn.execute("SELECT block, terms, df FROM lexicon ORDER BY block")
+            ):
+                terms, df = self._unpack_block(b, terms_blob, df_blob)
+                if b != expected or (len(lex.terms) % LEXICON_BLOCK and terms):
+                    raise StoreCorruptError(f"{self.path}: the lexicon has a gap at block {expected}")
+                lex.terms += terms
+                lex.df += df.tolist()
+            lex.ids.update((t, i) for i, t in enumerate(lex.terms))
+            if len(lex.ids) != len(lex.terms):
+                raise StoreCorruptError(f"{self.path}: the lexicon holds a term twice")
+            return lex
         rows = self.conn.execute("SELECT id, term, df FROM terms ORDER BY id").fetchall()
         for expected, (i, term, df) in enumerate(rows):
             if i != expected:
@@ -569,9 +667,41 @@ class Storage:
             lex.df.append(df)
         return lex
 
+    def _unpack_block(self, block: int, terms_blob: bytes, df_blob: bytes) -> tuple[list[str], np.ndarray]:
+        import zstandard
+
+        try:
+            terms = zstandard.decompress(terms_blob).decode("utf-8").split("\n")
+            df = np.frombuffer(zstandard.decompress(df_blob), dtype="<u4")
+        except (zstandard.ZstdError, UnicodeDecodeError) as e:
+            raise StoreCorruptError(f"{self.path}: lexicon block {block} is unreadable ({e})") from e
+        if len(terms) != len(df) or len(terms) > LEXICON_BLOCK:
+            raise StoreCorruptError(f"{self.path}: lexicon block {block} holds {len(terms)} terms "
+                                    f"and {len(df)} frequencies")
+        return terms, df
+
     def terms(self, ids: Sequence[int]) -> dict[int, str]:
         """id → term for the given lexicon ids (without loading the whole lexicon)."""
         out: dict[int, str] = {}
+        if self.lexicon_blocks:
+            wanted = sorted(set(ids))
+            blocks = sorted({i // LEXICON_BLOCK for i in wanted})
+            missing = [b for b in blocks if b not in self._term_blocks]
+            for chunk in _chunks(missing, 900):
+                q = ",".join("?" * len(chunk))
+                for b, terms_blob, df_blob in self.conn.execute(
+                    f"SELECT block, terms, df FROM lexicon WHERE block IN ({q})", chunk
+                ):
+                    terms, _ = self._unpack_block(b, terms_blob, df_blob)
+                    if len(terms) == LEXICON_BLOCK:  # a full block never changes again
+                        self._term_blocks[b] = terms
+                    else:
+                        out.update((b * LEXICON_BLOCK + j, t) for j, t in enumerate(terms))
+            for i in wanted:
+                full = self._term_blocks.get(i // LEXICON_BLOCK)
+                if full is not None:
+                    out[i] = full[i % LEXICON_BLOCK]
+            return {i: out[i] for i in wanted if i in out}
         for chunk in _chunks(sorted(set(ids)), 900):
             q = ",".join("?" * len(chunk))
             out.update(self.conn.execute(f"SELECT id, term FROM terms WHERE id IN ({q})", chunk))
@@ -580,6 +710,26 @@ class Storage:
     def save_lexicon(self, conn: sqlite3.Connection, lex: Lexicon, new_ids: Sequence[int], touched: set[int]) -> None:
         """Persist new terms and changed document frequencies inside the caller's transaction."""
         new = set(new_ids)
+        if self.lexicon_blocks:
+            import zstandard
+
+            # blocks are rewritten whole: refuse to write over terms another writer added since we loaded
+            stored = conn.execute("SELECT value FROM meta WHERE key = 'lexicon_terms'").fetchone()
+            if stored is not None and int(stored[0]) != len(lex.terms) - len(new):
+                raise StoreError(f"{self.path}: another process added to the lexicon since this one read it; "
+                                 "add again (the lexicon is reloaded)")
+            for b in sorted({i // LEXICON_BLOCK for i in new | touched}):
+                lo, hi = b * LEXICON_BLOCK, min((b + 1) * LEXICON_BLOCK, len(lex.terms))
+                df = zstandard.compress(np.asarray(lex.df[lo:hi], dtype="<u4").tobytes(), 3)
+                if any(lo <= i < hi for i in new):  # a full block is compressed hard, once
+                    level = 19 if hi - lo == LEXICON_BLOCK else 3
+                    terms = zstandard.compress("\n".join(lex.terms[lo:hi]).encode("utf-8"), level)
+                    conn.execute("INSERT OR REPLACE INTO lexicon(block, terms, df) VALUES (?, ?, ?)", (b, terms, df))
+                else:
+                    conn.execute("UPDATE lexicon SET df = ? WHERE block = ?", (df, b))
+            self.set_meta(conn, "lexicon_docs", str(lex.n_docs))
+            self.set_meta(conn, "lexicon_terms", str(len(lex.terms)))
+            return
         conn.executemany(
             "INSERT INTO terms(id, term, df) VALUES (?, ?, ?)", ((i, lex.terms[i], lex.df[i]) for i in new_ids)
         )
@@ -593,10 +743,12 @@ class Storage:
     def count(self, namespace: str | None = None) -> int:
         if namespace is None:
             return self.conn.execute("SELECT count(*) FROM records").fetchone()[0]
-        return self.conn.execute("SELECT count(*) FROM records WHERE namespace = ?", (namespace,)).fetchone()[0]
+        return self.conn.execute("SELECT count(*) FROM records WHERE namespace = ?",
+                                 (self._ns_key(namespace),)).fetchone()[0]
 
     def namespaces(self) -> dict[str, int]:
-        return dict(self.conn.execute("SELECT namespace, count(*) FROM records GROUP BY namespace ORDER BY namespace"))
+        counts = self.conn.execute("SELECT namespace, count(*) FROM records GROUP BY namespace").fetchall()
+        return dict(sorted((self._ns_name(k), n) for k, n in counts))
 
     def byte_sums(self) -> dict[str, int]:
         """Total stored bytes of each record part."""
@@ -604,13 +756,19 @@ class Storage:
             "SELECT count(*), coalesce(sum(length(code)),0), coalesce(sum(length(qvec)),0), "
             "coalesce(sum(length(hints)),0), coalesce(sum(length(CAST(metadata AS BLOB))),0) FROM records"
         ).fetchone()
+        sets = self.conn.execute(  # interned metadata counts once
+            "SELECT coalesce(sum(length(CAST(json AS BLOB))),0) FROM meta_sets").fetchone()[0] if self.meta_sets else 0
         texts = self.conn.execute("SELECT coalesce(sum(length(body)),0) FROM texts").fetchone()[0]
         # the text tier's zstd dictionaries (meta rows text_dict.<generation>) count as text bytes
         texts += self.conn.execute(
             "SELECT coalesce(sum(length(value)),0) FROM meta WHERE key LIKE 'text\\_dict.%' ESCAPE '\\'"
         ).fetchone()[0]
-        terms = self.conn.execute("SELECT coalesce(sum(length(CAST(term AS BLOB))) + 9 * count(*),0) FROM terms").fetchone()[0]
-        return {"records": r[0], "code": r[1], "qvec": r[2], "hints": r[3], "metadata": r[4], "text": texts, "lexicon": terms}
+        if self.lexicon_blocks:
+            terms = self.conn.execute("SELECT coalesce(sum(length(terms) + length(df)),0) FROM lexicon").fetchone()[0]
+        else:
+            terms = self.conn.execute(
+                "SELECT coalesce(sum(length(CAST(term AS BLOB))) + 9 * count(*),0) FROM terms").fetchone()[0]
+        return {"records": r[0], "code": r[1], "qvec": r[2], "hints": r[3], "metadata": r[4] + sets, "text": texts, "lexicon": terms}
 
     def file_bytes(self) -> int:
         """Size of the database file plus its WAL, as on disk now."""
@@ -620,6 +778,44 @@ class Storage:
             if p.exists():
                 total += p.stat().st_size
         return total
+
+    def file_parts(self) -> dict[str, int]:
+        """Bytes of the file and its WAL by part; they add up to ``file_bytes()``.
+
+        Pages are attributed to b-trees through SQLite's ``dbstat`` table: the
+        records' pages split into their ``code``, ``qvec``, ``hints`` and
+        ``metadata`` bytes (their own; interned sets are ``metadata_sets``) and ``records_other`` (id, namespace, time, generation,
+        row headers, free space in pages); ``namespace_index``; ``lexicon``;
+        ``settings`` (the meta table: config, hasher, quantizer, text-tier
+        dictionaries); ``text``; ``ivf_lists``; ``sqlite`` (schema and sequence);
+        ``free_pages``; ``wal`` (whatever the file and WAL hold beyond the
+        database's pages). Without ``dbstat`` everything is ``unattributed``.
+        """
+        total = self.file_bytes()
+        try:
+            btrees = self.conn.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name").fetchall()
+        except sqlite3.OperationalError:
+            return {"unattributed": total}
+        page_size = self.conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = self.conn.execute("PRAGMA page_count").fetchone()[0]
+        free = self.conn.execute("PRAGMA freelist_count").fetchone()[0]
+        names = {"records_namespace": "namespace_index", "namespaces": "namespace_index", "terms": "lexicon", "sqlite_autoindex_terms_1": "lexicon",
+                 "lexicon": "lexicon", "meta_sets": "metadata_sets", "meta": "settings", "sqlite_autoindex_meta_1": "settings", "texts": "text",
+                 "sqlite_schema": "sqlite", "sqlite_master": "sqlite", "sqlite_sequence": "sqlite"}
+        parts: dict[str, int] = {}
+        for name, size in btrees:
+            if name == "records":
+                content = dict(zip(("code", "qvec", "hints", "metadata"), self.conn.execute(
+                    "SELECT coalesce(sum(length(code)),0), coalesce(sum(length(qvec)),0), coalesce(sum(length(hints)),0), "
+                    "coalesce(sum(length(CAST(metadata AS BLOB))),0) FROM records").fetchone(), strict=True))
+                parts.update(content)
+                parts["records_other"] = size - sum(content.values())
+            else:
+                part = names.get(name, name)
+                parts[part] = parts.get(part, 0) + size
+        parts["free_pages"] = free * page_size
+        parts["wal"] = total - pages * page_size
+        return parts
 
     def checkpoint(self) -> None:
         if not self.readonly:

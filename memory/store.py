@@ -445,8 +445,8 @@ class Memory:
                 offset += len(batch)
                 if bar is not None:
                     bar.update(len(batch))
-                self._maybe_refit()
-                partition.maybe_build(self, namespace)
+                self._maybe_refit(progress=show)
+                partition.maybe_build(self, namespace, progress=show)
                 if self.config.fidelity in ("text", "llm"):  # retrain the zstd dictionary when it pays
                     from .texttier import maybe_retrain
 
@@ -554,18 +554,21 @@ class Memory:
             return False
         return n >= (FIRST_FIT if fitted == 0 else fitted * REFIT_GROWTH)
 
-    def _maybe_refit(self) -> None:
+    def _maybe_refit(self, *, progress: bool = False) -> None:
         n = self.storage.count()
         if self._refit_due(n):
-            self.refit()
+            self.refit(progress=progress)
 
-    def refit(self) -> None:
+    def refit(self, *, progress: bool = False) -> None:
         """Refit the hasher on the stored int8 vectors and re-encode every code.
 
         The fit and the re-encoding of the rows present run outside the write lock (other
         writers and readers go on); one short transaction then writes the codes, encodes
         the rows added meanwhile, and stores the new parameters — unless another process
         refitted first, in which case its fit is kept and this one dropped.
+
+        Args:
+            progress: a progress bar (total, rate, ETA) on stderr while codes are re-encoded.
         """
         self._refresh()
         n = self.storage.count()
@@ -578,8 +581,16 @@ class Memory:
         new = hashing.fit(self.config.method, sample, bits=self.config.bits, previous=base)
         new = hashing.Hasher(new.method, new.bits, new.mean, new.projection, new.generation, fitted_on=n)
         upto = self.storage.last_id()
-        encoded = [(ids, new.encode(self.quantizer.decode(q)))
-                   for ids, q in self.storage.iter_qvecs(self.config.dim, upto=upto)]
+        bar = _progress(n, progress, desc="refitting codes")
+        encoded = []
+        try:
+            for ids, q in self.storage.iter_qvecs(self.config.dim, upto=upto):
+                encoded.append((ids, new.encode(self.quantizer.decode(q))))
+                if bar is not None:
+                    bar.update(len(ids))
+        finally:
+            if bar is not None:
+                bar.close()
         raw = new.to_bytes()
         with self.storage.transaction() as c:
             self._refresh()
@@ -798,7 +809,7 @@ class Memory:
         return self.storage.namespaces()
 
     def stats(self) -> StoreStats:
-        """Counts and bytes per passage by part."""
+        """Counts, bytes per passage by part, and the file's bytes by part (``file_parts``)."""
         sums = self.storage.byte_sums()
         n = sums.pop("records")
         file_bytes = self.storage.file_bytes()
@@ -815,6 +826,7 @@ class Memory:
             ivf={ns: {"nlist": sp.nlist, "lists_from": "vectors" if sp.vectors is not None else "codes",
                       "fitted_on": sp.fitted_on}
                  for ns, sp in self.index.spaces.items() if sp.is_ivf},
+            file_parts=self.storage.file_parts(),
         )
 
 
@@ -887,9 +899,10 @@ def _batched(items: Iterable, n: int) -> Iterator[list]:
         yield batch
 
 
-def _progress(total: int | None, show: bool):
+def _progress(total: int | None, show: bool, *, desc: str = "adding"):
+    """A tqdm bar on stderr (count, rate, and with a total the ETA), or None when not shown."""
     if not show:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, unit="passage", desc="adding", file=sys.stderr, dynamic_ncols=True)
+    return tqdm(total=total, unit="passage", desc=desc, file=sys.stderr, dynamic_ncols=True)

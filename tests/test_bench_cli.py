@@ -57,3 +57,53 @@ def test_bench_plot_needs_enough_vectors(mem, store_path, tmp_path):
                                  "--plot", str(tmp_path / "p.png")])
     assert r.exit_code == 1 and "needs at least 1,000" in r.output
     assert not (tmp_path / "p.png").exists()
+
+
+@pytest.mark.parametrize("ivf_from", [1_000, 10**9])  # the store partitions at this size / never
+def test_end_to_end_is_the_stores_search(monkeypatch, ivf_from):
+    from hashmem.memory import index as index_mod
+
+    monkeypatch.setattr(index_mod, "IVF_MIN_ROWS", ivf_from)
+    mix = bench.parametric_mixture(dim=64, clusters=16)
+    rng = np.random.default_rng(3)
+    real, queries = bench.draw(mix, 500, rng), bench.draw(mix, 12, rng)
+    e = bench.end_to_end(real, queries, 3000, 64, candidates=20, min_seconds=0.01)
+    assert e["n"] == 3000 and e["real_passages"] == 500 and e["queries"] == 12
+    assert e["store_uses_ivf"] is (ivf_from == 1_000)
+    assert 0.3 < e["recall_at_10_brute"] <= 1.0 and 0.0 <= e["recall_at_10_store"] <= 1.0
+    assert e["loss"] == pytest.approx(e["recall_at_10_brute"] - e["recall_at_10_store"])
+    if e["store_uses_ivf"]:
+        assert 0 < e["nprobe"] <= e["nlist"] and 0.0 < e["hamming_recall"] <= 1.0
+    else:
+        assert e["loss"] == 0.0 and e["hamming_recall"] == 1.0 and e["nlist"] is None
+
+
+def test_bench_end_to_end_from_the_store(filled_store):
+    r = CliRunner().invoke(cli, ["--store", str(filled_store), "bench", "--n", "3000", "--bits", "64",
+                                 "--k", "20", "--json"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert {"n", "bits", "brute", "sublinear", "faiss_ratio", "rss_bytes_per_passage"} <= set(out)  # kept
+    e = out["end_to_end"]
+    assert e["real_passages"] == 1000 - 200 and e["queries"] == 200 and "this store" in e["source"]
+    assert 0.0 <= e["recall_at_10_store"] <= 1.0
+
+
+def test_bench_without_real_passages_says_so(tmp_path):
+    r = CliRunner().invoke(cli, ["--store", str(tmp_path / "none.db"), "bench", "--n", "3000", "--k", "20"],
+                           catch_exceptions=False)
+    assert r.exit_code == 0 and "end to end   - (give --data DIR" in r.output
+    assert not (tmp_path / "none.db").exists()
+
+
+@pytest.fixture
+def filled_store(tmp_path):
+    """A store of 1,000 short real-model passages (the embeddings are random: bench reads int8 vectors only)."""
+    from hashmem.memory import Memory
+
+    path = tmp_path / "b.db"
+    rng = np.random.default_rng(0)
+    emb = rng.standard_normal((1000, 384)).astype(np.float32)
+    with Memory(path) as m:
+        m.add([f"passage number {i}" for i in range(1000)], embeddings=emb, progress=False)
+    return path

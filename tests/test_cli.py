@@ -63,9 +63,11 @@ def test_init_add_search_show_stats_delete(filled):
     st = json.loads(r.output)
     assert st["records"] >= 4 and st["config"]["bits"] == 128
     assert st["bytes_per_passage"]["code"] == 16
+    assert abs(sum(st["file_parts"].values()) - st["file_bytes"]) <= 0.02 * st["file_bytes"]
+    assert st["file_parts"]["code"] == 16 * st["records"]
 
     r = filled("stats")
-    assert "bytes/passage" in r.output
+    assert "bytes/passage" in r.output and "file by part" in r.output and "lexicon" in r.output
 
     r = filled("delete", str(top))
     assert r.exit_code == 0 and "deleted 1 of 1" in r.output
@@ -171,3 +173,52 @@ def test_help_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "Usage: hashmem" in out
     assert "HEAVY []" in out
+
+
+# -- progress: totals, rates and ETA on a terminal; nothing with --quiet or without one ------------
+
+
+def _add_with_progress(tmp_path, monkeypatch, *flags, terminal=True):
+    from hashmem.cli import main as cli_main
+
+    monkeypatch.setattr(cli_main, "stderr_is_terminal", lambda: terminal)
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"text": f"Observation {i} about the harbour of Lisbon."}) + "\n"
+                            for i in range(5)), encoding="utf-8")
+    book = tmp_path / "book.txt"
+    book.write_text(" ".join(f"Sentence {i} of a long book about ships and sailors." for i in range(60)),
+                    encoding="utf-8")
+    r = CliRunner().invoke(cli, ["--store", str(tmp_path / "p.db"), *flags, "add", str(rows), str(book),
+                                 "--passage-tokens", "40"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    return r.output
+
+
+def test_add_shows_the_total_rate_and_eta_on_a_terminal(tmp_path, monkeypatch):
+    from hashmem.memory import sources
+
+    out = _add_with_progress(tmp_path, monkeypatch)
+    total = sources.count_passages([tmp_path / "rows.jsonl", tmp_path / "book.txt"], passage_tokens=40)
+    assert total > 5  # the book is chunked into several passages
+    assert f"added {total} passages" in out
+    assert "adding: 100%" in out and f"{total}/{total}" in out  # the total is known up front
+    assert "passage/s" in out and "<" in out  # rate and the elapsed<remaining (ETA) field
+
+
+def test_no_bar_with_quiet_or_without_a_terminal(tmp_path, monkeypatch):
+    quiet = _add_with_progress(tmp_path, monkeypatch, "--quiet")
+    assert "adding" not in quiet and "passage/s" not in quiet and "added" in quiet
+    (tmp_path / "p.db").unlink()
+    piped = _add_with_progress(tmp_path, monkeypatch, terminal=False)
+    assert "adding" not in piped and "passage/s" not in piped and "added" in piped
+
+
+def test_refit_progress_has_a_total(tmp_path, passages, capsys):
+    from hashmem.memory import Memory
+
+    with Memory(tmp_path / "r.db", method="sign", bits=64) as m:
+        m.add(passages, progress=False)
+        capsys.readouterr()
+        m.refit(progress=True)
+        err = capsys.readouterr().err
+    assert "refitting codes" in err and "8/8" in err and "passage/s" in err

@@ -52,7 +52,7 @@ def test_truncated_store(mem, store_path):
 def test_overwritten_page_is_caught(mem, store_path):
     mem.close()
     data = bytearray(store_path.read_bytes())
-    page = 4096
+    page = int.from_bytes(data[16:18], "big")  # the file's page size (16 KiB since format 2)
     data[2 * page : 3 * page] = os.urandom(page)  # trash an interior page
     store_path.write_bytes(bytes(data))
     with pytest.raises(StoreCorruptError):
@@ -210,3 +210,154 @@ def test_durable_syncs_every_commit(mem, store_path, monkeypatch):
     monkeypatch.setattr(store_cmds, "open_memory", spy)
     r = CliRunner().invoke(cli, ["--store", str(store_path), "--durable", "delete", "1"], catch_exceptions=False)
     assert r.exit_code == 0 and seen == [2], r.output
+# -- format 2: compact layout, size accounting; format 1 stores still open ---------------------
+
+
+def test_file_parts_add_up_to_the_file(mem, store_path):
+    mem.close()
+    with Memory(store_path) as m:
+        s = m.stats()
+        parts = s.file_parts
+        assert {"code", "qvec", "hints", "metadata", "lexicon", "settings", "records_other"} <= set(parts)
+        assert parts["code"] == 8 * 32 and parts["qvec"] == 8 * 384
+        assert abs(sum(parts.values()) - s.file_bytes) <= 0.02 * s.file_bytes
+        assert all(v >= 0 for v in parts.values())
+
+
+def test_new_store_has_16k_pages_and_one_compressed_copy_of_each_term(mem):
+    conn = mem.storage.conn
+    assert conn.execute("PRAGMA page_size").fetchone()[0] == 16384
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert "lexicon" in tables and "terms" not in tables and not any("terms" in t for t in tables)
+    lex = mem.storage.load_lexicon()
+    assert len(lex.terms) == len(set(lex.terms)) > 20
+    assert mem.storage.terms([0, len(lex.terms) - 1]) == {0: lex.terms[0], len(lex.terms) - 1: lex.terms[-1]}
+
+
+def test_lexicon_spanning_blocks_survives_reopen(store_path, passages, monkeypatch):
+    from hashmem.memory import storage
+
+    monkeypatch.setattr(storage, "LEXICON_BLOCK", 5)  # many blocks, full and partial
+    with Memory(store_path) as m:
+        m.add(passages[:4])
+        m.add(passages[4:])
+        before = m.lexicon
+        hits = m.search("Nobel Prize chemistry", k=1)
+    with Memory(store_path) as m:
+        after = m.storage.load_lexicon()
+        assert after.terms == before.terms and after.df == before.df and after.n_docs == 8
+        assert m.storage.terms(range(len(after.terms))) == dict(enumerate(after.terms))
+        assert m.search("Nobel Prize chemistry", k=1)[0].hints == hits[0].hints
+        blocks = m.storage.conn.execute("SELECT count(*) FROM lexicon").fetchone()[0]
+        assert blocks == -(-len(after.terms) // 5)
+
+
+def test_repeated_metadata_is_stored_once(store_path, passages):
+    source = "/a/rather/long/path/to/the/notes/file-that-every-passage-repeats.txt"
+    with Memory(store_path) as m:
+        ids = m.add(passages, metadata=[{"source": source, "n": i, "tag": f"t{i}"} for i in range(8)])
+        rows = m.storage.conn.execute("SELECT metadata FROM records").fetchall()
+        assert all(source not in r[0] for r in rows)  # not in any record
+        assert m.storage.conn.execute("SELECT count(*) FROM meta_sets").fetchone()[0] == 1
+        assert m.get(ids[3]).metadata == {"n": 3, "source": source, "tag": "t3"}
+        m.add(passages[:2], metadata={"source": source})  # a later batch reuses the set
+        assert m.storage.conn.execute("SELECT count(*) FROM meta_sets").fetchone()[0] == 1
+        assert len(m.search("flour egg", k=20, where={"source": source})) == 10
+        assert [h.id for h in m.search("flour egg", k=20, where={"source": source, "tag": "t6"})] == [ids[6]]
+        assert m.search("flour egg", k=20, where={"tag": None}) == []  # a missing key is not an explicit null
+        nulls = m.add(passages[2:4], metadata={"source": source, "tag": None})  # source interned, null kept
+        assert sorted(h.id for h in m.search("flour egg", k=20, where={"tag": None})) == nulls
+        assert len(m.search("flour egg", k=20, where={"source": source})) == 12
+        per = m.stats().bytes_per_passage["metadata"]
+        assert per < len(source) / 2  # the path counts once, not per passage
+
+
+def _downgrade_to_format_1(path):
+    """Rewrite a store in the format 1 layout, as hashmem 0.1 wrote it (terms table, no meta_sets)."""
+    import io
+    import json
+
+    import numpy as np
+
+    from hashmem.memory.hashing import Hasher
+    from hashmem.memory.storage import Storage
+
+    st = Storage(path, create=False)
+    lex = st.load_lexicon()
+    sets = dict(st.conn.execute("SELECT id, json FROM meta_sets"))
+    rows = st.conn.execute("SELECT id, metadata, meta_set FROM records").fetchall()
+    h = Hasher.from_bytes(st.get_meta("hasher"))
+    buf = io.BytesIO()
+    np.savez(buf, method=np.array(h.method), bits=np.array(h.bits), mean=h.mean, projection=h.projection,
+             generation=np.array(h.generation), fitted_on=np.array(h.fitted_on))
+    config = json.loads(st.get_meta("config"))
+    config["format_version"] = 1
+    c = st.conn
+    c.execute("BEGIN")
+    c.execute("CREATE TABLE terms (id INTEGER PRIMARY KEY, term TEXT NOT NULL UNIQUE, df INTEGER NOT NULL)")
+    c.executemany("INSERT INTO terms VALUES (?, ?, ?)", [(i, t, lex.df[i]) for i, t in enumerate(lex.terms)])
+    for i, meta, s in rows:
+        merged = {**json.loads(sets.get(s, "{}")), **json.loads(meta)}
+        c.execute("UPDATE records SET metadata = ? WHERE id = ?", (json.dumps(merged, sort_keys=True), i))
+    c.execute("""CREATE TABLE records1 (id INTEGER PRIMARY KEY AUTOINCREMENT, namespace TEXT NOT NULL,
+        created REAL NOT NULL, metadata TEXT NOT NULL DEFAULT '{}', code BLOB NOT NULL, qvec BLOB NOT NULL,
+        hints BLOB NOT NULL, gen INTEGER NOT NULL)""")
+    c.execute("INSERT INTO records1 SELECT r.id, n.name, r.created, r.metadata, r.code, r.qvec, r.hints, r.gen "
+              "FROM records r JOIN namespaces n ON n.id = r.namespace")
+    for t in ("records", "lexicon", "meta_sets", "namespaces"):
+        c.execute(f"DROP TABLE {t}")
+    c.execute("ALTER TABLE records1 RENAME TO records")
+    c.execute("CREATE INDEX records_namespace ON records(namespace, id)")
+    c.execute("UPDATE meta SET value = '1' WHERE key = 'format_version'")
+    c.execute("UPDATE meta SET value = ? WHERE key = 'config'", (json.dumps(config),))
+    c.execute("UPDATE meta SET value = ? WHERE key = 'hasher'", (buf.getvalue(),))
+    c.execute("COMMIT")
+    st.close()
+
+
+def test_format_1_store_opens_searches_and_grows(mem, store_path, passages):
+    expected = [(h.id, h.hints, h.metadata) for h in mem.search("Nobel Prize chemistry", k=3)]
+    mem.close()
+    _downgrade_to_format_1(store_path)
+    with Memory(store_path) as m:
+        assert not (m.storage.lexicon_blocks or m.storage.meta_sets or m.storage.namespace_ids)
+        assert [(h.id, h.hints, h.metadata) for h in m.search("Nobel Prize chemistry", k=3)] == expected
+        assert [h.id for h in m.search("flour", k=8, where={"kind": "even"})] == [
+            h.id for h in m.search("flour", k=8) if h.metadata["kind"] == "even"]
+        new = m.add(["Zanzibar exports cloves and nutmeg to Oman."], metadata={"kind": "spice"})
+        s = m.stats()
+        assert abs(sum(s.file_parts.values()) - s.file_bytes) <= 0.02 * s.file_bytes
+    with Memory(store_path) as m:
+        assert m.storage.get_meta("format_version") == "1"
+        hit = m.search("cloves from Zanzibar", k=1)[0]
+        assert hit.id == new[0] and "Oman" in hit.hints and hit.metadata == {"kind": "spice"}
+        assert {"zanzibar", "Oman"} <= set(m.storage.load_lexicon().ids)
+
+
+def test_namespaces_are_stored_as_small_ids(store_path, passages):
+    with Memory(store_path) as m:
+        a = m.add(passages[:3], namespace="user:ana")
+        b = m.add(passages[3:], namespace="user:ben")
+        kinds = {r[0] for r in m.storage.conn.execute("SELECT typeof(namespace) FROM records")}
+        assert kinds == {"integer"}
+        assert m.namespaces() == {"user:ana": 3, "user:ben": 5}
+        assert {h.namespace for h in m.search("Boeing", k=8, namespace="user:ana")} == {"user:ana"}
+        assert m.storage.count("user:ben") == 5 and m.storage.count("nobody") == 0
+        assert m.search("Boeing", k=3, namespace="nobody") == []
+        assert m.delete([a[0], b[0]]) == 2
+    with Memory(store_path) as m:
+        assert m.namespaces() == {"user:ana": 2, "user:ben": 4}
+        assert sorted(m.ids("user:ben")) == b[1:]
+
+
+def test_a_second_writer_never_overwrites_new_lexicon_terms(store_path, passages):
+    with Memory(store_path) as a, Memory(store_path) as b:
+        a.add(passages[:2])
+        b.add(passages[2:4])  # b's lexicon was loaded after a's batch: fine, it grows it
+        # a's lexicon is stale: it catches up inside the write lock before rewriting a block
+        assert a.add(["Quetzalcoatl feathers were traded in Tenochtitlan."])
+        assert a.storage.count() == 5
+    with Memory(store_path) as m:
+        lex = m.storage.load_lexicon()
+        assert len(lex.terms) == len(set(lex.terms)) and {"Tenochtitlan", "Boston", "Boeing"} <= set(lex.ids)
+        assert "Tenochtitlan" in m.search("feathers traded in Tenochtitlan", k=1)[0].hints
