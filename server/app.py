@@ -26,6 +26,8 @@ import json
 import logging
 import queue
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Path, Request
@@ -286,3 +288,33 @@ def serve(memory, *, host: str = "127.0.0.1", port: int = 8080, max_body_bytes: 
     service.warm_up()
     uvicorn.run(create_app(service, max_body_bytes=max_body_bytes), host=host, port=port,
                 log_level=log_level, access_log=False)
+
+
+@contextmanager
+def running(app, *, host: str = "127.0.0.1", port: int = 0, timeout: float = 60.0) -> Iterator[str]:
+    """Run an app with uvicorn in a background thread; yields its base URL, stops it on exit.
+
+    ``port=0`` picks a free port (tests, benchmarks, embedding a server in a program).
+
+    Raises:
+        RuntimeError: the server did not start within ``timeout`` seconds.
+    """
+    import time
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, name="hashmem-http", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError(f"the HTTP server did not start on {host}:{port}")
+        time.sleep(0.02)
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://{host}:{bound}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout)
