@@ -63,14 +63,14 @@ def build(service: Service, namespace: str):
         k: Annotated[int, Field(ge=1, le=50, description="How many memories to return (1-50).")] = 5,
         where: Annotated[dict[str, str | int | float | bool | None] | None, Field(
             description="Optional metadata filter: only memories whose labels equal all of these.")] = None,
-    ) -> list[dict]:
-        """Find the stored memories most relevant to a query, best first, with their ids, score (cosine,
-        higher is closer), keywords and labels. Returns an empty list when nothing is stored yet."""
+    ) -> dict:
+        """Find the stored memories most relevant to a query: `memories`, best first, each with its id,
+        score (cosine, higher is closer), keywords and labels; an empty list when nothing is stored yet."""
         if empty():
-            return []
+            return {"memories": []}
         hits = call(service.search, query, k, namespace=namespace, where=where)
-        return [{"id": h.id, "score": round(h.score, 4), "keywords": h.hints, "metadata": h.metadata}
-                for h in hits]
+        return {"memories": [{"id": h.id, "score": round(h.score, 4), "keywords": h.hints, "metadata": h.metadata}
+                             for h in hits]}
 
     @server.tool(annotations=read_only)
     def recall(id: Annotated[int, Field(description="The id of a memory, as returned by search or remember.")]) -> dict:
