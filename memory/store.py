@@ -674,6 +674,16 @@ class Memory:
         if not self.storage.revoke_key(name):
             raise RecordNotFoundError(f"no valid key named {name!r} in {self.path}")
 
+    def find_ids(self, where: dict, *, namespace: str = "default") -> list[int]:
+        """Ids of the records of a namespace whose metadata equals every key/value of ``where``, ascending.
+
+        Raises:
+            ConfigError: a key or value ``where`` cannot hold (see ``search``).
+        """
+        if not isinstance(where, dict) or not where:
+            raise ConfigError(f"where must be a non-empty dict of metadata key → value, got {where!r}")
+        return sorted(self.storage.filter_ids(namespace, where))
+
 
 # -- helpers -------------------------------------------------------------------------------
 
