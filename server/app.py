@@ -82,8 +82,11 @@ class AskBody(_Body):
     stream: bool = Field(False, description="Stream tokens as server-sent events (`token`, then `answer`).")
 
 
-def _principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
-    """The request's principal (``tenancy``): every /v1 route but health depends on it."""
+async def _principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
+    """The request's principal (``tenancy``): every /v1 route but health depends on it.
+
+    Async (on the event loop) because it is one indexed SQLite lookup: a thread hop would cost more.
+    """
     return principal_for(request.app.state.service.memory, authorization)
 
 
@@ -198,16 +201,16 @@ def create_app(service: Service, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> F
         return {"ids": service.add_documents(who, body.documents, namespace=body.namespace,
                                              metadata=body.metadata, passage_tokens=body.passage_tokens)}
 
-    @app.post("/v1/search", tags=["read"])
-    def search(body: SearchBody, who: Who) -> dict:
-        """The k passages of a namespace nearest to the query, best first."""
+    @app.post("/v1/search", tags=["read"], response_class=JSONResponse)
+    def search(body: SearchBody, who: Who):
+        """The k passages of a namespace nearest to the query, best first: ``{"hits": [...]}``."""
         hits = service.search(who, body.query, body.k, namespace=body.namespace, where=body.where,
                               candidates=body.candidates)
         out = [hit_dict(h) for h in hits]
         if body.recall:
             for d, h in zip(out, hits, strict=True):
                 d["recall"] = reconstruction_dict(service.recall(who, h.id))
-        return {"hits": out}
+        return JSONResponse({"hits": out})  # plain JSON types already: skips FastAPI's response validation
 
     @app.get("/v1/passages/{id}", tags=["read"])
     def get(id: RecordId, who: Who) -> dict:
