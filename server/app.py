@@ -126,25 +126,29 @@ class BodyLimit:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
             return await too_big(scope, receive, send)
-        seen = 0
+        seen, over, answered = 0, False, False
 
-        async def limited():
-            nonlocal seen
+        async def limited():  # past the limit, the app sees the body end there (and its answer is replaced)
+            nonlocal seen, over
+            if over:
+                return {"type": "http.request", "body": b"", "more_body": False}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooBig
+                if seen > self.limit:  # end the body with a NUL byte: never valid JSON, so nothing is stored
+                    over = True
+                    return {"type": "http.request", "body": b"\x00", "more_body": False}
             return message
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooBig:
-            await too_big(scope, receive, send)
+        async def guarded(message):
+            nonlocal answered
+            if not over:
+                return await send(message)
+            if not answered:
+                answered = True
+                await too_big(scope, receive, send)
 
-
-class _TooBig(Exception):
-    pass
+        await self.app(scope, limited, guarded)
 
 
 def create_app(service: Service, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> FastAPI:

@@ -161,6 +161,11 @@ BAD = [
     ("recall unknown id", "POST", "/v1/passages/987654/recall", {}, 404, "not_found"),
     ("huge body", "POST", "/v1/passages", {"json": {"texts": ["x" * BIG], "namespace": "docs"}}, 413,
      "body_too_large"),
+    ("huge body without a declared length", "POST", "/v1/passages",
+     {"content": (b"x" * 30_000 for _ in range(3))}, 413, "body_too_large"),
+    ("huge streamed body whose start is a valid request", "POST", "/v1/passages",
+     {"content": iter([b'{"texts": ["Owls hunt at night."], "namespace": "docs"}', b" " * 70_000])}, 413,
+     "body_too_large"),
     ("unknown route", "GET", "/v1/nothing", {}, 404, "no_route"),
     ("wrong method", "PUT", "/v1/search", {"json": {}}, 405, "method_not_allowed"),
 ]
