@@ -44,6 +44,9 @@ def serve(ctx, host, port, max_body, decoder, model):
     except ImportError as e:
         raise click.ClickException(f"{SERVER_EXTRA} ({e})") from e
     with open_memory(ctx, create=True) as mem:
+        if not any(k.active for k in mem.keys()):
+            click.echo("notice: the store has no API key, so the server is open to every local user and "
+                       "listens on loopback only (add keys with `hashmem keys add`)", err=True)
         try:
             run(mem, host=host, port=port, max_body_bytes=max_body, decoder=decoder, model=model)
         except ApiError as e:
