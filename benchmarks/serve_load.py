@@ -8,9 +8,10 @@ Steps, all in one run so the ratios compare like with like:
    ``/v1/passages`` (namespace ``notes``) while 8 searcher threads post scifact queries to
    ``/v1/search`` (k=10, namespace ``docs``), each with its own httpx client: searches/s,
    latency p50 / p99, errors (any non-2xx or transport error), passages acknowledged;
-4. idle: the same ``--idle-queries`` searches one at a time through the server;
-5. the server stops; the same searches one at a time through ``Memory.search`` in this
-   process (the library directly); lost writes = acknowledged ids the store does not hold.
+4. lost writes = acknowledged ids that a fresh ``Memory`` opened on the file does not hold;
+5. idle: ``--idle-queries`` searches one at a time, each through the server and then through
+   ``Memory.search`` in this process (the library directly), alternating so both see the same
+   machine load; overhead = median of the paired differences (and the hits must be identical).
 
 Targets (issue 10): server overhead ≤ 2 ms p50 per search over the library call (idle,
 one at a time); 0 errors and 0 lost writes under load; p99 ≤ 10 × p50 under load.
@@ -128,24 +129,20 @@ def load(url: str, queries: list[str], notes: list[str], *, seconds: float, sear
             "acked_ids": acked}
 
 
-def sequential_server(url: str, queries: list[str]) -> list[float]:
-    ms = []
+def paired(url: str, mem: Memory, queries: list[str]) -> tuple[list[float], list[float]]:
+    """Each query through the server, then the same query through ``Memory.search``, one at a time, alternating."""
+    server_ms, lib_ms = [], []
     with httpx.Client(base_url=url, timeout=60) as c:
         for q in queries:
             t = time.perf_counter()
             r = c.post("/v1/search", json={"query": q, "k": 10, "namespace": "docs"})
-            ms.append((time.perf_counter() - t) * 1000)
+            server_ms.append((time.perf_counter() - t) * 1000)
             r.raise_for_status()
-    return ms
-
-
-def sequential_library(mem: Memory, queries: list[str]) -> list[float]:
-    ms = []
-    for q in queries:
-        t = time.perf_counter()
-        mem.search(q, 10, namespace="docs")
-        ms.append((time.perf_counter() - t) * 1000)
-    return ms
+            t = time.perf_counter()
+            hits = mem.search(q, 10, namespace="docs")
+            lib_ms.append((time.perf_counter() - t) * 1000)
+            assert [h["id"] for h in r.json()["hits"]] == [h.id for h in hits]  # the same search
+    return server_ms, lib_ms
 
 
 def main() -> None:
@@ -170,25 +167,24 @@ def main() -> None:
             mem.add(docs, namespace="docs", progress=False)
         proc, url = start_server(store)
         try:
-            sequential_server(url, idle_q[:20])  # warm the connection path
             result = {"url": url, "passages": args.passages, "batch": args.batch, "cpu_count": os.cpu_count()}
-            result["load"] = load(url, queries, notes, seconds=args.seconds, searchers=args.searchers,
-                                  batch=args.batch)
-            server_ms = sequential_server(url, idle_q)
+            with Memory(store) as mem:
+                paired(url, mem, idle_q[:20])  # warm-up: connection, model and kernels on both sides
+                result["load"] = load(url, queries, notes, seconds=args.seconds, searchers=args.searchers,
+                                      batch=args.batch)
+                acked = result["load"].pop("acked_ids")
+            with Memory(store, check=False) as fresh:  # a fresh open: what is on disk, the writer's passages too
+                result["load"]["lost_writes"] = len(set(acked) - set(fresh.ids("notes")))
+                server_ms, lib_ms = paired(url, fresh, idle_q)
         finally:
             proc.terminate()
             proc.wait(timeout=60)
-        acked = result["load"].pop("acked_ids")
-        with Memory(store) as mem:
-            sequential_library(mem, idle_q[:20])  # warm-up: model and kernels
-            lib_ms = sequential_library(mem, idle_q)
-            held = set(mem.ids("notes"))
-        result["load"]["lost_writes"] = len(set(acked) - held)
+        diff = [a - b for a, b in zip(server_ms, lib_ms, strict=True)]
         result["idle"] = {
             "queries": len(idle_q),
             "server_p50_ms": round(pct(server_ms, 50), 2), "server_p99_ms": round(pct(server_ms, 99), 2),
             "library_p50_ms": round(pct(lib_ms, 50), 2), "library_p99_ms": round(pct(lib_ms, 99), 2),
-            "overhead_p50_ms": round(pct(server_ms, 50) - pct(lib_ms, 50), 2),
+            "overhead_p50_ms": round(pct(diff, 50), 2),
             "server_over_library_p50": round(pct(server_ms, 50) / pct(lib_ms, 50), 3),
         }
         result["load"]["p50_over_library_p50"] = round(result["load"]["p50_ms"] / pct(lib_ms, 50), 2)
