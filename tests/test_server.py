@@ -405,3 +405,22 @@ def test_tenant_isolation_property(tenants):
     # the store holds exactly the records the test believes it holds, each in its namespace
     assert sorted(service.memory.ids()) == sorted(owner)
     assert all(service.memory.get(i).namespace == ns for i, ns in owner.items())
+
+
+def test_llama_recall_through_the_server_loads_the_model_once(tmp_path):
+    """The real GGUF decoder behind the server (ask with llama is covered in test_decoders: ~30 s here)."""
+    pytest.importorskip("llama_cpp")
+    mem = Memory(tmp_path / "llama.db")
+    ids = mem.add(PASSAGES[:3], namespace="docs")
+    service = Service(mem, decoder="llama", decoder_options={"candidates": 1})
+    service.warm_up()
+    try:
+        with running(create_app(service)) as url, httpx.Client(base_url=url, timeout=300) as c:
+            first = c.post(f"/v1/passages/{ids[0]}/recall").json()
+            decoder = service._decoder
+            second = c.post(f"/v1/passages/{ids[2]}/recall").json()
+        assert first["decoder"] == second["decoder"] == "llama" and first["text"] and second["text"]
+        assert 0 < first["fidelity"] < 1 and not first["exact"]
+        assert service._decoder is decoder  # one model per process
+    finally:
+        mem.close()
