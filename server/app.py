@@ -292,7 +292,7 @@ def serve(memory, *, host: str = "127.0.0.1", port: int = 8080, max_body_bytes: 
         raise ApiError(400, "no_keys", f"refusing to listen on {host}: the store has no API key; "
                                        "add one with `hashmem keys add`, or listen on 127.0.0.1")
     service = Service(memory, decoder=decoder, model=model)
-    service.warm_up()
+    service.warm_up(decoder=True)
     uvicorn.run(create_app(service, max_body_bytes=max_body_bytes), host=host, port=port,
                 log_level=log_level, access_log=False)
 

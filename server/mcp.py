@@ -102,5 +102,5 @@ def build(service: Service, namespace: str):
 def run(memory, *, namespace: str, decoder: str = "auto", model: str | None = None) -> None:
     """Serve one namespace of a store over stdio until the client closes it."""
     service = Service(memory, decoder=decoder, model=model)
-    service.warm_up()
+    service.warm_up(decoder=True)
     build(service, namespace).run("stdio")

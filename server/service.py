@@ -105,11 +105,18 @@ class Service:
 
     # -- models ------------------------------------------------------------------------------
 
-    def warm_up(self) -> None:
-        """Load the embedding model now and check it against the store (once per process)."""
+    def warm_up(self, *, decoder: bool = False) -> None:
+        """Load the embedding model now and check it against the store (once per process).
+
+        Args:
+            decoder: also open the decoder now (a server does, so no request pays for loading it).
+        """
         namespace = next(iter(self.memory.index.spaces), "default")  # a non-empty one compiles the kernels too
         with self.lock.read():
             self.memory.search("warm up", 1, namespace=namespace)
+        if decoder:
+            with self._decoder_lock:
+                self.decoder  # noqa: B018 - opened for its side effect
 
     def _embed(self, texts: Sequence[str]):
         return self.memory.embedder.encode(list(texts), progress=False)  # float32 [n, dim], no lock
