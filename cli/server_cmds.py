@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -10,6 +11,19 @@ from .main import cli
 from .store_cmds import open_memory, positive
 
 SERVER_EXTRA = "the servers need their extra: pip install 'hashmem[server]'"
+
+
+def _store_option(f):
+    """``--store PATH`` after the command too (``hashmem serve --store x.db``), same as the global one."""
+
+    def remember(ctx, param, value):
+        if value is not None:
+            ctx.find_root().obj["store"] = value
+        return value
+
+    return click.option("--store", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                        expose_value=False, callback=remember, is_eager=True,
+                        help="Store file (same as the global --store).")(f)
 
 
 def _parse_grants(values: tuple[str, ...]) -> dict[str, str]:
@@ -27,6 +41,7 @@ def _parse_grants(values: tuple[str, ...]) -> dict[str, str]:
 
 
 @cli.command()
+@_store_option
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; anything but loopback needs an API key in the store.")
 @click.option("--port", type=int, default=8080, show_default=True)
@@ -54,6 +69,7 @@ def serve(ctx, host, port, max_body, decoder, model):
 
 
 @cli.command()
+@_store_option
 @click.option("--namespace", "-n", default="default", show_default=True,
               help="The one namespace the agent may read and write.")
 @click.option("--decoder", type=click.Choice(["auto", "llama", "extractive"]), default="auto", show_default=True)

@@ -254,6 +254,8 @@ def test_cli_serve_refuses_a_public_address(tmp_path):
 
     r = CliRunner().invoke(cli, ["--store", str(tmp_path / "s.db"), "serve", "--host", "0.0.0.0"])
     assert r.exit_code == 1 and "refusing to listen on 0.0.0.0" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(cli, ["serve", "--store", str(tmp_path / "t.db"), "--host", "10.1.2.3"])
+    assert r.exit_code == 1 and "refusing to listen on 10.1.2.3" in r.output and (tmp_path / "t.db").exists()
 
 
 def test_a_long_add_does_not_stall_searches(server):
