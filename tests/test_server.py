@@ -285,6 +285,40 @@ def test_a_long_add_does_not_stall_searches(server):
     assert service.memory.namespaces()["notes"] == len(texts)
 
 
+def test_concurrent_searchers_and_a_writer_lose_nothing(server):
+    """4 searchers and 1 writer at once: every request answered, every acknowledged passage stored."""
+    c, service = server
+    url, errors, acked, stop = str(c.base_url), [], [], threading.Event()
+
+    def searcher(i):
+        with httpx.Client(base_url=url, timeout=120) as cl:
+            while not stop.is_set():
+                r = cl.post("/v1/search", json={"query": PASSAGES[i], "k": 3, "namespace": "docs"})
+                if r.status_code != 200 or len(r.json()["hits"]) != 3:
+                    errors.append(r.text)
+
+    def writer():
+        with httpx.Client(base_url=url, timeout=120) as cl:
+            for b in range(6):
+                r = cl.post("/v1/passages", json={"texts": [f"Load note {b}.{j} about kestrels." for j in range(8)],
+                                                  "namespace": "load"})
+                if r.status_code == 201:
+                    acked.extend(r.json()["ids"])
+                else:
+                    errors.append(r.text)
+        stop.set()
+
+    threads = [threading.Thread(target=searcher, args=(i,)) for i in range(4)] + [threading.Thread(target=writer)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(acked) == 48
+    assert set(service.memory.ids("load")) == set(acked)
+    with Memory(service.memory.path, check=False) as fresh:  # and on disk, seen by another connection
+        assert set(fresh.ids("load")) == set(acked)
+
+
 # -- tenants -----------------------------------------------------------------------------------------
 
 NAMESPACES = ["ns0", "ns1", "ns2", "ns3"]
