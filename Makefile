@@ -16,19 +16,19 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	# the CPU build of torch first, pinned: an unpinned torch pulls a multi-GB CUDA build
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[test,llama,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[test,llama,bench,server,langchain,llamaindex]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
 install: $(STAMP)
 
 test: install
-	$(BIN)/python -m ruff check hashmem memory decoders cli tests examples benchmarks
+	$(BIN)/python -m ruff check hashmem memory decoders cli server integrations tests examples benchmarks
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/python -m ruff check hashmem memory decoders cli tests examples benchmarks
-	$(BIN)/python -m ruff format --check hashmem memory decoders cli tests examples benchmarks
+	$(BIN)/python -m ruff check hashmem memory decoders cli server integrations tests examples benchmarks
+	$(BIN)/python -m ruff format --check hashmem memory decoders cli server integrations tests examples benchmarks
 
 demo: install
 	$(BIN)/python examples/demo.py

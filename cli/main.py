@@ -88,7 +88,7 @@ def show_progress(ctx: click.Context) -> bool:
 def _register() -> None:
     from . import store_cmds  # noqa: F401  (registers commands on import)
 
-    for optional in ("eval_cmds", "decode_cmds", "bench_cmds"):
+    for optional in ("eval_cmds", "decode_cmds", "bench_cmds", "server_cmds"):
         try:
             __import__(f"hashmem.cli.{optional}")
         except ModuleNotFoundError as e:

@@ -829,6 +829,59 @@ class Memory:
             file_parts=self.storage.file_parts(),
         )
 
+    # -- API keys (for the servers' tenants; see memory.keys) --------------------------------
+
+    def add_key(self, name: str, grants: dict[str, str]) -> str:
+        """Make an API key granting namespaces; returns its token (shown once, stored only hashed).
+
+        Args:
+            name: unique name of the key.
+            grants: namespace → ``read`` or ``write`` (``write`` includes reading).
+
+        Raises:
+            ConfigError: a bad name or grants, or a key with this name exists.
+        """
+        from . import keys
+
+        token = keys.new_token()
+        self.storage.put_key(keys.check_name(name), keys.digest(token), keys.check_grants(grants))
+        return token
+
+    def keys(self) -> list:
+        """Every API key (valid and revoked), oldest first, as ``memory.keys.ApiKey``."""
+        from .keys import ApiKey
+
+        return [ApiKey(n, g, c, r, d) for n, d, g, c, r in self.storage.keys()]
+
+    def key_for(self, token: str):
+        """The ``ApiKey`` whose token this is (revoked or not), or None."""
+        from .keys import ApiKey, digest
+
+        rows = self.storage.keys(digest=digest(token)) if isinstance(token, str) and token else []
+        if not rows:
+            return None
+        name, dig, grants, created, revoked = rows[0]
+        return ApiKey(name, grants, created, revoked, dig)
+
+    def revoke_key(self, name: str) -> None:
+        """Revoke an API key by name (it stays listed, marked revoked).
+
+        Raises:
+            RecordNotFoundError: no valid key has this name.
+        """
+        if not self.storage.revoke_key(name):
+            raise RecordNotFoundError(f"no valid key named {name!r} in {self.path}")
+
+    def find_ids(self, where: dict, *, namespace: str = "default") -> list[int]:
+        """Ids of the records of a namespace whose metadata equals every key/value of ``where``, ascending.
+
+        Raises:
+            ConfigError: a key or value ``where`` cannot hold (see ``search``).
+        """
+        if not isinstance(where, dict) or not where:
+            raise ConfigError(f"where must be a non-empty dict of metadata key → value, got {where!r}")
+        return sorted(self.storage.filter_ids(namespace, where))
+
 
 # -- helpers -------------------------------------------------------------------------------
 

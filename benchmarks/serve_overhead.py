@@ -1,0 +1,122 @@
+"""Where a search's server overhead goes: the library, the service, the ASGI app, and HTTP over loopback.
+
+One process, one store (``--passages`` scifact-train passages), the same query
+set through four paths in interleaved rounds (so machine load hits all alike):
+
+- ``library``: ``Memory.search``;
+- ``service``: ``Service.search`` (tenancy check, embedding outside the lock, read lock);
+- ``asgi``: the FastAPI app called directly as ASGI on an event loop running in a thread
+  (routing, body validation, principal, threadpool hop, JSON; plus one hop to that loop's
+  thread) — no sockets;
+- ``http``: the app under uvicorn on 127.0.0.1 and an httpx client (HTTP parsing, loopback
+  TCP, the client; client and server share this process's GIL, so this is an upper bound).
+
+Run:  HF_HUB_OFFLINE=1 flock /tmp/hashmem-bench.lock .venv/bin/python benchmarks/serve_overhead.py \\
+          --json benchmarks/results/serve_overhead.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from hashmem.memory import Memory  # noqa: E402
+from hashmem.server.app import create_app, running  # noqa: E402
+from hashmem.server.service import Service  # noqa: E402
+from hashmem.server.tenancy import OPEN  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact-train"
+
+
+def jsonl(path: Path, n: int) -> list[dict]:
+    out = []
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            out.append(json.loads(line))
+            if len(out) == n:
+                break
+    return out
+
+
+def asgi_call(loop, app, body: bytes):
+    async def call():
+        sent, msgs = [], [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def receive():
+            return msgs.pop(0) if msgs else {"type": "http.disconnect"}
+
+        async def send(m):
+            sent.append(m)
+
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                 "scheme": "http", "path": "/v1/search", "raw_path": b"/v1/search", "query_string": b"",
+                 "root_path": "", "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]}
+        await app(scope, receive, send)
+        if sent[0]["status"] != 200:
+            raise RuntimeError(sent)
+
+    # one event loop, kept running in a thread, for all calls: its threadpool workers stay alive as under uvicorn
+    asyncio.run_coroutine_threadsafe(call(), loop).result()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--passages", type=int, default=2000)
+    ap.add_argument("--queries", type=int, default=50)
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    if not DATA.exists():
+        sys.exit(f"needs {DATA} (the shared evaluation data)")
+    docs = [f"{d['title']} {d['text']}".strip() for d in jsonl(DATA / "corpus.jsonl", args.passages)]
+    queries = [q["text"] for q in jsonl(DATA / "queries.jsonl", args.queries)]
+    ms: dict[str, list[float]] = {"library": [], "service": [], "asgi": [], "http": []}
+    with tempfile.TemporaryDirectory() as tmp, Memory(Path(tmp) / "o.db") as mem:
+        mem.add(docs, namespace="docs", progress=False)
+        service = Service(mem, decoder="extractive")
+        service.warm_up()
+        app = create_app(service)
+        loop = asyncio.new_event_loop()
+        threading.Thread(target=loop.run_forever, daemon=True).start()
+        with running(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+            paths = {
+                "library": lambda q: mem.search(q, 10, namespace="docs"),
+                "service": lambda q: service.search(OPEN, q, 10, namespace="docs"),
+                "asgi": lambda q: asgi_call(loop, app, json.dumps({"query": q, "k": 10, "namespace": "docs"}).encode()),
+                "http": lambda q: client.post("/v1/search", json={"query": q, "k": 10, "namespace": "docs"}),
+            }
+            for fn in paths.values():  # warm-up
+                for q in queries[:5]:
+                    fn(q)
+            for _ in range(args.rounds):
+                for q in queries:
+                    for name, fn in paths.items():
+                        t = time.perf_counter()
+                        fn(q)
+                        ms[name].append((time.perf_counter() - t) * 1000)
+    p50 = {k: round(float(np.median(v)), 3) for k, v in ms.items()}
+    result = {"passages": args.passages, "searches_per_path": len(ms["library"]), "p50_ms": p50,
+              "over_library_p50_ms": {k: round(v - p50["library"], 3) for k, v in p50.items() if k != "library"},
+              "load_avg_1min": os.getloadavg()[0]}
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

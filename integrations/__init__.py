@@ -1,0 +1,1 @@
+"""Integrations of hashmem with RAG frameworks: LangChain (``langchain``) and LlamaIndex (``llamaindex``)."""

@@ -1,0 +1,43 @@
+"""LlamaIndex: a ``BaseRetriever`` returning ``NodeWithScore`` from one namespace of a hashmem store.
+
+Each hit becomes a ``TextNode`` whose ``id_`` is the record id (as a string),
+whose text is the exact passage in a ``text``-tier store or a reconstruction
+flagged in ``metadata["hashmem"]`` otherwise (see ``content``), and whose score
+is the cosine between query and passage. Plug it into any LlamaIndex query
+engine (``RetrieverQueryEngine.from_args(retriever, llm=...)``).
+
+Needs the ``llamaindex`` extra (llama-index-core).
+"""
+
+from __future__ import annotations
+
+from llama_index.core.retrievers import BaseRetriever
+from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+
+from .content import Contents
+
+
+class HashmemLlamaRetriever(BaseRetriever):
+    """The ``k`` passages of a namespace nearest to the query, as scored LlamaIndex nodes.
+
+    Args:
+        memory: an open ``Memory`` (the caller closes it).
+        namespace: the namespace searched.
+        k: nodes returned.
+        where: optional metadata equality filter.
+        decoder: decoder for the text in a hints-tier store (see ``content``).
+    """
+
+    def __init__(self, memory, *, namespace: str = "default", k: int = 4, where: dict | None = None,
+                 decoder: str = "extractive") -> None:
+        super().__init__()
+        self.memory, self.namespace, self.k, self.where = memory, namespace, k, where
+        self.contents = Contents(memory, decoder=decoder)
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        hits = self.memory.search(query_bundle.query_str, self.k, namespace=self.namespace, where=self.where)
+        out = []
+        for h in hits:
+            text, meta = self.contents.of(self.memory.get(h.id))
+            out.append(NodeWithScore(node=TextNode(id_=str(h.id), text=text, metadata=meta), score=h.score))
+        return out

@@ -1,0 +1,106 @@
+"""The MCP server: an agent's long-term memory over stdio, in one namespace fixed at start.
+
+Tools (schemas from the type hints, descriptions written for a model to call
+them unaided): ``remember``, ``search``, ``recall``, ``ask``, ``forget``. The
+namespace comes from ``hashmem mcp --namespace`` and no tool takes one, so an
+agent cannot leave its scope; ids of other namespaces are reported missing
+(``tenancy`` through ``Service``, as for the HTTP server). A failed call
+returns a one-line error the model can read.
+
+What it does not do: HTTP (``app``) or keys (stdio has one client: the process that started it).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from .errors import describe
+from .service import Service
+from .tenancy import Principal
+
+INSTRUCTIONS = (
+    "Long-term memory. Use `remember` to store facts worth keeping (one fact or observation per text), "
+    "`search` to find stored memories relevant to a query before answering, `recall` to get the full text "
+    "of one memory by id, `ask` to get an answer drawn only from memories with [id] citations, and `forget` "
+    "to delete memories that are wrong or no longer wanted. Memories are private to this agent's namespace."
+)
+
+
+def build(service: Service, namespace: str):
+    """An ``MCPServer`` whose tools act on one namespace of the service's store."""
+    from mcp.server.mcpserver import MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError
+    from mcp.types import ToolAnnotations
+
+    who = Principal(name=f"mcp:{namespace}", grants={namespace: "write"})
+    server = MCPServer("hashmem", instructions=INSTRUCTIONS)
+    read_only = ToolAnnotations(readOnlyHint=True, destructiveHint=False, openWorldHint=False)
+
+    def call(fn, *args, **kwargs):
+        try:
+            return fn(who, *args, **kwargs)
+        except Exception as e:  # noqa: BLE001 - every failure becomes one line for the model
+            status, code, message = describe(e)
+            raise ToolError(f"{code}: {message}") from e
+
+    def empty() -> bool:
+        return namespace not in service.memory.index.spaces
+
+    @server.tool(annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=False, openWorldHint=False))
+    def remember(
+        text: Annotated[str, Field(description="The memory to store: one fact, observation or note, in plain text.")],
+        metadata: Annotated[dict[str, Any] | None, Field(
+            description="Optional labels to filter by later, e.g. {\"topic\": \"food\", \"session\": 3}.")] = None,
+    ) -> dict:
+        """Store one memory; returns its id (use it with recall or forget)."""
+        return {"id": call(service.add, [text], namespace=namespace, metadata=metadata)[0]}
+
+    @server.tool(annotations=read_only)
+    def search(
+        query: Annotated[str, Field(description="What to look for, in natural language.")],
+        k: Annotated[int, Field(ge=1, le=50, description="How many memories to return (1-50).")] = 5,
+        where: Annotated[dict[str, str | int | float | bool | None] | None, Field(
+            description="Optional metadata filter: only memories whose labels equal all of these.")] = None,
+    ) -> dict:
+        """Find the stored memories most relevant to a query: `memories`, best first, each with its id,
+        score (cosine, higher is closer), keywords and labels; an empty list when nothing is stored yet."""
+        if empty():
+            return {"memories": []}
+        hits = call(service.search, query, k, namespace=namespace, where=where)
+        return {"memories": [{"id": h.id, "score": round(h.score, 4), "keywords": h.hints, "metadata": h.metadata}
+                             for h in hits]}
+
+    @server.tool(annotations=read_only)
+    def recall(id: Annotated[int, Field(description="The id of a memory, as returned by search or remember.")]) -> dict:
+        """Get the text of one memory by id: exact if the store keeps text, otherwise rebuilt from its keywords
+        (`exact` says which; `fidelity` is how close a rebuilt text is, 1.0 = exact)."""
+        r = call(service.recall, id)
+        return {"id": r.id, "text": r.text, "exact": r.exact, "fidelity": round(r.fidelity, 4)}
+
+    @server.tool(annotations=read_only)
+    def ask(
+        question: Annotated[str, Field(description="A question to answer from the stored memories only.")],
+        k: Annotated[int, Field(ge=1, le=20, description="How many memories to draw on (1-20).")] = 5,
+    ) -> dict:
+        """Answer a question using only the stored memories, citing them as [id]; `found` is false when the
+        memories do not hold the answer."""
+        if empty():
+            return {"answer": "No memories are stored yet.", "citations": [], "found": False}
+        a = call(service.ask, question, k, namespace=namespace).answer
+        return {"answer": a.text, "citations": a.citations, "found": a.found}
+
+    @server.tool(annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=True, openWorldHint=False))
+    def forget(ids: Annotated[list[int], Field(min_length=1, description="Ids of the memories to delete.")]) -> dict:
+        """Delete memories by id (all or none: an unknown id deletes nothing)."""
+        return {"deleted": call(service.delete, ids)}
+
+    return server
+
+
+def run(memory, *, namespace: str, decoder: str = "auto", model: str | None = None) -> None:
+    """Serve one namespace of a store over stdio until the client closes it."""
+    service = Service(memory, decoder=decoder, model=model)
+    service.warm_up(decoder=True)
+    build(service, namespace).run("stdio")

@@ -1,0 +1,78 @@
+"""The MCP server: ``hashmem mcp`` as a subprocess, driven by the official SDK's stdio client."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+pytest.importorskip("mcp")
+anyio = pytest.importorskip("anyio")
+
+from mcp import ClientSession  # noqa: E402
+from mcp.client.stdio import StdioServerParameters, stdio_client  # noqa: E402
+
+from hashmem.memory import Memory  # noqa: E402
+
+pytestmark = pytest.mark.slow
+ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def server_params(store, namespace: str) -> StdioServerParameters:
+    """``hashmem --store STORE mcp --namespace NS`` with this interpreter (the installed entry point)."""
+    return StdioServerParameters(
+        command=sys.executable,
+        args=["-c", "from hashmem.cli.main import main; main()", "--store", str(store), "mcp",
+              "--namespace", namespace, "--decoder", "extractive"],
+        env=ENV,
+    )
+
+
+def payload(result):
+    assert not result.is_error, result.content
+    assert len(result.content) == 1
+    return json.loads(result.content[0].text)
+
+
+def test_agent_memory_over_stdio(tmp_path):
+    store = tmp_path / "agent.db"
+    with Memory(store) as mem:  # another agent's memory in the same file
+        other = mem.add(["The other agent's user owns a dog called Rex."], namespace="agent:other")[0]
+
+    async def session():
+        async with stdio_client(server_params(store, "agent:me")) as (r, w), ClientSession(r, w) as s:
+            init = await s.initialize()
+            assert "remember" in init.instructions
+            tools = {t.name: t for t in (await s.list_tools()).tools}
+            assert set(tools) == {"remember", "search", "recall", "ask", "forget"}
+            for t in tools.values():
+                assert len(t.description) > 30
+                props = t.input_schema["properties"]
+                assert "namespace" not in props and all(p.get("description") for p in props.values())
+            assert payload(await s.call_tool("search", {"query": "dog"})) == {"memories": []}  # nothing yet
+            ids = [payload(await s.call_tool("remember", {"text": t, "metadata": {"topic": topic}}))["id"]
+                   for t, topic in [("The user is allergic to peanuts.", "food"),
+                                    ("The user's cat is called Miso.", "pets"),
+                                    ("The user prefers meetings before noon.", "work")]]
+            hits = payload(await s.call_tool("search", {"query": "what pet does the user have?", "k": 3}))["memories"]
+            assert hits[0]["id"] == ids[1] and other not in [h["id"] for h in hits]
+            only_food = payload(await s.call_tool("search", {"query": "pet", "where": {"topic": "food"}}))
+            assert [h["id"] for h in only_food["memories"]] == [ids[0]]
+            recalled = payload(await s.call_tool("recall", {"id": ids[0]}))
+            assert "peanuts" in recalled["text"]
+            answer = payload(await s.call_tool("ask", {"question": "What is the user allergic to?"}))
+            assert answer["found"] and ids[0] in answer["citations"]
+            for name, args in [("recall", {"id": other}), ("forget", {"ids": [other]}),
+                               ("remember", {"text": "  "}), ("search", {"query": "x", "where": {"a'b": 1}})]:
+                res = await s.call_tool(name, args)  # refused by hashmem: one line the model can read
+                assert res.is_error and "\n" not in res.content[0].text.strip(), (name, res)
+            res = await s.call_tool("search", {"query": "x", "k": 0})  # refused by the SDK against the schema
+            assert res.is_error and "greater than or equal to 1" in res.content[0].text
+            assert payload(await s.call_tool("forget", {"ids": [ids[2]]})) == {"deleted": 1}
+        return ids
+
+    ids = anyio.run(session)
+    with Memory(store) as mem:
+        assert mem.namespaces() == {"agent:other": 1, "agent:me": 2}
+        assert mem.get(other).namespace == "agent:other" and sorted(mem.ids("agent:me")) == ids[:2]
