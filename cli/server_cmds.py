@@ -132,6 +132,6 @@ def keys_list(ctx, as_json):
 @click.pass_context
 def keys_revoke(ctx, name):
     """Revoke key NAME (at once, also for a running server)."""
-    with open_memory(ctx) as mem:
+    with open_memory(ctx, write=True) as mem:
         mem.revoke_key(name)
     click.echo(f"revoked {name}")
