@@ -33,22 +33,14 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from serve_load import read_jsonl as jsonl  # noqa: E402  (this folder: one JSONL reader)
+
 from hashmem.memory import Memory  # noqa: E402
 from hashmem.server.app import create_app, running  # noqa: E402
 from hashmem.server.service import Service  # noqa: E402
 from hashmem.server.tenancy import OPEN  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact-train"
-
-
-def jsonl(path: Path, n: int) -> list[dict]:
-    out = []
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            out.append(json.loads(line))
-            if len(out) == n:
-                break
-    return out
 
 
 def asgi_call(loop, app, body: bytes):
