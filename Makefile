@@ -2,7 +2,9 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+SUM    := $(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(SUM)
+DEMO_STAMP := $(VENV)/.installed-demo-$(SUM)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
@@ -13,12 +15,16 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# torch is pinned to its CPU build (an unpinned torch pulls a multi-GB CUDA build); one pip call, one resolver pass
 $(STAMP): pyproject.toml | $(BIN)/python
-	# the CPU build of torch first, pinned: an unpinned torch pulls a multi-GB CUDA build
-	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[test,llama,bench,server,langchain,llamaindex]'
+	$(BIN)/python -m pip install --quiet torch==2.13.0 -e '.[test,llama,bench,server,langchain,llamaindex]'
 	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
+	touch $(STAMP) $(DEMO_STAMP)
+
+# the demo needs the library and the llama.cpp decoder only (not the test, bench and server extras)
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet torch==2.13.0 -e '.[llama]'
+	touch $(DEMO_STAMP)
 
 install: $(STAMP)
 
@@ -30,7 +36,7 @@ lint: install
 	$(BIN)/python -m ruff check hashmem memory decoders cli server integrations tests examples benchmarks
 	$(BIN)/python -m ruff format --check hashmem memory decoders cli server integrations tests examples benchmarks
 
-demo: install
+demo: $(DEMO_STAMP)
 	$(BIN)/python examples/demo.py
 
 # many processes on one store, writers SIGKILLed (not part of `make test`; ~7 min by default);
