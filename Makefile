@@ -17,7 +17,7 @@ $(BIN)/python:
 
 # torch is pinned to its CPU build (an unpinned torch pulls a multi-GB CUDA build); one pip call, one resolver pass
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet torch==2.13.0 -e '.[test,llama,bench,server,langchain,llamaindex]'
+	$(BIN)/python -m pip install --quiet torch==2.13.0 -e '.[test,llama,bench,server,langchain,llamaindex,milvus]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP) $(DEMO_STAMP)
 
@@ -28,9 +28,10 @@ $(DEMO_STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# HASHMEM_REQUIRE_MILVUS=1: tests that need the real Milvus server fail instead of skipping
 test: install
 	$(BIN)/python -m ruff check hashmem memory decoders cli server integrations tests examples benchmarks
-	$(BIN)/python -m pytest -q
+	HASHMEM_REQUIRE_MILVUS=1 $(BIN)/python -m pytest -q
 
 lint: install
 	$(BIN)/python -m ruff check hashmem memory decoders cli server integrations tests examples benchmarks

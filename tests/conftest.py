@@ -43,3 +43,25 @@ def mem(store_path):
     m.add(PASSAGES, metadata=[{"n": i, "kind": "even" if i % 2 == 0 else "odd"} for i in range(len(PASSAGES))])
     yield m
     m.close()
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory):
+    """A real Milvus standalone server on 127.0.0.1 for the whole session (tests/milvus_server.py).
+
+    Skips, with the reason shown in pytest's summary, only when this platform cannot run it
+    (not Linux x86_64, or the `milvus` extra is not installed); with HASHMEM_REQUIRE_MILVUS=1
+    (set by `make test`, so CI) that is a failure instead. A server that fails to start is
+    always a failure.
+    """
+    from milvus_server import MilvusServer, platform_supported
+
+    reason = platform_supported()
+    if reason:
+        if os.environ.get("HASHMEM_REQUIRE_MILVUS") == "1":
+            pytest.fail(f"HASHMEM_REQUIRE_MILVUS=1 but no Milvus server can run here: {reason}")
+        pytest.skip(f"no Milvus server: {reason}")
+    server = MilvusServer(tmp_path_factory.mktemp("milvus"))
+    server.start()
+    yield server
+    server.stop()
