@@ -220,6 +220,29 @@ _QUIET = _QuietIterator()
 _ITERATOR_LOG = "pymilvus.client.iterator.query_iterator"
 
 
+class _Deadline:
+    """The client with ``timeout`` on every remote call: pymilvus retries an unreachable server
+    for minutes (75 tries) unless a call carries a timeout, which bounds the retries too."""
+
+    _REMOTE = frozenset({"insert", "upsert", "delete", "query", "search", "query_iterator", "has_collection",
+                         "load_collection", "create_collection", "create_partition", "list_partitions",
+                         "describe_collection", "drop_collection"})
+
+    def __init__(self, client, timeout: float) -> None:
+        self._client, self._timeout = client, timeout
+
+    def __getattr__(self, name):
+        attr = getattr(self._client, name)
+        if name not in self._REMOTE:
+            return attr
+
+        def call(*args, **kwargs):
+            kwargs.setdefault("timeout", self._timeout)
+            return attr(*args, **kwargs)
+
+        return call
+
+
 class _Txn:
     """What ``transaction()`` yields: Milvus has no transactions; writes apply as they are made."""
 
@@ -287,7 +310,8 @@ class MilvusBackend(Backend):
                 kw["server_name"] = o["server_name"]
         token = o["token"] or (f"{o['user']}:{o['password']}" if o["user"] else "")
         with self._errors("connect to"):
-            return MilvusClient(uri=o["address"], token=token, db_name=o["db"], timeout=self.timeout, **kw)
+            client = MilvusClient(uri=o["address"], token=token, db_name=o["db"], timeout=self.timeout, **kw)
+        return _Deadline(client, self.timeout)
 
     @contextlib.contextmanager
     def _errors(self, what: str):

@@ -763,6 +763,10 @@ class Memory:
             self.backend.index_remove(ns, group)
         return len(gone)
 
+    def has_namespace(self, namespace: str) -> bool:
+        """Whether a namespace has held passages (cheap: the local index's namespaces, or a count)."""
+        return self.backend.has_namespace(namespace)
+
     def namespaces(self) -> dict[str, int]:
         """Passage count per namespace."""
         return self.backend.namespaces()
