@@ -106,7 +106,7 @@ def _plot_vectors(ctx, data: Path | None, *, required: bool = True):
     from hashmem.memory import Memory
 
     path = store_path(ctx)
-    if not required and not (path.exists() and path.stat().st_size > 0):
+    if not required and not isinstance(path, str) and not (path.exists() and path.stat().st_size > 0):
         return None
     with Memory(path, create=False) as mem:
         vecs = _store_vectors(mem)
@@ -125,5 +125,5 @@ def _plot_vectors(ctx, data: Path | None, *, required: bool = True):
 def _store_vectors(mem):
     import numpy as np
 
-    parts = [mem.quantizer.decode(v) for _, v in mem.storage.iter_qvecs(mem.config.dim)]
+    parts = [mem.quantizer.decode(v) for _, v in mem.backend.iter_qvecs(mem.config.dim)]
     return np.concatenate(parts) if parts else np.zeros((0, mem.config.dim), np.float32)

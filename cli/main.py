@@ -17,11 +17,27 @@ from hashmem.memory.errors import HashmemError
 STORE_ENV = "HASHMEM_STORE"
 
 
-def default_store_path() -> Path:
-    """``$HASHMEM_STORE``, else ``memory.db`` in the user data directory."""
+def is_store_uri(value) -> bool:
+    """A ``milvus://`` (or ``milvus+tls://``) store URI rather than a file path."""
+    return isinstance(value, str) and value.lower().startswith(("milvus://", "milvus+tls://"))
+
+
+class StoreLocation(click.ParamType):
+    """A store file path (a ``Path``), or a ``milvus://HOST:PORT/COLLECTION`` URI (kept a string)."""
+
+    name = "PATH|URI"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, Path) or is_store_uri(value):
+            return value
+        return click.Path(dir_okay=False, path_type=Path).convert(value, param, ctx)
+
+
+def default_store_path() -> Path | str:
+    """``$HASHMEM_STORE`` (a path or a milvus:// URI), else ``memory.db`` in the user data directory."""
     env = os.environ.get(STORE_ENV)
     if env:
-        return Path(env)
+        return env if is_store_uri(env) else Path(env)
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("hashmem", appauthor=False)) / "memory.db"
@@ -45,9 +61,10 @@ class HashmemGroup(click.Group):
 @click.option(
     "--store",
     "store",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=StoreLocation(),
     default=None,
-    help=f"Store file. Default: ${STORE_ENV}, else memory.db in the user data directory.",
+    help=f"Store file, or milvus://HOST:PORT/COLLECTION for a Milvus server. Default: ${STORE_ENV}, "
+         "else memory.db in the user data directory.",
 )
 @click.option("--durable", is_flag=True, default=False,
               help="Sync every commit to disk (SQLite synchronous=FULL): a power loss keeps it too. "
@@ -70,7 +87,7 @@ def cli(ctx: click.Context, store: Path | None, durable: bool, quiet: bool = Fal
     ctx.obj["quiet"] = quiet
 
 
-def store_path(ctx: click.Context) -> Path:
+def store_path(ctx: click.Context) -> Path | str:
     """The store path chosen for this invocation."""
     explicit = ctx.find_root().obj.get("store")
     return explicit if explicit is not None else default_store_path()

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
-from .main import cli
+from .main import StoreLocation, cli
 from .store_cmds import open_memory, positive
 
 SERVER_EXTRA = "the servers need their extra: pip install 'hashmem[server]'"
@@ -21,7 +20,7 @@ def _store_option(f):
             ctx.find_root().obj["store"] = value
         return value
 
-    return click.option("--store", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    return click.option("--store", type=StoreLocation(), default=None,
                         expose_value=False, callback=remember, is_eager=True,
                         help="Store file (same as the global --store).")(f)
 

@@ -12,7 +12,7 @@ import click
 
 from hashmem.memory.config import MAX_K
 
-from .main import STORE_ENV, cli, default_store_path, show_progress, store_path
+from .main import STORE_ENV, cli, default_store_path, is_store_uri, show_progress, store_path
 
 K_RANGE = click.IntRange(1, MAX_K)
 RECORD_ID = click.IntRange(1, 2**63 - 1)  # SQLite's integer range: a larger id is a usage error
@@ -33,7 +33,7 @@ def open_memory(ctx: click.Context, *, create: bool = False, write: bool = False
 
     path = store_path(ctx)
     default = ctx.find_root().obj.get("store") is None and not os.environ.get(STORE_ENV)
-    if create and default and path == default_store_path():
+    if create and default and not is_store_uri(path) and path == default_store_path():
         path.parent.mkdir(parents=True, exist_ok=True)
     durable = bool(ctx.find_root().obj.get("durable"))
     return Memory(path, create=create, readonly=not (create or write), durable=durable, **settings)
@@ -80,13 +80,32 @@ def positive(ctx, param, value):
 def init(ctx, model, bits, method, hint_bytes, fidelity):
     """Create a new store (settings are fixed from then on)."""
     path = store_path(ctx)
-    if path.exists() and path.stat().st_size > 0 and _is_store(path):
+    if is_store_uri(path):
+        if _remote_store_exists(path):
+            raise click.ClickException(f"{_redacted(path)} already holds a store; drop it or choose another collection")
+    elif path.exists() and path.stat().st_size > 0 and _is_store(path):
         raise click.ClickException(f"{path} already exists; remove it or choose another --store")
     with open_memory(ctx, create=True, model=model, bits=bits, method=method,
                      hint_bytes=hint_bytes, fidelity=fidelity) as mem:
         c = mem.config
-        click.echo(f"created {path} (model {c.model}, {c.bits}-bit {c.method} codes, "
+        click.echo(f"created {mem.path} (model {c.model}, {c.bits}-bit {c.method} codes, "
                    f"{c.hint_bytes}-byte hints, fidelity {c.fidelity})")
+
+
+def _remote_store_exists(uri: str) -> bool:
+    from hashmem.memory.backend import open_backend
+
+    backend = open_backend(uri, create=True, readonly=True)
+    try:
+        return not backend.is_new
+    finally:
+        backend.close()
+
+
+def _redacted(uri: str) -> str:
+    from hashmem.memory.milvus_backend import _redact
+
+    return _redact(uri)
 
 
 def _is_store(path) -> bool:

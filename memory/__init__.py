@@ -8,6 +8,8 @@ from importlib import metadata as _metadata
 
 from .config import StoreConfig
 from .errors import (
+    AddIncompleteError,
+    BackendUnavailableError,
     ConfigError,
     HashmemError,
     InputError,
@@ -26,6 +28,8 @@ except _metadata.PackageNotFoundError:  # pragma: no cover - running from a sour
     __version__ = "0+unknown"
 
 __all__ = [
+    "AddIncompleteError",
+    "BackendUnavailableError",
     "ConfigError",
     "HashmemError",
     "Hit",

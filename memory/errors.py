@@ -40,3 +40,26 @@ class RecordNotFoundError(HashmemError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its argument; keep the message plain
         return str(self.args[0]) if self.args else "record not found"
+
+
+class BackendUnavailableError(StoreError):
+    """The storage engine (a Milvus server) cannot be reached or failed a call; nothing is lost
+    that it acknowledged. Retry when it is back."""
+
+
+class AddIncompleteError(StoreError):
+    """An add stored only part of its passages.
+
+    Attributes:
+        stored_ids: ids of the passages stored and acknowledged (in input order).
+        failed_ids: ids given to passages whose write was not acknowledged (a remote
+            backend assigns ids before writing; empty when the backend assigns them on commit).
+            They were removed where the engine could still be reached, so they are absent.
+        failed: how many passages were not stored.
+    """
+
+    def __init__(self, message: str, *, stored_ids=(), failed_ids=(), failed: int = 0) -> None:
+        super().__init__(message)
+        self.stored_ids = list(stored_ids)
+        self.failed_ids = list(failed_ids)
+        self.failed = failed

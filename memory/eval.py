@@ -316,6 +316,7 @@ def evaluate(
         InputError: the dataset cannot be read, or embeddings of the wrong shape.
         ConfigError: invalid settings, or a ``store_path`` that already holds passages.
     """
+    from .backend import is_milvus_uri
     from .store import Memory
 
     unknown = [m for m in methods if m not in METHODS]
@@ -327,7 +328,10 @@ def evaluate(
                                    or candidates <= 0):
         raise ConfigError(f"candidates must be a positive integer, got {candidates!r}")
     with tempfile.TemporaryDirectory(prefix="hashmem-eval-") as tmp:
-        path = Path(store_path) if store_path is not None else Path(tmp) / "eval.db"
+        if store_path is None:
+            path = Path(tmp) / "eval.db"
+        else:  # a file, or a milvus:// URI
+            path = store_path if is_milvus_uri(store_path) else Path(store_path)
         with Memory(path, model=model, bits=bits, method=method, hint_bytes=hint_bytes) as mem:
             if len(mem):
                 raise ConfigError(f"{path} already holds {len(mem)} passages; eval ingests the "

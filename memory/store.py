@@ -31,16 +31,17 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
 from . import hashing, hints, partition, quantize
+from .backend import Backend, open_backend
 from .chunk import DEFAULT_PASSAGE_TOKENS, chunk_text
 from .config import DEFAULT_CANDIDATES, MAX_K, StoreConfig, validate_settings
 from .embed import Embedder, same_model
 from .errors import (
+    AddIncompleteError,
     ConfigError,
     InputError,
     ModelMismatchError,
@@ -48,7 +49,6 @@ from .errors import (
     StoreCorruptError,
     StoreError,
 )
-from .index import HammingIndex
 from .results import Hit, Record, StoreStats
 from .storage import Storage
 from .validate import check_metadata, check_str
@@ -117,12 +117,13 @@ class Memory:
         validate_settings(bits=bits, method=method, hint_bytes=hint_bytes, fidelity=fidelity)
         if batch_size <= 0:
             raise ConfigError(f"batch_size must be positive, got {batch_size}")
-        self.path = Path(path)
         self.batch_size = batch_size
         self._token_model = token_model
         self._llm_tier = None
-        self.storage = Storage(self.path, create=create and not readonly, readonly=readonly, durable=durable)
-        new = self.storage.is_new
+        self.backend: Backend = open_backend(path, create=create and not readonly, readonly=readonly,
+                                             durable=durable)
+        self.path = self.backend.path if self.backend.local else self.backend.location
+        new = self.backend.is_new
         try:
             if new and self._create(model, bits, method, hint_bytes, fidelity):
                 pass
@@ -130,30 +131,32 @@ class Memory:
                 new = False  # another process created it first: open theirs, never delete it
                 self._open(model, bits, method, hint_bytes, fidelity)
             if check:
-                self.storage.check(bits=self.config.bits, dim=self.config.dim, generation=self.hasher.generation)
+                self.backend.check(bits=self.config.bits, dim=self.config.dim, generation=self.hasher.generation)
             self._lexicon: hints.Lexicon | None = None  # loaded on the first add
-            self._version = self.storage.data_version()
-            self._deletes = self.storage.deletes_count()
-            self._load_index()
+            self.backend.start(self)
         except BaseException:
-            empty = new and self.storage.is_new and not self._has_tables()
-            self.storage._close_quietly()
-            if empty:  # a store that failed to come into being leaves no file (never another process's)
-                for suffix in ("", "-wal", "-shm"):
-                    Path(str(self.path) + suffix).unlink(missing_ok=True)
+            self.backend.discard_failed_creation(new)
             raise
 
-    def _has_tables(self) -> bool:
-        try:
-            return bool(self.storage.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
-        except Exception:  # noqa: BLE001 - deciding whether to clean up after another error
-            return True
+    @property
+    def storage(self) -> Storage:
+        """The SQLite file of a local store (``LocalBackend``); a remote backend has none."""
+        if not self.backend.local:
+            raise ConfigError(f"{self.path} is not a local store: this needs a local SQLite store")
+        return self.backend.storage
+
+    @property
+    def index(self):
+        """The in-RAM Hamming index of a local store (``LocalBackend``)."""
+        if not self.backend.local:
+            raise ConfigError(f"{self.path} is not a local store: this needs a local SQLite store")
+        return self.backend.index
 
     # -- opening -----------------------------------------------------------------------
 
     def _create(self, model, bits, method, hint_bytes, fidelity) -> bool:
         """Create the store in one transaction; False if another process created it meanwhile."""
-        if self.storage.readonly:
+        if self.backend.readonly:
             raise StoreError(f"cannot create a store at {self.path}: read-only")
         name = _canonical_model(model or StoreConfig.model)
         self.embedder = Embedder(name)
@@ -177,7 +180,7 @@ class Memory:
             from .llmtier import META_KEY
 
             extra[META_KEY] = self._llm().describe()
-        if not self.storage.initialize(config, extra):  # one transaction: a kill leaves no half store
+        if not self.backend.initialize(config, extra):  # one transaction: a kill leaves no half store
             return False
         self.config, self.hasher, self.quantizer = config, hasher, None
         self._hasher_raw = raw
@@ -185,7 +188,7 @@ class Memory:
         return True
 
     def _open(self, model, bits, method, hint_bytes, fidelity) -> None:
-        config = self.storage.load_config()
+        config = self.backend.load_config()
         if model is not None and _canonical_model(model) != config.model:
             raise ModelMismatchError(
                 f"{self.path} was built with model {config.model!r}, not {model!r}; open it "
@@ -202,12 +205,12 @@ class Memory:
                     f"{self.path} has {name}={have!r}, fixed at creation; you asked for {asked!r}. "
                     "Open it without that setting, or create a new store"
                 )
-        raw = self.storage.get_meta("hasher")
+        raw = self.backend.get_meta("hasher")
         if raw is None:
             raw = self._finish_creation(config)
         self._hasher_raw = bytes(raw)
         self.hasher = hashing.Hasher.from_bytes(raw)
-        q = self.storage.get_meta("quantizer")
+        q = self.backend.get_meta("quantizer")
         self.quantizer = quantize.Quantizer.from_bytes(q) if q is not None else None
         self.config = config
         self.embedder = Embedder(config.model)
@@ -216,89 +219,39 @@ class Memory:
     def _finish_creation(self, config: StoreConfig) -> bytes:
         """A store whose creation was killed (by a version that took two transactions) before its
         hashing parameters were written: finish it when it holds no records, else refuse."""
-        if self.storage.readonly or self.storage.count():
+        if self.backend.readonly or self.backend.count():
             raise StoreCorruptError(f"{self.path} has no hashing parameters")
         raw = hashing.initial_hasher(config.method, dim=config.dim, bits=config.bits).to_bytes()
-        with self.storage.transaction() as c:
-            current = self.storage.get_meta("hasher")  # another process may have finished it first
+        with self.backend.transaction() as c:
+            current = self.backend.get_meta("hasher")  # another process may have finished it first
             if current is not None:
                 return bytes(current)
-            self.storage.set_meta(c, "hasher", raw)
+            self.backend.set_meta(c, "hasher", raw)
         return raw
 
     def _load_index(self) -> None:
-        """Build the in-RAM index from every stored code (and note the last id seen)."""
-        self.index = HammingIndex(self.config.bits, ivf_min_rows=None)  # IVF lists: memory.partition
-        self._seen_id = self.storage.last_id()
-        for ids, namespaces, codes, _ in self.storage.iter_codes(batch=8192, upto=self._seen_id):
-            self._index_rows(ids, namespaces, codes)
-        partition.load(self)  # large namespaces' IVF lists, stored (or fitted now, once)
-
-    def _index_rows(self, ids: np.ndarray, namespaces: list[str], codes: list[bytes]) -> None:
-        arr = np.frombuffer(b"".join(codes), dtype=np.uint8).reshape(len(ids), self.config.bits // 8)
-        ns = np.array(namespaces, dtype=object)
-        for name in dict.fromkeys(namespaces):  # few Python objects at once
-            sel = ns == name
-            self.index.add(name, ids[sel], arr[sel])
+        """Rebuild what the Hamming stage keeps in RAM (the local index; nothing on a remote engine)."""
+        self.backend.load_index(self)
 
     def _refresh(self) -> None:
-        """Bring this handle up to the file's latest commit: other processes' adds, deletes and refits.
+        """Bring this handle up to the backend's latest state: other processes' adds, deletes and refits.
 
-        Cheap when nothing changed (one ``PRAGMA data_version``). New rows are appended to
-        the index (ids only grow), deleted ones dropped, and a refit elsewhere (new hashing
-        parameters) reloads the whole index. Called before each search and inside each write
-        transaction, where nobody else can commit meanwhile.
+        Called before each search and inside each write transaction (``Backend.sync``).
         """
-        if self.storage.closed:
-            return
-        version = self.storage.data_version()
-        if version == self._version:
-            return
-        self._lexicon = None  # document frequencies changed: reloaded by the next add
-        raw = self.storage.get_meta("hasher")
-        if self.quantizer is None and (q := self.storage.get_meta("quantizer")) is not None:
-            self.quantizer = quantize.Quantizer.from_bytes(q)
-        deletes = self.storage.deletes_count()
-        deleted_elsewhere, self._deletes = deletes != self._deletes, deletes
-        if raw is not None and bytes(raw) != self._hasher_raw:  # refitted by another process
-            self._hasher_raw = bytes(raw)
-            self.hasher = hashing.Hasher.from_bytes(raw)
-            self._version = version
-            self._load_index()
-            return
-        last = self.storage.last_id()
-        full = False
-        for ids, namespaces, codes, gens in self.storage.iter_codes(batch=8192, after=self._seen_id, upto=last):
-            partitioned = {n for n in namespaces if (sp := self.index.spaces.get(n)) is not None and sp.is_ivf}
-            if partitioned or np.any(gens != self.hasher.generation):
-                full = True  # a partitioned namespace needs each row's list: reload (rare, large stores)
-                break
-            self._index_rows(ids, namespaces, codes)
-        if full:
-            self._version = version
-            self._load_index()
-            return
-        if deleted_elsewhere:  # drop the ids another process deleted (a scan of the ids: deletes are rare)
-            for name, space in list(self.index.spaces.items()):
-                if space.n_alive:
-                    gone = np.setdiff1d(space.live_ids(), self.storage.live_ids(name, last), assume_unique=True)
-                    if len(gone):
-                        self.index.remove(name, gone.tolist())
-        self._seen_id = max(self._seen_id, last)
-        self._version = version
+        self.backend.sync(self)
 
     @property
     def lexicon(self) -> hints.Lexicon:
         """The store's whole lexicon (loaded on first use: adding needs it, searching does not)."""
         if self._lexicon is None:
-            self._lexicon = self.storage.load_lexicon()
+            self._lexicon = self.backend.load_lexicon()
         return self._lexicon
 
     def _hint_strings(self, blobs: Sequence[bytes]) -> list[list[str]]:
         """Decode hint blobs, looking up only the terms they use unless the lexicon is loaded."""
         if self._lexicon is not None:
             return [hints.decode(b, self._lexicon) for b in blobs]
-        terms = self.storage.terms([i for b in blobs for i in hints.term_ids(b)])
+        terms = self.backend.terms([i for b in blobs for i in hints.term_ids(b)])
         return [hints.decode(b, terms) for b in blobs]
 
     def _verify_model(self) -> None:
@@ -323,12 +276,12 @@ class Memory:
 
     def close(self) -> None:
         """Checkpoint the WAL and close the file (a second call does nothing)."""
-        if self.storage.closed:
+        if self.backend.closed:
             return
         try:
-            self.storage.checkpoint()
+            self.backend.checkpoint()
         finally:
-            self.storage.close()
+            self.backend.close()
 
     def __enter__(self) -> Memory:
         return self
@@ -338,7 +291,7 @@ class Memory:
 
     def __len__(self) -> int:
         self._refresh()
-        return len(self.index)
+        return self.backend.n_records()
 
     # -- adding ------------------------------------------------------------------------
 
@@ -441,12 +394,23 @@ class Memory:
                 for i, m in enumerate(metas):
                     check_metadata(m, f"metadata of passage {offset + i}")
                 emb = embeddings[offset : offset + len(batch)] if embeddings is not None else None
-                ids += self._add_batch(texts, metas, namespace, emb)
+                try:
+                    ids += self._add_batch(texts, metas, namespace, emb)
+                except StoreError as e:
+                    if not ids and self.backend.local:  # nothing of this add stored: the error as it is
+                        raise
+                    failed = list(getattr(self.backend, "last_attempt", []))
+                    raise AddIncompleteError(
+                        f"{str(e).splitlines()[0]}; {len(ids)} passage(s) of this add were stored "
+                        f"({_id_span(ids)}), the next {len(batch)} were not"
+                        + (f" ({_id_span(failed)}, absent)" if failed else ""),
+                        stored_ids=ids, failed_ids=failed, failed=len(batch)) from e
                 offset += len(batch)
                 if bar is not None:
                     bar.update(len(batch))
                 self._maybe_refit(progress=show)
-                partition.maybe_build(self, namespace, progress=show)
+                if self.backend.local:  # IVF lists of large namespaces: the local index's
+                    partition.maybe_build(self, namespace, progress=show)
                 if self.config.fidelity in ("text", "llm"):  # retrain the zstd dictionary when it pays
                     from .texttier import maybe_retrain
 
@@ -481,15 +445,16 @@ class Memory:
             # before the write lock (llm coding is slow), against the hints this handle would write now
             preview = self._hint_preview(toks, term_sets) if self.config.fidelity == "llm" else None
             bodies, fallbacks = self._texts_for_tier(texts, preview)
-            with self.storage.transaction() as c:
+            with self.backend.transaction() as c:
                 self._refresh()
                 quantizer = self.quantizer or fitted
                 if self.quantizer is None:
-                    self.storage.set_meta(c, "quantizer", quantizer.to_bytes())
+                    self.backend.set_meta(c, "quantizer", quantizer.to_bytes())
                 qvecs = quantizer.encode(emb)
                 deq = quantizer.decode(qvecs)
                 codes = self.hasher.encode(deq)
-                lists = partition.lists_for(self, namespace, deq)  # None unless the namespace has IVF lists
+                # None unless the namespace has IVF lists (local index only)
+                lists = partition.lists_for(self, namespace, deq) if self.backend.local else None
                 lexicon = self.lexicon
                 new_ids = lexicon.observe(term_sets)
                 touched = {lexicon.ids[t] for s in term_sets for t in s}
@@ -497,8 +462,8 @@ class Memory:
                 if preview is not None:  # another writer's commit changed a passage's hints: keep its text body
                     final = [hints.decode(b, lexicon) for b in hint_blobs]
                     bodies = [b if f == p else fb for b, fb, f, p in zip(bodies, fallbacks, final, preview, strict=True)]
-                self.storage.save_lexicon(c, lexicon, new_ids, touched)
-                ids = self.storage.insert(
+                self.backend.save_lexicon(c, lexicon, new_ids, touched)
+                ids = self.backend.insert(
                     c,
                     namespace=namespace,
                     metadata=metas,
@@ -514,8 +479,7 @@ class Memory:
             self._lexicon = None  # undo the in-memory counts: reload on the next add
             raise
         self.quantizer = quantizer
-        self.index.add(namespace, ids, codes, lists)
-        self._seen_id = max(self._seen_id, ids[-1])
+        self.backend.index_add(namespace, ids, codes, lists)
         return ids
 
     def _texts_for_tier(self, texts: Sequence[str], hint_strings: Sequence[Sequence[str]] | None = None
@@ -555,7 +519,7 @@ class Memory:
         return n >= (FIRST_FIT if fitted == 0 else fitted * REFIT_GROWTH)
 
     def _maybe_refit(self, *, progress: bool = False) -> None:
-        n = self.storage.count()
+        n = self.backend.count()
         if self._refit_due(n):
             self.refit(progress=progress)
 
@@ -571,20 +535,20 @@ class Memory:
             progress: a progress bar (total, rate, ETA) on stderr while codes are re-encoded.
         """
         self._refresh()
-        n = self.storage.count()
+        n = self.backend.count()
         if n < 2 or self.quantizer is None:
             return
-        sample = self.quantizer.decode(self.storage.sample_qvecs(self.config.dim, FIT_SAMPLE))
+        sample = self.quantizer.decode(self.backend.sample_qvecs(self.config.dim, FIT_SAMPLE))
         if self.config.method == "itq" and len(sample) < self.config.bits:
             return
         base = self.hasher
         new = hashing.fit(self.config.method, sample, bits=self.config.bits, previous=base)
         new = hashing.Hasher(new.method, new.bits, new.mean, new.projection, new.generation, fitted_on=n)
-        upto = self.storage.last_id()
+        upto = self.backend.last_id()
         bar = _progress(n, progress, desc="refitting codes")
         encoded = []
         try:
-            for ids, q in self.storage.iter_qvecs(self.config.dim, upto=upto):
+            for ids, q in self.backend.iter_qvecs(self.config.dim, upto=upto):
                 encoded.append((ids, new.encode(self.quantizer.decode(q))))
                 if bar is not None:
                     bar.update(len(ids))
@@ -592,17 +556,17 @@ class Memory:
             if bar is not None:
                 bar.close()
         raw = new.to_bytes()
-        with self.storage.transaction() as c:
+        with self.backend.transaction() as c:
             self._refresh()
             if self.hasher.generation != base.generation:  # another process refitted meanwhile
                 return
             for ids, codes in encoded:  # rows deleted meanwhile: their UPDATE changes nothing
-                self.storage.update_codes(c, ids, codes, new.generation)
-            for ids, q in self.storage.iter_qvecs(self.config.dim, after=upto):  # added meanwhile
-                self.storage.update_codes(c, ids, new.encode(self.quantizer.decode(q)), new.generation)
-            self.storage.set_meta(c, "hasher", raw)
+                self.backend.update_codes(c, ids, codes, new.generation)
+            for ids, q in self.backend.iter_qvecs(self.config.dim, after=upto):  # added meanwhile
+                self.backend.update_codes(c, ids, new.encode(self.quantizer.decode(q)), new.generation)
+            self.backend.set_meta(c, "hasher", raw)
             self.hasher, self._hasher_raw = new, raw
-            self._version = self.storage.data_version()
+            self.backend.mark_synced()
         self._load_index()  # after the commit: the write lock is not held while the index is rebuilt
 
     # -- searching ---------------------------------------------------------------------
@@ -668,7 +632,7 @@ class Memory:
             raise ConfigError(f"search mode {mode!r} is not supported; use binary+int8, binary or int8")
         allowed = None
         if where:
-            allowed = self.storage.filter_ids(namespace, where)
+            allowed = self.backend.filter_ids(namespace, where)
             if not allowed:
                 return [[] for _ in queries]
         projs = self.hasher.project(queries)  # [q, bits]
@@ -680,13 +644,13 @@ class Memory:
                 ham = self._hamming_of(qcodes[qi], ids)
             else:
                 n_ham = k if mode == "binary" else c * ASYMMETRIC_FACTOR
-                ids, ham = self.index.search(namespace, qcodes[qi], n_ham, allowed_ids=allowed, query_proj=projs[qi],
-                                             query_vec=queries[qi])
+                ids, ham = self.backend.hamming_topk(namespace, qcodes[qi], n_ham, generation=self.hasher.generation,
+                                                     allowed_ids=allowed, query_proj=projs[qi], query_vec=queries[qi])
                 if mode == "binary":
                     scores = 1.0 - 2.0 * ham.astype(np.float32) / self.config.bits
                 else:
                     ids, ham = self._asymmetric(projs[qi], ids, ham, namespace, c)
-                    present, qv = self.storage.fetch_present_qvecs(ids, self.config.dim)  # a delete may race
+                    present, qv = self.backend.fetch_present_qvecs(ids, self.config.dim)  # a delete may race
                     ids, ham = ids[present], ham[present]
                     scores = quantize.cosine(queries[qi : qi + 1], qv, self.quantizer)[0] if len(ids) else np.zeros(0)
                     order = np.lexsort((ids, -scores))[:k]
@@ -697,23 +661,21 @@ class Memory:
     def _asymmetric(self, proj, ids, ham, namespace, c):
         if len(ids) <= c:
             return ids, ham
-        space = self.index.spaces[namespace]
-        codes = space.codes_of(ids)
+        codes = self.backend.codes_of(namespace, ids)
         s = hashing.unpack_signs(codes, self.config.bits) @ proj  # [n_candidates]
         order = np.lexsort((ids, -s))[:c]
         return ids[order], ham[order]
 
     def _exhaustive_int8(self, q, namespace, allowed, k):
         best_ids, best_scores = np.empty(0, np.int64), np.empty(0, np.float32)
-        space = self.index.spaces.get(namespace)
-        if space is None:
+        live = self.backend.live_ids(namespace)
+        if not len(live):
             return best_ids, best_scores
-        live = space.live_ids()
         if allowed is not None:
             live = np.intersect1d(live, np.asarray(allowed, dtype=np.int64))
         for s in range(0, len(live), 65536):
             chunk = live[s : s + 65536]
-            qv = self.storage.fetch_qvecs(chunk.tolist(), self.config.dim)
+            qv = self.backend.fetch_qvecs(chunk.tolist(), self.config.dim)
             sc = quantize.cosine(q[None, :], qv, self.quantizer)[0]
             ids = np.concatenate([best_ids, chunk])
             scores = np.concatenate([best_scores, sc])
@@ -724,12 +686,12 @@ class Memory:
     def _hamming_of(self, qcode, ids):
         if len(ids) == 0:
             return np.zeros(0, np.uint32)
-        rows = self.storage.fetch(ids.tolist())
+        rows = self.backend.fetch(ids.tolist())
         codes = np.stack([np.frombuffer(rows[int(i)].code, np.uint8) for i in ids])
         return hashing.hamming(qcode, codes)
 
     def _hits(self, ids, scores, ham) -> list[Hit]:
-        rows = self.storage.fetch(ids.tolist())
+        rows = self.backend.fetch(ids.tolist())
         keep = np.array([int(i) in rows for i in ids], dtype=bool)  # deleted by another process just now
         ids, scores, ham = np.asarray(ids)[keep], np.asarray(scores)[keep], np.asarray(ham)[keep]
         strings = self._hint_strings([rows[int(i)].hints for i in ids])
@@ -754,14 +716,14 @@ class Memory:
             RecordNotFoundError: no such id.
         """
         id = _check_id(id)
-        rows = self.storage.fetch([id])
+        rows = self.backend.fetch([id])
         if id not in rows:
             raise RecordNotFoundError(f"no record with id {id} in {self.path}")
         r = rows[int(id)]
         text = None
         strings = self._hint_strings([r.hints])[0]
         if self.config.fidelity in ("text", "llm"):
-            body = self.storage.fetch_texts([r.id]).get(r.id)
+            body = self.backend.fetch_texts([r.id]).get(r.id)
             text = None if body is None else self._decode_text(body, strings)
         return Record(
             id=r.id,
@@ -784,40 +746,41 @@ class Memory:
     def ids(self, namespace: str | None = None) -> list[int]:
         """All record ids (of one namespace, or all), ascending."""
         self._refresh()
-        spaces = self.index.spaces.values() if namespace is None else [self.index.spaces.get(namespace)]
-        out = [s.live_ids() for s in spaces if s is not None]
-        return sorted(np.concatenate(out).tolist()) if out else []
+        return self.backend.live_ids(namespace).tolist()
 
     def delete(self, ids: Iterable[int]) -> int:
         """Delete records by id in one transaction; returns how many existed (a repeated id counts once)."""
         if isinstance(ids, str | bytes):
             raise InputError("delete() takes an iterable of ids; wrap a single id in a list")
         ids = list(dict.fromkeys(_check_id(i) for i in ids))
-        with self.storage.transaction() as c:
+        with self.backend.transaction() as c:
             self._refresh()
-            gone = self.storage.delete(c, ids)
-            self._deletes = self.storage.deletes_count()
+            gone = self.backend.delete(c, ids)
         by_ns: dict[str, list[int]] = {}
         for i, ns in gone:
             by_ns.setdefault(ns, []).append(i)
         for ns, group in by_ns.items():
-            self.index.remove(ns, group)
+            self.backend.index_remove(ns, group)
         return len(gone)
+
+    def has_namespace(self, namespace: str) -> bool:
+        """Whether a namespace has held passages (cheap: the local index's namespaces, or a count)."""
+        return self.backend.has_namespace(namespace)
 
     def namespaces(self) -> dict[str, int]:
         """Passage count per namespace."""
-        return self.storage.namespaces()
+        return self.backend.namespaces()
 
     def stats(self) -> StoreStats:
         """Counts, bytes per passage by part, and the file's bytes by part (``file_parts``)."""
-        sums = self.storage.byte_sums()
+        sums = self.backend.byte_sums()
         n = sums.pop("records")
-        file_bytes = self.storage.file_bytes()
+        file_bytes = self.backend.file_bytes()
         per = {k: (v / n if n else 0.0) for k, v in sums.items()}
         per["file"] = file_bytes / n if n else 0.0
         return StoreStats(
             records=n,
-            namespaces=self.storage.namespaces(),
+            namespaces=self.backend.namespaces(),
             config={k: v for k, v in vars(self.config).items() if k != "fingerprint"},
             bytes_per_passage=per,
             file_bytes=file_bytes,
@@ -825,8 +788,8 @@ class Memory:
                     "fitted_on": self.hasher.fitted_on},
             ivf={ns: {"nlist": sp.nlist, "lists_from": "vectors" if sp.vectors is not None else "codes",
                       "fitted_on": sp.fitted_on}
-                 for ns, sp in self.index.spaces.items() if sp.is_ivf},
-            file_parts=self.storage.file_parts(),
+                 for ns, sp in (self.index.spaces.items() if self.backend.local else ()) if sp.is_ivf},
+            file_parts=self.backend.file_parts(),
         )
 
     # -- API keys (for the servers' tenants; see memory.keys) --------------------------------
@@ -851,12 +814,16 @@ class Memory:
         """Every API key (valid and revoked), oldest first, as ``memory.keys.ApiKey``."""
         from .keys import ApiKey
 
+        if not self.backend.local:  # API keys live in a local store's file
+            return []
         return [ApiKey(n, g, c, r, d) for n, d, g, c, r in self.storage.keys()]
 
     def key_for(self, token: str):
         """The ``ApiKey`` whose token this is (revoked or not), or None."""
         from .keys import ApiKey, digest
 
+        if not self.backend.local:
+            return None
         rows = self.storage.keys(digest=digest(token)) if isinstance(token, str) and token else []
         if not rows:
             return None
@@ -880,7 +847,7 @@ class Memory:
         """
         if not isinstance(where, dict) or not where:
             raise ConfigError(f"where must be a non-empty dict of metadata key → value, got {where!r}")
-        return sorted(self.storage.filter_ids(namespace, where))
+        return sorted(self.backend.filter_ids(namespace, where))
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -894,6 +861,12 @@ def _check_text(text, what: str) -> None:
     if "\x00" in text:
         raise InputError(f"{what} contains a NUL character at position {text.index(chr(0))}; not text")
     check_str(text, what)
+
+
+def _id_span(ids: Sequence[int]) -> str:
+    if not ids:
+        return "none"
+    return f"id {ids[0]}" if len(ids) == 1 else f"ids {ids[0]}…{ids[-1]}"
 
 
 def _check_k(k, what: str = "k") -> None:

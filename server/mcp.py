@@ -46,7 +46,7 @@ def build(service: Service, namespace: str):
             raise ToolError(f"{code}: {message}") from e
 
     def empty() -> bool:
-        return namespace not in service.memory.index.spaces
+        return not service.memory.has_namespace(namespace)
 
     @server.tool(annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=False, openWorldHint=False))
     def remember(

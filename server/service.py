@@ -111,7 +111,8 @@ class Service:
         Args:
             decoder: also open the decoder now (a server does, so no request pays for loading it).
         """
-        namespace = next(iter(self.memory.index.spaces), "default")  # a non-empty one compiles the kernels too
+        # a non-empty namespace compiles the local index's kernels too
+        namespace = next(iter(self.memory.index.spaces), "default") if self.memory.backend.local else "default"
         with self.lock.read():
             self.memory.search("warm up", 1, namespace=namespace)
         if decoder:
@@ -137,7 +138,7 @@ class Service:
 
     def _readable(self, p: Principal, namespace: str) -> None:
         p.require(namespace, "read")
-        if namespace not in self.memory.index.spaces:
+        if not self.memory.has_namespace(namespace):
             raise ApiError(404, "unknown_namespace", f"namespace {namespace!r} holds no passages")
 
     def _record(self, p: Principal, id: int, access: str = "read") -> Record:

@@ -1,0 +1,101 @@
+"""Memory.search before and after the storage-backend interface, side by side in one run.
+
+Two worker processes hold the same workload: one imports hashmem from a checkout of
+the commit before the interface (``--before DIR``, a tree laid out as an import root:
+``DIR/hashmem/{memory,...}``), the other the working tree. Each builds its own store of
+``--n`` SciFact passages (precomputed unit embeddings, the same for both), then the
+parent asks them, alternately and round after round, to time ``search_embeddings`` on
+the same queries. Reported: ms/query per side (median of rounds) and the ratio
+after / before, and whether both return the same hits. A ratio, not absolute times:
+the machine is shared.
+
+    python benchmarks/backend_overhead.py --before /tmp/hm_before_pkg --n 3000 --rounds 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "scifact-train"
+OUT = ROOT / "benchmarks" / "results" / "backend_overhead.json"
+
+WORKER = r"""
+import json, sys, time
+import numpy as np
+from hashmem.memory import Memory
+import hashmem.memory.store as store_mod
+path, n, nq, k = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+texts = [json.loads(l)["text"] for l in open(sys.argv[5])][:n]
+rng = np.random.default_rng(0)
+emb = rng.standard_normal((n, 384)).astype(np.float32)
+emb[1:] += 0.5 * emb[:-1]  # some structure: neighbours share components
+emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+qs = emb[rng.choice(n, nq, replace=False)] + 0.3 * rng.standard_normal((nq, 384)).astype(np.float32)
+qs /= np.linalg.norm(qs, axis=1, keepdims=True)
+mem = Memory(path)
+mem.add(texts, embeddings=emb, progress=False)
+mem.search_embeddings(qs[:4], k)  # warm the kernels
+print(json.dumps({"ready": store_mod.__file__}), flush=True)
+for line in sys.stdin:
+    t = time.perf_counter()
+    res = [mem.search_embeddings(q[None, :], k)[0] for q in qs]
+    dt = (time.perf_counter() - t) * 1000 / nq
+    print(json.dumps({"ms": dt, "hits": [[h.id for h in r] for r in res]}), flush=True)
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--before", required=True, help="import root of the commit before the interface")
+    ap.add_argument("--n", type=int, default=3000)
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=7)
+    args = ap.parse_args()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    with tempfile.TemporaryDirectory() as tmp:
+        procs = {}
+        for side, root in (("before", args.before), ("after", None)):
+            e = dict(env)
+            if root:
+                e["PYTHONPATH"] = root  # ahead of the editable install's finder
+            procs[side] = subprocess.Popen(
+                [sys.executable, "-c", WORKER, f"{tmp}/{side}.db", str(args.n), str(args.queries), str(args.k),
+                 str(DATA / "corpus.jsonl")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=e)
+        files = {s: json.loads(p.stdout.readline())["ready"] for s, p in procs.items()}
+        times = {"before": [], "after": []}
+        hits = {}
+        for r in range(args.rounds):
+            for side in (("before", "after") if r % 2 == 0 else ("after", "before")):
+                p = procs[side]
+                p.stdin.write("go\n")
+                p.stdin.flush()
+                got = json.loads(p.stdout.readline())
+                times[side].append(got["ms"])
+                hits[side] = got["hits"]
+            time.sleep(0.1)
+        for p in procs.values():
+            p.stdin.close()
+            p.wait()
+    med = {s: sorted(v)[len(v) // 2] for s, v in times.items()}
+    out = {
+        "n": args.n, "queries": args.queries, "k": args.k, "rounds": args.rounds,
+        "ms_per_query_median": med, "ms_per_query_rounds": times,
+        "ratio_after_over_before": med["after"] / med["before"],
+        "same_hits": hits["before"] == hits["after"], "modules": files,
+    }
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(out, indent=1) + "\n")
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,477 @@
+"""The storage-backend interface, and its local implementation (one SQLite file + an in-RAM index).
+
+``Memory`` (``store.py``) embeds, quantizes, hashes, keeps the lexicon and runs the
+three search stages (Hamming top-C → asymmetric → int8 rerank); everything it keeps or
+looks up goes through a ``Backend``:
+
+- **settings**: the store config and named blobs (hasher parameters, int8 calibration,
+  text dictionaries, …): ``initialize``, ``load_config``, ``get_meta``, ``set_meta``;
+- **lexicon**: ``load_lexicon``, ``terms``, ``save_lexicon``;
+- **records**: ``insert`` (codes, int8 vectors, hints, metadata, optional text/llm-tier
+  bodies), ``fetch``, ``fetch_present_qvecs``, ``fetch_qvecs``, ``fetch_texts``,
+  ``delete``, ``update_codes`` (a refit's new codes under a new generation),
+  ``iter_qvecs``, ``sample_qvecs``, ``filter_ids``, ``count``, ``namespaces``;
+- **Hamming stage**: ``hamming_topk`` (top-C ids and distances within a namespace,
+  optionally restricted to ``where``-filtered ids), ``codes_of`` (the candidates' codes
+  for the asymmetric stage), ``live_ids``, ``n_records``;
+- **keeping up with other writers**: ``sync`` (called before every search and inside
+  every write), ``load_index`` / ``index_add`` / ``index_remove`` / ``mark_synced``;
+- **writes** happen inside ``transaction()``; the handle it yields is passed back to the
+  write methods.
+
+Two implementations: ``LocalBackend`` here (the default: it delegates to
+``storage.Storage`` and ``index.HammingIndex`` unchanged, so the local store keeps its
+speed, RAM and crash safety) and ``milvus_backend.MilvusBackend`` (a Milvus server or
+cluster; ``Memory("milvus://host:port/collection")``).
+
+What it does not do: embed, hash, quantize or rank (``store``), SQL (``storage``) or
+Hamming kernels (``index``).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import numpy as np
+
+from . import partition
+from .config import StoreConfig
+from .hints import Lexicon
+from .index import HammingIndex
+from .storage import Row, Storage
+
+__all__ = ["Backend", "LocalBackend", "Row", "is_milvus_uri", "open_backend"]
+
+MILVUS_SCHEME = "milvus://"
+
+
+def is_milvus_uri(location) -> bool:
+    """True for a ``milvus://`` (or ``milvus+tls://``) store location."""
+    return isinstance(location, str) and location.lower().startswith(("milvus://", "milvus+tls://"))
+
+
+class Backend(abc.ABC):
+    """Where a ``Memory`` keeps its records and settings, and finds Hamming candidates.
+
+    Attributes:
+        location: what to name the store in messages (a path, or a URI without secrets).
+        readonly: writes raise StoreError.
+        is_new: nothing was created yet (``initialize`` creates the store).
+        local: the local SQLite backend (IVF partitions, API keys, text tiers, file stats).
+    """
+
+    location: str
+    readonly: bool
+    is_new: bool
+    local: bool = False
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    @property
+    @abc.abstractmethod
+    def closed(self) -> bool: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def checkpoint(self) -> None:  # noqa: B027 - optional hook
+        """Flush what the backend buffers (the local WAL); nothing by default."""
+
+    def discard_failed_creation(self, created: bool = False) -> None:  # noqa: B027 - optional hook
+        """Close after a failed open; remove what a failed creation left, if this handle created it."""
+        self.close()
+
+    def start(self, mem) -> None:
+        """First load after ``mem`` has its config and hasher (builds the local index)."""
+        self.load_index(mem)
+
+    @abc.abstractmethod
+    def transaction(self) -> AbstractContextManager:
+        """A write: all of it or nothing where the backend can (see each implementation)."""
+
+    # -- settings ------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def initialize(self, config: StoreConfig, extra_meta: dict[str, bytes | str] | None = None) -> bool:
+        """Create the store; False if another process created it first."""
+
+    @abc.abstractmethod
+    def load_config(self) -> StoreConfig: ...
+
+    @abc.abstractmethod
+    def get_meta(self, key: str) -> bytes | str | None: ...
+
+    @abc.abstractmethod
+    def set_meta(self, txn, key: str, value: bytes | str) -> None: ...
+
+    def check(self, *, bits: int, dim: int, generation: int | None) -> None:  # noqa: B027 - optional
+        """Integrity check on open (raises StoreCorruptError); nothing by default."""
+
+    # -- lexicon -------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def load_lexicon(self) -> Lexicon: ...
+
+    @abc.abstractmethod
+    def terms(self, ids: Sequence[int]) -> dict[int, str]: ...
+
+    @abc.abstractmethod
+    def save_lexicon(self, txn, lex: Lexicon, new_ids: Sequence[int], touched: set[int]) -> None: ...
+
+    # -- records -------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def insert(self, txn, *, namespace: str, metadata: Sequence[dict], codes: np.ndarray, qvecs: np.ndarray,
+               hints: Sequence[bytes], gen: int, texts: Sequence[bytes] | None = None) -> list[int]:
+        """Store records (codes uint8 [n, bits/8], qvecs int8 [n, dim]); their new ids in order."""
+
+    @abc.abstractmethod
+    def fetch(self, ids: Sequence[int]) -> dict[int, Row]:
+        """Rows by id; missing ids are absent."""
+
+    @abc.abstractmethod
+    def fetch_present_qvecs(self, ids: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """(mask bool [len(ids)] of ids that exist, int8 [mask.sum(), dim] in the order of ids)."""
+
+    def fetch_qvecs(self, ids: Sequence[int], dim: int) -> np.ndarray:
+        """int8 [len(ids), dim] in the order of ids (all must exist)."""
+        return self.fetch_present_qvecs(np.asarray(ids, dtype=np.int64), dim)[1]
+
+    def fetch_texts(self, ids: Sequence[int]) -> dict[int, bytes]:
+        """Text-tier bodies by id (none by default)."""
+        return {}
+
+    @abc.abstractmethod
+    def delete(self, txn, ids: Sequence[int]) -> list[tuple[int, str]]:
+        """Delete; (id, namespace) of the records that existed."""
+
+    @abc.abstractmethod
+    def update_codes(self, txn, ids: np.ndarray, codes: np.ndarray, gen: int) -> None:
+        """Overwrite codes with a refit's codes of generation ``gen``."""
+
+    @abc.abstractmethod
+    def iter_qvecs(self, dim: int, *, after: int = -1, upto: int | None = None
+                   ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids int64 [b], int8 [b, dim]) batches over all records with ids in (after, upto]."""
+
+    @abc.abstractmethod
+    def sample_qvecs(self, dim: int, n: int) -> np.ndarray:
+        """int8 [min(n, count), dim]: a deterministic sample of stored vectors."""
+
+    @abc.abstractmethod
+    def last_id(self) -> int:
+        """The highest id assigned so far (0 for an empty store)."""
+
+    @abc.abstractmethod
+    def filter_ids(self, namespace: str, where: dict) -> list[int]:
+        """Ids of a namespace's records whose metadata equals every key/value of ``where``."""
+
+    @abc.abstractmethod
+    def count(self, namespace: str | None = None) -> int: ...
+
+    @abc.abstractmethod
+    def namespaces(self) -> dict[str, int]: ...
+
+    @abc.abstractmethod
+    def byte_sums(self) -> dict[str, int]:
+        """``records`` (count) and total stored bytes of each part (code, qvec, hints, metadata, text, lexicon)."""
+
+    def file_bytes(self) -> int:
+        """Bytes of the local file (0 for a remote engine)."""
+        return 0
+
+    def file_parts(self) -> dict[str, int]:
+        return {}
+
+    # -- Hamming stage -------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def sync(self, mem) -> None:
+        """Bring ``mem`` (hasher, quantizer, lexicon) and the index up to the backend's latest state."""
+
+    def load_index(self, mem) -> None:  # noqa: B027 - optional hook
+        """(Re)build whatever the Hamming stage keeps in RAM; nothing for a remote engine."""
+
+    def mark_synced(self) -> None:  # noqa: B027 - optional hook
+        """This handle's own write (inside ``transaction``) needs no reload by the next ``sync``."""
+
+    def index_add(self, namespace: str, ids: Sequence[int], codes: np.ndarray, lists=None) -> None:  # noqa: B027
+        """Records this handle just inserted (after the commit)."""
+
+    def index_remove(self, namespace: str, ids: Sequence[int]) -> None:  # noqa: B027
+        """Records this handle just deleted (after the commit)."""
+
+    @abc.abstractmethod
+    def hamming_topk(self, namespace: str, qcode: np.ndarray, n: int, *, generation: int,
+                     allowed_ids=None, query_proj=None, query_vec=None) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` nearest ids (int64) by Hamming distance (uint32) to packed ``qcode`` in one namespace.
+
+        Only codes of hashing ``generation`` are compared; ``allowed_ids`` restricts the
+        search (a ``where`` filter). Ties are broken by id."""
+
+    @abc.abstractmethod
+    def codes_of(self, namespace: str, ids: np.ndarray) -> np.ndarray:
+        """Packed codes uint8 [len(ids), bits/8] of candidates, in the order of ids."""
+
+    @abc.abstractmethod
+    def live_ids(self, namespace: str | None = None) -> np.ndarray:
+        """int64 ids (of one namespace, or all), ascending."""
+
+    @abc.abstractmethod
+    def n_records(self) -> int:
+        """How many records the store holds (after ``sync``)."""
+
+    def has_namespace(self, namespace: str) -> bool:
+        return self.count(namespace) > 0
+
+
+class LocalBackend(Backend):
+    """The default: one SQLite file (``storage.Storage``) + the in-RAM Hamming index (``index.HammingIndex``).
+
+    Every call delegates to those two unchanged; this class adds only the bookkeeping
+    that keeps the index in step with the file (ids seen, ``PRAGMA data_version``,
+    deletes by other processes). Writes are SQLite transactions: a killed process loses
+    at most the uncommitted batch.
+
+    Args:
+        path: the store file.
+        create / readonly / durable: as ``storage.Storage``.
+    """
+
+    local = True
+
+    def __init__(self, path, *, create: bool, readonly: bool = False, durable: bool = False) -> None:
+        self.path = Path(path)
+        self.location = str(self.path)
+        self.storage = Storage(self.path, create=create, readonly=readonly, durable=durable)
+        self.index: HammingIndex | None = None
+        self._seen_id = 0
+        self._version = None
+        self._deletes = 0
+        self._index_gen = None
+
+    # lifecycle / settings: straight to Storage
+    readonly = property(lambda self: self.storage.readonly)
+    is_new = property(lambda self: self.storage.is_new)
+
+    @property
+    def closed(self) -> bool:
+        return self.storage.closed
+
+    def close(self) -> None:
+        self.storage.close()
+
+    def checkpoint(self) -> None:
+        self.storage.checkpoint()
+
+    def discard_failed_creation(self, created: bool = False) -> None:
+        empty = created and self.storage.is_new and not self._has_tables()
+        self.storage._close_quietly()
+        if empty:  # a store that failed to come into being leaves no file (never another process's)
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(self.path) + suffix).unlink(missing_ok=True)
+
+    def _has_tables(self) -> bool:
+        try:
+            return bool(self.storage.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
+        except Exception:  # noqa: BLE001 - deciding whether to clean up after another error
+            return True
+
+    def transaction(self):
+        return self.storage.transaction()
+
+    def initialize(self, config, extra_meta=None) -> bool:
+        return self.storage.initialize(config, extra_meta)
+
+    def load_config(self) -> StoreConfig:
+        return self.storage.load_config()
+
+    def get_meta(self, key):
+        return self.storage.get_meta(key)
+
+    def set_meta(self, txn, key, value) -> None:
+        self.storage.set_meta(txn, key, value)
+
+    def check(self, *, bits, dim, generation) -> None:
+        self.storage.check(bits=bits, dim=dim, generation=generation)
+
+    def load_lexicon(self) -> Lexicon:
+        return self.storage.load_lexicon()
+
+    def terms(self, ids):
+        return self.storage.terms(ids)
+
+    def save_lexicon(self, txn, lex, new_ids, touched) -> None:
+        self.storage.save_lexicon(txn, lex, new_ids, touched)
+
+    # records
+    def insert(self, txn, **kw) -> list[int]:
+        return self.storage.insert(txn, **kw)
+
+    def fetch(self, ids):
+        return self.storage.fetch(ids)
+
+    def fetch_present_qvecs(self, ids, dim):
+        return self.storage.fetch_present_qvecs(ids, dim)
+
+    def fetch_qvecs(self, ids, dim):
+        return self.storage.fetch_qvecs(ids, dim)
+
+    def fetch_texts(self, ids):
+        return self.storage.fetch_texts(ids)
+
+    def delete(self, txn, ids):
+        gone = self.storage.delete(txn, ids)
+        self._deletes = self.storage.deletes_count()
+        return gone
+
+    def update_codes(self, txn, ids, codes, gen) -> None:
+        self.storage.update_codes(txn, ids, codes, gen)
+
+    def iter_qvecs(self, dim, *, after=-1, upto=None):
+        if upto is None:
+            return self.storage.iter_qvecs(dim, after=after)
+        return self.storage.iter_qvecs(dim, after=after, upto=upto)
+
+    def sample_qvecs(self, dim, n):
+        return self.storage.sample_qvecs(dim, n)
+
+    def last_id(self) -> int:
+        return self.storage.last_id()
+
+    def filter_ids(self, namespace, where):
+        return self.storage.filter_ids(namespace, where)
+
+    def count(self, namespace=None) -> int:
+        return self.storage.count(namespace)
+
+    def namespaces(self):
+        return self.storage.namespaces()
+
+    def byte_sums(self):
+        return self.storage.byte_sums()
+
+    def file_bytes(self) -> int:
+        return self.storage.file_bytes()
+
+    def file_parts(self):
+        return self.storage.file_parts()
+
+    # -- the in-RAM index ----------------------------------------------------------------
+
+    def load_index(self, mem) -> None:
+        """Build the in-RAM index from every stored code (and note the last id seen)."""
+        self.index = HammingIndex(mem.config.bits, ivf_min_rows=None)  # IVF lists: memory.partition
+        self._index_gen = mem.hasher.generation
+        self._seen_id = self.storage.last_id()
+        for ids, namespaces, codes, _ in self.storage.iter_codes(batch=8192, upto=self._seen_id):
+            self._index_rows(mem.config.bits, ids, namespaces, codes)
+        partition.load(mem)  # large namespaces' IVF lists, stored (or fitted now, once)
+
+    def start(self, mem) -> None:
+        """First load after open: remember the file's version and delete counter, then build the index."""
+        self._version = self.storage.data_version()
+        self._deletes = self.storage.deletes_count()
+        self.load_index(mem)
+
+    def _index_rows(self, bits: int, ids: np.ndarray, namespaces: list[str], codes: list[bytes]) -> None:
+        arr = np.frombuffer(b"".join(codes), dtype=np.uint8).reshape(len(ids), bits // 8)
+        ns = np.array(namespaces, dtype=object)
+        for name in dict.fromkeys(namespaces):  # few Python objects at once
+            sel = ns == name
+            self.index.add(name, ids[sel], arr[sel])
+
+    def mark_synced(self) -> None:
+        self._version = self.storage.data_version()
+
+    def index_add(self, namespace, ids, codes, lists=None) -> None:
+        self.index.add(namespace, ids, codes, lists)
+        self._seen_id = max(self._seen_id, ids[-1])
+
+    def index_remove(self, namespace, ids) -> None:
+        self.index.remove(namespace, ids)
+
+    def sync(self, mem) -> None:
+        """Bring this handle up to the file's latest commit: other processes' adds, deletes and refits.
+
+        Cheap when nothing changed (one ``PRAGMA data_version``). New rows are appended to
+        the index (ids only grow), deleted ones dropped, and a refit elsewhere (new hashing
+        parameters) reloads the whole index. Called before each search and inside each write
+        transaction, where nobody else can commit meanwhile.
+        """
+        from . import hashing, quantize
+
+        if self.storage.closed:
+            return
+        version = self.storage.data_version()
+        if version == self._version:
+            return
+        mem._lexicon = None  # document frequencies changed: reloaded by the next add
+        raw = self.storage.get_meta("hasher")
+        if mem.quantizer is None and (q := self.storage.get_meta("quantizer")) is not None:
+            mem.quantizer = quantize.Quantizer.from_bytes(q)
+        deletes = self.storage.deletes_count()
+        deleted_elsewhere, self._deletes = deletes != self._deletes, deletes
+        if raw is not None and bytes(raw) != mem._hasher_raw:  # refitted by another process
+            mem._hasher_raw = bytes(raw)
+            mem.hasher = hashing.Hasher.from_bytes(raw)
+            self._version = version
+            self.load_index(mem)
+            return
+        last = self.storage.last_id()
+        full = False
+        for ids, namespaces, codes, gens in self.storage.iter_codes(batch=8192, after=self._seen_id, upto=last):
+            partitioned = {n for n in namespaces if (sp := self.index.spaces.get(n)) is not None and sp.is_ivf}
+            if partitioned or np.any(gens != mem.hasher.generation):
+                full = True  # a partitioned namespace needs each row's list: reload (rare, large stores)
+                break
+            self._index_rows(mem.config.bits, ids, namespaces, codes)
+        if full:
+            self._version = version
+            self.load_index(mem)
+            return
+        if deleted_elsewhere:  # drop the ids another process deleted (a scan of the ids: deletes are rare)
+            for name, space in list(self.index.spaces.items()):
+                if space.n_alive:
+                    gone = np.setdiff1d(space.live_ids(), self.storage.live_ids(name, last), assume_unique=True)
+                    if len(gone):
+                        self.index.remove(name, gone.tolist())
+        self._seen_id = max(self._seen_id, last)
+        self._version = version
+
+    def hamming_topk(self, namespace, qcode, n, *, generation, allowed_ids=None, query_proj=None, query_vec=None):
+        if generation != self._index_gen:  # the index holds one generation's codes (a refit reloads it)
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint32)
+        return self.index.search(namespace, qcode, n, allowed_ids=allowed_ids, query_proj=query_proj,
+                                 query_vec=query_vec)
+
+    def codes_of(self, namespace, ids):
+        return self.index.spaces[namespace].codes_of(ids)
+
+    def live_ids(self, namespace=None) -> np.ndarray:
+        spaces = self.index.spaces.values() if namespace is None else [self.index.spaces.get(namespace)]
+        out = [s.live_ids() for s in spaces if s is not None]
+        return np.sort(np.concatenate(out)) if out else np.zeros(0, np.int64)
+
+    def n_records(self) -> int:
+        return len(self.index)
+
+    def has_namespace(self, namespace: str) -> bool:
+        return namespace in self.index.spaces
+
+
+def open_backend(location, *, create: bool, readonly: bool = False, durable: bool = False) -> Backend:
+    """The backend for a store location: a ``milvus://`` URI, else a local file path.
+
+    Raises:
+        ConfigError: a malformed ``milvus://`` URI.
+        StoreError: the store cannot be opened (or the server cannot be reached).
+    """
+    if is_milvus_uri(location):
+        from .milvus_backend import MilvusBackend
+
+        return MilvusBackend(location, create=create, readonly=readonly)
+    return LocalBackend(location, create=create, readonly=readonly, durable=durable)

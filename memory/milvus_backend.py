@@ -1,0 +1,811 @@
+"""The Milvus backend: a hashmem store in a Milvus server or cluster (``milvus://host:port/collection``).
+
+Collections (names from the URI's collection ``C``):
+
+- ``C``: one row per passage. ``id`` INT64 primary key (assigned by the client, see
+  ``_IdAllocator``); ``code`` ``BINARY_VECTOR`` of ``bits`` searched by ``HAMMING``
+  (index ``BIN_FLAT`` by default, ``BIN_IVF_FLAT`` with ``?index=BIN_IVF_FLAT&nlist=N``);
+  ``namespace`` VARCHAR, whose hash picks one of ``PARTITIONS`` partitions (what a
+  Milvus *partition key* does; it is done here because server 2.3.5's ``upsert``
+  puts partition-key rows in the wrong partition, measured), so a search reads only its
+  namespace's partition and the namespace filter costs next to nothing; ``gen`` INT64, the hashing generation of the code; ``qvec`` the int8
+  vector and ``hints`` the hint bytes, both base64 in VARCHAR (Milvus 2.3 allows one
+  vector field per collection, has no ``INT8_VECTOR`` (≥ 2.6) and no bytes scalar;
+  the layout is recorded in the settings as ``qvec_layout`` so a store made on a
+  server with ``INT8_VECTOR`` can use it without a format guess); ``metadata`` JSON;
+  ``created`` DOUBLE.
+- ``C__settings``: named values (config, hasher parameters, int8 calibration, the
+  lexicon's document count, namespace names). Blobs larger than one VARCHAR are split
+  into chunks under a fresh version tag, then one header row names the version: a
+  reader sees the old value or the new one, never a mix.
+- ``C__lexicon``: one row per lexicon term (id, term, document frequency).
+
+A second process (or machine) opening the same URI reads the same settings and
+lexicon, so it gets the same memory.
+
+**Consistency, per call** (Milvus's levels: Strong, Session, Bounded, Eventually):
+
+- every write, and every read of this client, uses **Session**: a client reads its own
+  writes (an add is searchable by the process that made it as soon as ``add`` returns),
+  at the cost of a bounded read (~20 ms here), not a strong one (300–400 ms per read
+  measured on a 2-core machine); other clients' writes become visible within Milvus's
+  bounded staleness (a few seconds at most);
+- **Strong** only where a stale read would be wrong for good: opening the store (its
+  config and hasher) and the settings a refit re-reads before it writes.
+
+Searches filter on the current hashing ``gen``: a refit (``update_codes``) writes
+rows under a new generation before publishing the new hasher, so a search sees only
+codes of the hasher it encodes the query with, never a mix (during a refit, rows
+already re-encoded are briefly invisible to searches with the old hasher).
+
+**Failure:** every pymilvus or gRPC error becomes a ``BackendUnavailableError``
+(a ``StoreError``) with a one-line message; ids are assigned before the insert, so
+``Memory.add`` can report exactly which ids were not acknowledged
+(``AddIncompleteError``). An insert Milvus acknowledged is in its write-ahead log
+and survives a server restart.
+
+What it does not do: text or llm fidelity tiers, IVF partitions of the local index,
+API keys (they need a local store; these raise ConfigError), or transactions across
+several calls (Milvus has none: an add is one insert call per batch).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import math
+import os
+import re
+import secrets
+import threading
+import time
+import urllib.parse
+import uuid
+import zlib
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from .backend import Backend
+from .config import StoreConfig
+from .errors import BackendUnavailableError, ConfigError, StoreCorruptError, StoreError
+from .hints import Lexicon
+from .storage import Row
+
+DEFAULT_PORT = 19530
+TOKEN_ENV = "HASHMEM_MILVUS_TOKEN"  # user:password or an API token, for a cluster with authentication
+TIMEOUT_ENV = "HASHMEM_MILVUS_TIMEOUT"
+DEFAULT_TIMEOUT = 30.0
+READ = "Session"  # see the module docstring
+STRONG = "Strong"
+_CHUNK = 48_000  # base64 characters per settings row (VARCHAR max 65,535)
+_QUERY_WINDOW = 16_384  # Milvus's largest query/search result window
+_BATCH = 2_000  # rows per insert / upsert call
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,180}$")
+_DUMMY = "v"  # Milvus 2.3 requires a vector field in every collection; settings and lexicon get a 2-d one
+QVEC_LAYOUT = "base64-varchar"  # how qvec is kept; "int8-vector" where the server has INT8_VECTOR (≥ 2.6)
+INDEX_TYPES = ("BIN_FLAT", "BIN_IVF_FLAT")
+PARTITIONS = 16  # namespace buckets (a partition key's default count)
+
+
+def partition_of(namespace: str, n: int = PARTITIONS) -> str:
+    """The partition a namespace's rows live in: a stable hash of its name."""
+    return f"ns{zlib.crc32(namespace.encode('utf-8')) % n:03d}"
+
+
+def parse_uri(uri: str) -> dict:
+    """Split ``milvus://[user[:password]@]host[:port]/collection[?options]`` into client settings.
+
+    Options: ``secure=true`` (TLS; ``milvus+tls://`` is the same), ``server_pem=PATH``
+    and ``server_name=NAME`` (a private CA), ``db=NAME``, ``index=BIN_FLAT|BIN_IVF_FLAT``,
+    ``nlist=N`` (``BIN_IVF_FLAT`` lists), ``nprobe=N``. A token (``user:password`` or an
+    API key) may also come from ``$HASHMEM_MILVUS_TOKEN``, which keeps it out of the URI
+    and out of process listings. Secrets never appear in ``location``.
+
+    Raises:
+        ConfigError: a malformed URI, naming what is wrong.
+    """
+    parts = urllib.parse.urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if scheme not in ("milvus", "milvus+tls"):
+        raise ConfigError(f"a Milvus store URI starts with milvus://, got {_redact(uri)!r}")
+    try:
+        port = parts.port or DEFAULT_PORT
+    except ValueError as e:
+        raise ConfigError(f"bad port in {_redact(uri)!r}: {e}") from e
+    host = parts.hostname
+    if not host:
+        raise ConfigError(f"no host in {_redact(uri)!r}; expected milvus://HOST:PORT/COLLECTION")
+    collection = parts.path.strip("/")
+    if not _NAME.match(collection):
+        raise ConfigError(
+            f"bad collection name {collection!r} in {_redact(uri)!r}: expected milvus://HOST:PORT/COLLECTION "
+            "with a name of letters, digits and underscores (not starting with a digit)"
+        )
+    opts = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
+    known = {"secure", "server_pem", "server_name", "db", "index", "nlist", "nprobe"}
+    if unknown := sorted(set(opts) - known):
+        raise ConfigError(f"unknown option(s) {', '.join(unknown)} in the Milvus URI; known: {', '.join(sorted(known))}")
+    secure = scheme == "milvus+tls" or opts.get("secure", "").lower() in ("1", "true", "yes")
+    index = opts.get("index", "BIN_FLAT").upper()
+    if index not in INDEX_TYPES:
+        raise ConfigError(f"index={index} is not supported; use {' or '.join(INDEX_TYPES)}")
+    ints = {}
+    for k, default in (("nlist", 1024), ("nprobe", 16)):
+        try:
+            ints[k] = int(opts.get(k, default))
+        except ValueError as e:
+            raise ConfigError(f"{k} in the Milvus URI must be an integer, got {opts[k]!r}") from e
+        if ints[k] <= 0:
+            raise ConfigError(f"{k} in the Milvus URI must be positive, got {ints[k]}")
+    user = urllib.parse.unquote(parts.username or "")
+    password = urllib.parse.unquote(parts.password or "")
+    token = os.environ.get(TOKEN_ENV, "")
+    netloc = f"{host}:{port}"
+    where = f"milvus{'+tls' if scheme == 'milvus+tls' else ''}://{user + ':***@' if user else ''}{netloc}/{collection}"
+    return {
+        "address": f"{'https' if secure else 'http'}://{netloc}",
+        "user": user,
+        "password": password,
+        "token": token,
+        "db": opts.get("db", ""),
+        "secure": secure,
+        "server_pem": opts.get("server_pem"),
+        "server_name": opts.get("server_name"),
+        "collection": collection,
+        "index": index,
+        "nlist": ints["nlist"],
+        "nprobe": ints["nprobe"],
+        "location": where,
+    }
+
+
+def _redact(uri: str) -> str:
+    """A URI with its password replaced by ``***``."""
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", uri)
+
+
+class _IdAllocator:
+    """Record ids unique across processes without a round trip: a Snowflake-like layout.
+
+    ``id = milliseconds since 2024-01-01 << 22 | node << 10 | sequence``: 41 bits of
+    time (69 years), a random 12-bit node per handle, a 10-bit per-millisecond sequence.
+    Ids grow within a process and roughly with time across processes; two writers
+    collide only if they draw the same node *and* write in the same millisecond
+    (with 8 writers, ≈ 0.7 % that any pair share a node at all).
+    """
+
+    EPOCH_MS = 1_704_067_200_000
+
+    def __init__(self) -> None:
+        self.node = secrets.randbelow(1 << 12)
+        self.last = 0
+        self.lock = threading.Lock()
+
+    def take(self, n: int) -> list[int]:
+        out: list[int] = []
+        with self.lock:
+            while len(out) < n:
+                ms = int(time.time() * 1000) - self.EPOCH_MS
+                first = (ms << 22) | (self.node << 10)
+                if self.last >= first:  # this millisecond (or a clock step back): go on after the last id
+                    nxt = self.last + 1
+                    if nxt >> 10 != self.last >> 10:  # the millisecond's 1,024 ids are used: wait for the next
+                        time.sleep(0.001)
+                        continue
+                else:
+                    nxt = first
+                end = min(nxt + (n - len(out)), ((nxt >> 10) + 1) << 10)
+                out.extend(range(nxt, end))
+                self.last = end - 1
+        return out
+
+    @classmethod
+    def bound(cls) -> int:
+        """An id above every id assigned until now (by any process whose clock agrees with ours)."""
+        return ((int(time.time() * 1000) - cls.EPOCH_MS + 1) << 22) - 1
+
+
+class _QuietIterator(logging.Filter):
+    """Drop pymilvus's warning that a 2.3 server gives query iterators no MVCC timestamp (it then
+    uses the client's clock, which is what Session consistency reads at anyway)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "failed to get mvccTs" not in record.getMessage()
+
+
+_QUIET = _QuietIterator()
+_ITERATOR_LOG = "pymilvus.client.iterator.query_iterator"
+
+
+class _Deadline:
+    """The client with ``timeout`` on every remote call: pymilvus retries an unreachable server
+    for minutes (75 tries) unless a call carries a timeout, which bounds the retries too."""
+
+    _REMOTE = frozenset({"insert", "upsert", "delete", "query", "search", "query_iterator", "has_collection",
+                         "load_collection", "create_collection", "create_partition", "list_partitions",
+                         "describe_collection", "drop_collection"})
+
+    def __init__(self, client, timeout: float) -> None:
+        self._client, self._timeout = client, timeout
+
+    def __getattr__(self, name):
+        attr = getattr(self._client, name)
+        if name not in self._REMOTE:
+            return attr
+
+        def call(*args, **kwargs):
+            kwargs.setdefault("timeout", self._timeout)
+            return attr(*args, **kwargs)
+
+        return call
+
+
+class _Txn:
+    """What ``transaction()`` yields: Milvus has no transactions; writes apply as they are made."""
+
+
+class MilvusBackend(Backend):
+    """A store in a Milvus server or cluster (see the module docstring for schema and consistency).
+
+    Args:
+        uri: ``milvus://[user[:password]@]host[:port]/collection[?options]`` (``parse_uri``).
+        create: create the collections when ``initialize`` is called on a missing store.
+        readonly: writes raise StoreError.
+
+    Raises:
+        ConfigError: a malformed URI; pymilvus not installed.
+        BackendUnavailableError: the server cannot be reached.
+        StoreError: no store in that collection (and not ``create``).
+    """
+
+    local = False
+
+    def __init__(self, uri: str, *, create: bool, readonly: bool = False) -> None:
+        self.opts = parse_uri(uri)
+        self.location = self.opts["location"]
+        self.path = self.location
+        self.readonly = readonly
+        self.name = self.opts["collection"]
+        self.settings_name = f"{self.name}__settings"
+        self.lexicon_name = f"{self.name}__lexicon"
+        self._closed = False
+        self._ids = _IdAllocator()
+        self._cache: dict[int, tuple[bytes, bytes]] = {}  # id → (code, qvec) of the last search's candidates
+        self._seen: dict[str, str] = {}  # settings header → version this handle loaded
+        self._known_ns: set[str] = set()
+        self.last_attempt: list[int] = []  # ids of the insert in progress (reported if it fails)
+        self.timeout = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT))
+        try:
+            from pymilvus import MilvusClient  # noqa: F401 - checked here, used in _connect
+        except ImportError as e:
+            raise ConfigError(f"a milvus:// store needs pymilvus: pip install 'hashmem[milvus]' ({e})") from e
+        logging.getLogger(_ITERATOR_LOG).addFilter(_QUIET)  # a no-op when already there
+        self.client = self._connect()
+        with self._errors("open"):
+            exists = self.client.has_collection(self.name) and self.client.has_collection(self.settings_name)
+        self.is_new = not exists
+        if self.is_new and not create:
+            self.close()
+            raise StoreError(f"no store at {self.location}; create one with `hashmem init` or Memory(uri)")
+        if exists:
+            with self._errors("open"):
+                for name in (self.name, self.settings_name, self.lexicon_name):
+                    self.client.load_collection(name)
+
+    # -- connection and errors --------------------------------------------------------------
+
+    def _connect(self):
+        from pymilvus import MilvusClient
+
+        o = self.opts
+        kw = {}
+        if o["secure"]:
+            kw["secure"] = True
+            if o["server_pem"]:
+                kw["server_pem_path"] = o["server_pem"]
+            if o["server_name"]:
+                kw["server_name"] = o["server_name"]
+        token = o["token"] or (f"{o['user']}:{o['password']}" if o["user"] else "")
+        with self._errors("connect to"):
+            client = MilvusClient(uri=o["address"], token=token, db_name=o["db"], timeout=self.timeout, **kw)
+        return _Deadline(client, self.timeout)
+
+    @contextlib.contextmanager
+    def _errors(self, what: str):
+        """pymilvus / gRPC errors → BackendUnavailableError (one line, no secrets)."""
+        try:
+            yield
+        except (StoreError, ConfigError):
+            raise
+        except Exception as e:  # noqa: BLE001 - pymilvus raises many types (MilvusException, gRPC, OSError)
+            msg = " ".join(str(e).split())[:300]
+            for secret in (self.opts["password"], self.opts["token"]):
+                if secret:
+                    msg = msg.replace(secret, "***")
+            raise BackendUnavailableError(f"cannot {what} Milvus at {self.location}: {type(e).__name__}: {msg}") from e
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):
+            self.client.close()
+
+    def discard_failed_creation(self, created: bool = False) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self):
+        if self.readonly:
+            raise StoreError(f"cannot write {self.location}: opened read-only")
+        yield _Txn()
+
+    # -- creation and settings ----------------------------------------------------------
+
+    def initialize(self, config: StoreConfig, extra_meta=None) -> bool:
+        if config.fidelity != "hints":
+            raise ConfigError(f"fidelity {config.fidelity!r} is not supported on a Milvus store yet; use hints "
+                              "(or a local store for text/llm fidelity)")
+        from pymilvus import DataType
+
+        c = self.client
+        with self._errors("create a store in"):
+            if c.has_collection(self.settings_name) and self._get_setting("config", STRONG) is not None:
+                self.is_new = False
+                return False
+            for name, key_type in ((self.settings_name, DataType.VARCHAR), (self.lexicon_name, DataType.INT64)):
+                if not c.has_collection(name):
+                    schema = c.create_schema(auto_id=False, enable_dynamic_field=False)
+                    if key_type == DataType.VARCHAR:
+                        schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=512)
+                        schema.add_field("value", DataType.VARCHAR, max_length=65535)
+                    else:
+                        schema.add_field("id", DataType.INT64, is_primary=True)
+                        schema.add_field("term", DataType.VARCHAR, max_length=512)
+                        schema.add_field("df", DataType.INT64)
+                    schema.add_field(_DUMMY, DataType.FLOAT_VECTOR, dim=2)
+                    idx = c.prepare_index_params()
+                    idx.add_index(field_name=_DUMMY, index_type="FLAT", metric_type="L2")
+                    c.create_collection(name, schema=schema, index_params=idx, consistency_level=READ)
+            if not c.has_collection(self.name):
+                schema = c.create_schema(auto_id=False, enable_dynamic_field=False)
+                schema.add_field("id", DataType.INT64, is_primary=True)
+                schema.add_field("code", DataType.BINARY_VECTOR, dim=config.bits)
+                schema.add_field("namespace", DataType.VARCHAR, max_length=1024)
+                schema.add_field("gen", DataType.INT64)
+                schema.add_field("qvec", DataType.VARCHAR, max_length=65535)
+                schema.add_field("hints", DataType.VARCHAR, max_length=65535)
+                schema.add_field("metadata", DataType.JSON)
+                schema.add_field("created", DataType.DOUBLE)
+                idx = c.prepare_index_params()
+                params = {"nlist": self.opts["nlist"]} if self.opts["index"] == "BIN_IVF_FLAT" else {}
+                idx.add_index(field_name="code", index_type=self.opts["index"], metric_type="HAMMING", params=params)
+                c.create_collection(self.name, schema=schema, index_params=idx, consistency_level=READ)
+                have = set(c.list_partitions(self.name))
+                for i in range(PARTITIONS):
+                    if f"ns{i:03d}" not in have:
+                        c.create_partition(self.name, f"ns{i:03d}")
+            for name in (self.name, self.settings_name, self.lexicon_name):
+                c.load_collection(name)
+            layout = {"qvec_layout": QVEC_LAYOUT, "index": self.opts["index"], "nlist": self.opts["nlist"],
+                      "partitions": PARTITIONS}
+            for key, value in {"lexicon_docs": "0", "layout": json.dumps(layout), "namespaces": "[]",
+                               **(extra_meta or {})}.items():
+                self._put_setting(key, value)
+            self._put_setting("config", config.to_json())  # last: its presence means "created"
+        self.is_new = False
+        return True
+
+    def load_config(self) -> StoreConfig:
+        raw = self._get_setting("config", STRONG)
+        if raw is None:
+            raise StoreCorruptError(f"{self.location} is not a hashmem store (no config in {self.settings_name})")
+        try:
+            return StoreConfig.from_json(raw.decode() if isinstance(raw, bytes) else raw)
+        except (ValueError, TypeError) as e:
+            raise StoreCorruptError(f"{self.location} has an unreadable config ({e})") from e
+
+    def check(self, *, bits: int, dim: int, generation: int | None) -> None:
+        with self._errors("read"):
+            fields = {f["name"]: f for f in self.client.describe_collection(self.name)["fields"]}
+        code = fields.get("code")
+        have = (code or {}).get("params", {}).get("dim")
+        if code is None or int(have) != bits:
+            raise StoreCorruptError(f"{self.location}: the code field holds {have} bits, the config says {bits}")
+
+    def get_meta(self, key: str, level: str = STRONG) -> bytes | str | None:
+        return self._get_setting(key, level)
+
+    def set_meta(self, txn, key: str, value: bytes | str) -> None:
+        self._put_setting(key, value)
+
+    def _get_setting(self, key: str, level: str = READ) -> bytes | str | None:
+        """A settings value (bytes or str as written), or None; chunked values are joined."""
+        with self._errors("read"):
+            rows = self.client.query(self.settings_name, filter=f"key == {json.dumps(key)}",
+                                     output_fields=["value"], consistency_level=level)
+            if not rows:
+                return None
+            head = json.loads(rows[0]["value"])
+            self._seen[key] = head["ver"]
+            if "inline" in head:
+                value = head["inline"]
+            else:
+                keys = [f"{key}@{head['ver']}#{i}" for i in range(head["n"])]
+                got = {}
+                for s in range(0, len(keys), 256):
+                    part = keys[s : s + 256]
+                    expr = f"key in {json.dumps(part)}"
+                    got.update((r["key"], r["value"]) for r in self.client.query(
+                        self.settings_name, filter=expr, output_fields=["key", "value"], consistency_level=level))
+                if len(got) != len(keys):
+                    raise StoreCorruptError(f"{self.location}: setting {key!r} is missing chunks")
+                value = "".join(got[k] for k in keys)
+        return base64.b64decode(value) if head["bytes"] else value
+
+    def _put_setting(self, key: str, value: bytes | str) -> None:
+        is_bytes = isinstance(value, bytes | bytearray | memoryview)
+        text = base64.b64encode(bytes(value)).decode() if is_bytes else value
+        ver = uuid.uuid4().hex
+        head = {"ver": ver, "bytes": is_bytes}
+        rows = []
+        if len(text) <= _CHUNK:
+            head["inline"] = text
+        else:
+            parts = [text[i : i + _CHUNK] for i in range(0, len(text), _CHUNK)]
+            head["n"] = len(parts)
+            rows = [{"key": f"{key}@{ver}#{i}", "value": p, _DUMMY: [0.0, 0.0]} for i, p in enumerate(parts)]
+        with self._errors("write"):
+            for s in range(0, len(rows), 16):
+                self.client.upsert(self.settings_name, rows[s : s + 16])
+            self.client.upsert(self.settings_name, [{"key": key, "value": json.dumps(head), _DUMMY: [0.0, 0.0]}])
+            old = self._seen.get(key)
+            if old is not None and old != ver:  # the previous value's chunks (if any)
+                self.client.delete(self.settings_name, filter=f'key like "{key}@{old}#%"')
+        self._seen[key] = ver
+
+    def _versions(self, keys: Sequence[str]) -> dict[str, str]:
+        """The current version tag of settings headers (one query)."""
+        with self._errors("read"):
+            rows = self.client.query(self.settings_name, filter=f"key in {json.dumps(list(keys))}",
+                                     output_fields=["key", "value"], consistency_level=READ)
+        return {r["key"]: json.loads(r["value"])["ver"] for r in rows}
+
+    # -- lexicon ------------------------------------------------------------------------
+
+    def load_lexicon(self) -> Lexicon:
+        lex = Lexicon()
+        lex.n_docs = int(self._get_setting("lexicon_docs") or 0)
+        rows = self._scan(self.lexicon_name, "id >= 0", ["id", "term", "df"])
+        rows.sort(key=lambda r: r["id"])
+        for expected, r in enumerate(rows):
+            if r["id"] != expected:
+                raise StoreCorruptError(f"{self.location}: the lexicon has a gap at term id {expected}")
+            lex.ids[r["term"]] = expected
+            lex.terms.append(r["term"])
+            lex.df.append(int(r["df"]))
+        return lex
+
+    def terms(self, ids: Sequence[int]) -> dict[int, str]:
+        ids = sorted({int(i) for i in ids})
+        out = {}
+        with self._errors("read"):
+            for s in range(0, len(ids), _QUERY_WINDOW):
+                part = ids[s : s + _QUERY_WINDOW]
+                for r in self.client.query(self.lexicon_name, filter=f"id in {part}", output_fields=["id", "term"],
+                                           consistency_level=READ):
+                    out[int(r["id"])] = r["term"]
+        return out
+
+    def save_lexicon(self, txn, lex: Lexicon, new_ids, touched) -> None:
+        """Upsert new and touched terms; refuse when another writer took one of the new ids meanwhile.
+
+        ``Memory`` reloads the lexicon before each add when another writer changed it
+        (``sync``), so this only catches two adds racing in the same instant."""
+        taken = self.terms(list(new_ids)) if new_ids else {}
+        if clash := [i for i, t in taken.items() if t != lex.terms[i]]:
+            raise StoreError(f"cannot write {self.location}: another process added to the lexicon since this one "
+                             f"read it (term id {clash[0]}); nothing from this batch was stored, add it again")
+        ids = sorted(set(new_ids) | set(touched))
+        rows = [{"id": i, "term": lex.terms[i], "df": int(lex.df[i]), _DUMMY: [0.0, 0.0]} for i in ids]
+        with self._errors("write"):
+            for s in range(0, len(rows), _BATCH):
+                self.client.upsert(self.lexicon_name, rows[s : s + _BATCH])
+        self._put_setting("lexicon_docs", str(lex.n_docs))
+
+    # -- records ------------------------------------------------------------------------
+
+    def insert(self, txn, *, namespace, metadata, codes, qvecs, hints, gen, texts=None) -> list[int]:
+        if texts is not None:
+            raise ConfigError("text bodies are not supported on a Milvus store")
+        ids = self._ids.take(len(hints))
+        self.last_attempt = list(ids)  # what Memory reports if this insert fails
+        now = time.time()
+        self._note_namespace(namespace)
+        rows = [
+            {"id": ids[j], "code": codes[j].tobytes(), "namespace": namespace, "gen": int(gen),
+             "qvec": base64.b64encode(qvecs[j].tobytes()).decode(), "hints": base64.b64encode(hints[j]).decode(),
+             "metadata": metadata[j], "created": now}
+            for j in range(len(ids))
+        ]
+        try:
+            with self._errors("add to"):
+                for s in range(0, len(rows), _BATCH):
+                    self.client.insert(self.name, rows[s : s + _BATCH], partition_name=partition_of(namespace))
+        except BackendUnavailableError:
+            with contextlib.suppress(Exception):  # not acknowledged: make sure it is absent, where we still can
+                self.client.delete(self.name, ids=ids, timeout=5)
+            raise
+        self.last_attempt = []
+        return ids
+
+    def _note_namespace(self, namespace: str) -> None:
+        if namespace in self._known_ns:
+            return
+        known = self._namespace_names()
+        if namespace not in known:
+            self._put_setting("namespaces", json.dumps(sorted({*known, namespace})))
+        self._known_ns = {*known, namespace}
+
+    def _namespace_names(self) -> list[str]:
+        raw = self._get_setting("namespaces")
+        return json.loads(raw) if raw else []
+
+    _FIELDS = ["id", "namespace", "created", "metadata", "code", "qvec", "hints", "gen"]
+
+    def _rows(self, ids: Sequence[int], fields: list[str]) -> list[dict]:
+        ids = [int(i) for i in ids if 0 < int(i) < 2**63]
+        out = []
+        with self._errors("read"):
+            for s in range(0, len(ids), _QUERY_WINDOW):
+                part = ids[s : s + _QUERY_WINDOW]
+                out += self.client.query(self.name, filter=f"id in {part}", output_fields=fields,
+                                         consistency_level=READ)
+        return out
+
+    def fetch(self, ids: Sequence[int]) -> dict[int, Row]:
+        out = {}
+        for r in self._rows(ids, self._FIELDS):
+            out[int(r["id"])] = Row(int(r["id"]), r["namespace"], float(r["created"]), dict(r["metadata"] or {}),
+                                    _code_bytes(r["code"]), base64.b64decode(r["qvec"]), base64.b64decode(r["hints"]),
+                                    int(r["gen"]))
+        return out
+
+    def fetch_present_qvecs(self, ids, dim):
+        ids = np.asarray(ids, dtype=np.int64)
+        found = {int(i): self._cache[int(i)][1] for i in ids if int(i) in self._cache}
+        missing = [int(i) for i in ids if int(i) not in found]
+        if missing:
+            found.update((int(r["id"]), base64.b64decode(r["qvec"])) for r in self._rows(missing, ["id", "qvec"]))
+        mask = np.array([int(i) in found for i in ids], dtype=bool)
+        blob = b"".join(found[int(i)] for i in ids[mask])
+        return mask, np.frombuffer(blob, dtype=np.int8).reshape(int(mask.sum()), dim)
+
+    def delete(self, txn, ids) -> list[tuple[int, str]]:
+        gone = [(int(r["id"]), r["namespace"]) for r in self._rows(ids, ["id", "namespace"])]
+        if gone:
+            with self._errors("delete from"):
+                self.client.delete(self.name, ids=[i for i, _ in gone])
+            self._after_delete()
+        return gone
+
+    def _after_delete(self) -> None:
+        """Keep read-your-writes after a delete.
+
+        A 2.3 server answers a delete with timestamp 0, so pymilvus's Session level would not
+        wait for it. A write to the settings collection gets a server timestamp later than
+        the delete's; making it this client's last-write time of the records collection makes
+        every later Session read include the delete."""
+        from pymilvus.client import ts_utils
+
+        self._put_setting("last_delete", str(time.time()))
+        with self._errors("write"):
+            endpoint = self.client._get_connection().server_address
+        db = self.opts["db"]
+        ts = ts_utils.get_collection_ts(self.settings_name, endpoint, db)
+        if ts:
+            ts_utils.update_collection_ts(self.name, ts, endpoint, db)
+
+    def update_codes(self, txn, ids, codes, gen) -> None:
+        """A refit's codes: rows are read whole and upserted with the new code and generation."""
+        new = {int(i): codes[j].tobytes() for j, i in enumerate(ids)}
+        keys = list(new)
+        for s in range(0, len(keys), _BATCH):
+            rows = self._rows(keys[s : s + _BATCH], [f for f in self._FIELDS])
+            by_part: dict[str, list[dict]] = {}
+            for r in rows:
+                r["code"] = new[int(r["id"])]
+                r["gen"] = int(gen)
+                by_part.setdefault(partition_of(r["namespace"]), []).append(r)
+            with self._errors("write"):
+                for part, group in by_part.items():
+                    self.client.upsert(self.name, group, partition_name=part)
+
+    def _scan(self, collection: str, expr: str, fields: list[str], batch: int = 8192) -> list[dict]:
+        with self._errors("read"):
+            it = self.client.query_iterator(collection, batch_size=batch, filter=expr, output_fields=fields,
+                                            consistency_level=READ)
+            out = []
+            try:
+                while page := it.next():
+                    out += page
+            finally:
+                it.close()
+        return out
+
+    def _iter(self, expr: str, fields: list[str], batch: int = 8192, namespace: str | None = None
+              ) -> Iterator[list[dict]]:
+        parts = None if namespace is None else [partition_of(namespace)]
+        with self._errors("read"):
+            it = self.client.query_iterator(self.name, batch_size=batch, filter=expr, output_fields=fields,
+                                            partition_names=parts, consistency_level=READ)
+        try:
+            while True:
+                with self._errors("read"):
+                    page = it.next()
+                if not page:
+                    return
+                yield page
+        finally:
+            with contextlib.suppress(Exception):
+                it.close()
+
+    def iter_qvecs(self, dim, *, after=-1, upto=None):
+        expr = f"id > {int(after)}" + (f" and id <= {int(upto)}" if upto is not None else "")
+        for page in self._iter(expr, ["id", "qvec"]):
+            page.sort(key=lambda r: r["id"])
+            ids = np.array([r["id"] for r in page], dtype=np.int64)
+            vecs = np.frombuffer(b"".join(base64.b64decode(r["qvec"]) for r in page), np.int8).reshape(len(page), dim)
+            yield ids, vecs
+
+    def sample_qvecs(self, dim, n):
+        parts, got = [], 0
+        for _, v in self.iter_qvecs(dim):  # the first n in scan order: a sample for fitting
+            parts.append(v[: n - got])
+            got += len(parts[-1])
+            if got >= n:
+                break
+        return np.concatenate(parts) if parts else np.zeros((0, dim), np.int8)
+
+    def last_id(self) -> int:
+        """Not the last id but a bound above every id assigned so far (ids are time-based)."""
+        return self._ids.bound()
+
+    def filter_ids(self, namespace: str, where: dict) -> list[int]:
+        """Ids in a namespace whose metadata equals every key/value (exact JSON types, as the local store).
+
+        The server filters by a JSON expression where one can say it; the exact types
+        (``true`` is not ``1``) are checked here on what comes back.
+        """
+        clauses = [f"namespace == {json.dumps(namespace)}"]
+        for key, value in where.items():
+            if not isinstance(key, str) or not key or '"' in key or "\\" in key:
+                raise ConfigError(f"metadata keys in where must be non-empty strings without double quotes, "
+                                  f"got {key!r}")
+            if isinstance(value, bool):
+                clauses.append(f'metadata["{key}"] == {"true" if value else "false"}')
+            elif isinstance(value, int | float) and value is not None:
+                if not math.isfinite(value) or (isinstance(value, int) and abs(value) >= 2**63):
+                    raise ConfigError(f"where value of {key!r} must be a finite number within 64 bits, got {value!r}")
+                clauses.append(f'metadata["{key}"] == {value!r}')
+            elif isinstance(value, str):
+                clauses.append(f'metadata["{key}"] == {json.dumps(value)}')
+            elif value is not None:
+                raise ConfigError(f"where values must be str, int, float, bool or None, got {type(value).__name__}")
+        out = []
+        for page in self._iter(" and ".join(clauses), ["id", "metadata"], namespace=namespace):
+            out += [int(r["id"]) for r in page if _matches(r["metadata"] or {}, where)]
+        return sorted(out)
+
+    def count(self, namespace: str | None = None) -> int:
+        expr = "id > 0" if namespace is None else f"namespace == {json.dumps(namespace)}"
+        parts = None if namespace is None else [partition_of(namespace)]
+        with self._errors("read"):
+            rows = self.client.query(self.name, filter=expr, output_fields=["count(*)"], partition_names=parts,
+                                     consistency_level=READ)
+        return int(rows[0]["count(*)"]) if rows else 0
+
+    def namespaces(self) -> dict[str, int]:
+        counts = {ns: self.count(ns) for ns in self._namespace_names()}
+        return dict(sorted((k, v) for k, v in counts.items() if v))
+
+    def byte_sums(self) -> dict[str, int]:
+        """Counts from the engine; hint and metadata bytes measured on up to 8,192 rows and scaled."""
+        n = self.count()
+        cfg = self.load_config()
+        sample = next(self._iter("id > 0", ["hints", "metadata"]), []) if n else []
+        scale = n / len(sample) if sample else 0.0
+        hints = sum(len(base64.b64decode(r["hints"])) for r in sample) * scale
+        meta = sum(len(json.dumps(r["metadata"], ensure_ascii=False).encode()) for r in sample) * scale
+        return {"records": n, "code": n * cfg.bits // 8, "qvec": n * cfg.dim, "hints": int(hints),
+                "metadata": int(meta), "text": 0, "lexicon": 0}
+
+    # -- the Hamming stage --------------------------------------------------------------
+
+    def sync(self, mem) -> None:
+        """Reload what another process changed: the hasher (a refit), the quantizer, the lexicon.
+
+        One Session-level query of the settings headers per call."""
+        from . import hashing, quantize
+
+        if self._closed:
+            return
+        keys = ["hasher", "quantizer", "lexicon_docs"]
+        vers = self._versions(keys)
+        if vers.get("hasher") not in (None, self._seen.get("hasher")):
+            raw = self._get_setting("hasher")
+            if raw is not None and bytes(raw) != mem._hasher_raw:
+                mem._hasher_raw = bytes(raw)
+                mem.hasher = hashing.Hasher.from_bytes(raw)
+        if mem.quantizer is None and "quantizer" in vers:
+            q = self._get_setting("quantizer")
+            if q is not None:
+                mem.quantizer = quantize.Quantizer.from_bytes(q)
+        if vers.get("lexicon_docs") != self._seen.get("lexicon_docs"):
+            mem._lexicon = None  # another writer added terms: reloaded by the next add
+            self._seen["lexicon_docs"] = vers.get("lexicon_docs")
+
+    def hamming_topk(self, namespace, qcode, n, *, generation, allowed_ids=None, query_proj=None, query_vec=None):
+        expr = f"namespace == {json.dumps(namespace)} and gen == {int(generation)}"
+        if allowed_ids is not None:
+            expr += f" and id in {sorted(int(i) for i in allowed_ids)}"
+        params = {"metric_type": "HAMMING", "params": {"nprobe": self.opts["nprobe"]}}
+        n = min(int(n), _QUERY_WINDOW)
+        with self._errors("search"):
+            res = self.client.search(self.name, data=[bytes(np.asarray(qcode, np.uint8).tobytes())], anns_field="code",
+                                     filter=expr, limit=n, output_fields=["code", "qvec"], search_params=params,
+                                     partition_names=[partition_of(namespace)], consistency_level=READ)
+        hits = res[0] if res else []
+        self._cache = {}
+        ids = np.empty(len(hits), np.int64)
+        ham = np.empty(len(hits), np.uint32)
+        for j, h in enumerate(hits):
+            ent = h.get("entity", h)
+            i = int(h.get("id", ent.get("id")))
+            ids[j], ham[j] = i, int(round(h["distance"]))
+            self._cache[i] = (_code_bytes(ent["code"]), base64.b64decode(ent["qvec"]))
+        order = np.lexsort((ids, ham))  # ties by id, as the local index
+        return ids[order], ham[order]
+
+    def codes_of(self, namespace, ids):
+        missing = [int(i) for i in ids if int(i) not in self._cache]
+        if missing:
+            for r in self._rows(missing, ["id", "code", "qvec"]):
+                self._cache[int(r["id"])] = (_code_bytes(r["code"]), base64.b64decode(r["qvec"]))
+        return np.stack([np.frombuffer(self._cache[int(i)][0], np.uint8) for i in ids])
+
+    def live_ids(self, namespace=None) -> np.ndarray:
+        expr = "id > 0" if namespace is None else f"namespace == {json.dumps(namespace)}"
+        ids = [int(r["id"]) for page in self._iter(expr, ["id"], namespace=namespace) for r in page]
+        return np.array(sorted(ids), dtype=np.int64)
+
+    def n_records(self) -> int:
+        return self.count()
+
+
+def _code_bytes(v) -> bytes:
+    """A BINARY_VECTOR value as pymilvus returns it (bytes, or a list holding bytes)."""
+    if isinstance(v, list | tuple):
+        v = v[0] if len(v) == 1 and isinstance(v[0], bytes | bytearray) else bytes(v)
+    return bytes(v)
+
+
+def _matches(meta: dict, where: dict) -> bool:
+    """Exact JSON-type equality, as ``storage.Storage.filter_ids``: ``true`` is not ``1``, 1 and 1.0 are equal."""
+    for key, value in where.items():
+        if key not in meta:
+            return False
+        have = meta[key]
+        if isinstance(value, bool) or value is None or isinstance(value, str):
+            if type(have) is not type(value) or have != value:
+                return False
+        elif isinstance(have, bool) or not isinstance(have, int | float) or have != value:
+            return False
+    return True

@@ -1,0 +1,177 @@
+"""What every storage backend must do, checked through ``Memory`` with the real embedder.
+
+``tests/test_backend.py`` runs these over the local backend (SQLite + in-RAM index),
+``tests/test_milvus_backend.py`` over a real Milvus server. Each check takes
+``open_mem(**kw)``, a callable that opens (and creates on first use) one fresh store.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hashmem.memory import AddIncompleteError, RecordNotFoundError, StoreError, hashing
+from hashmem.memory.backend import Backend
+
+PASSAGES = [
+    "The Boeing 747 flew from London to New York on 12 March 1998 carrying 416 passengers.",
+    "Aerodynamic heating of slender bodies at hypersonic speed was measured in a wind tunnel.",
+    "Alice was beginning to get very tired of sitting by her sister on the bank.",
+    "The committee approved a budget of 3.5 million dollars for the new library in Boston.",
+    "Photosynthesis converts light energy into chemical energy stored in glucose.",
+    "Marie Curie won the Nobel Prize in Physics in 1903 and in Chemistry in 1911.",
+    "The recipe needs two cups of flour, one egg and a pinch of salt.",
+    "Python's garbage collector frees objects that are no longer referenced.",
+]
+META = [{"n": i, "kind": "even" if i % 2 == 0 else "odd", "flag": i == 3} for i in range(len(PASSAGES))]
+
+
+def filled(open_mem, **kw):
+    mem = open_mem(**kw)
+    ids = mem.add(PASSAGES, metadata=META)
+    return mem, ids
+
+
+def check_add_search_get(open_mem) -> None:
+    mem, ids = filled(open_mem)
+    try:
+        assert isinstance(mem.backend, Backend)
+        assert len(ids) == len(PASSAGES) and len(set(ids)) == len(ids) and ids == sorted(ids)
+        assert len(mem) == len(PASSAGES)
+        hits = mem.search("Who won the Nobel Prize twice?", k=3)
+        assert hits[0].id == ids[5]
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+        assert "Curie" in hits[0].hints and hits[0].metadata == META[5]
+        r = mem.get(ids[0])
+        assert r.code.shape == (mem.config.bits // 8,) and r.code.dtype == np.uint8
+        assert r.qvec.shape == (mem.config.dim,) and r.qvec.dtype == np.int8
+        assert "1998" in r.hints and r.metadata == META[0] and r.namespace == "default"
+        binary = mem.search("Who won the Nobel Prize twice?", k=3, mode="binary")
+        exact = mem.search("Who won the Nobel Prize twice?", k=3, mode="int8")
+        assert binary[0].id == exact[0].id == ids[5]
+        assert mem.ids() == ids
+    finally:
+        mem.close()
+
+
+def check_hamming_stage_matches_brute_force(open_mem) -> None:
+    """``Backend.hamming_topk``: the exact Hamming top-n of the stored codes (tie-aware)."""
+    mem, ids = filled(open_mem)
+    try:
+        codes = np.stack([mem.get(i).code for i in ids])
+        q = mem.hasher.encode(mem.embedder.encode(["a plane from London"]))[0]
+        truth = hashing.hamming(q, codes)
+        got_ids, got_ham = mem.backend.hamming_topk("default", q, 4, generation=mem.hasher.generation)
+        assert len(got_ids) == 4
+        by_id = dict(zip(ids, truth.tolist(), strict=True))
+        assert [by_id[int(i)] for i in got_ids] == got_ham.tolist()  # distances are the true ones
+        assert got_ham.tolist() == sorted(truth.tolist())[:4]  # and the smallest (ties may swap ids)
+        allowed = [ids[1], ids[6]]
+        only_ids, _ = mem.backend.hamming_topk("default", q, 4, generation=mem.hasher.generation,
+                                               allowed_ids=allowed)
+        assert sorted(only_ids.tolist()) == allowed
+        assert len(mem.backend.hamming_topk("nowhere", q, 4, generation=mem.hasher.generation)[0]) == 0
+        np.testing.assert_array_equal(mem.backend.codes_of("default", np.array(ids[:2])), codes[:2])
+    finally:
+        mem.close()
+
+
+def check_namespaces_and_where(open_mem) -> None:
+    mem, ids = filled(open_mem)
+    try:
+        other = mem.add(["Marie Curie discovered polonium and radium."], namespace="user:ana", metadata={"n": 1})
+        assert mem.namespaces() == {"default": len(PASSAGES), "user:ana": 1}
+        assert [h.id for h in mem.search("Marie Curie", k=5, namespace="user:ana")] == other
+        assert other[0] not in [h.id for h in mem.search("Marie Curie", k=20)]
+        assert mem.search("Marie Curie", k=5, namespace="nobody") == []
+        odd = mem.search("anything at all", k=20, where={"kind": "odd"})
+        assert sorted(h.id for h in odd) == [ids[i] for i in range(1, len(PASSAGES), 2)]
+        assert mem.find_ids({"n": 3}) == [ids[3]] and mem.find_ids({"n": 3.0}) == [ids[3]]
+        assert mem.find_ids({"flag": True}) == [ids[3]]
+        assert mem.find_ids({"n": True}) == []  # true is not 1
+        assert mem.find_ids({"n": "3"}) == []  # "3" is not 3
+        assert mem.search("Curie", k=5, where={"kind": "none"}) == []
+    finally:
+        mem.close()
+
+
+def check_delete(open_mem) -> None:
+    mem, ids = filled(open_mem)
+    try:
+        assert mem.delete([ids[5], ids[5], 10**15]) == 1
+        assert len(mem) == len(PASSAGES) - 1
+        with pytest.raises(RecordNotFoundError):
+            mem.get(ids[5])
+        assert ids[5] not in [h.id for h in mem.search("Who won the Nobel Prize twice?", k=10)]
+        assert mem.namespaces() == {"default": len(PASSAGES) - 1}
+    finally:
+        mem.close()
+
+
+def check_second_handle_sees_the_same_memory(open_mem) -> None:
+    """Settings, hasher, calibration and lexicon live in the backend: another handle gets the same memory."""
+    mem, ids = filled(open_mem)
+    try:
+        first = [(h.id, h.score, h.hints) for h in mem.search("a budget for a library", k=4)]
+        other = open_mem()
+        try:
+            assert other.config == mem.config
+            assert other._hasher_raw == mem._hasher_raw
+            assert other.quantizer.to_bytes() == mem.quantizer.to_bytes()
+            assert [(h.id, h.score, h.hints) for h in other.search("a budget for a library", k=4)] == first
+            assert other.lexicon.terms == mem.lexicon.terms
+            new = other.add(["The library in Boston opened its doors in 2001."])  # written by the second handle
+            assert mem.search("library opened in Boston", k=1)[0].id == new[0]  # seen by the first
+            assert mem.get(new[0]).hints == other.get(new[0]).hints
+        finally:
+            other.close()
+    finally:
+        mem.close()
+
+
+def check_refit_generation(open_mem) -> None:
+    """A refit re-encodes every code under a new generation; searches use only that generation."""
+    mem, ids = filled(open_mem, method="sign")  # sign: refits on any 2+ passages (itq needs n >= bits)
+    try:
+        gen = mem.hasher.generation
+        before = mem.search("Nobel Prize in Physics", k=1)[0].id
+        mem.refit()
+        assert mem.hasher.generation == gen + 1
+        for i in ids:
+            r = mem.get(i)
+            np.testing.assert_array_equal(r.code, mem.hasher.encode(mem.quantizer.decode(r.qvec[None, :]))[0])
+        assert mem.search("Nobel Prize in Physics", k=1)[0].id == before
+        found, _ = mem.backend.hamming_topk("default", mem.get(ids[0]).code, 20, generation=gen)
+        assert len(found) == 0  # no code of the old generation is left to mix in
+        other = open_mem()
+        try:
+            assert other.hasher.generation == gen + 1
+            assert other.search("Nobel Prize in Physics", k=1)[0].id == before
+        finally:
+            other.close()
+    finally:
+        mem.close()
+
+
+def check_failed_add_reports_ids(open_mem, monkeypatch) -> None:
+    """A write failing mid-add: the ids stored before are reported and present, the rest absent."""
+    mem = open_mem(batch_size=3)
+    try:
+        real = type(mem.backend).insert
+        calls = {"n": 0}
+
+        def flaky(self, txn, **kw):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise StoreError("the engine went away")
+            return real(self, txn, **kw)
+
+        monkeypatch.setattr(type(mem.backend), "insert", flaky)
+        with pytest.raises(AddIncompleteError, match="the engine went away; 3 passage") as err:
+            mem.add(PASSAGES)
+        assert len(err.value.stored_ids) == 3 and err.value.failed == 3
+        assert "\n" not in str(err.value)
+        monkeypatch.setattr(type(mem.backend), "insert", real)
+        assert sorted(mem.ids()) == sorted(err.value.stored_ids)
+    finally:
+        mem.close()

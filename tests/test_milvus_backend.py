@@ -1,0 +1,290 @@
+"""The Milvus backend against a real Milvus server (the session's ``milvus_server`` fixture).
+
+The backend contract (``backend_contract``) as for the local backend; the URI; settings
+and lexicon shared by a second handle; refit generations; the server going away
+mid-search and mid-add (one-line errors, nothing acknowledged lost across a restart);
+the CLI on a ``milvus://`` store; nDCG on a SciFact subset equal to the local store's.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import backend_contract as contract
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from hashmem.memory import (
+    AddIncompleteError,
+    BackendUnavailableError,
+    ConfigError,
+    Memory,
+    RecordNotFoundError,
+    StoreError,
+)
+from hashmem.memory.milvus_backend import MilvusBackend, _IdAllocator, parse_uri
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scifact-train"
+
+
+def _drop(server, name: str) -> None:
+    from pymilvus import MilvusClient
+
+    c = MilvusClient(uri=server.http_uri)
+    try:
+        for coll in (name, f"{name}__settings", f"{name}__lexicon"):
+            if c.has_collection(coll):
+                c.drop_collection(coll)
+    finally:
+        c.close()
+
+
+@pytest.fixture
+def store_uri(milvus_server):
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    yield f"{milvus_server.uri}/{name}"
+    if milvus_server.running:
+        _drop(milvus_server, name)
+
+
+@pytest.fixture
+def open_mem(store_uri):
+    opened = []
+
+    def open_(**kw):
+        m = Memory(store_uri, **kw)
+        opened.append(m)
+        return m
+
+    yield open_
+    for m in opened:
+        m.close()
+
+
+# -- no server needed ------------------------------------------------------------------------
+
+
+def test_parse_uri_defaults_and_options(monkeypatch):
+    monkeypatch.delenv("HASHMEM_MILVUS_TOKEN", raising=False)
+    o = parse_uri("milvus://db.example/notes")
+    assert o["address"] == "http://db.example:19530" and o["collection"] == "notes"
+    assert o["index"] == "BIN_FLAT" and not o["secure"] and o["token"] == ""
+    o = parse_uri("milvus://ana:s3cr%40t@db.example:443/notes?secure=true&index=bin_ivf_flat&nlist=64&db=prod")
+    assert o["address"] == "https://db.example:443" and o["secure"]
+    assert (o["user"], o["password"], o["db"], o["index"], o["nlist"]) == ("ana", "s3cr@t", "prod", "BIN_IVF_FLAT", 64)
+    assert "s3cr" not in o["location"] and o["location"] == "milvus://ana:***@db.example:443/notes"
+    assert parse_uri("milvus+tls://h/c")["secure"]
+    monkeypatch.setenv("HASHMEM_MILVUS_TOKEN", "root:Milvus")
+    assert parse_uri("milvus://h/c")["token"] == "root:Milvus"
+    assert "Milvus" not in parse_uri("milvus://h/c")["location"]
+
+
+@pytest.mark.parametrize("uri, match", [
+    ("milvus://h:1/", "bad collection name"),
+    ("milvus://h:1/a/b", "bad collection name"),
+    ("milvus://h:1/9lives", "bad collection name"),
+    ("milvus:///c", "no host"),
+    ("milvus://h:99999/c", "bad port"),
+    ("milvus://h/c?index=HNSW", "not supported"),
+    ("milvus://h/c?nlist=x", "must be an integer"),
+    ("milvus://h/c?colour=red", "unknown option"),
+    ("milvus://u:pw@h:99999/c", r"bad port in .milvus://u:\*\*\*@h"),
+])
+def test_parse_uri_errors(uri, match):
+    with pytest.raises(ConfigError, match=match) as err:
+        parse_uri(uri)
+    assert "pw@" not in str(err.value)
+
+
+def test_ids_are_unique_increasing_and_in_range():
+    a, b = _IdAllocator(), _IdAllocator()
+    ids = a.take(5000) + a.take(1)
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert 0 < ids[0] and ids[-1] < 2**63 and ids[-1] <= _IdAllocator.bound()
+    b.node = (a.node + 1) % 4096
+    assert not set(b.take(3000)) & set(ids)
+
+
+def test_unreachable_server_is_one_line(monkeypatch):
+    monkeypatch.setenv("HASHMEM_MILVUS_TIMEOUT", "3")
+    t = time.perf_counter()
+    with pytest.raises(BackendUnavailableError, match=r"cannot connect to Milvus at milvus://127\.0\.0\.1:9/x") as err:
+        Memory("milvus://127.0.0.1:9/x")
+    assert "\n" not in str(err.value) and time.perf_counter() - t < 60
+
+
+# -- the contract, on the real server ----------------------------------------------------------
+
+
+def test_add_search_get(open_mem):
+    contract.check_add_search_get(open_mem)
+
+
+def test_hamming_stage_matches_brute_force(open_mem):
+    contract.check_hamming_stage_matches_brute_force(open_mem)
+
+
+def test_namespaces_and_where(open_mem):
+    contract.check_namespaces_and_where(open_mem)
+
+
+def test_delete(open_mem):
+    contract.check_delete(open_mem)
+
+
+def test_second_handle_sees_the_same_memory(open_mem):
+    contract.check_second_handle_sees_the_same_memory(open_mem)
+
+
+def test_refit_generation(open_mem):
+    contract.check_refit_generation(open_mem)
+
+
+def test_failed_add_reports_ids(open_mem, monkeypatch):
+    contract.check_failed_add_reports_ids(open_mem, monkeypatch)
+
+
+def test_missing_store_and_unsupported_settings(store_uri, open_mem):
+    with pytest.raises(StoreError, match="no store at"):
+        Memory(store_uri, create=False)
+    with pytest.raises(ConfigError, match="not supported on a Milvus store"):
+        Memory(store_uri, fidelity="text")
+    mem = open_mem()
+    assert isinstance(mem.backend, MilvusBackend) and not mem.backend.local
+    with pytest.raises(ConfigError, match="not a local store"):
+        mem.add_key("bot", {"team": "write"})
+    assert mem.keys() == [] and mem.key_for("anything") is None
+    s = mem.stats()
+    assert s.records == 0 and s.file_bytes == 0
+
+
+# -- failure and restart ---------------------------------------------------------------------
+
+
+def test_server_going_away_mid_search_and_mid_add_loses_nothing_acknowledged(milvus_server, store_uri, monkeypatch):
+    """Stop the server while an add runs: one-line errors; after a restart every acknowledged id is there."""
+    monkeypatch.setenv("HASHMEM_MILVUS_TIMEOUT", "10")
+    rng = np.random.default_rng(0)
+    mem = Memory(store_uri, batch_size=50)
+    try:
+        dim = mem.config.dim
+        texts = [f"passage number {i} about topic {i % 17}" for i in range(3000)]
+        emb = rng.standard_normal((len(texts), dim)).astype(np.float32)
+        acked: list[int] = []
+        outcome: dict = {}
+
+        def load():
+            try:
+                for s in range(0, len(texts), 50):  # one add per batch: each return is an acknowledgement
+                    acked.extend(mem.add(texts[s : s + 50], embeddings=emb[s : s + 50], progress=False))
+            except StoreError as e:
+                outcome["error"] = e
+
+        t = threading.Thread(target=load)
+        t.start()
+        while len(acked) < 300 and t.is_alive():
+            time.sleep(0.05)
+        milvus_server.stop()
+        t.join(timeout=300)
+        assert not t.is_alive()
+        err = outcome.get("error")
+        assert err is not None, "the add did not notice the server going away"
+        assert isinstance(err, BackendUnavailableError | AddIncompleteError) and "\n" not in str(err)
+        with pytest.raises(StoreError) as searching:
+            mem.search("topic 3", k=5)
+        assert "\n" not in str(searching.value) and "Milvus at milvus://127.0.0.1" in str(searching.value)
+        failed = getattr(err, "failed_ids", [])
+    finally:
+        mem.close()
+        milvus_server.start()
+    with Memory(store_uri) as again:
+        got = again.backend.fetch(acked)
+        assert sorted(got) == sorted(acked), f"{len(acked) - len(got)} acknowledged passages lost"
+        assert not set(again.backend.fetch(failed)) - set(acked)
+        assert again.search("passage number 7 about topic 7", k=3)
+        again.add(["after the restart"])  # writable again
+
+
+# -- the CLI ---------------------------------------------------------------------------------------
+
+
+def test_cli_on_a_milvus_store(store_uri, tmp_path, monkeypatch):
+    from hashmem.cli.main import cli
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Marie Curie won the Nobel Prize in Physics in 1903 and in Chemistry in 1911.\n\n"
+                     "The recipe needs two cups of flour, one egg and a pinch of salt.\n", encoding="utf-8")
+    run = CliRunner().invoke
+    r = run(cli, ["--store", store_uri, "init", "--bits", "128"], catch_exceptions=False)
+    assert r.exit_code == 0 and store_uri.split("/")[-1] in r.output
+    r = run(cli, ["--store", store_uri, "init"], catch_exceptions=False)
+    assert r.exit_code == 1 and "already holds a store" in r.output
+    monkeypatch.setenv("HASHMEM_STORE", store_uri)  # the same string through the environment
+    r = run(cli, ["add", str(notes), "--meta", "kind=note"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    r = run(cli, ["search", "Nobel Prize", "-k", "1", "--json"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    hit = json.loads(r.output)[0]
+    assert "Curie" in hit["hints"] and hit["metadata"]["kind"] == "note"
+    r = run(cli, ["show", str(hit["id"])], catch_exceptions=False)
+    assert r.exit_code == 0 and "Curie" in r.output
+    r = run(cli, ["stats", "--json"], catch_exceptions=False)
+    stats = json.loads(r.output)
+    assert r.exit_code == 0 and stats["records"] >= 1 and stats["config"]["bits"] == 128
+    assert stats["path"] == store_uri and stats["file_bytes"] == 0
+    r = run(cli, ["keys", "add", "bot", "--ns", "team=write"], catch_exceptions=False)
+    assert r.exit_code == 1 and "not a local store" in r.output and len(r.output.strip().splitlines()) == 1
+    r = run(cli, ["delete", str(hit["id"])], catch_exceptions=False)
+    assert r.exit_code == 0 and "deleted 1" in r.output
+    assert json.loads(run(cli, ["stats", "--json"]).output)["records"] == stats["records"] - 1
+    with pytest.raises(RecordNotFoundError):
+        with Memory(store_uri) as m:
+            m.get(hit["id"])
+    r = run(cli, ["--store", "milvus://127.0.0.1:9/nothing", "search", "x"], catch_exceptions=False)
+    assert r.exit_code == 1 and len(r.output.strip().splitlines()) == 1 and "cannot connect" in r.output
+
+
+# -- same results as the local backend ---------------------------------------------------------------
+
+
+def _scifact_subset(root: Path, n_queries: int = 150, n_docs: int = 1500) -> Path:
+    """A BEIR-layout subset: the first queries with judgements, their relevant docs, and distractors."""
+    qrels = [line.rstrip("\n").split("\t") for line in (DATA / "qrels.tsv").open()][1:]
+    queries = {json.loads(line)["_id"]: line for line in (DATA / "queries.jsonl").open()}
+    keep_q = list(dict.fromkeys(q for q, _, _ in qrels if q in queries))[:n_queries]
+    rel = {d for q, d, _ in qrels if q in keep_q}
+    docs = [line for line in (DATA / "corpus.jsonl").open()]
+    chosen = [d for d in docs if json.loads(d)["_id"] in rel]
+    chosen += [d for d in docs if json.loads(d)["_id"] not in rel][: n_docs - len(chosen)]
+    root.mkdir()
+    (root / "corpus.jsonl").write_text("".join(chosen))
+    (root / "queries.jsonl").write_text("".join(queries[q] for q in keep_q))
+    (root / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\n"
+                                    + "".join("\t".join(r) + "\n" for r in qrels if r[0] in keep_q))
+    return root
+
+
+@pytest.mark.slow
+def test_ndcg_on_scifact_equals_the_local_store(store_uri, tmp_path):
+    if not (DATA / "corpus.jsonl").exists():
+        pytest.skip(f"SciFact is not at {DATA}")
+    from hashmem.memory.embed import Embedder
+    from hashmem.memory.eval import evaluate, load_beir
+
+    subset = _scifact_subset(tmp_path / "scifact")
+    data = load_beir(subset)
+    emb = Embedder()
+    docs, queries = emb.encode(data.doc_texts), emb.encode(data.query_texts)
+    scores = {}
+    for name, where in (("local", str(tmp_path / "local.db")), ("milvus", store_uri)):
+        out = evaluate(subset, store_path=where, corpus_embeddings=docs, query_embeddings=queries,
+                       methods=["binary+int8"])
+        scores[name] = out["methods"]["binary+int8"]["ndcg@10"]
+        assert out["config"]["hasher_fitted_on"] == 1024  # the same refit point on both
+    assert scores["local"] > 0.5
+    assert abs(scores["local"] - scores["milvus"]) <= 0.002, scores
