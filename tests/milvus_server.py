@@ -308,7 +308,7 @@ class MilvusServer:
     host = "127.0.0.1"
 
     def __init__(self, data_dir: str | os.PathLike, *, start_timeout: float = 240.0,
-                 stop_timeout: float = 60.0) -> None:
+                 stop_timeout: float = 15.0) -> None:
         reason = platform_supported()
         if reason:
             raise MilvusServerError(f"cannot run a Milvus server: {reason}")
