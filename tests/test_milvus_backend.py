@@ -320,3 +320,31 @@ def test_ndcg_on_scifact_equals_the_local_store(store_uri, tmp_path):
         assert out["config"]["hasher_fitted_on"] == 1024  # the same refit point on both
     assert scores["local"] > 0.5
     assert abs(scores["local"] - scores["milvus"]) <= 0.002, scores
+
+
+# -- the HTTP server and the decoders on a Milvus store ------------------------------------------------
+
+
+def test_http_server_and_recall_on_a_milvus_store(open_mem):
+    httpx = pytest.importorskip("httpx")
+    pytest.importorskip("fastapi")
+    from hashmem.server.app import create_app, running
+    from hashmem.server.service import Service
+
+    mem = open_mem()
+    service = Service(mem, decoder="extractive")
+    service.warm_up()
+    with running(create_app(service)) as url, httpx.Client(base_url=url, timeout=120) as c:
+        assert c.post("/v1/search", json={"query": "bees", "namespace": "scratch"}).status_code == 404
+        r = c.post("/v1/passages", json={"texts": ["Zed keeps bees on the roof in Lisbon.", "Zed's bees make honey."],
+                                         "namespace": "scratch", "metadata": [{"i": 0}, {"i": 1}]})
+        assert r.status_code == 201
+        ids = r.json()["ids"]
+        got = c.get(f"/v1/passages/{ids[0]}").json()
+        assert got["namespace"] == "scratch" and got["metadata"] == {"i": 0} and "Lisbon" in got["hints"]
+        hits = c.post("/v1/search", json={"query": "bees on a roof", "k": 2, "namespace": "scratch",
+                                          "recall": True}).json()["hits"]
+        assert hits[0]["id"] == ids[0] and "Lisbon" in json.dumps(hits[0])
+        assert c.get("/v1/stats").status_code == 200
+        assert c.delete(f"/v1/passages/{ids[0]}").json() == {"deleted": 1}
+        assert c.get(f"/v1/passages/{ids[0]}").status_code == 404
