@@ -16,14 +16,19 @@ One run, side by side on this machine (2 shared cores: read the ratios, not the 
 - recall of each against an exact numpy scan (tie-aware: Hamming distances tie constantly).
 - RSS: the Milvus server's process tree (idle, after ingest, loaded) and this process's growth
   for the local index; Milvus's bytes per row on disk (its data directory) and in RAM.
-- with ``--e2e``: nDCG@10 on SciFact (train queries) through ``Memory("milvus://...")`` and
-  through a local store at the same settings (needs the Milvus backend of issue 12, item 2).
+- a load run: a writer thread inserts batches of 100 rows for 30 s, the server is restarted
+  (SIGTERM, SIGKILL after 15 s, start again on the same ports and data), the writer goes on
+  for 30 s more; then every acknowledged id is looked up at strong consistency.
+- with ``--e2e`` (instead of the above): nDCG@10 on SciFact (train queries) through
+  ``Memory("milvus://...")`` (BIN_FLAT, and BIN_IVF_FLAT) and through a local store at the
+  same settings and the same embeddings (``memory.eval.evaluate``).
 
-    .venv/bin/python benchmarks/milvus.py --n 1000000          # ~15 min here; --n 100000 for a quick run
-    .venv/bin/python benchmarks/milvus.py --n 20000 --out /tmp/m.json
+    .venv/bin/python benchmarks/milvus.py --n 1000000     # ~15 min here; --n 100000 for a quick run
+    .venv/bin/python benchmarks/milvus.py --e2e           # ~10 min (embeds SciFact once)
 
-Writes ``benchmarks/results/milvus_1m.json`` (``--out``). The server is the tests' launcher
-(``tests/milvus_server.py``: loopback only, free ports); it is stopped at the end.
+Writes ``benchmarks/results/milvus_1m.json`` (``--e2e``: ``milvus_scifact.json``; ``--out``).
+The server is the tests' launcher (``tests/milvus_server.py``: loopback only, free ports);
+it is stopped at the end.
 """
 
 from __future__ import annotations
@@ -464,6 +469,58 @@ def run(args) -> dict:
     return result
 
 
+def e2e(args) -> dict:
+    """nDCG@10 on a BEIR set through a local store and through Milvus (BIN_FLAT, BIN_IVF_FLAT), same embeddings."""
+    import tempfile
+
+    from milvus_server import MilvusServer
+
+    from hashmem.memory.embed import Embedder
+    from hashmem.memory.eval import evaluate, load_beir
+
+    data = load_beir(args.dataset)
+    log(f"embedding {len(data.doc_texts):,} passages and {len(data.query_texts):,} queries")
+    emb = Embedder()
+    t = time.perf_counter()
+    docs, queries = emb.encode(data.doc_texts), emb.encode(data.query_texts)
+    result: dict = {
+        "dataset": str(args.dataset), "n_docs": len(data.doc_ids), "n_queries": len(data.query_ids),
+        "embed_s": round(time.perf_counter() - t, 1),
+        "commit": subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                                 capture_output=True, text=True).stdout.strip(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "runs": {},
+    }
+    data_dir = Path(args.data_dir)
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    with tempfile.TemporaryDirectory(prefix="hashmem-milvus-e2e-") as tmp, MilvusServer(data_dir) as server:
+        stores = {
+            "local": str(Path(tmp) / "local.db"),
+            "milvus_bin_flat": f"{server.uri}/scifact_flat",
+            "milvus_bin_ivf_flat": f"{server.uri}/scifact_ivf?index=BIN_IVF_FLAT&nlist={args.e2e_nlist}"
+                                   f"&nprobe={args.e2e_nprobe}",
+        }
+        for label, where in stores.items():
+            t = time.perf_counter()
+            out = evaluate(args.dataset, store_path=where, corpus_embeddings=docs, query_embeddings=queries,
+                           methods=["binary+int8"])
+            m = out["methods"]["binary+int8"]
+            result["runs"][label] = {
+                "store": where, "ndcg@10": m["ndcg@10"], "recall@10": m["recall@10"],
+                "recall@100": m["recall@100"], "ms_per_query": m["ms_per_query"],
+                "hasher_fitted_on": out["config"]["hasher_fitted_on"], "candidates": out["config"]["candidates"],
+                "wall_s": round(time.perf_counter() - t, 1),
+            }
+            log(f"{label}: {result['runs'][label]}")
+    runs = result["runs"]
+    result["ndcg@10_difference_milvus_bin_flat_minus_local"] = round(
+        runs["milvus_bin_flat"]["ndcg@10"] - runs["local"]["ndcg@10"], 5)
+    result["ndcg@10_difference_milvus_bin_ivf_flat_minus_local"] = round(
+        runs["milvus_bin_ivf_flat"]["ndcg@10"] - runs["local"]["ndcg@10"], 5)
+    result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=1_000_000, help="rows (codes) in the collection and the index")
@@ -482,8 +539,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data-dir", default="/tmp/hashmem-milvus-bench", help="the server's data (wiped first)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "milvus_1m.json")
+    ap.add_argument("--e2e", action="store_true",
+                    help="instead: nDCG@10 on --dataset through a local store and through Milvus (Memory)")
+    ap.add_argument("--dataset", type=Path, default=ROOT.parent / "shared" / "data" / "scifact-train")
+    ap.add_argument("--e2e-nlist", type=int, default=64, help="BIN_IVF_FLAT lists of the e2e IVF store")
+    ap.add_argument("--e2e-nprobe", type=int, default=16, help="BIN_IVF_FLAT lists probed in the e2e IVF store")
     args = ap.parse_args()
-    result = run(args)
+    if args.e2e and args.out == ap.get_default("out"):
+        args.out = ROOT / "benchmarks" / "results" / "milvus_scifact.json"
+    result = e2e(args) if args.e2e else run(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     log(f"wrote {args.out}")

@@ -18,6 +18,11 @@ port (`127.0.0.1`, or `::ffff:127.0.0.1` on a dual-stack IPv6 socket, `::1` on a
 and the server sees success. No proxy sits in the data path. If this process dies, the server
 is killed too (`PR_SET_PDEATHSIG`) and any later bind fails rather than escaping.
 
+Requirements: Linux x86_64 with seccomp user notifications and `pidfd_getfd` (kernel >= 5.6;
+in a container, a seccomp profile that allows `seccomp()` and `pidfd_getfd`), and the right to
+read the child's memory (`/proc/<pid>/mem`: the launcher is the server's parent, which Yama's
+default `ptrace_scope` = 1 allows). Without them `start()` fails with the wrapper's reason.
+
 What this module does not do: it is no production launcher (a cluster is deployed by its
 operator, see docs/scale.md), it supports Linux x86_64 only (the platform the `milvus` wheel
 ships binaries for) and it does not configure authentication or TLS.
@@ -392,9 +397,11 @@ class MilvusServer:
             try:
                 _msg, fds, _flags, _addr = socket.recv_fds(parent_end, 16, 1)
             except (OSError, TimeoutError) as exc:
-                raise MilvusServerError(f"the Milvus launcher wrapper failed ({exc}); see {self.log_file}") from exc
+                raise MilvusServerError(
+                    f"the Milvus launcher wrapper failed ({exc}): {self._last_log_line()}; see {self.log_file}") from exc
             if not fds:
-                raise MilvusServerError(f"the Milvus launcher wrapper failed; see {self.log_file}")
+                raise MilvusServerError(
+                    f"the Milvus launcher wrapper failed: {self._last_log_line()}; see {self.log_file}")
             self._guard = _BindGuard(fds[0], self._proc.pid)
             self._guard.start()
         except BaseException:
@@ -472,6 +479,18 @@ class MilvusServer:
             raise MilvusServerError(f"unexpected milvus.yaml template (no etcd section) in {yaml}")
         text = text.replace("\netcd:\n", f"\netcd:\n  config:\n    path: {etcd_yaml}\n", 1)
         yaml.write_text(text)
+
+    def _last_log_line(self) -> str:
+        if self._log is not None:
+            self._log.flush()
+        if self._proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(timeout=2)  # let a failing wrapper finish writing
+        try:
+            lines = self.log_file.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "no log"
+        return lines[-1] if lines else "empty log"
 
     def _wait_ready(self) -> None:
         from pymilvus import MilvusClient

@@ -126,3 +126,15 @@ def test_help_does_not_import_the_milvus_extra():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "Usage: hashmem" in out
     assert "HEAVY []" in out
+
+
+def test_a_platform_without_seccomp_notifications_fails_with_the_reason(milvus_server, tmp_path, monkeypatch):
+    """If the bind guard cannot be installed the server never starts, and the error says why."""
+    import milvus_server as launcher
+
+    monkeypatch.setattr(launcher, "_WRAPPER", "import sys\n"
+                        "sys.exit('milvus wrapper: seccomp listener failed: Function not implemented')")
+    server = MilvusServer(tmp_path / "noseccomp")
+    with pytest.raises(MilvusServerError, match=r"wrapper failed.*seccomp listener failed.*see .*milvus\.log"):
+        server.start()
+    assert not server.running
