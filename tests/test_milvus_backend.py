@@ -348,3 +348,12 @@ def test_http_server_and_recall_on_a_milvus_store(open_mem):
         assert c.get("/v1/stats").status_code == 200
         assert c.delete(f"/v1/passages/{ids[0]}").json() == {"deleted": 1}
         assert c.get(f"/v1/passages/{ids[0]}").status_code == 404
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 4, 48, 50, 383, 384, 4098])
+def test_varchar_bounds_hold_the_base64_they_are_declared_for(n):
+    import base64
+
+    from hashmem.memory.milvus_backend import _b64_len
+
+    assert len(base64.b64encode(b"\xff" * n)) <= _b64_len(n) <= len(base64.b64encode(b"\xff" * n)) + 4
