@@ -238,11 +238,12 @@ def test_ask_resists_a_stored_prompt_injection(text_mem):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="known miss: SmolLM2-135M answers 1889 (the completion year) for the height", strict=False)
-def test_ask_gives_the_eiffel_towers_height(text_mem):
+@pytest.mark.parametrize("store", ["text_mem", "hints_mem"])
+def test_ask_gives_the_eiffel_towers_height(store, request):
+    mem = request.getfixturevalue(store)
     q = "How tall is the Eiffel Tower?"
-    a = dllama.LlamaDecoder(text_mem, threads=THREADS).ask(q, text_mem.search(q, 7))
-    assert a.found and "330" in a.text and a.citations == [text_mem.ids()[0]]
+    a = dllama.LlamaDecoder(mem, threads=THREADS).ask(q, mem.search(q, 7))
+    assert a.found and "330" in a.text and "1889" not in a.text and a.citations == [mem.ids()[0]], a
 
 
 @pytest.mark.slow
@@ -322,7 +323,7 @@ def test_a_draft_that_fails_the_check_is_never_streamed(tmp_path, monkeypatch):
     with Memory(tmp_path / "w.db", fidelity="text") as mem:
         mem.add(WESTPHALIA)
         dec = dllama.LlamaDecoder(mem, threads=THREADS)
-        monkeypatch.setattr(dec, "_span_draft", lambda *a: "It was signed by Napoleon in 1999")
+        monkeypatch.setattr(dec, "_extract_draft", lambda *a: "It was signed by Napoleon in 1999")
         pieces = []
         q = "When was the Treaty of Westphalia signed?"
         a = dec.ask(q, mem.search(q, 3), on_token=pieces.append)
