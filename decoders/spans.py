@@ -41,12 +41,19 @@ _MONTH_DAY_YEAR = re.compile(rf"\b({_MONTH})\s+(\d{{1,2}}),?\s+(\d{{4}})\b", re.
 _MONTH_YEAR = re.compile(rf"\b({_MONTH}),?\s+(\d{{4}})\b", re.IGNORECASE)
 _YEAR = re.compile(r"\b(1\d\d\d|20\d\d)\b(?![.,]?\d)")
 _LEADING_DATE = re.compile(r"^\s*\(([^)]{4,40})\)\s*")
+_SPEAKER = re.compile(r"^\s*[A-Z][\w'’.\- ]{0,30}:\s")
 _NUMBER_WORDS = ("once", "twice", "thrice", "one", "two", "three", "four", "five", "six", "seven", "eight",
                  "nine", "ten", "eleven", "twelve", "a few", "several", "dozen")
 _UNITS = re.compile(r"^(?:times?|years?|months?|weeks?|days?|hours?|minutes?|kids|children|people|"
                     r"dogs?|cats?|pets?|books?|miles?|km|metres|meters|feet|percent|%)$", re.IGNORECASE)
 _MEASURES = re.compile(r"^(?:m|km|cm|mm|metres?|meters?|kilometres?|kilometers?|feet|foot|ft|inch(?:es)?|"
                        r"miles?|yards?|kg|g|grams?|kilograms?|tons?|tonnes?|pounds?|lbs?|mph|km/h)$", re.I)
+_OWNERS = ("my", "her", "his", "their", "our")
+_CONTRACTION = re.compile(r"['’](?:m|re|ve|ll|d|s|t)$|n['’]t$")
+_CHATTER = frozenset("""thanks thank wow cool awesome great glad sounds yeah yes yep nope hey hi hello oh ah
+    congrats congratulations sure okay ok definitely totally absolutely really amazing lol haha omg""".split())
+_TIME_WORD = re.compile(r"^(?:yesterday|today|tonight|tomorrow|week|weeks|weekend|month|months|year|years|ago|"
+                        r"morning|evening|night|" + "|".join(MONTHS + WEEKDAYS) + r")$", re.I)
 _PEOPLE = frozenset("""mother mom mum father dad parents sister brother siblings daughter son kids children
     husband wife partner friend friends family grandmother grandma grandfather grandpa aunt uncle cousin
     boyfriend girlfriend fiance fiancee team coach mentor teacher neighbor neighbour boss colleague""".split())
@@ -193,7 +200,9 @@ def _kind_ok(kind: str, words: Sequence[str], names: Sequence[bool]) -> bool:
     if kind == "measure":
         return len(words) == 2 and words[0][0].isdigit() and bool(_MEASURES.match(words[1]))
     if kind == "who":
-        return len(words) <= 3 and (all(names) or low[-1] in _PEOPLE)
+        if low[-1] in _PEOPLE:
+            return len(words) <= 2
+        return len(words) <= 3 and all(names) and not set(low) & set(MONTHS + WEEKDAYS)
     if kind == "where":
         caps = [w for w, n in zip(words, names, strict=True) if n and w.lower() not in MONTHS + WEEKDAYS]
         return len(caps) == len(words) or (len(words) <= 3 and bool(caps)) or low[-1] in (
@@ -234,6 +243,12 @@ def memory_spans(kind: str, asked: set[str], text: str, mid: int, rank: int, *,
     """
     keywords = text.startswith("keywords:")
     words = _words_with_offsets(text[len("keywords:"):].replace(",", " ") if keywords else text)
+    body = _body(text)
+    body_start = len(text) - len(body) if text.endswith(body) and not keywords else 0
+    speaker = _SPEAKER.match(body) if not keywords else None
+    if speaker:  # "Caroline: …": who speaks is not what was said
+        body_start += speaker.end()
+        words = [w for w in words if w[2] >= body_start]
     if keywords:
         words = [(w, c, at, w[0].isupper() and w != "I") for w, c, at, _ in words]
     stems = [_stem(w[0]) for w in words]
@@ -249,8 +264,6 @@ def memory_spans(kind: str, asked: set[str], text: str, mid: int, rank: int, *,
     if kind == "when":
         return [Span(d, mid, rank, overlap, near(at), kind) for d, at in date_spans(text)]
     out = []
-    body = _body(text)
-    body_start = len(text) - len(body) if text.endswith(body) else 0
     for i in range(len(words)):
         if words[i][2] < body_start:
             continue
@@ -260,14 +273,17 @@ def memory_spans(kind: str, asked: set[str], text: str, mid: int, rank: int, *,
                 break
             ws = [w[0] for w in chunk]
             first, last = ws[0].lower(), ws[-1].lower()
-            if first in hintlib.STOPWORDS or last in hintlib.STOPWORDS or len(last) < 2:
+            if (first in hintlib.STOPWORDS and not (kind == "who" and first in _OWNERS)) or \
+                    last in hintlib.STOPWORDS or (len(last) < 2 and not last.isdigit()):
                 continue
             if _stem(ws[0]) in asked or _stem(ws[-1]) in asked:
                 continue  # the question's own words at the edge: not what it asks
             if all(_stem(w) in asked or w.lower() in hintlib.STOPWORDS for w in ws):
                 continue
-            if ws[-1].endswith(("'s", "’s")) or first in ("i'm", "it's", "i've", "that's", "i'll"):
-                continue
+            if ws[-1].endswith(("'s", "’s")) or _CONTRACTION.search(first) or first in _CHATTER:
+                continue  # "I'm so excited", "Thanks Tim", "Sounds great": talk, not an answer
+            if kind in ("what", "who", "where") and any(_TIME_WORD.match(w) for w in ws):
+                continue  # "last week" answers when, not what
             if _kind_ok(kind, ws, [w[3] for w in chunk]):
                 out.append(Span(" ".join(ws), mid, rank, overlap, near(chunk[0][2]), kind))
     return out
