@@ -527,7 +527,7 @@ class LlamaDecoder(Decoder):
         import llama_cpp
 
         llm = self.llm
-        seq = list(tokens)[: llm.n_batch - 1] + [llm.token_eos()]
+        seq = list(tokens)[: llm.n_batch - 1] + [_end_of_turn(llm)]
         ctx, batch = llm._ctx, llm._batch
         ctx.kv_cache_seq_rm(-1, n_prompt, -1)
         b = batch.batch
@@ -596,6 +596,15 @@ def _trim(text: str) -> str:
     if text and text[-1] not in ".!?\"'”)" and cut > len(text) // 2:
         return text[: cut + 1]
     return text
+
+
+def _end_of_turn(llm) -> int:
+    """The token that closes a chat turn: the template's own marker when it is one token, else end of text."""
+    for marker in ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|end|>"):
+        toks = llm.tokenize(marker.encode("utf-8"), add_bos=False, special=True)
+        if len(toks) == 1:
+            return toks[0]
+    return llm.token_eos()
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:

@@ -333,11 +333,21 @@ def test_a_draft_that_fails_the_check_is_never_streamed(tmp_path, monkeypatch):
 @pytest.mark.slow
 @pytest.mark.parametrize("fidelity", ["hints", "text"])
 def test_ask_answers_1648_with_the_right_citation(tmp_path, fidelity):
+    import json
+
+    from click.testing import CliRunner
+
+    from hashmem.cli.main import cli
+
     with Memory(tmp_path / "w.db", fidelity=fidelity) as mem:
         ids = mem.add(WESTPHALIA)
         q = "When was the Treaty of Westphalia signed?"
         a = dllama.LlamaDecoder(mem, threads=THREADS).ask(q, mem.search(q, 3))
-    assert a.found and "1648" in a.text and a.citations == [ids[0]], a
+    assert a.found and a.text == f"1648 [{ids[0]}]" and a.citations == [ids[0]], a
+    r = CliRunner().invoke(cli, ["--store", str(tmp_path / "w.db"), "ask", q, "--json"])  # as a new user would
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["answer"] == f"1648 [{ids[0]}]" and out["citations"] == [ids[0]] and out["found"]
 
 
 @pytest.mark.slow
