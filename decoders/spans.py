@@ -282,8 +282,9 @@ def memory_spans(kind: str, asked: set[str], text: str, mid: int, rank: int, *,
                 continue
             if ws[-1].endswith(("'s", "’s")) or _CONTRACTION.search(first) or first in _CHATTER:
                 continue  # "I'm so excited", "Thanks Tim", "Sounds great": talk, not an answer
-            if kind in ("what", "who", "where") and any(_TIME_WORD.match(w) for w in ws):
-                continue  # "last week" answers when, not what
+            if kind in ("what", "who", "where") and (any(_TIME_WORD.match(w) for w in ws) or
+                                                     ws[0][0].isdigit()):
+                continue  # "last week", "2023 …" answer when, not what
             if _kind_ok(kind, ws, [w[3] for w in chunk]):
                 out.append(Span(" ".join(ws), mid, rank, overlap, near(chunk[0][2]), kind))
     return out

@@ -106,3 +106,9 @@ def test_talk_and_times_are_not_answers_to_what():
     count = {c.text for c in spans.candidates("How long has John been surfing?",
                                               {1: "(2 May, 2022) John: I've been surfing for five years now."})}
     assert "five years" in count
+
+
+def test_a_bare_number_is_no_answer_to_what():
+    hints = "keywords: 8, 2023, Caroline, painted, lake, sunrise"
+    texts = {c.text for c in spans.candidates("What did Caroline paint?", {1: hints})}
+    assert "lake sunrise" in texts and not {t for t in texts if t[0].isdigit()}, texts
