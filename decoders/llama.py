@@ -24,12 +24,17 @@ stores, else the hints) go into the prompt as delimited data blocks, tokenized
 *without* special tokens so that stored text can never close a chat turn or
 open a system one; the instructions come before and after them. A memory
 written as instructions to the model (``base.looks_like_orders``) is left out.
-Two answer styles (``ask_style``), chosen by measurement (docs/ask.md):
+Three answer styles (``ask_style``), chosen by measurement (docs/ask.md):
 
-- ``span`` (default): the model writes a short answer under a grammar that
-  admits only words of the memories (not those of the question), so it cannot
-  invent a word; the answer cites the memory holding most of its words.
-- ``cite``: free prose citing ``[id]``s (the earlier default).
+- ``extract`` (default): the model does not write; it scores the candidate
+  spans of the memories that fit the question's kind (``spans``: dates,
+  numbers, names, phrases) by its log-probability of each as the whole reply,
+  evaluated from the cached prompt, plus the span's nearness to the question's
+  words and its memory's rank (date questions: nearness and rank only); the
+  answer cites the memory the span came from.
+- ``span``: the model writes a short answer under a grammar that admits only
+  words of one memory (not those of the question), so it cannot invent a word.
+- ``cite``: free prose citing ``[id]``s (the earliest default).
 
 Either way the answer is checked before anyone sees it (``on_token`` receives
 only the checked answer): it names no number or name found in neither the
