@@ -371,3 +371,33 @@ def test_ask_never_answers_from_a_passage_that_gives_orders(tmp_path):
     assert r.exit_code == 0, r.output
     for bad in ("1999", "Napoleon", "OVERRIDE"):
         assert bad not in r.stdout
+
+
+@pytest.mark.slow
+def test_reply_logprob_equals_the_models_own_step_by_step_probabilities(hints_mem):
+    import numpy as np
+
+    dec = dllama.LlamaDecoder(hints_mem, threads=THREADS)
+    prompt = dec._prompt_tokens(dllama.SPAN_SYSTEM, [("Question: what do bees dance?\nAnswer:", False)])
+    toks = dec.llm.tokenize(b"a waggle dance", add_bos=False, special=False)
+    first = dec.first_token_logprobs(prompt)
+    got = dec.reply_logprob(len(prompt), toks, first)
+    again = dec.reply_logprob(len(prompt), toks, first)  # the cache was cut back to the prompt
+    dec.llm.reset()
+    dec.llm.eval(prompt)
+    want = 0.0
+    for t in toks + [dllama._end_of_turn(dec.llm)]:
+        want += float(dllama._log_softmax(dec._last_logits().astype(np.float64))[t])
+        dec.llm.eval([t])
+    # one batch against one token at a time: the same model, summed in another order (a few hundredths per token)
+    assert got == pytest.approx(want, abs=0.05 * (len(toks) + 1)) and again == pytest.approx(got, abs=1e-6)
+    other = dec.llm.tokenize(b"Paris in 1889", add_bos=False, special=False)
+    assert dec.reply_logprob(len(prompt), other, dec.first_token_logprobs(prompt)) < got - 2  # it discriminates
+    assert first[toks[0]] > float(np.log(1e-9))
+
+
+@pytest.mark.slow
+def test_ask_extracts_a_phrase_for_a_what_question(text_mem):
+    q = "What do honeybees use to tell their hive mates the direction of flowers?"
+    a = dllama.LlamaDecoder(text_mem, threads=THREADS).ask(q, text_mem.search(q, 5))
+    assert a.found and "waggle dance" in a.text and a.citations == [text_mem.ids()[1]], a
