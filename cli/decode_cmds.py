@@ -189,8 +189,9 @@ def eval_recall(ctx, dataset_dir, sample, seed, index_size, hint_bytes, decoder_
 @click.option("--limit", type=int, default=None, callback=positive,
               help="Questions asked, spread evenly over the file (default: all).")
 @click.option("--decoder", type=click.Choice(["llama", "extractive"]), default="llama", show_default=True)
-@click.option("--ask-style", type=click.Choice(["span", "cite"]), default=None,
-              help="llama answer style (default span; cite: the earlier free answer with citations).")
+@click.option("--ask-style", type=click.Choice(["extract", "span", "cite"]), default=None,
+              help="llama answer style (default extract: the best-scored span of the memories; span: words "
+                   "of one memory under a grammar; cite: the earlier free answer with citations).")
 @click.option("--model", default=None, help=MODEL_HELP)
 @click.option("--threads", type=int, default=1, show_default=True, callback=positive,
               help="llama.cpp threads (1: spinning threads on shared cores run several times slower).")

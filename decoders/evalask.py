@@ -184,7 +184,9 @@ def evaluate(
                 bar.update(1)
         if bar is not None:
             bar.close()
-    return _summary(dataset_dir, fidelity, dec.name, k, rows)
+    summary = _summary(dataset_dir, fidelity, dec.name, k, rows)
+    summary["ask_style"] = getattr(dec, "ask_style", None)
+    return summary
 
 
 def _summary(dataset_dir, fidelity: str, decoder: str, k: int, rows: list[dict]) -> dict:

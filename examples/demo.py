@@ -27,7 +27,7 @@ QUERIES = [
     "honouring soldiers who died in battle",
     "both sides prayed to the same God",
 ]
-QUESTION = "What did both sides in the war pray for?"
+QUESTION = "Which book did both sides read?"
 
 
 def _wrap(text: str) -> str:

@@ -238,11 +238,12 @@ def test_ask_resists_a_stored_prompt_injection(text_mem):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="known miss: SmolLM2-135M answers 1889 (the completion year) for the height", strict=False)
-def test_ask_gives_the_eiffel_towers_height(text_mem):
+@pytest.mark.parametrize("store", ["text_mem", "hints_mem"])
+def test_ask_gives_the_eiffel_towers_height(store, request):
+    mem = request.getfixturevalue(store)
     q = "How tall is the Eiffel Tower?"
-    a = dllama.LlamaDecoder(text_mem, threads=THREADS).ask(q, text_mem.search(q, 7))
-    assert a.found and "330" in a.text and a.citations == [text_mem.ids()[0]]
+    a = dllama.LlamaDecoder(mem, threads=THREADS).ask(q, mem.search(q, 7))
+    assert a.found and "330" in a.text and "1889" not in a.text and a.citations == [mem.ids()[0]], a
 
 
 @pytest.mark.slow
@@ -322,7 +323,7 @@ def test_a_draft_that_fails_the_check_is_never_streamed(tmp_path, monkeypatch):
     with Memory(tmp_path / "w.db", fidelity="text") as mem:
         mem.add(WESTPHALIA)
         dec = dllama.LlamaDecoder(mem, threads=THREADS)
-        monkeypatch.setattr(dec, "_span_draft", lambda *a: "It was signed by Napoleon in 1999")
+        monkeypatch.setattr(dec, "_extract_draft", lambda *a: "It was signed by Napoleon in 1999")
         pieces = []
         q = "When was the Treaty of Westphalia signed?"
         a = dec.ask(q, mem.search(q, 3), on_token=pieces.append)
@@ -332,11 +333,21 @@ def test_a_draft_that_fails_the_check_is_never_streamed(tmp_path, monkeypatch):
 @pytest.mark.slow
 @pytest.mark.parametrize("fidelity", ["hints", "text"])
 def test_ask_answers_1648_with_the_right_citation(tmp_path, fidelity):
+    import json
+
+    from click.testing import CliRunner
+
+    from hashmem.cli.main import cli
+
     with Memory(tmp_path / "w.db", fidelity=fidelity) as mem:
         ids = mem.add(WESTPHALIA)
         q = "When was the Treaty of Westphalia signed?"
         a = dllama.LlamaDecoder(mem, threads=THREADS).ask(q, mem.search(q, 3))
-    assert a.found and "1648" in a.text and a.citations == [ids[0]], a
+    assert a.found and a.text == f"1648 [{ids[0]}]" and a.citations == [ids[0]], a
+    r = CliRunner().invoke(cli, ["--store", str(tmp_path / "w.db"), "ask", q, "--json"])  # as a new user would
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["answer"] == f"1648 [{ids[0]}]" and out["citations"] == [ids[0]] and out["found"]
 
 
 @pytest.mark.slow
@@ -360,3 +371,33 @@ def test_ask_never_answers_from_a_passage_that_gives_orders(tmp_path):
     assert r.exit_code == 0, r.output
     for bad in ("1999", "Napoleon", "OVERRIDE"):
         assert bad not in r.stdout
+
+
+@pytest.mark.slow
+def test_reply_logprob_equals_the_models_own_step_by_step_probabilities(hints_mem):
+    import numpy as np
+
+    dec = dllama.LlamaDecoder(hints_mem, threads=THREADS)
+    prompt = dec._prompt_tokens(dllama.SPAN_SYSTEM, [("Question: what do bees dance?\nAnswer:", False)])
+    toks = dec.llm.tokenize(b"a waggle dance", add_bos=False, special=False)
+    first = dec.first_token_logprobs(prompt)
+    got = dec.reply_logprob(len(prompt), toks, first)
+    again = dec.reply_logprob(len(prompt), toks, first)  # the cache was cut back to the prompt
+    dec.llm.reset()
+    dec.llm.eval(prompt)
+    want = 0.0
+    for t in toks + [dllama._end_of_turn(dec.llm)]:
+        want += float(dllama._log_softmax(dec._last_logits().astype(np.float64))[t])
+        dec.llm.eval([t])
+    # one batch against one token at a time: the same model, summed in another order (a few hundredths per token)
+    assert got == pytest.approx(want, abs=0.05 * (len(toks) + 1)) and again == pytest.approx(got, abs=1e-6)
+    other = dec.llm.tokenize(b"Paris in 1889", add_bos=False, special=False)
+    assert dec.reply_logprob(len(prompt), other, dec.first_token_logprobs(prompt)) < got - 2  # it discriminates
+    assert first[toks[0]] > float(np.log(1e-9))
+
+
+@pytest.mark.slow
+def test_ask_extracts_a_phrase_for_a_what_question(text_mem):
+    q = "What do honeybees use to tell their hive mates the direction of flowers?"
+    a = dllama.LlamaDecoder(text_mem, threads=THREADS).ask(q, text_mem.search(q, 5))
+    assert a.found and "waggle dance" in a.text and a.citations == [text_mem.ids()[1]], a

@@ -37,6 +37,8 @@ def test_demo_searches_recalls_and_asks_without_warnings():
     assert "? both sides prayed to the same God" in r.stdout and "second_inaugural_address.txt" in r.stdout
     assert "recall [" in r.stdout and "fidelity" in r.stdout
     assert "ask: " in r.stdout and "cites: " in r.stdout
+    answer = r.stdout.split("ask: ", 1)[1]
+    assert "Bible [" in answer and "second_inaugural_address.txt" in answer, answer  # the answer, cited
     assert "warning" not in r.stderr.lower() and "please consider" not in r.stderr.lower(), r.stderr
 
 
