@@ -6,7 +6,8 @@ the commit before the interface (``--before DIR``, a tree laid out as an import 
 ``--n`` SciFact passages (precomputed unit embeddings, the same for both), then the
 parent asks them, alternately and round after round, to time ``search_embeddings`` on
 the same queries. Reported: ms/query per side (median of rounds) and the ratio
-after / before, and whether both return the same hits. A ratio, not absolute times:
+after / before, whether both return the same hits, and each worker's peak RSS after
+building its store. A ratio, not absolute times:
 the machine is shared.
 
     python benchmarks/backend_overhead.py --before /tmp/hm_before_pkg --n 3000 --rounds 7
@@ -43,7 +44,9 @@ qs /= np.linalg.norm(qs, axis=1, keepdims=True)
 mem = Memory(path)
 mem.add(texts, embeddings=emb, progress=False)
 mem.search_embeddings(qs[:4], k)  # warm the kernels
-print(json.dumps({"ready": store_mod.__file__}), flush=True)
+import resource
+print(json.dumps({"ready": store_mod.__file__, "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}),
+      flush=True)
 for line in sys.stdin:
     t = time.perf_counter()
     res = [mem.search_embeddings(q[None, :], k)[0] for q in qs]
@@ -69,8 +72,10 @@ def main() -> None:
                 e["PYTHONPATH"] = root  # ahead of the editable install's finder
             procs[side] = subprocess.Popen(
                 [sys.executable, "-c", WORKER, f"{tmp}/{side}.db", str(args.n), str(args.queries), str(args.k),
-                 str(DATA / "corpus.jsonl")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=e)
-        files = {s: json.loads(p.stdout.readline())["ready"] for s, p in procs.items()}
+                 str(DATA / "corpus.jsonl")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=e,
+                cwd=tmp)  # not the repository: its hashmem/ folder would shadow the checkout under test
+        ready = {s: json.loads(p.stdout.readline()) for s, p in procs.items()}
+        files = {s: r["ready"] for s, r in ready.items()}
         times = {"before": [], "after": []}
         hits = {}
         for r in range(args.rounds):
@@ -91,6 +96,8 @@ def main() -> None:
         "ms_per_query_median": med, "ms_per_query_rounds": times,
         "ratio_after_over_before": med["after"] / med["before"],
         "same_hits": hits["before"] == hits["after"], "modules": files,
+        "peak_rss_mb_after_build": {s: round(r["maxrss_kb"] / 1024, 1) for s, r in ready.items()},
+        "command": " ".join(["python", *sys.argv]),
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(out, indent=1) + "\n")

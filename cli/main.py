@@ -6,6 +6,7 @@ code 1; bad usage exits 2 (click's own). No traceback for a user mistake.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -47,6 +48,8 @@ class HashmemGroup(click.Group):
     """Turns library errors into one-line ClickExceptions (exit 1)."""
 
     def invoke(self, ctx: click.Context):
+        # pymilvus logs each failed call with a traceback on stderr; the one-line message says it all
+        logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
         try:
             return super().invoke(ctx)
         except HashmemError as e:

@@ -380,8 +380,9 @@ class MilvusBackend(Backend):
                 schema.add_field("code", DataType.BINARY_VECTOR, dim=config.bits)
                 schema.add_field("namespace", DataType.VARCHAR, max_length=1024)
                 schema.add_field("gen", DataType.INT64)
-                schema.add_field("qvec", DataType.VARCHAR, max_length=65535)
-                schema.add_field("hints", DataType.VARCHAR, max_length=65535)
+                # declared at their real bound: Milvus sizes segments from the declared lengths
+                schema.add_field("qvec", DataType.VARCHAR, max_length=_b64_len(config.dim))
+                schema.add_field("hints", DataType.VARCHAR, max_length=_b64_len(config.hint_bytes + 2))
                 schema.add_field("metadata", DataType.JSON)
                 schema.add_field("created", DataType.DOUBLE)
                 idx = c.prepare_index_params()
@@ -788,6 +789,11 @@ class MilvusBackend(Backend):
 
     def n_records(self) -> int:
         return self.count()
+
+
+def _b64_len(n_bytes: int) -> int:
+    """Characters of the base64 text of ``n_bytes`` bytes (padding included)."""
+    return 4 * max(1, -(-n_bytes // 3))
 
 
 def _code_bytes(v) -> bytes:

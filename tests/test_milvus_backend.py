@@ -9,6 +9,9 @@ the CLI on a ``milvus://`` store; nDCG on a SciFact subset equal to the local st
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -149,6 +152,29 @@ def test_failed_add_reports_ids(open_mem, monkeypatch):
     contract.check_failed_add_reports_ids(open_mem, monkeypatch)
 
 
+def test_bin_ivf_flat_index(store_uri):
+    """The URI's index option: BIN_IVF_FLAT lists (nprobe = nlist here, so the search is exhaustive)."""
+    opened = []
+
+    def open_(**kw):
+        opened.append(Memory(store_uri + "?index=BIN_IVF_FLAT&nlist=2&nprobe=2", **kw))
+        return opened[-1]
+
+    try:
+        contract.check_add_search_get(open_)
+        from pymilvus import MilvusClient
+
+        c = MilvusClient(uri=opened[0].backend.opts["address"])
+        try:
+            described = c.describe_index(opened[0].backend.name, "code")
+        finally:
+            c.close()
+        assert described["index_type"] == "BIN_IVF_FLAT" and described["metric_type"] == "HAMMING"
+    finally:
+        for m in opened:
+            m.close()
+
+
 def test_missing_store_and_unsupported_settings(store_uri, open_mem):
     with pytest.raises(StoreError, match="no store at"):
         Memory(store_uri, create=False)
@@ -199,9 +225,15 @@ def test_server_going_away_mid_search_and_mid_add_loses_nothing_acknowledged(mil
             mem.search("topic 3", k=5)
         assert "\n" not in str(searching.value) and "Milvus at milvus://127.0.0.1" in str(searching.value)
         failed = getattr(err, "failed_ids", [])
+        cli = subprocess.run([str(Path(sys.executable).parent / "hashmem"), "--store", store_uri, "search", "topic"],
+                             capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "HASHMEM_MILVUS_TIMEOUT": "5", "HF_HUB_OFFLINE": "1"})
+        assert cli.returncode == 1 and cli.stdout == ""
+        assert len(cli.stderr.strip().splitlines()) == 1 and "Milvus at milvus://127.0.0.1" in cli.stderr, cli.stderr
     finally:
         mem.close()
         milvus_server.start()
+    monkeypatch.setenv("HASHMEM_MILVUS_TIMEOUT", "180")  # a restarted server loads its collections first
     with Memory(store_uri) as again:
         got = again.backend.fetch(acked)
         assert sorted(got) == sorted(acked), f"{len(acked) - len(got)} acknowledged passages lost"
@@ -252,7 +284,7 @@ def test_cli_on_a_milvus_store(store_uri, tmp_path, monkeypatch):
 # -- same results as the local backend ---------------------------------------------------------------
 
 
-def _scifact_subset(root: Path, n_queries: int = 150, n_docs: int = 1500) -> Path:
+def _scifact_subset(root: Path, n_queries: int = 100, n_docs: int = 1200) -> Path:
     """A BEIR-layout subset: the first queries with judgements, their relevant docs, and distractors."""
     qrels = [line.rstrip("\n").split("\t") for line in (DATA / "qrels.tsv").open()][1:]
     queries = {json.loads(line)["_id"]: line for line in (DATA / "queries.jsonl").open()}
@@ -288,3 +320,40 @@ def test_ndcg_on_scifact_equals_the_local_store(store_uri, tmp_path):
         assert out["config"]["hasher_fitted_on"] == 1024  # the same refit point on both
     assert scores["local"] > 0.5
     assert abs(scores["local"] - scores["milvus"]) <= 0.002, scores
+
+
+# -- the HTTP server and the decoders on a Milvus store ------------------------------------------------
+
+
+def test_http_server_and_recall_on_a_milvus_store(open_mem):
+    httpx = pytest.importorskip("httpx")
+    pytest.importorskip("fastapi")
+    from hashmem.server.app import create_app, running
+    from hashmem.server.service import Service
+
+    mem = open_mem()
+    service = Service(mem, decoder="extractive")
+    service.warm_up()
+    with running(create_app(service)) as url, httpx.Client(base_url=url, timeout=120) as c:
+        assert c.post("/v1/search", json={"query": "bees", "namespace": "scratch"}).status_code == 404
+        r = c.post("/v1/passages", json={"texts": ["Zed keeps bees on the roof in Lisbon.", "Zed's bees make honey."],
+                                         "namespace": "scratch", "metadata": [{"i": 0}, {"i": 1}]})
+        assert r.status_code == 201
+        ids = r.json()["ids"]
+        got = c.get(f"/v1/passages/{ids[0]}").json()
+        assert got["namespace"] == "scratch" and got["metadata"] == {"i": 0} and "Lisbon" in got["hints"]
+        hits = c.post("/v1/search", json={"query": "bees on a roof", "k": 2, "namespace": "scratch",
+                                          "recall": True}).json()["hits"]
+        assert hits[0]["id"] == ids[0] and "Lisbon" in json.dumps(hits[0])
+        assert c.get("/v1/stats").status_code == 200
+        assert c.delete(f"/v1/passages/{ids[0]}").json() == {"deleted": 1}
+        assert c.get(f"/v1/passages/{ids[0]}").status_code == 404
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 4, 48, 50, 383, 384, 4098])
+def test_varchar_bounds_hold_the_base64_they_are_declared_for(n):
+    import base64
+
+    from hashmem.memory.milvus_backend import _b64_len
+
+    assert len(base64.b64encode(b"\xff" * n)) <= _b64_len(n) <= len(base64.b64encode(b"\xff" * n)) + 4
