@@ -358,7 +358,12 @@ class MilvusServer:
         return list(self._guard.rewritten) if self._guard else []
 
     def start(self) -> MilvusServer:
-        """Start the server and wait until it answers `list_collections`.
+        """Start the server and wait until it answers pymilvus and has reloaded its collections.
+
+        Ready means `list_collections` answers, no collection is in the `Loading` state, and
+        every loaded collection answers a strong read (after a restart Milvus reloads the
+        collections that were loaded before it and replays its log; until then reads of them,
+        strong ones especially, time out).
 
         Returns:
             self.
@@ -480,6 +485,27 @@ class MilvusServer:
         text = text.replace("\netcd:\n", f"\netcd:\n  config:\n    path: {etcd_yaml}\n", 1)
         yaml.write_text(text)
 
+    @staticmethod
+    def _still_loading(client) -> list[str]:
+        """Collections the server is (re)loading: after a restart, the ones loaded before it."""
+        from pymilvus.client.types import LoadState
+
+        loading = []
+        for name in client.list_collections():
+            try:
+                state = client.get_load_state(name)["state"]
+            except Exception:  # dropped meanwhile
+                continue
+            if state == LoadState.Loading:
+                loading.append(name)
+            elif state == LoadState.Loaded:
+                try:  # a strong read answers only once the collection's channels have caught up
+                    client.query(name, filter="", output_fields=["count(*)"], consistency_level="Strong",
+                                 timeout=10)
+                except Exception:
+                    loading.append(name)
+        return loading
+
     def _last_log_line(self) -> str:
         if self._log is not None:
             self._log.flush()
@@ -505,8 +531,10 @@ class MilvusServer:
                 left = max(1.0, min(10.0, deadline - time.monotonic()))
                 client = MilvusClient(uri=self.http_uri, timeout=left)
                 try:
-                    client.list_collections()
-                    return
+                    loading = self._still_loading(client)
+                    if not loading:
+                        return
+                    last = f"collections still loading after the restart: {', '.join(loading)}"
                 finally:
                     client.close()
             except Exception as exc:  # not up yet: connection refused, not ready, ...
