@@ -171,7 +171,7 @@ class Memory:
             fingerprint=self.embedder.fingerprint(),
         )
         hasher = hashing.initial_hasher(method, dim=dim, bits=bits)
-        raw = hasher.to_bytes()
+        raw = hasher.to_bytes(compress=self.storage.batch_times)
         extra = {"hasher": raw}
         if config.fidelity == "llm":  # the coder's model and parameters, fixed from now on
             from .llmtier import META_KEY
@@ -591,7 +591,7 @@ class Memory:
         finally:
             if bar is not None:
                 bar.close()
-        raw = new.to_bytes()
+        raw = new.to_bytes(compress=self.storage.batch_times)  # format 3: compressed
         with self.storage.transaction() as c:
             self._refresh()
             if self.hasher.generation != base.generation:  # another process refitted meanwhile
