@@ -78,7 +78,7 @@ class Hasher:
         projection = _compact(self.projection)
         arrays = {"projection": projection}
         if compress and projection.dtype == np.float16:
-            planes = projection.astype("<f2").view(np.uint8).reshape(*projection.shape, 2)
+            planes = np.ascontiguousarray(projection, dtype="<f2").view(np.uint8).reshape(*projection.shape, 2)
             arrays = {"projection_planes": np.ascontiguousarray(np.moveaxis(planes, -1, 0))}
         (np.savez_compressed if compress else np.savez)(
             buf,

@@ -148,3 +148,6 @@ def test_compressed_archive_keeps_every_projection_value_in_fewer_bytes():
     p = np.full((16, 8), 0.1, np.float32)  # not float16 values: kept as float32, compressed or not
     odd = hashing.Hasher("lsh", 8, np.zeros(16, np.float32), p)
     assert np.array_equal(hashing.Hasher.from_bytes(odd.to_bytes(compress=True)).projection, p)
+    t = np.eye(16, dtype=np.float32)[:, ::2]  # a projection that is not C-contiguous
+    view = hashing.Hasher("sign", 8, np.zeros(16, np.float32), t)
+    assert np.array_equal(hashing.Hasher.from_bytes(view.to_bytes(compress=True)).projection, t)

@@ -401,6 +401,12 @@ def test_format_2_store_opens_searches_and_grows(mem, store_path, passages):
         lex = m.storage.load_lexicon()
         assert {"zanzibar", "Oman"} <= set(lex.ids) and len(lex.terms) == len(set(lex.terms))
         assert m.storage.conn.execute("SELECT count(*) FROM records WHERE typeof(created) = 'real'").fetchone()[0] == 9
+    conn = sqlite3.connect(store_path)
+    conn.execute("UPDATE records SET gen = gen + 1 WHERE id = 3")  # format 2 keeps a generation per record
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreCorruptError, match="another hashing fit"):
+        Memory(store_path)
 
 
 def test_format_1_store_opens_searches_and_grows(mem, store_path, passages):
