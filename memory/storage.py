@@ -685,8 +685,11 @@ class Storage:
 
     def live_ids(self, namespace: str, upto: int) -> np.ndarray:
         """int64 ids of a namespace's records with id <= upto, ascending."""
-        cur = self.conn.execute("SELECT id FROM records WHERE namespace = ? AND id <= ? ORDER BY id",
-                                (self._ns_key(namespace), upto))
+        key = self._ns_key(namespace)
+        if self.batch_times and not self._has_index():  # format 3, one namespace: every record is in it
+            cur = self.conn.execute("SELECT id FROM records WHERE id <= ? AND ? IS NOT NULL ORDER BY id", (upto, key))
+        else:
+            cur = self.conn.execute("SELECT id FROM records WHERE namespace = ? AND id <= ? ORDER BY id", (key, upto))
         parts = []
         while rows := cur.fetchmany(65536):
             parts.append(np.array([r[0] for r in rows], dtype=np.int64))
@@ -941,10 +944,11 @@ class Storage:
 
         Pages are attributed to b-trees through SQLite's ``dbstat`` table: the
         records' pages split into their ``code``, ``qvec``, ``hints`` and
-        ``metadata`` bytes (their own; interned sets are ``metadata_sets``) and ``records_other`` (id, namespace, time, generation,
-        row headers, free space in pages); ``namespace_index``; ``lexicon``;
-        ``settings`` (the meta table: config, hasher, quantizer, text-tier
-        dictionaries); ``text``; ``ivf_lists``; ``sqlite`` (schema and sequence);
+        ``metadata`` bytes (their own; interned sets are ``metadata_sets``) and ``records_other`` (id, namespace,
+        row headers, free space in pages; format 1 and 2 also time and generation); ``batch_times``
+        (format 3: the ``batches`` table); ``namespace_index``; ``lexicon``; ``settings`` (the meta
+        table: config, hasher, quantizer, text-tier dictionaries, format 3 namespace ids); ``text``;
+        ``ivf_lists``; ``sqlite`` (schema; formats 1 and 2 also the id sequence);
         ``free_pages``; ``wal`` (whatever the file and WAL hold beyond the
         database's pages). Without ``dbstat`` everything is ``unattributed``.
         """

@@ -473,6 +473,7 @@ def test_format_3_keeps_times_per_batch_and_makes_tables_on_need(store_path, pas
         assert len(ca) == len(cb) == 1 and t0 <= min(ca) < min(cb) <= time.time()
         assert st.conn.execute("SELECT count(*) FROM batches").fetchone()[0] == 2
         assert st.count() == 6 and st.count("default") == 6 and st.count("nobody") == 0
+        assert st.live_ids("default", b[1]).tolist() == a + b[:2] and len(st.live_ids("nobody", b[-1])) == 0
         assert m.namespaces() == {"default": 6}
         c = m.add(passages[6:], namespace="other")  # a second namespace brings the index
         plan = " ".join(r[-1] for r in st.conn.execute("EXPLAIN QUERY PLAN SELECT id FROM records WHERE namespace = 2"))
@@ -480,6 +481,7 @@ def test_format_3_keeps_times_per_batch_and_makes_tables_on_need(store_path, pas
         assert m.namespaces() == {"default": 6, "other": 2} and st.count("other") == 2 and st.count() == 8
         assert m.delete([b[-1], c[-1]]) == 2
         assert st.count() == 6 and st.count("other") == 1 and sorted(m.ids("default")) == a + b[:-1]
+        assert st.live_ids("default", c[-1]).tolist() == a + b[:-1] and st.live_ids("other", c[-1]).tolist() == c[:1]
         m.refit()
         assert st.get_meta("code_generation") == str(m.hasher.generation)
         assert {int(g) for *_, gens in st.iter_codes() for g in gens} == {m.hasher.generation}
