@@ -22,8 +22,9 @@ File layout (one SQLite database, WAL journal), format 3 (formats 1 and 2 below)
 - ``lexicon(block INTEGER PRIMARY KEY, terms BLOB, df BLOB)``: the lexicon in blocks
   of ``LEXICON_BLOCK`` consecutive term ids (block ``b`` holds ids ``b *
   LEXICON_BLOCK`` …); ``terms`` is zstd (level 19 once full, 3 while growing) of the
-  block's terms front-coded (``_front_encode``; a batch's new terms get consecutive
-  ids in sorted order, ``hints.Lexicon.observe``), ``df`` zstd of their document
+  block's terms front-coded (``_front_encode``: shared-prefix bytes, then the rests; a
+  batch's new terms get consecutive ids in sorted order, ``hints.Lexicon.observe``;
+  a growing block is coded again only for its new terms), ``df`` zstd of their document
   frequencies as a msgpack array (most take one byte). One copy of each term: no
   index on the term (the in-memory ``Lexicon`` maps term → id). A block is rewritten
   by a delete then an insert, so its old pages are reused at once.
@@ -197,6 +198,7 @@ class Storage:
         self._ns_names: dict[int, str] = {}  # namespace id → name, of committed namespaces
         self._term_blocks: dict[int, list[str]] = {}  # full lexicon blocks (immutable), decompressed
         self._partial_block: tuple = (None, -1, [])  # (lexicon_terms count, block, terms) of the last block
+        self._front_cache: tuple | None = None  # (block, terms, shared, rest) last written growing block
         self._remember_inode()
 
     def _has_index(self) -> bool:
@@ -807,6 +809,18 @@ class Storage:
                                     f"and {len(df)} frequencies")
         return terms, df
 
+    def _front_block(self, block: int, terms: list[str], known: int) -> bytes:
+        """The front-coded bytes of a format 3 lexicon block whose first ``known`` terms were there
+        before: the last growing block this handle wrote is kept, so only new terms are coded."""
+        cached = self._front_cache
+        if cached is not None and cached[0] == block and 0 < known == len(cached[1]) and cached[1] == terms[:known]:
+            more = _front_parts(terms[known:], cached[1][-1].encode("utf-8"))
+            shared, rest = cached[2] + more[0], cached[3] + more[1]
+        else:
+            shared, rest = _front_parts(terms)
+        self._front_cache = (block, terms, shared, rest) if len(terms) < self._lexicon_block() else None
+        return _front_pack(shared, rest)
+
     def _lexicon_block(self) -> int:
         """Term ids per lexicon block: format 3 keeps fewer, larger blocks (zstd sees more context)."""
         return LEXICON_BLOCK if self.batch_times else LEXICON_BLOCK_2
@@ -866,8 +880,8 @@ class Storage:
                     df = zstandard.compress(np.asarray(lex.df[lo:hi], dtype="<u4").tobytes(), 3)
                 if any(lo <= i < hi for i in new):  # a full block is compressed hard, once
                     level = 19 if hi - lo == size else 3
-                    raw = _front_encode(lex.terms[lo:hi]) if self.batch_times else \
-                        "\n".join(lex.terms[lo:hi]).encode("utf-8")
+                    raw = self._front_block(b, lex.terms[lo:hi], len(lex.terms) - len(new) - lo) \
+                        if self.batch_times else "\n".join(lex.terms[lo:hi]).encode("utf-8")
                     terms = zstandard.compress(raw, level)
                 elif self.batch_times:
                     terms = conn.execute("SELECT terms FROM lexicon WHERE block = ?", (b,)).fetchone()[0]
@@ -1051,21 +1065,31 @@ def _utf8(text: str) -> bool:
     return True
 
 
-def _front_encode(terms: Sequence[str]) -> bytes:
-    """Front coding of a lexicon block (format 3): per term, one byte counting the UTF-8 bytes it
-    shares with the previous term (at most 255), then the rest of its bytes and ``\\n``."""
-    out = bytearray()
-    prev = b""
+def _front_parts(terms: Sequence[str], prev: bytes = b"") -> tuple[bytes, list[bytes]]:
+    """Front coding of terms following ``prev`` (UTF-8): per term, the number of bytes it shares
+    with the term before (one byte, at most 255), and the rest of its bytes."""
+    shared = bytearray()
+    rest = []
     for term in terms:
         cur = term.encode("utf-8")
         k, top = 0, min(len(cur), len(prev), 255)
         while k < top and cur[k] == prev[k]:
             k += 1
-        out.append(k)
-        out += cur[k:]
-        out.append(10)
+        shared.append(k)
+        rest.append(cur[k:])
         prev = cur
-    return bytes(out)
+    return bytes(shared), rest
+
+
+def _front_pack(shared: bytes, rest: Sequence[bytes]) -> bytes:
+    """A format 3 lexicon block before zstd: the term count (uint32 little-endian), the shared
+    byte counts, then the rests joined by ``\\n`` (terms never hold a newline)."""
+    return len(shared).to_bytes(4, "little") + shared + b"\n".join(rest)
+
+
+def _front_encode(terms: Sequence[str]) -> bytes:
+    """A lexicon block's terms, front-coded (``_front_parts``, ``_front_pack``)."""
+    return _front_pack(*_front_parts(terms))
 
 
 def _front_decode(data: bytes) -> list[str]:
@@ -1074,18 +1098,21 @@ def _front_decode(data: bytes) -> list[str]:
     Raises:
         ValueError: the bytes are not a front-coded block.
     """
-    terms: list[str] = []
+    if len(data) < 4:
+        raise ValueError("a front-coded block starts with its term count")
+    n = int.from_bytes(data[:4], "little")
+    shared = data[4 : 4 + n]
+    rest = data[4 + n :].split(b"\n") if n else []
+    if len(shared) != n or len(rest) != n or (not n and len(data) > 4):
+        raise ValueError(f"a front-coded block of {n} terms holds {len(shared)} counts and {len(rest)} rests")
+    out = []
     prev = b""
-    pos = 0
-    while pos < len(data):
-        end = data.index(b"\n", pos + 1)  # ValueError when missing
-        k = data[pos]
+    for k, tail in zip(shared, rest, strict=True):
         if k > len(prev):
             raise ValueError(f"front-coded term shares {k} bytes with a {len(prev)}-byte term")
-        prev = prev[:k] + data[pos + 1 : end]
-        terms.append(prev.decode("utf-8"))
-        pos = end + 1
-    return terms
+        prev = prev[:k] + tail
+        out.append(prev)
+    return b"\n".join(out).decode("utf-8").split("\n") if out else []
 
 
 def _chunks(seq: list, n: int) -> Iterator[list]:

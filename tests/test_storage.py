@@ -472,6 +472,12 @@ def test_format_3_keeps_times_per_batch_and_makes_tables_on_need(store_path, pas
         ca, cb = {m.get(i).created for i in a}, {m.get(i).created for i in b}
         assert len(ca) == len(cb) == 1 and t0 <= min(ca) < min(cb) <= time.time()
         assert st.conn.execute("SELECT count(*) FROM batches").fetchone()[0] == 2
+        import zstandard
+
+        from hashmem.memory.storage import _front_encode
+
+        (blob,) = st.conn.execute("SELECT terms FROM lexicon").fetchone()  # grown by two adds, coded once each
+        assert zstandard.decompress(blob) == _front_encode(st.load_lexicon().terms)
         assert st.count() == 6 and st.count("default") == 6 and st.count("nobody") == 0
         assert st.live_ids("default", b[1]).tolist() == a + b[:2] and len(st.live_ids("nobody", b[-1])) == 0
         assert m.namespaces() == {"default": 6}
@@ -502,6 +508,9 @@ def test_front_coded_lexicon_blocks_round_trip():
              "Zürich", "Zürichsee", "日本", "日本語"]
     assert _front_decode(_front_encode(terms)) == terms
     assert _front_decode(_front_encode([])) == []
-    assert len(_front_encode(["international", "internationally"])) == 1 + 13 + 1 + 1 + 2 + 1
-    with pytest.raises(ValueError):
-        _front_decode(bytes([5]) + b"abc\n")  # shares 5 bytes with nothing
+    assert _front_encode(["international", "internationally"]) == b"\x02\0\0\0\x00\x0dinternational\nly"
+    for bad in (bytes([1, 0, 0, 0, 5]) + b"abc",  # shares 5 bytes with nothing
+                bytes([2, 0, 0, 0, 0, 0]) + b"abc",  # two terms, one rest
+                b"\0\0"):  # no count
+        with pytest.raises(ValueError):
+            _front_decode(bad)
