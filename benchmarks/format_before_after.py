@@ -9,9 +9,11 @@ a real store file (``store_path``), the cached corpus embeddings
 embedder, in its own process: the "before" side imports the other revision's code, exported
 with ``git archive`` into a temporary directory laid out as the ``hashmem`` package. Reported
 per side: the store's format version, nDCG@10 and recall@10, the file's bytes per passage by
-part (``Memory.stats().file_parts``), and a digest of every query's ranked ids, so equal
-digests mean identical rankings. The two runs take turns on the same machine; only sizes and
-retrieval figures are compared, no timings.
+part (``Memory.stats().file_parts``), a digest of every query's ranked ids, so equal
+digests mean identical rankings, and then, on the built store, the median milliseconds of
+30 one-passage adds (given embeddings, two new words each: the lexicon grows every time;
+the first add is also reported, it reads the lexicon) and of 200 searches. The two sides
+run one after the other on the same (shared, busy) machine: the timing ratios are rough.
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "scifact-train"
 CACHE = Path(os.environ.get("HASHMEM_BENCH_CACHE", "/tmp/hashmem-bench-cache"))
 SUBPACKAGES = ("memory", "decoders", "cli", "server", "integrations")
+ADDS, SEARCHES = 30, 200
 
 
 def child(out: Path) -> None:
@@ -48,6 +52,16 @@ def child(out: Path) -> None:
                         return_runs=True, progress=False)
         with Memory(path, create=False) as mem:
             st = mem.stats()
+            add_ms, search_ms = [], []  # one-passage adds (new words each) and searches on the built store
+            rng = np.random.default_rng(0)
+            for i in range(ADDS):
+                t = time.perf_counter()
+                mem.add([f"Note {i}: zqx{i}ab and wyv{i}cd were measured again."], embeddings=docs[i : i + 1])
+                add_ms.append(1000 * (time.perf_counter() - t))
+            for q in docs[rng.choice(len(docs), SEARCHES, replace=False)]:
+                t = time.perf_counter()
+                mem.search_embeddings(q[None, :], 10)
+                search_ms.append(1000 * (time.perf_counter() - t))
     run = r["runs"]["binary+int8"]
     digest = hashlib.sha256(json.dumps(run, sort_keys=True).encode()).hexdigest()[:16]
     m = r["methods"]["binary+int8"]
@@ -62,6 +76,9 @@ def child(out: Path) -> None:
         "bytes_per_passage": round(st.file_bytes / st.records, 1),
         "file_parts_per_passage": {k: round(v / st.records, 1) for k, v in (st.file_parts or {}).items()},
         "parts_sum_over_file": round(sum(st.file_parts.values()) / st.file_bytes, 4),
+        "one_passage_add_ms_median": round(float(np.median(add_ms)), 2),
+        "one_passage_add_ms_first": round(add_ms[0], 2),
+        "search_ms_median": round(float(np.median(search_ms)), 3),
     }))
 
 
@@ -114,7 +131,10 @@ def main() -> None:
     result = {"dataset": "scifact-train", "before_revision": f"{args.before} {rev}", "before": before, "after": after,
               "identical_rankings": before["rankings_digest"] == after["rankings_digest"],
               "ndcg@10_change": round(after["ndcg@10"] - before["ndcg@10"], 6),
-              "bytes_per_passage_change": round(after["bytes_per_passage"] - before["bytes_per_passage"], 1)}
+              "bytes_per_passage_change": round(after["bytes_per_passage"] - before["bytes_per_passage"], 1),
+              "one_passage_add_median_after_over_before": round(after["one_passage_add_ms_median"]
+                                                                / before["one_passage_add_ms_median"], 2),
+              "search_median_after_over_before": round(after["search_ms_median"] / before["search_ms_median"], 2)}
     print(json.dumps({k: v for k, v in result.items() if k not in ("before", "after")}))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -17,8 +17,8 @@ File layout (one SQLite database, WAL journal), format 3 (formats 1 and 2 below)
   Ids are assigned from ``last_id`` and never reused.
 - ``batches(first_id INTEGER PRIMARY KEY, created REAL)``: the Unix time of each
   inserted batch; a record's creation time is its batch's (the batch with the
-  largest ``first_id`` ≤ its id). 8 B per record less than a time per record, ~16 B
-  more per batch (a one-passage add pays ~7 B more than format 2).
+  largest ``first_id`` ≤ its id): 8 B per record less than a time per record, and by
+  SQLite's row layout ~16 B per batch (so a one-passage add takes ~7 B more than in format 2).
 - ``lexicon(block INTEGER PRIMARY KEY, terms BLOB, df BLOB)``: the lexicon in blocks
   of ``LEXICON_BLOCK`` consecutive term ids (block ``b`` holds ids ``b *
   LEXICON_BLOCK`` …); ``terms`` is zstd (level 19 once full, 3 while growing) of the
@@ -97,7 +97,7 @@ CREATE TABLE records (
     hints BLOB NOT NULL
 );
 CREATE TABLE batches (first_id INTEGER PRIMARY KEY, created REAL NOT NULL);
-CREATE TABLE lexicon (block INTEGER PRIMARY KEY, terms BLOB NOT NULL, df BLOB NOT NULL);
+CREATE TABLE lexicon (block INTEGER PRIMARY KEY, terms BLOB NOT NULL, df BLOB NOT NULL, tail BLOB);
 """
 # created when first needed (format 3); format 1 and 2 stores have them from the start
 _META_SETS = "CREATE TABLE IF NOT EXISTS meta_sets (id INTEGER PRIMARY KEY, json TEXT NOT NULL)"
@@ -111,6 +111,7 @@ _INT64_MAX = 2**63 - 1
 PAGE_SIZE = 16384
 LEXICON_BLOCK = 65536  # term ids per lexicon block (format 3)
 LEXICON_BLOCK_2 = 8192  # term ids per lexicon block of a format 2 store
+LEXICON_TAIL = 8192  # format 3: a growing block's newest terms, compressed apart until there are more
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,7 @@ class Storage:
         self._ns_names: dict[int, str] = {}  # namespace id → name, of committed namespaces
         self._term_blocks: dict[int, list[str]] = {}  # full lexicon blocks (immutable), decompressed
         self._partial_block: tuple = (None, -1, [])  # (lexicon_terms count, block, terms) of the last block
-        self._front_cache: tuple | None = None  # (block, terms, shared, rest) last written growing block
+        self._front_cache: tuple | None = None  # ((block, start), terms, shared, rest) last coded
         self._remember_inode()
 
     def _has_index(self) -> bool:
@@ -770,10 +771,11 @@ class Storage:
         lex = Lexicon(n_docs=int(self.get_meta("lexicon_docs") or 0))
         if self.lexicon_blocks:
             size = self._lexicon_block()
-            for expected, (b, terms_blob, df_blob) in enumerate(
-                self.conn.execute("SELECT block, terms, df FROM lexicon ORDER BY block")
+            tail = "tail" if self.batch_times else "NULL"
+            for expected, (b, terms_blob, df_blob, tail_blob) in enumerate(
+                self.conn.execute(f"SELECT block, terms, df, {tail} FROM lexicon ORDER BY block")
             ):
-                terms, df = self._unpack_block(b, terms_blob, df_blob)
+                terms, df = self._unpack_block(b, terms_blob, df_blob, tail_blob)
                 if b != expected or (len(lex.terms) % size and terms):
                     raise StoreCorruptError(f"{self.path}: the lexicon has a gap at block {expected}")
                 lex.terms += terms
@@ -791,13 +793,16 @@ class Storage:
             lex.df.append(df)
         return lex
 
-    def _unpack_block(self, block: int, terms_blob: bytes, df_blob: bytes) -> tuple[list[str], np.ndarray]:
+    def _unpack_block(self, block: int, terms_blob: bytes, df_blob: bytes,
+                      tail_blob: bytes | None = None) -> tuple[list[str], np.ndarray]:
         import msgpack
         import zstandard
 
         try:
             if self.batch_times:  # format 3: front-coded terms, msgpack frequencies
                 terms = _front_decode(zstandard.decompress(terms_blob))
+                if tail_blob:
+                    terms += _front_decode(zstandard.decompress(tail_blob))
                 df = np.asarray(msgpack.unpackb(zstandard.decompress(df_blob)), dtype=np.int64)
             else:
                 terms = zstandard.decompress(terms_blob).decode("utf-8").split("\n")
@@ -809,16 +814,42 @@ class Storage:
                                     f"and {len(df)} frequencies")
         return terms, df
 
-    def _front_block(self, block: int, terms: list[str], known: int) -> bytes:
-        """The front-coded bytes of a format 3 lexicon block whose first ``known`` terms were there
-        before: the last growing block this handle wrote is kept, so only new terms are coded."""
+    def _grow_block(self, conn: sqlite3.Connection, block: int, terms: list[str],
+                    known: int) -> tuple[bytes, bytes | None]:
+        """(terms, tail) blobs of a format 3 lexicon block whose first ``known`` terms were stored before.
+
+        A full block is front-coded and compressed hard (zstd 19), once. A growing block keeps
+        its older terms in ``terms`` (zstd 9) and its newest (at most ``LEXICON_TAIL``) in
+        ``tail`` (zstd 3): an add codes and compresses only the tail, and the whole block again
+        once the tail outgrows ``LEXICON_TAIL``.
+        """
+        import zstandard
+
+        row = conn.execute("SELECT terms, tail FROM lexicon WHERE block = ?", (block,)).fetchone() \
+            if known > 0 else None
+        if row is not None and known >= len(terms):  # no new terms here: only the frequencies change
+            return row[0], row[1]
+        if len(terms) == self._lexicon_block():
+            return zstandard.compress(self._front_coded(block, 0, terms, 0), 19), None
+        if row is not None:
+            in_tail = int.from_bytes(zstandard.decompress(row[1])[:4], "little") if row[1] else 0
+            sealed = known - in_tail
+            if len(terms) - sealed <= LEXICON_TAIL:
+                tail = self._front_coded(block, sealed, terms[sealed:], in_tail)
+                return row[0], zstandard.compress(tail, 3)
+        return zstandard.compress(self._front_coded(block, 0, terms, max(known, 0)), 9), None
+
+    def _front_coded(self, block: int, start: int, terms: list[str], known: int) -> bytes:
+        """``_front_encode(terms)`` (terms from id ``block * size + start`` on), of which the first
+        ``known`` were coded before: the last part this handle coded is kept, so only new terms are."""
         cached = self._front_cache
-        if cached is not None and cached[0] == block and 0 < known == len(cached[1]) and cached[1] == terms[:known]:
+        if cached is not None and cached[0] == (block, start) and 0 < known == len(cached[1]) \
+                and cached[1] == terms[:known]:
             more = _front_parts(terms[known:], cached[1][-1].encode("utf-8"))
             shared, rest = cached[2] + more[0], cached[3] + more[1]
         else:
             shared, rest = _front_parts(terms)
-        self._front_cache = (block, terms, shared, rest) if len(terms) < self._lexicon_block() else None
+        self._front_cache = ((block, start), terms, shared, rest)
         return _front_pack(shared, rest)
 
     def _lexicon_block(self) -> int:
@@ -837,10 +868,11 @@ class Storage:
             missing = [b for b in blocks if b not in self._term_blocks and not (partial and partial[1] == b)]
             for chunk in _chunks(missing, 900):
                 q = ",".join("?" * len(chunk))
-                for b, terms_blob, df_blob in self.conn.execute(
-                    f"SELECT block, terms, df FROM lexicon WHERE block IN ({q})", chunk
+                tail = "tail" if self.batch_times else "NULL"
+                for b, terms_blob, df_blob, tail_blob in self.conn.execute(
+                    f"SELECT block, terms, df, {tail} FROM lexicon WHERE block IN ({q})", chunk
                 ):
-                    terms, _ = self._unpack_block(b, terms_blob, df_blob)
+                    terms, _ = self._unpack_block(b, terms_blob, df_blob, tail_blob)
                     if len(terms) == size:  # a full block never changes again
                         self._term_blocks[b] = terms
                     else:
@@ -878,20 +910,18 @@ class Storage:
                     df = zstandard.compress(msgpack.packb(lex.df[lo:hi]), 3)
                 else:
                     df = zstandard.compress(np.asarray(lex.df[lo:hi], dtype="<u4").tobytes(), 3)
-                if any(lo <= i < hi for i in new):  # a full block is compressed hard, once
-                    level = 19 if hi - lo == size else 3
-                    raw = self._front_block(b, lex.terms[lo:hi], len(lex.terms) - len(new) - lo) \
-                        if self.batch_times else "\n".join(lex.terms[lo:hi]).encode("utf-8")
-                    terms = zstandard.compress(raw, level)
-                elif self.batch_times:
-                    terms = conn.execute("SELECT terms FROM lexicon WHERE block = ?", (b,)).fetchone()[0]
+                if self.batch_times:
+                    terms, tail = self._grow_block(conn, b, lex.terms[lo:hi], len(lex.terms) - len(new) - lo)
+                    # delete first: its pages are free for the new row (a replace fills the new row's
+                    # pages before it frees the old ones, and leaves a block's worth of free pages)
+                    conn.execute("DELETE FROM lexicon WHERE block = ?", (b,))
+                    conn.execute("INSERT INTO lexicon(block, terms, df, tail) VALUES (?, ?, ?, ?)", (b, terms, df, tail))
+                elif any(lo <= i < hi for i in new):  # a full block is compressed hard, once
+                    terms = zstandard.compress("\n".join(lex.terms[lo:hi]).encode("utf-8"), 19 if hi - lo == size else 3)
+                    conn.execute("DELETE FROM lexicon WHERE block = ?", (b,))
+                    conn.execute("INSERT INTO lexicon(block, terms, df) VALUES (?, ?, ?)", (b, terms, df))
                 else:
                     conn.execute("UPDATE lexicon SET df = ? WHERE block = ?", (df, b))
-                    continue
-                # delete first: its pages are free for the new row (a replace fills the new row's
-                # pages before it frees the old ones, and leaves a block's worth of free pages)
-                conn.execute("DELETE FROM lexicon WHERE block = ?", (b,))
-                conn.execute("INSERT INTO lexicon(block, terms, df) VALUES (?, ?, ?)", (b, terms, df))
             self.set_meta(conn, "lexicon_docs", str(lex.n_docs))
             self.set_meta(conn, "lexicon_terms", str(len(lex.terms)))
             return

@@ -243,6 +243,24 @@ def test_lexicon_spanning_blocks_survives_reopen(store_path, passages, monkeypat
         m.add(passages[:4])
         m.add(passages[4:])
         before = m.lexicon
+    monkeypatch.setattr(storage, "LEXICON_BLOCK", 40)  # a growing block with a tail, sealed when it outgrows 25
+    monkeypatch.setattr(storage, "LEXICON_TAIL", 25)
+    store_path.unlink()
+    with Memory(store_path) as m:
+        seen = set()
+        for p in passages:
+            m.add([p])
+            rows = m.storage.conn.execute("SELECT block, tail IS NOT NULL FROM lexicon").fetchall()
+            seen |= {t for _, t in rows}
+            assert not any(t for b, t in rows if b < len(rows) - 1)  # full blocks have no tail
+            assert m.storage.load_lexicon().terms == m.lexicon.terms
+        assert seen == {0, 1} and len(rows) > 1
+    store_path.unlink()
+    monkeypatch.setattr(storage, "LEXICON_BLOCK", 5)
+    with Memory(store_path) as m:
+        m.add(passages[:4])
+        m.add(passages[4:])
+        before = m.lexicon
         hits = m.search("Nobel Prize chemistry", k=1)
     with Memory(store_path) as m:
         after = m.storage.load_lexicon()
@@ -476,8 +494,11 @@ def test_format_3_keeps_times_per_batch_and_makes_tables_on_need(store_path, pas
 
         from hashmem.memory.storage import _front_encode
 
-        (blob,) = st.conn.execute("SELECT terms FROM lexicon").fetchone()  # grown by two adds, coded once each
-        assert zstandard.decompress(blob) == _front_encode(st.load_lexicon().terms)
+        blob, tail = st.conn.execute("SELECT terms, tail FROM lexicon").fetchone()  # the second add: a tail
+        lex = st.load_lexicon()
+        assert zstandard.decompress(blob) == _front_encode(lex.terms[: len(lex.terms) - len(st._front_cache[1])])
+        assert zstandard.decompress(tail) == _front_encode(st._front_cache[1]) and st._front_cache[1] == lex.terms[-len(
+            st._front_cache[1]):]
         assert st.count() == 6 and st.count("default") == 6 and st.count("nobody") == 0
         assert st.live_ids("default", b[1]).tolist() == a + b[:2] and len(st.live_ids("nobody", b[-1])) == 0
         assert m.namespaces() == {"default": 6}
