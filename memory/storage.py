@@ -19,12 +19,14 @@ File layout (one SQLite database, WAL journal), format 3 (formats 1 and 2 below)
   inserted batch; a record's creation time is its batch's (the batch with the
   largest ``first_id`` ≤ its id): 8 B per record less than a time per record, and by
   SQLite's row layout ~16 B per batch (so a one-passage add takes ~7 B more than in format 2).
-- ``lexicon(block INTEGER PRIMARY KEY, terms BLOB, df BLOB)``: the lexicon in blocks
-  of ``LEXICON_BLOCK`` consecutive term ids (block ``b`` holds ids ``b *
-  LEXICON_BLOCK`` …); ``terms`` is zstd (level 19 once full, 3 while growing) of the
-  block's terms front-coded (``_front_encode``: shared-prefix bytes, then the rests; a
-  batch's new terms get consecutive ids in sorted order, ``hints.Lexicon.observe``;
-  a growing block is coded again only for its new terms), ``df`` zstd of their document
+- ``lexicon(block INTEGER PRIMARY KEY, terms BLOB, df BLOB, tail BLOB)``: the lexicon in
+  blocks of ``LEXICON_BLOCK`` consecutive term ids (block ``b`` holds ids ``b *
+  LEXICON_BLOCK`` …); ``terms`` is zstd of the block's terms front-coded
+  (``_front_encode``: shared-prefix bytes, then the rests; a batch's new terms get
+  consecutive ids in sorted order, ``hints.Lexicon.observe``): level 19 once the block
+  is full; while it grows, its older terms at level 9 and its newest (at most
+  ``LEXICON_TAIL``) in ``tail`` at level 3, so an add compresses only the tail
+  (``Storage._grow_block``). ``df`` is zstd of their document
   frequencies as a msgpack array (most take one byte). One copy of each term: no
   index on the term (the in-memory ``Lexicon`` maps term → id). A block is rewritten
   by a delete then an insert, so its old pages are reused at once.
