@@ -27,7 +27,7 @@ File layout (one SQLite database, WAL journal), format 3 (formats 1 and 2 below)
   is full; while it grows, its older terms at level 9 and its newest (at most
   ``LEXICON_TAIL``) in ``tail`` at level 3, so an add compresses only the tail
   (``Storage._grow_block``). ``df`` is zstd of their document
-  frequencies as a msgpack array (most take one byte). One copy of each term: no
+  frequencies (``_pack_df``: one byte each, larger ones listed after). One copy of each term: no
   index on the term (the in-memory ``Lexicon`` maps term → id). A block is rewritten
   by a delete then an insert, so its old pages are reused at once.
 - created on first need: ``meta_sets(id INTEGER PRIMARY KEY, json TEXT)``: metadata
@@ -797,19 +797,18 @@ class Storage:
 
     def _unpack_block(self, block: int, terms_blob: bytes, df_blob: bytes,
                       tail_blob: bytes | None = None) -> tuple[list[str], np.ndarray]:
-        import msgpack
         import zstandard
 
         try:
-            if self.batch_times:  # format 3: front-coded terms, msgpack frequencies
+            if self.batch_times:  # format 3: front-coded terms, one-byte frequencies
                 terms = _front_decode(zstandard.decompress(terms_blob))
                 if tail_blob:
                     terms += _front_decode(zstandard.decompress(tail_blob))
-                df = np.asarray(msgpack.unpackb(zstandard.decompress(df_blob)), dtype=np.int64)
+                df = _unpack_df(zstandard.decompress(df_blob))
             else:
                 terms = zstandard.decompress(terms_blob).decode("utf-8").split("\n")
                 df = np.frombuffer(zstandard.decompress(df_blob), dtype="<u4")
-        except (zstandard.ZstdError, UnicodeDecodeError, ValueError, msgpack.ExtraData) as e:
+        except (zstandard.ZstdError, UnicodeDecodeError, ValueError) as e:
             raise StoreCorruptError(f"{self.path}: lexicon block {block} is unreadable ({e})") from e
         if len(terms) != len(df) or len(terms) > self._lexicon_block():
             raise StoreCorruptError(f"{self.path}: lexicon block {block} holds {len(terms)} terms "
@@ -897,7 +896,6 @@ class Storage:
         """Persist new terms and changed document frequencies inside the caller's transaction."""
         new = set(new_ids)
         if self.lexicon_blocks:
-            import msgpack
             import zstandard
 
             # blocks are rewritten whole: refuse to write over terms another writer added since we loaded
@@ -908,8 +906,8 @@ class Storage:
             size = self._lexicon_block()
             for b in sorted({i // size for i in new | touched}):
                 lo, hi = b * size, min((b + 1) * size, len(lex.terms))
-                if self.batch_times:  # format 3: most frequencies take one msgpack byte
-                    df = zstandard.compress(msgpack.packb(lex.df[lo:hi]), 3)
+                if self.batch_times:  # format 3: most frequencies take one byte
+                    df = zstandard.compress(_pack_df(lex.df[lo:hi]), 3)
                 else:
                     df = zstandard.compress(np.asarray(lex.df[lo:hi], dtype="<u4").tobytes(), 3)
                 if self.batch_times:
@@ -1095,6 +1093,36 @@ def _utf8(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _pack_df(df: Sequence[int]) -> bytes:
+    """Document frequencies of a format 3 lexicon block before zstd: their count (uint32
+    little-endian), one byte each (255: look further), then (position, frequency) uint32 pairs
+    of those of 255 or more. Most are 1 or 2."""
+    a = np.asarray(df, dtype=np.int64)
+    big = np.flatnonzero(a >= 255)
+    pairs = np.stack([big, a[big]], axis=1).astype("<u4")
+    return len(a).to_bytes(4, "little") + np.minimum(a, 255).astype(np.uint8).tobytes() + pairs.tobytes()
+
+
+def _unpack_df(data: bytes) -> np.ndarray:
+    """int64 frequencies of ``_pack_df``'s bytes.
+
+    Raises:
+        ValueError: the bytes are not such a block.
+    """
+    if len(data) < 4:
+        raise ValueError("frequencies start with their count")
+    n = int.from_bytes(data[:4], "little")
+    if len(data) < 4 + n or (len(data) - 4 - n) % 8:
+        raise ValueError(f"{len(data)} bytes do not hold {n} frequencies")
+    small = np.frombuffer(data, dtype=np.uint8, count=n, offset=4)
+    pairs = np.frombuffer(data, dtype="<u4", offset=4 + n).reshape(-1, 2).astype(np.int64)
+    if not np.array_equal(np.flatnonzero(small == 255), pairs[:, 0]):
+        raise ValueError("the large frequencies do not match their places")
+    a = small.astype(np.int64)
+    a[pairs[:, 0]] = pairs[:, 1]
+    return a
 
 
 def _front_parts(terms: Sequence[str], prev: bytes = b"") -> tuple[bytes, list[bytes]]:

@@ -535,3 +535,18 @@ def test_front_coded_lexicon_blocks_round_trip():
                 b"\0\0"):  # no count
         with pytest.raises(ValueError):
             _front_decode(bad)
+
+
+def test_frequencies_pack_in_one_byte_each_and_large_ones_after():
+    import numpy as np
+
+    from hashmem.memory.storage import _pack_df, _unpack_df
+
+    df = [1, 2, 254, 255, 256, 70_000, 1, 2**32 - 1, 0]
+    packed = _pack_df(df)
+    assert len(packed) == 4 + len(df) + 8 * 4  # four of 255 or more
+    assert _unpack_df(packed).tolist() == df and _unpack_df(_pack_df([])).tolist() == []
+    assert len(_pack_df(np.ones(1000, int).tolist())) == 4 + 1000
+    for bad in (packed[:-1], packed[:4 + 3] + b"\x07" + packed[8:], b"\x01"):
+        with pytest.raises(ValueError):
+            _unpack_df(bad)
