@@ -1,9 +1,11 @@
 """Faults at the file level: corrupted, foreign, read-only, missing paths."""
 
+import io
 import os
 import sqlite3
 import time
 
+import numpy as np
 import pytest
 
 from hashmem.memory import Memory, StoreCorruptError, StoreError
@@ -416,6 +418,10 @@ def test_format_2_store_opens_searches_and_grows(mem, store_path, passages):
         assert hit.id == new[0] and "Oman" in hit.hints and hit.metadata == {"kind": "spice"}
         assert m.get(new[0]).created >= t0 - 1
         assert m.namespaces() == {"default": 8, "trade": 1}
+        m.refit()  # a format 2 store keeps the archive format 2 versions read
+        with np.load(io.BytesIO(m.storage.get_meta("hasher"))) as z:
+            assert "projection" in z.files and "projection_planes" not in z.files
+        assert m.search("cloves from Zanzibar", k=1, namespace="trade")[0].id == new[0]
         lex = m.storage.load_lexicon()
         assert {"zanzibar", "Oman"} <= set(lex.ids) and len(lex.terms) == len(set(lex.terms))
         assert m.storage.conn.execute("SELECT count(*) FROM records WHERE typeof(created) = 'real'").fetchone()[0] == 9
@@ -511,6 +517,8 @@ def test_format_3_keeps_times_per_batch_and_makes_tables_on_need(store_path, pas
         assert st.live_ids("default", c[-1]).tolist() == a + b[:-1] and st.live_ids("other", c[-1]).tolist() == c[:1]
         m.refit()
         assert st.get_meta("code_generation") == str(m.hasher.generation)
+        with np.load(io.BytesIO(st.get_meta("hasher"))) as z:  # compressed, float16 byte planes
+            assert "projection_planes" in z.files and "projection" not in z.files
         assert {int(g) for *_, gens in st.iter_codes() for g in gens} == {m.hasher.generation}
     with Memory(store_path, check=True) as m:
         new = m.add(["Zanzibar exports cloves and nutmeg to Oman."])
