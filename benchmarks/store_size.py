@@ -22,6 +22,11 @@
 
 Every store is created with ``Memory`` at default settings and closed (WAL
 checkpointed) before measuring; the figures are what ``Memory.stats()`` reports.
+
+``--page-sizes 4096 8192`` also builds the first SciFact store with those SQLite page
+sizes (the default is ``storage.PAGE_SIZE``), to compare. ``--keep DIR`` keeps the
+stores (``DIR/scifact-eval.db``, ``scifact-add.db``, ``mixed.db``) for other
+benchmarks (``benchmarks/namespace_index.py``).
 """
 
 from __future__ import annotations
@@ -129,6 +134,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--skip-mixed", action="store_true")
+    ap.add_argument("--page-sizes", type=int, nargs="*", default=[])
+    ap.add_argument("--keep", type=Path, default=None, help="keep the stores in this directory")
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from hashmem.memory.config import FORMAT_VERSION
@@ -140,17 +147,31 @@ def main() -> None:
         emb, source = np.load(cached), f"real all-MiniLM-L6-v2 embeddings ({cached})"
     else:
         emb, source = gaussian(len(sf), 384), "Gaussian draws (no cache)"
+    from hashmem.memory import storage
+
     with tempfile.TemporaryDirectory(prefix="hashmem-size-") as tmp:
+        where = args.keep or Path(tmp)
+        where.mkdir(parents=True, exist_ok=True)
+        result["page_size"] = storage.PAGE_SIZE
         result["scifact_eval_metadata"] = {"embeddings": source,
-                                           **build(Path(tmp) / "a.db", [(t, m) for t, m, _ in sf], emb)}
+                                           **build(where / "scifact-eval.db", [(t, m) for t, m, _ in sf], emb)}
         print(json.dumps(result["scifact_eval_metadata"]), flush=True)
+        default = storage.PAGE_SIZE
+        for size in args.page_sizes:
+            storage.PAGE_SIZE = size
+            try:
+                r = build(Path(tmp) / f"page{size}.db", [(t, m) for t, m, _ in sf], emb)
+            finally:
+                storage.PAGE_SIZE = default
+            result.setdefault("scifact_eval_metadata_page_size", {})[size] = r
+            print(size, json.dumps(r), flush=True)
         result["scifact_add_metadata"] = {"embeddings": source,
-                                          **build(Path(tmp) / "b.db", [(t, m) for t, _, m in sf], emb)}
+                                          **build(where / "scifact-add.db", [(t, m) for t, _, m in sf], emb)}
         print(json.dumps(result["scifact_add_metadata"]), flush=True)
         if not args.skip_mixed:
             rows = mixed_passages(args.n)
             result["mixed"] = {"embeddings": "Gaussian draws, unit-normalized (fixed-length parts: same bytes)",
-                               **build(Path(tmp) / "c.db", rows, gaussian(len(rows), 384, seed=1))}
+                               **build(where / "mixed.db", rows, gaussian(len(rows), 384, seed=1))}
             print(json.dumps(result["mixed"]), flush=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ DEFAULT_METHOD: HashMethod = "itq"
 DEFAULT_HINT_BYTES = 48
 DEFAULT_CANDIDATES = 100
 MAX_K = 10_000  # hits (and rerank candidates) per search
-FORMAT_VERSION = 2  # 2: compressed lexicon blocks, 16 KiB pages (1 still opens)
+FORMAT_VERSION = 3  # 3: creation time per batch, front-coded lexicon, tables and index on need (1, 2 still open)
 
 
 @dataclass(frozen=True)

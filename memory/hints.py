@@ -65,20 +65,23 @@ class Lexicon:
     df: list[int] = field(default_factory=list)
 
     def observe(self, docs: Iterable[set[str]]) -> list[int]:
-        """Count each set of distinct terms as one passage; return ids of new terms."""
-        new: list[int] = []
+        """Count each set of distinct terms as one passage; return ids of new terms.
+
+        The terms new to the lexicon get consecutive ids in sorted order (not in order of
+        appearance): neighbouring ids then share prefixes, so the stored lexicon blocks
+        compress better, and ids never depend on set order.
+        """
+        docs = list(docs)
+        fresh = sorted({t for terms in docs for t in terms if t not in self.ids})
+        base = len(self.terms)
+        self.ids.update((t, base + k) for k, t in enumerate(fresh))
+        self.terms += fresh
+        self.df += [0] * len(fresh)
         for terms in docs:
             self.n_docs += 1
-            for t in sorted(terms):  # sorted: term ids must not depend on set order
-                i = self.ids.get(t)
-                if i is None:
-                    i = len(self.terms)
-                    self.ids[t] = i
-                    self.terms.append(t)
-                    self.df.append(0)
-                    new.append(i)
-                self.df[i] += 1
-        return new
+            for t in terms:
+                self.df[self.ids[t]] += 1
+        return list(range(base, base + len(fresh)))
 
     def idf(self, term: str) -> float:
         i = self.ids.get(term)

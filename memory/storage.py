@@ -1,37 +1,57 @@
 """SQLite persistence: records, the store config, the lexicon; the only module that knows SQL.
 
-File layout (one SQLite database, WAL journal):
+File layout (one SQLite database, WAL journal), format 3 (formats 1 and 2 below):
 
-- ``meta(key TEXT PRIMARY KEY, value BLOB)``: ``application`` = "hashmem",
+- ``meta(key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID``: ``application`` = "hashmem",
   ``format_version`` (int as text), ``config`` (StoreConfig JSON), ``hasher``
-  and ``quantizer`` (``np.savez`` archives of float32 little-endian arrays),
-  ``lexicon_docs`` (passages the lexicon has counted).
-- ``records(id INTEGER PRIMARY KEY AUTOINCREMENT, namespace (id in ``namespaces``), created REAL (Unix
-  time), metadata TEXT (JSON object), code BLOB (packed bits, bits/8 bytes, see
-  ``hashing``), qvec BLOB (int8 × dim), hints BLOB (msgpack, see ``hints``),
-  gen INTEGER (hasher generation the code was made with))``. Ids are never reused.
-- ``lexicon(block INTEGER PRIMARY KEY, terms BLOB, df BLOB)`` (format 2): the
-  lexicon in blocks of ``LEXICON_BLOCK`` consecutive term ids (block ``b`` holds ids
-  ``b * LEXICON_BLOCK`` …); ``terms`` is zstd of the block's terms joined by
-  ``"\\n"`` (UTF-8), ``df`` zstd of their document frequencies, uint32 little-endian.
-  One copy of each term, compressed: no index on the term (the in-memory
-  ``Lexicon`` maps term → id). Format 1 stores keep ``terms(id INTEGER PRIMARY
-  KEY, term TEXT UNIQUE, df INTEGER)``, read and written as they are.
-- ``namespaces(id INTEGER PRIMARY KEY, name TEXT)`` (format 2): ``records.namespace``
-  holds the id (format 1 holds the name itself), so each record and the
-  ``(namespace, id)`` index keep a small integer instead of a string.
-- ``meta_sets(id INTEGER PRIMARY KEY, json TEXT)`` (format 2): metadata shared by
-  several records, stored once (interned): a record's metadata is its
+  (``np.savez_compressed`` archive; its float16 projection as two byte planes, see
+  ``hashing``) and ``quantizer`` (``np.savez`` archive), ``lexicon_docs`` (passages
+  the lexicon has counted), ``lexicon_terms`` (its terms), ``last_id`` (the highest
+  record id ever assigned), ``code_generation`` (hasher generation of every stored
+  code: a refit re-encodes all of them in one transaction), ``record_count``
+  (counting a table without an index reads all its pages), ``namespace:<name>``
+  (the namespace's id).
+- ``records(id INTEGER PRIMARY KEY, namespace INTEGER (id), metadata TEXT (JSON
+  object, compact), meta_set INTEGER, code BLOB (packed bits, bits/8 bytes, see
+  ``hashing``), qvec BLOB (int8 × dim), hints BLOB (msgpack, see ``hints``))``.
+  Ids are assigned from ``last_id`` and never reused.
+- ``batches(first_id INTEGER PRIMARY KEY, created REAL)``: the Unix time of each
+  inserted batch; a record's creation time is its batch's (the batch with the
+  largest ``first_id`` ≤ its id): 8 B per record less than a time per record, and by
+  SQLite's row layout ~16 B per batch (so a one-passage add takes ~7 B more than in format 2).
+- ``lexicon(block INTEGER PRIMARY KEY, terms BLOB, df BLOB, tail BLOB)``: the lexicon in
+  blocks of ``LEXICON_BLOCK`` consecutive term ids (block ``b`` holds ids ``b *
+  LEXICON_BLOCK`` …); ``terms`` is zstd of the block's terms front-coded
+  (``_front_encode``: shared-prefix bytes, then the rests; a batch's new terms get
+  consecutive ids in sorted order, ``hints.Lexicon.observe``): level 19 once the block
+  is full; while it grows, its older terms at level 9 and its newest (at most
+  ``LEXICON_TAIL``) in ``tail`` at level 3, so an add compresses only the tail
+  (``Storage._grow_block``). ``df`` is zstd of their document
+  frequencies (``_pack_df``: one byte each, larger ones listed after). One copy of each term: no
+  index on the term (the in-memory ``Lexicon`` maps term → id). A block is rewritten
+  by a delete then an insert, so its old pages are reused at once.
+- created on first need: ``meta_sets(id INTEGER PRIMARY KEY, json TEXT)``: metadata
+  shared by several records, stored once (interned): a record's metadata is its
   ``meta_set``'s JSON object (0: none) plus its own ``metadata``, with disjoint
   keys. A string value that two records of one batch share (``source`` of a
   file's passages, ``--meta`` values) goes to the set; the rest stays per record.
-  Sets are never deleted (they are few and small).
-- ``texts(id INTEGER PRIMARY KEY, body BLOB)``: exact passages, only for the
-  ``text`` fidelity tier.
+  Sets are never deleted (they are few and small). ``texts(id INTEGER PRIMARY KEY,
+  body BLOB)``: exact passages, only for the ``text`` fidelity tier.
+  ``ivf_lists(id INTEGER PRIMARY KEY, list INTEGER)``: see ``memory.partition``.
+  ``records_namespace`` (index on ``records(namespace)``): when a second namespace
+  appears; with one, every query by namespace reads the whole table anyway.
 
-Format 2 stores are created with 16 KiB pages (records of ~500 bytes waste ~12 % of a
-4 KiB page, ~1 % of a 16 KiB one). ``file_parts`` attributes every byte of the file to
-a part through SQLite's ``dbstat`` table.
+Format 2 stores (read and written in their own layout): ``meta`` with a rowid;
+``records`` with ``AUTOINCREMENT`` ids, ``created REAL`` and ``gen INTEGER`` per
+record; ``namespaces(id INTEGER PRIMARY KEY, name TEXT)``; every table and the
+``(namespace, id)`` index from the start; lexicon blocks of ``LEXICON_BLOCK_2``
+terms joined by ``"\\n"``, frequencies uint32 little-endian; an uncompressed hasher.
+Format 1 stores keep ``terms(id INTEGER PRIMARY KEY, term TEXT UNIQUE, df INTEGER)``,
+namespace names in ``records.namespace`` and no ``meta_sets``.
+
+Stores are created with 16 KiB pages (measured against 4 and 8 KiB in
+``benchmarks/store_size.py``: records of ~500 bytes waste more of smaller pages).
+``file_parts`` attributes every byte of the file to a part through SQLite's ``dbstat`` table.
 
 Every write happens in one ``BEGIN IMMEDIATE … COMMIT`` transaction, so a killed
 process loses at most the batch it was writing; creating a store is one such
@@ -68,31 +88,32 @@ from .errors import ConfigError, StoreCorruptError, StoreError
 from .hints import Lexicon
 
 _SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE records (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,
     namespace INTEGER NOT NULL,
-    created REAL NOT NULL,
     metadata TEXT NOT NULL DEFAULT '{}',
     meta_set INTEGER NOT NULL DEFAULT 0,
     code BLOB NOT NULL,
     qvec BLOB NOT NULL,
-    hints BLOB NOT NULL,
-    gen INTEGER NOT NULL
+    hints BLOB NOT NULL
 );
-CREATE INDEX records_namespace ON records(namespace, id);
-CREATE TABLE namespaces (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
-CREATE TABLE meta_sets (id INTEGER PRIMARY KEY, json TEXT NOT NULL);
-CREATE TABLE lexicon (block INTEGER PRIMARY KEY, terms BLOB NOT NULL, df BLOB NOT NULL);
-CREATE TABLE texts (id INTEGER PRIMARY KEY, body BLOB NOT NULL);
-CREATE TABLE ivf_lists (id INTEGER PRIMARY KEY, list INTEGER NOT NULL);
+CREATE TABLE batches (first_id INTEGER PRIMARY KEY, created REAL NOT NULL);
+CREATE TABLE lexicon (block INTEGER PRIMARY KEY, terms BLOB NOT NULL, df BLOB NOT NULL, tail BLOB);
 """
-# tables added after format 1 stores were first written; created on opening such a store for writing
-_LATER_TABLES = "CREATE TABLE IF NOT EXISTS ivf_lists (id INTEGER PRIMARY KEY, list INTEGER NOT NULL);"
+# created when first needed (format 3); format 1 and 2 stores have them from the start
+_META_SETS = "CREATE TABLE IF NOT EXISTS meta_sets (id INTEGER PRIMARY KEY, json TEXT NOT NULL)"
+_TEXTS = "CREATE TABLE IF NOT EXISTS texts (id INTEGER PRIMARY KEY, body BLOB NOT NULL)"
+_IVF_LISTS = "CREATE TABLE IF NOT EXISTS ivf_lists (id INTEGER PRIMARY KEY, list INTEGER NOT NULL)"
+_NS_INDEX = "CREATE INDEX IF NOT EXISTS records_namespace ON records(namespace)"
+_NS_PREFIX = "namespace:"  # format 3: meta key of a namespace's id
+_NS_RANGE = "key >= 'namespace:' AND key < 'namespace;'"  # ';' follows ':'
 BUSY_TIMEOUT = 30.0  # seconds a writer waits for another process's write lock
 _INT64_MAX = 2**63 - 1
 PAGE_SIZE = 16384
-LEXICON_BLOCK = 8192  # term ids per lexicon block
+LEXICON_BLOCK = 65536  # term ids per lexicon block (format 3)
+LEXICON_BLOCK_2 = 8192  # term ids per lexicon block of a format 2 store
+LEXICON_TAIL = 8192  # format 3: a growing block's newest terms, compressed apart until there are more
 
 
 @dataclass(frozen=True)
@@ -169,15 +190,42 @@ class Storage:
                 raise StoreCorruptError(f"{self.path} is not a hashmem store or is corrupted ({e})") from e
             raise StoreError(_describe(self.path, e)) from e
         self.is_new = not tables
-        if tables and not self.readonly and "ivf_lists" not in tables:
-            self.conn.execute(_LATER_TABLES)
-        self.has_ivf_lists = not tables or not self.readonly or "ivf_lists" in tables
+        self.batch_times = not tables or "batches" in tables  # format 3: creation times per batch
+        if tables and not self.batch_times and not self.readonly and "ivf_lists" not in tables:
+            self.conn.execute(_IVF_LISTS)  # format 1 stores predate the table: created on opening
+        self._tables = tables
         self.lexicon_blocks = not tables or "lexicon" in tables  # format 2; format 1 has ``terms``
-        self.meta_sets = not tables or "meta_sets" in tables  # format 2: interned metadata
-        self.namespace_ids = not tables or "namespaces" in tables  # format 2: records.namespace is an id
+        self.meta_sets = self.batch_times or "meta_sets" in tables  # format 2 and 3: interned metadata
+        # format 2 and 3: records.namespace is an id (format 2: table ``namespaces``, 3: meta ``namespace:<name>``)
+        self.namespace_ids = self.batch_times or "namespaces" in tables
         self._ns_names: dict[int, str] = {}  # namespace id → name, of committed namespaces
         self._term_blocks: dict[int, list[str]] = {}  # full lexicon blocks (immutable), decompressed
+        self._partial_block: tuple = (None, -1, [])  # (lexicon_terms count, block, terms) of the last block
+        self._front_cache: tuple | None = None  # ((block, start), terms, shared, rest) last coded
         self._remember_inode()
+
+    def _has_index(self) -> bool:
+        """Format 3: whether the namespace index exists (it does once a second namespace does)."""
+        if "records_namespace" in self._tables:
+            return True
+        found = self.conn.execute("SELECT 1 FROM sqlite_master WHERE type='index' AND name = 'records_namespace'"
+                                  ).fetchone()
+        if found and not self.conn.in_transaction:
+            self._tables.add("records_namespace")
+        return found is not None
+
+    def _has(self, table: str) -> bool:
+        """Whether a table created on first need (format 3: texts, ivf_lists) exists now.
+
+        Tables are never dropped, so a yes is remembered — unless seen inside a write
+        transaction, which may still roll back.
+        """
+        if table in self._tables:
+            return True
+        found = self.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name = ?", (table,)).fetchone()
+        if found and not self.conn.in_transaction:
+            self._tables.add(table)
+        return found is not None
 
     def _uri(self) -> str:
         quoted = urllib.parse.quote(str(self.path.absolute()))
@@ -275,6 +323,8 @@ class Storage:
 
     def last_id(self) -> int:
         """The highest record id ever assigned (ids are never reused); 0 for a new store."""
+        if self.batch_times:  # format 3: ids are assigned by insert, the last one kept in meta
+            return int(self.get_meta("last_id") or 0)
         row = self.conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'records'").fetchone()
         return 0 if row is None else int(row[0])
 
@@ -351,7 +401,12 @@ class Storage:
             ).fetchone()[0]
             if bad:
                 raise StoreCorruptError(f"{self.path}: {bad} records have codes or vectors of the wrong size")
-            if generation is not None:
+            if generation is not None and self.batch_times:
+                stored = self._generation()
+                if self.count() and stored != generation:
+                    raise StoreCorruptError(f"{self.path}: the records hold codes of another hashing fit "
+                                            f"(generation {stored}) than the stored one (generation {generation})")
+            elif generation is not None:
                 mixed = self.conn.execute(
                     "SELECT count(*) FROM records WHERE gen != ?", (generation,)
                 ).fetchone()[0]
@@ -382,25 +437,57 @@ class Storage:
         ids = []
         sets, own = self._intern_metadata(conn, metadata)
         ns = self._ns_key(namespace, conn=conn)
+        # format 3: the creation time is stored once per batch (``batches``) and the code generation
+        # once per store (meta ``code_generation``: a refit re-encodes every row in one transaction)
+        if self.batch_times:
+            self._set_generation(conn, gen)
+        cols = "namespace, metadata, code, qvec, hints" + (", id" if self.batch_times else ", gen, created")
+        cols += ", meta_set" if self.meta_sets else ""
+        sql = f"INSERT INTO records({cols}) VALUES ({', '.join('?' * (cols.count(',') + 1))})"
+        if self.batch_times:  # ids never reused: one past the last ever assigned
+            row = conn.execute("SELECT value FROM meta WHERE key = 'last_id'").fetchone()
+            first = int(row[0]) + 1 if row else 1
+            self.set_meta(conn, "last_id", str(first + len(hints) - 1))
+            self._add_count(conn, len(hints))
         for j in range(len(hints)):
             cur = conn.execute(
-                "INSERT INTO records(namespace, created, metadata, code, qvec, hints, gen"
-                f"{', meta_set' if self.meta_sets else ''}) VALUES (?, ?, ?, ?, ?, ?, ?{', ?' if self.meta_sets else ''})",
+                sql,
                 (
                     ns,
-                    now,
-                    json.dumps(own[j], ensure_ascii=False, sort_keys=True),
+                    json.dumps(own[j], ensure_ascii=False, sort_keys=True, separators=(",", ":")),
                     codes[j].tobytes(),
                     qvecs[j].tobytes(),
                     hints[j],
-                    gen,
+                    *((first + j,) if self.batch_times else (gen, now)),
                     *((sets[j],) if self.meta_sets else ()),
                 ),
             )
             ids.append(cur.lastrowid)
+        if self.batch_times and ids:
+            conn.execute("INSERT INTO batches(first_id, created) VALUES (?, ?)", (ids[0], now))
         if texts is not None:
+            conn.execute(_TEXTS)
             conn.executemany("INSERT INTO texts(id, body) VALUES (?, ?)", zip(ids, texts, strict=True))
         return ids
+
+    def _add_count(self, conn: sqlite3.Connection, n: int) -> None:
+        """Format 3: keep meta ``record_count`` (counting a table without an index reads all its pages)."""
+        conn.execute("INSERT INTO meta(key, value) VALUES ('record_count', ?) "
+                     "ON CONFLICT(key) DO UPDATE SET value = value + excluded.value", (n,))
+
+    def _generation(self) -> int:
+        """The generation of every code of a format 3 store (0 before the first record)."""
+        return int(self.get_meta("code_generation") or 0)
+
+    def _set_generation(self, conn: sqlite3.Connection, gen: int) -> None:
+        """Format 3: note the generation of codes being inserted; refuse a second one beside stored rows."""
+        row = conn.execute("SELECT value FROM meta WHERE key = 'code_generation'").fetchone()
+        if row is not None and int(row[0]) == gen:
+            return
+        if row is not None and conn.execute("SELECT 1 FROM records LIMIT 1").fetchone():
+            raise StoreError(f"{self.path}: codes of generation {gen} cannot join the stored ones of "
+                             f"generation {int(row[0])}; reopen the store")
+        self.set_meta(conn, "code_generation", str(int(gen)))
 
     def _ns_key(self, name: str, *, conn: sqlite3.Connection | None = None) -> int | str | None:
         """What ``records.namespace`` holds for a name: its id (format 2; None if unknown), or the name.
@@ -409,6 +496,15 @@ class Storage:
         """
         if not self.namespace_ids:
             return name
+        if self.batch_times:  # format 3: meta rows ``namespace:<name>`` → id
+            row = (conn or self.conn).execute("SELECT value FROM meta WHERE key = ?", (_NS_PREFIX + name,)).fetchone()
+            if row is None and conn is not None:
+                n = conn.execute(f"SELECT count(*) FROM meta WHERE {_NS_RANGE}").fetchone()[0]
+                if n:
+                    conn.execute(_NS_INDEX)  # a second namespace; with one, no index is needed
+                self.set_meta(conn, _NS_PREFIX + name, str(n + 1))
+                return n + 1
+            return None if row is None else int(row[0])
         row = (conn or self.conn).execute("SELECT id FROM namespaces WHERE name = ?", (name,)).fetchone()
         if row is None and conn is not None:
             return conn.execute("INSERT INTO namespaces(name) VALUES (?)", (name,)).lastrowid
@@ -418,7 +514,11 @@ class Storage:
         if not self.namespace_ids:
             return key
         if key not in self._ns_names:
-            self._ns_names = dict(self.conn.execute("SELECT id, name FROM namespaces"))
+            if self.batch_times:
+                self._ns_names = {int(v): k[len(_NS_PREFIX):] for k, v in
+                                  self.conn.execute(f"SELECT key, value FROM meta WHERE {_NS_RANGE}")}
+            else:
+                self._ns_names = dict(self.conn.execute("SELECT id, name FROM namespaces"))
         return self._ns_names[key]
 
     def _intern_metadata(self, conn: sqlite3.Connection, metadata: Sequence[dict]) -> tuple[list[int], list[dict]]:
@@ -435,6 +535,8 @@ class Storage:
                 sets.append(0)
                 continue
             key = json.dumps(shared, ensure_ascii=False, sort_keys=True)
+            if not found:
+                conn.execute(_META_SETS)  # format 3: created with the first set
             if key not in found:
                 row = conn.execute("SELECT id FROM meta_sets WHERE json = ?", (key,)).fetchone()
                 found[key] = row[0] if row else conn.execute(
@@ -445,12 +547,16 @@ class Storage:
     def fetch(self, ids: Sequence[int]) -> dict[int, Row]:
         """Rows by id (missing ids, and ids no record can have, are absent from the result)."""
         out: dict[int, Row] = {}
-        shared = "s.json" if self.meta_sets else "NULL"
-        join = "LEFT JOIN meta_sets s ON s.id = r.meta_set " if self.meta_sets else ""
+        sets = self.meta_sets and self._has("meta_sets")
+        shared = "s.json" if sets else "NULL"
+        join = "LEFT JOIN meta_sets s ON s.id = r.meta_set " if sets else ""
+        gen = str(self._generation()) if self.batch_times else "r.gen"
+        created = ("(SELECT b.created FROM batches b WHERE b.first_id <= r.id ORDER BY b.first_id DESC LIMIT 1)"
+                   if self.batch_times else "r.created")
         for chunk in _chunks([i for i in ids if 0 < i <= _INT64_MAX], 900):
             q = ",".join("?" * len(chunk))
             for r in self.conn.execute(
-                f"SELECT r.id, r.namespace, r.created, r.metadata, r.code, r.qvec, r.hints, r.gen, {shared} "
+                f"SELECT r.id, r.namespace, {created}, r.metadata, r.code, r.qvec, r.hints, {gen}, {shared} "
                 f"FROM records r {join}WHERE r.id IN ({q})",
                 chunk,
             ):
@@ -485,6 +591,8 @@ class Storage:
 
     def fetch_texts(self, ids: Sequence[int]) -> dict[int, bytes]:
         out = {}
+        if not self._has("texts"):
+            return out
         for chunk in _chunks(list(ids), 900):
             q = ",".join("?" * len(chunk))
             out.update(self.conn.execute(f"SELECT id, body FROM texts WHERE id IN ({q})", chunk))
@@ -493,10 +601,11 @@ class Storage:
     def iter_codes(self, *, batch: int = 65536, after: int = -1,
                    upto: int = _INT64_MAX) -> Iterator[tuple[np.ndarray, list[str], list[bytes], np.ndarray]]:
         """(ids int64, namespaces, code blobs, gens int64) of ids in (after, upto], in id order, in batches."""
+        gen = str(self._generation()) if self.batch_times else "gen"
         last = after
         while True:
             rows = self.conn.execute(
-                "SELECT id, namespace, code, gen FROM records WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
+                f"SELECT id, namespace, code, {gen} FROM records WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
                 (last, upto, batch),
             ).fetchall()
             if not rows:
@@ -537,7 +646,16 @@ class Storage:
         return self.fetch_qvecs(pick.tolist(), dim)
 
     def update_codes(self, conn: sqlite3.Connection, ids: np.ndarray, codes: np.ndarray, gen: int) -> None:
-        """Overwrite codes and their generation inside the caller's transaction."""
+        """Overwrite codes and their generation inside the caller's transaction.
+
+        In a format 3 store all codes share one generation: the caller re-encodes every row
+        in this transaction (``Memory.refit``).
+        """
+        if self.batch_times:
+            conn.executemany("UPDATE records SET code = ? WHERE id = ?",
+                             ((codes[j].tobytes(), int(ids[j])) for j in range(len(ids))))
+            self.set_meta(conn, "code_generation", str(int(gen)))
+            return
         conn.executemany(
             "UPDATE records SET code = ?, gen = ? WHERE id = ?",
             ((codes[j].tobytes(), gen, int(ids[j])) for j in range(len(ids))),
@@ -555,9 +673,12 @@ class Storage:
             gone += [(i, self._ns_name(ns)) for i, ns in
                      conn.execute(f"SELECT id, namespace FROM records WHERE id IN ({q})", chunk)]
             conn.execute(f"DELETE FROM records WHERE id IN ({q})", chunk)
-            conn.execute(f"DELETE FROM texts WHERE id IN ({q})", chunk)
-            if self.has_ivf_lists:
+            if self._has("texts"):
+                conn.execute(f"DELETE FROM texts WHERE id IN ({q})", chunk)
+            if self._has("ivf_lists"):
                 conn.execute(f"DELETE FROM ivf_lists WHERE id IN ({q})", chunk)
+        if gone and self.batch_times:
+            self._add_count(conn, -len(gone))
         if gone:
             conn.execute("INSERT INTO meta(key, value) VALUES ('deletes', 1) "
                          "ON CONFLICT(key) DO UPDATE SET value = value + 1")
@@ -569,8 +690,11 @@ class Storage:
 
     def live_ids(self, namespace: str, upto: int) -> np.ndarray:
         """int64 ids of a namespace's records with id <= upto, ascending."""
-        cur = self.conn.execute("SELECT id FROM records WHERE namespace = ? AND id <= ? ORDER BY id",
-                                (self._ns_key(namespace), upto))
+        key = self._ns_key(namespace)
+        if self.batch_times and not self._has_index():  # format 3, one namespace: every record is in it
+            cur = self.conn.execute("SELECT id FROM records WHERE id <= ? AND ? IS NOT NULL ORDER BY id", (upto, key))
+        else:
+            cur = self.conn.execute("SELECT id FROM records WHERE namespace = ? AND id <= ? ORDER BY id", (key, upto))
         parts = []
         while rows := cur.fetchmany(65536):
             parts.append(np.array([r[0] for r in rows], dtype=np.int64))
@@ -580,12 +704,13 @@ class Storage:
 
     def set_lists(self, conn: sqlite3.Connection, ids: Sequence[int], lists: Sequence[int]) -> None:
         """Record (or replace) the IVF list of records inside the caller's transaction."""
+        conn.execute(_IVF_LISTS)
         conn.executemany("INSERT OR REPLACE INTO ivf_lists(id, list) VALUES (?, ?)",
                          zip((int(i) for i in ids), (int(x) for x in lists), strict=True))
 
     def lists_of(self, namespace: str) -> tuple[np.ndarray, np.ndarray]:
         """(ids int64, lists int32) of a namespace's records that have a list (none before a partition)."""
-        if not self.has_ivf_lists:
+        if not self._has("ivf_lists"):
             return np.zeros(0, np.int64), np.zeros(0, np.int32)
         cur = self.conn.execute(
             "SELECT l.id, l.list FROM ivf_lists l JOIN records r ON r.id = l.id WHERE r.namespace = ? ORDER BY l.id",
@@ -613,8 +738,9 @@ class Storage:
                 str / int / float / bool / None.
         """
         clauses, args = ["r.namespace = ?"], [self._ns_key(namespace)]
-        join = "LEFT JOIN meta_sets s ON s.id = r.meta_set " if self.meta_sets else ""
-        doc = "json_patch(r.metadata, coalesce(s.json, '{}'))" if self.meta_sets else "r.metadata"
+        sets = self.meta_sets and self._has("meta_sets")
+        join = "LEFT JOIN meta_sets s ON s.id = r.meta_set " if sets else ""
+        doc = "json_patch(r.metadata, coalesce(s.json, '{}'))" if sets else "r.metadata"
         for key, value in where.items():
             if not isinstance(key, str) or not key or '"' in key or not _utf8(key):
                 raise ConfigError(f"metadata keys in where must be non-empty strings without double quotes, "
@@ -646,11 +772,13 @@ class Storage:
     def load_lexicon(self) -> Lexicon:
         lex = Lexicon(n_docs=int(self.get_meta("lexicon_docs") or 0))
         if self.lexicon_blocks:
-            for expected, (b, terms_blob, df_blob) in enumerate(
-                self.conn.execute("SELECT block, terms, df FROM lexicon ORDER BY block")
+            size = self._lexicon_block()
+            tail = "tail" if self.batch_times else "NULL"
+            for expected, (b, terms_blob, df_blob, tail_blob) in enumerate(
+                self.conn.execute(f"SELECT block, terms, df, {tail} FROM lexicon ORDER BY block")
             ):
-                terms, df = self._unpack_block(b, terms_blob, df_blob)
-                if b != expected or (len(lex.terms) % LEXICON_BLOCK and terms):
+                terms, df = self._unpack_block(b, terms_blob, df_blob, tail_blob)
+                if b != expected or (len(lex.terms) % size and terms):
                     raise StoreCorruptError(f"{self.path}: the lexicon has a gap at block {expected}")
                 lex.terms += terms
                 lex.df += df.tolist()
@@ -667,40 +795,97 @@ class Storage:
             lex.df.append(df)
         return lex
 
-    def _unpack_block(self, block: int, terms_blob: bytes, df_blob: bytes) -> tuple[list[str], np.ndarray]:
+    def _unpack_block(self, block: int, terms_blob: bytes, df_blob: bytes,
+                      tail_blob: bytes | None = None) -> tuple[list[str], np.ndarray]:
         import zstandard
 
         try:
-            terms = zstandard.decompress(terms_blob).decode("utf-8").split("\n")
-            df = np.frombuffer(zstandard.decompress(df_blob), dtype="<u4")
-        except (zstandard.ZstdError, UnicodeDecodeError) as e:
+            if self.batch_times:  # format 3: front-coded terms, one-byte frequencies
+                terms = _front_decode(zstandard.decompress(terms_blob))
+                if tail_blob:
+                    terms += _front_decode(zstandard.decompress(tail_blob))
+                df = _unpack_df(zstandard.decompress(df_blob))
+            else:
+                terms = zstandard.decompress(terms_blob).decode("utf-8").split("\n")
+                df = np.frombuffer(zstandard.decompress(df_blob), dtype="<u4")
+        except (zstandard.ZstdError, UnicodeDecodeError, ValueError) as e:
             raise StoreCorruptError(f"{self.path}: lexicon block {block} is unreadable ({e})") from e
-        if len(terms) != len(df) or len(terms) > LEXICON_BLOCK:
+        if len(terms) != len(df) or len(terms) > self._lexicon_block():
             raise StoreCorruptError(f"{self.path}: lexicon block {block} holds {len(terms)} terms "
                                     f"and {len(df)} frequencies")
         return terms, df
+
+    def _grow_block(self, conn: sqlite3.Connection, block: int, terms: list[str],
+                    known: int) -> tuple[bytes, bytes | None]:
+        """(terms, tail) blobs of a format 3 lexicon block whose first ``known`` terms were stored before.
+
+        A full block is front-coded and compressed hard (zstd 19), once. A growing block keeps
+        its older terms in ``terms`` (zstd 9) and its newest (at most ``LEXICON_TAIL``) in
+        ``tail`` (zstd 3): an add codes and compresses only the tail, and the whole block again
+        once the tail outgrows ``LEXICON_TAIL``.
+        """
+        import zstandard
+
+        row = conn.execute("SELECT terms, tail FROM lexicon WHERE block = ?", (block,)).fetchone() \
+            if known > 0 else None
+        if row is not None and known >= len(terms):  # no new terms here: only the frequencies change
+            return row[0], row[1]
+        if len(terms) == self._lexicon_block():
+            return zstandard.compress(self._front_coded(block, 0, terms, 0), 19), None
+        if row is not None:
+            in_tail = int.from_bytes(zstandard.decompress(row[1])[:4], "little") if row[1] else 0
+            sealed = known - in_tail
+            if len(terms) - sealed <= LEXICON_TAIL:
+                tail = self._front_coded(block, sealed, terms[sealed:], in_tail)
+                return row[0], zstandard.compress(tail, 3)
+        return zstandard.compress(self._front_coded(block, 0, terms, max(known, 0)), 9), None
+
+    def _front_coded(self, block: int, start: int, terms: list[str], known: int) -> bytes:
+        """``_front_encode(terms)`` (terms from id ``block * size + start`` on), of which the first
+        ``known`` were coded before: the last part this handle coded is kept, so only new terms are."""
+        cached = self._front_cache
+        if cached is not None and cached[0] == (block, start) and 0 < known == len(cached[1]) \
+                and cached[1] == terms[:known]:
+            more = _front_parts(terms[known:], cached[1][-1].encode("utf-8"))
+            shared, rest = cached[2] + more[0], cached[3] + more[1]
+        else:
+            shared, rest = _front_parts(terms)
+        self._front_cache = ((block, start), terms, shared, rest)
+        return _front_pack(shared, rest)
+
+    def _lexicon_block(self) -> int:
+        """Term ids per lexicon block: format 3 keeps fewer, larger blocks (zstd sees more context)."""
+        return LEXICON_BLOCK if self.batch_times else LEXICON_BLOCK_2
 
     def terms(self, ids: Sequence[int]) -> dict[int, str]:
         """id → term for the given lexicon ids (without loading the whole lexicon)."""
         out: dict[int, str] = {}
         if self.lexicon_blocks:
+            size = self._lexicon_block()
             wanted = sorted(set(ids))
-            blocks = sorted({i // LEXICON_BLOCK for i in wanted})
-            missing = [b for b in blocks if b not in self._term_blocks]
+            blocks = sorted({i // size for i in wanted})
+            count = self.get_meta("lexicon_terms")  # terms only grow: the same count, the same last block
+            partial = self._partial_block if self._partial_block[0] == count and count is not None else None
+            missing = [b for b in blocks if b not in self._term_blocks and not (partial and partial[1] == b)]
             for chunk in _chunks(missing, 900):
                 q = ",".join("?" * len(chunk))
-                for b, terms_blob, df_blob in self.conn.execute(
-                    f"SELECT block, terms, df FROM lexicon WHERE block IN ({q})", chunk
+                tail = "tail" if self.batch_times else "NULL"
+                for b, terms_blob, df_blob, tail_blob in self.conn.execute(
+                    f"SELECT block, terms, df, {tail} FROM lexicon WHERE block IN ({q})", chunk
                 ):
-                    terms, _ = self._unpack_block(b, terms_blob, df_blob)
-                    if len(terms) == LEXICON_BLOCK:  # a full block never changes again
+                    terms, _ = self._unpack_block(b, terms_blob, df_blob, tail_blob)
+                    if len(terms) == size:  # a full block never changes again
                         self._term_blocks[b] = terms
                     else:
-                        out.update((b * LEXICON_BLOCK + j, t) for j, t in enumerate(terms))
+                        self._partial_block = (count, b, terms)
+                        out.update((b * size + j, t) for j, t in enumerate(terms))
+            if partial is not None:
+                out.update((i, partial[2][i % size]) for i in wanted
+                           if i // size == partial[1] and i % size < len(partial[2]))
             for i in wanted:
-                full = self._term_blocks.get(i // LEXICON_BLOCK)
+                full = self._term_blocks.get(i // size)
                 if full is not None:
-                    out[i] = full[i % LEXICON_BLOCK]
+                    out[i] = full[i % size]
             return {i: out[i] for i in wanted if i in out}
         for chunk in _chunks(sorted(set(ids)), 900):
             q = ",".join("?" * len(chunk))
@@ -718,13 +903,23 @@ class Storage:
             if stored is not None and int(stored[0]) != len(lex.terms) - len(new):
                 raise StoreError(f"{self.path}: another process added to the lexicon since this one read it; "
                                  "add again (the lexicon is reloaded)")
-            for b in sorted({i // LEXICON_BLOCK for i in new | touched}):
-                lo, hi = b * LEXICON_BLOCK, min((b + 1) * LEXICON_BLOCK, len(lex.terms))
-                df = zstandard.compress(np.asarray(lex.df[lo:hi], dtype="<u4").tobytes(), 3)
-                if any(lo <= i < hi for i in new):  # a full block is compressed hard, once
-                    level = 19 if hi - lo == LEXICON_BLOCK else 3
-                    terms = zstandard.compress("\n".join(lex.terms[lo:hi]).encode("utf-8"), level)
-                    conn.execute("INSERT OR REPLACE INTO lexicon(block, terms, df) VALUES (?, ?, ?)", (b, terms, df))
+            size = self._lexicon_block()
+            for b in sorted({i // size for i in new | touched}):
+                lo, hi = b * size, min((b + 1) * size, len(lex.terms))
+                if self.batch_times:  # format 3: most frequencies take one byte
+                    df = zstandard.compress(_pack_df(lex.df[lo:hi]), 3)
+                else:
+                    df = zstandard.compress(np.asarray(lex.df[lo:hi], dtype="<u4").tobytes(), 3)
+                if self.batch_times:
+                    terms, tail = self._grow_block(conn, b, lex.terms[lo:hi], len(lex.terms) - len(new) - lo)
+                    # delete first: its pages are free for the new row (a replace fills the new row's
+                    # pages before it frees the old ones, and leaves a block's worth of free pages)
+                    conn.execute("DELETE FROM lexicon WHERE block = ?", (b,))
+                    conn.execute("INSERT INTO lexicon(block, terms, df, tail) VALUES (?, ?, ?, ?)", (b, terms, df, tail))
+                elif any(lo <= i < hi for i in new):  # a full block is compressed hard, once
+                    terms = zstandard.compress("\n".join(lex.terms[lo:hi]).encode("utf-8"), 19 if hi - lo == size else 3)
+                    conn.execute("DELETE FROM lexicon WHERE block = ?", (b,))
+                    conn.execute("INSERT INTO lexicon(block, terms, df) VALUES (?, ?, ?)", (b, terms, df))
                 else:
                     conn.execute("UPDATE lexicon SET df = ? WHERE block = ?", (df, b))
             self.set_meta(conn, "lexicon_docs", str(lex.n_docs))
@@ -741,12 +936,20 @@ class Storage:
     # -- statistics --------------------------------------------------------------------
 
     def count(self, namespace: str | None = None) -> int:
+        if self.batch_times and not self._has_index():  # format 3, one namespace: the kept count
+            total = int(self.get_meta("record_count") or 0)
+            if namespace is None:
+                return total
+            return total if self._ns_key(namespace) is not None else 0
         if namespace is None:
             return self.conn.execute("SELECT count(*) FROM records").fetchone()[0]
         return self.conn.execute("SELECT count(*) FROM records WHERE namespace = ?",
                                  (self._ns_key(namespace),)).fetchone()[0]
 
     def namespaces(self) -> dict[str, int]:
+        if self.batch_times and not self._has_index():  # format 3 with at most one namespace
+            n = self.count()
+            return {self._ns_name(1): n} if n else {}
         counts = self.conn.execute("SELECT namespace, count(*) FROM records GROUP BY namespace").fetchall()
         return dict(sorted((self._ns_name(k), n) for k, n in counts))
 
@@ -757,8 +960,9 @@ class Storage:
             "coalesce(sum(length(hints)),0), coalesce(sum(length(CAST(metadata AS BLOB))),0) FROM records"
         ).fetchone()
         sets = self.conn.execute(  # interned metadata counts once
-            "SELECT coalesce(sum(length(CAST(json AS BLOB))),0) FROM meta_sets").fetchone()[0] if self.meta_sets else 0
-        texts = self.conn.execute("SELECT coalesce(sum(length(body)),0) FROM texts").fetchone()[0]
+            "SELECT coalesce(sum(length(CAST(json AS BLOB))),0) FROM meta_sets").fetchone()[0] if self._has("meta_sets") else 0
+        texts = self.conn.execute("SELECT coalesce(sum(length(body)),0) FROM texts").fetchone()[0] \
+            if self._has("texts") else 0
         # the text tier's zstd dictionaries (meta rows text_dict.<generation>) count as text bytes
         texts += self.conn.execute(
             "SELECT coalesce(sum(length(value)),0) FROM meta WHERE key LIKE 'text\\_dict.%' ESCAPE '\\'"
@@ -784,10 +988,11 @@ class Storage:
 
         Pages are attributed to b-trees through SQLite's ``dbstat`` table: the
         records' pages split into their ``code``, ``qvec``, ``hints`` and
-        ``metadata`` bytes (their own; interned sets are ``metadata_sets``) and ``records_other`` (id, namespace, time, generation,
-        row headers, free space in pages); ``namespace_index``; ``lexicon``;
-        ``settings`` (the meta table: config, hasher, quantizer, text-tier
-        dictionaries); ``text``; ``ivf_lists``; ``sqlite`` (schema and sequence);
+        ``metadata`` bytes (their own; interned sets are ``metadata_sets``) and ``records_other`` (id, namespace,
+        row headers, free space in pages; format 1 and 2 also time and generation); ``batch_times``
+        (format 3: the ``batches`` table); ``namespace_index``; ``lexicon``; ``settings`` (the meta
+        table: config, hasher, quantizer, text-tier dictionaries, format 3 namespace ids); ``text``;
+        ``ivf_lists``; ``sqlite`` (schema; formats 1 and 2 also the id sequence);
         ``free_pages``; ``wal`` (whatever the file and WAL hold beyond the
         database's pages). Without ``dbstat`` everything is ``unattributed``.
         """
@@ -801,7 +1006,8 @@ class Storage:
         free = self.conn.execute("PRAGMA freelist_count").fetchone()[0]
         names = {"records_namespace": "namespace_index", "namespaces": "namespace_index", "terms": "lexicon", "sqlite_autoindex_terms_1": "lexicon",
                  "lexicon": "lexicon", "meta_sets": "metadata_sets", "meta": "settings", "sqlite_autoindex_meta_1": "settings", "texts": "text",
-                 "sqlite_schema": "sqlite", "sqlite_master": "sqlite", "sqlite_sequence": "sqlite"}
+                 "sqlite_schema": "sqlite", "sqlite_master": "sqlite", "sqlite_sequence": "sqlite",
+                 "batches": "batch_times"}
         parts: dict[str, int] = {}
         for name, size in btrees:
             if name == "records":
@@ -826,7 +1032,7 @@ class Storage:
     def iter_texts(self, *, batch: int = 4096) -> Iterator[tuple[list[int], list[bytes]]]:
         """(ids, bodies) of the ``texts`` table in id order, in batches (safe to update while iterating)."""
         last = -1
-        while True:
+        while self._has("texts"):
             rows = self.conn.execute(
                 "SELECT id, body FROM texts WHERE id > ? ORDER BY id LIMIT ?", (last, batch)
             ).fetchall()
@@ -887,6 +1093,86 @@ def _utf8(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _pack_df(df: Sequence[int]) -> bytes:
+    """Document frequencies of a format 3 lexicon block before zstd: their count (uint32
+    little-endian), one byte each (255: look further), then (position, frequency) uint32 pairs
+    of those of 255 or more. Most are 1 or 2."""
+    a = np.asarray(df, dtype=np.int64)
+    big = np.flatnonzero(a >= 255)
+    pairs = np.stack([big, a[big]], axis=1).astype("<u4")
+    return len(a).to_bytes(4, "little") + np.minimum(a, 255).astype(np.uint8).tobytes() + pairs.tobytes()
+
+
+def _unpack_df(data: bytes) -> np.ndarray:
+    """int64 frequencies of ``_pack_df``'s bytes.
+
+    Raises:
+        ValueError: the bytes are not such a block.
+    """
+    if len(data) < 4:
+        raise ValueError("frequencies start with their count")
+    n = int.from_bytes(data[:4], "little")
+    if len(data) < 4 + n or (len(data) - 4 - n) % 8:
+        raise ValueError(f"{len(data)} bytes do not hold {n} frequencies")
+    small = np.frombuffer(data, dtype=np.uint8, count=n, offset=4)
+    pairs = np.frombuffer(data, dtype="<u4", offset=4 + n).reshape(-1, 2).astype(np.int64)
+    if not np.array_equal(np.flatnonzero(small == 255), pairs[:, 0]):
+        raise ValueError("the large frequencies do not match their places")
+    a = small.astype(np.int64)
+    a[pairs[:, 0]] = pairs[:, 1]
+    return a
+
+
+def _front_parts(terms: Sequence[str], prev: bytes = b"") -> tuple[bytes, list[bytes]]:
+    """Front coding of terms following ``prev`` (UTF-8): per term, the number of bytes it shares
+    with the term before (one byte, at most 255), and the rest of its bytes."""
+    shared = bytearray()
+    rest = []
+    for term in terms:
+        cur = term.encode("utf-8")
+        k, top = 0, min(len(cur), len(prev), 255)
+        while k < top and cur[k] == prev[k]:
+            k += 1
+        shared.append(k)
+        rest.append(cur[k:])
+        prev = cur
+    return bytes(shared), rest
+
+
+def _front_pack(shared: bytes, rest: Sequence[bytes]) -> bytes:
+    """A format 3 lexicon block before zstd: the term count (uint32 little-endian), the shared
+    byte counts, then the rests joined by ``\\n`` (terms never hold a newline)."""
+    return len(shared).to_bytes(4, "little") + shared + b"\n".join(rest)
+
+
+def _front_encode(terms: Sequence[str]) -> bytes:
+    """A lexicon block's terms, front-coded (``_front_parts``, ``_front_pack``)."""
+    return _front_pack(*_front_parts(terms))
+
+
+def _front_decode(data: bytes) -> list[str]:
+    """The terms of ``_front_encode``'s bytes.
+
+    Raises:
+        ValueError: the bytes are not a front-coded block.
+    """
+    if len(data) < 4:
+        raise ValueError("a front-coded block starts with its term count")
+    n = int.from_bytes(data[:4], "little")
+    shared = data[4 : 4 + n]
+    rest = data[4 + n :].split(b"\n") if n else []
+    if len(shared) != n or len(rest) != n or (not n and len(data) > 4):
+        raise ValueError(f"a front-coded block of {n} terms holds {len(shared)} counts and {len(rest)} rests")
+    out = []
+    prev = b""
+    for k, tail in zip(shared, rest, strict=True):
+        if k > len(prev):
+            raise ValueError(f"front-coded term shares {k} bytes with a {len(prev)}-byte term")
+        prev = prev[:k] + tail
+        out.append(prev)
+    return b"\n".join(out).decode("utf-8").split("\n") if out else []
 
 
 def _chunks(seq: list, n: int) -> Iterator[list]:

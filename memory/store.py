@@ -174,7 +174,7 @@ class Memory:
             fingerprint=self.embedder.fingerprint(),
         )
         hasher = hashing.initial_hasher(method, dim=dim, bits=bits)
-        raw = hasher.to_bytes()
+        raw = hasher.to_bytes(compress=_compressed_hasher(self))
         extra = {"hasher": raw}
         if config.fidelity == "llm":  # the coder's model and parameters, fixed from now on
             from .llmtier import META_KEY
@@ -555,7 +555,7 @@ class Memory:
         finally:
             if bar is not None:
                 bar.close()
-        raw = new.to_bytes()
+        raw = new.to_bytes(compress=_compressed_hasher(self))
         with self.backend.transaction() as c:
             self._refresh()
             if self.hasher.generation != base.generation:  # another process refitted meanwhile
@@ -912,6 +912,15 @@ def _normalize_metadata(metadata, n: int) -> list[dict]:
     for i, m in enumerate(metas):
         check_metadata(m, f"metadata {i}")
     return metas
+
+
+def _compressed_hasher(mem: Memory) -> bool:
+    """Whether the store keeps its hasher compressed: a format 3 SQLite store does (``Storage.batch_times``);
+    format 1 and 2 stores keep the archive their versions read, and a store without a SQLite file its own."""
+    try:
+        return bool(getattr(mem.storage, "batch_times", False))
+    except ConfigError:  # not a local SQLite store
+        return False
 
 
 def _batched(items: Iterable, n: int) -> Iterator[list]:

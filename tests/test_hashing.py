@@ -131,3 +131,23 @@ def test_an_unrounded_projection_is_stored_as_float32():
     p = np.full((16, 8), 0.1, np.float32)  # 0.1 is not a float16 value
     h = hashing.Hasher("lsh", 8, np.zeros(16, np.float32), p)
     assert np.array_equal(hashing.Hasher.from_bytes(h.to_bytes()).projection, p)
+
+
+def test_compressed_archive_keeps_every_projection_value_in_fewer_bytes():
+    rng = np.random.default_rng(6)
+    x = (rng.standard_normal((600, 64)) * np.linspace(2, 0.2, 64)).astype(np.float32)
+    h = hashing.fit("itq", x, bits=64)
+    plain, packed = h.to_bytes(), h.to_bytes(compress=True)
+    with np.load(io.BytesIO(packed)) as z:
+        assert "projection" not in z.files and z["projection_planes"].shape == (2, 64, 64)
+    back = hashing.Hasher.from_bytes(packed)
+    assert np.array_equal(back.projection, h.projection) and np.array_equal(back.mean, h.mean)
+    assert np.array_equal(back.encode(x), h.encode(x))
+    assert (back.generation, back.fitted_on, back.method) == (h.generation, h.fitted_on, h.method)
+    assert len(packed) < 0.95 * len(plain)
+    p = np.full((16, 8), 0.1, np.float32)  # not float16 values: kept as float32, compressed or not
+    odd = hashing.Hasher("lsh", 8, np.zeros(16, np.float32), p)
+    assert np.array_equal(hashing.Hasher.from_bytes(odd.to_bytes(compress=True)).projection, p)
+    t = np.eye(16, dtype=np.float32)[:, ::2]  # a projection that is not C-contiguous
+    view = hashing.Hasher("sign", 8, np.zeros(16, np.float32), t)
+    assert np.array_equal(hashing.Hasher.from_bytes(view.to_bytes(compress=True)).projection, t)

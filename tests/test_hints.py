@@ -78,3 +78,12 @@ def test_term_ids_do_not_depend_on_set_order():
     a.observe([{"zeta", "alpha", "mid"}])
     b.observe([{"mid", "zeta", "alpha"}])
     assert a.terms == b.terms == ["alpha", "mid", "zeta"]
+
+
+def test_a_batch_of_new_terms_gets_consecutive_ids_in_sorted_order():
+    lex = hints.Lexicon()
+    assert lex.observe([{"pear", "apple"}, {"fig", "apple"}]) == [0, 1, 2]
+    assert lex.terms == ["apple", "fig", "pear"] and lex.df == [2, 1, 1] and lex.n_docs == 2
+    assert lex.observe([{"banana", "pear"}, {"zucchini"}]) == [3, 4]  # after the old ones, sorted among themselves
+    assert lex.terms[3:] == ["banana", "zucchini"] and lex.ids["zucchini"] == 4 and lex.df[2] == 2
+    assert lex.observe([{"pear"}]) == [] and lex.df[2] == 3 and lex.n_docs == 5

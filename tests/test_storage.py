@@ -1,8 +1,11 @@
 """Faults at the file level: corrupted, foreign, read-only, missing paths."""
 
+import io
 import os
 import sqlite3
+import time
 
+import numpy as np
 import pytest
 
 from hashmem.memory import Memory, StoreCorruptError, StoreError
@@ -242,6 +245,24 @@ def test_lexicon_spanning_blocks_survives_reopen(store_path, passages, monkeypat
         m.add(passages[:4])
         m.add(passages[4:])
         before = m.lexicon
+    monkeypatch.setattr(storage, "LEXICON_BLOCK", 40)  # a growing block with a tail, sealed when it outgrows 25
+    monkeypatch.setattr(storage, "LEXICON_TAIL", 25)
+    store_path.unlink()
+    with Memory(store_path) as m:
+        seen = set()
+        for p in passages:
+            m.add([p])
+            rows = m.storage.conn.execute("SELECT block, tail IS NOT NULL FROM lexicon").fetchall()
+            seen |= {t for _, t in rows}
+            assert not any(t for b, t in rows if b < len(rows) - 1)  # full blocks have no tail
+            assert m.storage.load_lexicon().terms == m.lexicon.terms
+        assert seen == {0, 1} and len(rows) > 1
+    store_path.unlink()
+    monkeypatch.setattr(storage, "LEXICON_BLOCK", 5)
+    with Memory(store_path) as m:
+        m.add(passages[:4])
+        m.add(passages[4:])
+        before = m.lexicon
         hits = m.search("Nobel Prize chemistry", k=1)
     with Memory(store_path) as m:
         after = m.storage.load_lexicon()
@@ -270,6 +291,64 @@ def test_repeated_metadata_is_stored_once(store_path, passages):
         assert len(m.search("flour egg", k=20, where={"source": source})) == 12
         per = m.stats().bytes_per_passage["metadata"]
         assert per < len(source) / 2  # the path counts once, not per passage
+
+
+def _downgrade_to_format_2(path):
+    """Rewrite a store in the format 2 layout, as hashmem wrote it before format 3: creation time and code
+    generation per record, AUTOINCREMENT ids, a ``namespaces`` table and index, every table from the start,
+    8192-term lexicon blocks of ``\\n``-joined terms and uint32 frequencies, an uncompressed hasher."""
+    import json
+
+    import numpy as np
+    import zstandard
+
+    from hashmem.memory.hashing import Hasher
+    from hashmem.memory.storage import Storage
+
+    st = Storage(path, create=False)
+    assert st.batch_times  # a format 3 store
+    lex = st.load_lexicon()
+    meta = dict(st.conn.execute("SELECT key, value FROM meta"))
+    names = {int(v): k[len("namespace:"):] for k, v in meta.items() if k.startswith("namespace:")}
+    gen = int(meta.pop("code_generation", 0))
+    last = int(meta.pop("last_id", 0))
+    for k in [k for k in meta if k.startswith("namespace:")]:
+        del meta[k]
+    meta["hasher"] = Hasher.from_bytes(meta["hasher"]).to_bytes()
+    meta["format_version"] = "2"
+    config = json.loads(meta["config"])
+    config["format_version"] = 2
+    meta["config"] = json.dumps(config)
+    c = st.conn
+    c.execute("BEGIN")
+    c.execute("CREATE TABLE meta2 (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
+    c.executemany("INSERT INTO meta2 VALUES (?, ?)", meta.items())
+    c.execute("""CREATE TABLE records2 (id INTEGER PRIMARY KEY AUTOINCREMENT, namespace INTEGER NOT NULL,
+        created REAL NOT NULL, metadata TEXT NOT NULL DEFAULT '{}', meta_set INTEGER NOT NULL DEFAULT 0,
+        code BLOB NOT NULL, qvec BLOB NOT NULL, hints BLOB NOT NULL, gen INTEGER NOT NULL)""")
+    c.execute("INSERT INTO records2 SELECT r.id, r.namespace, (SELECT b.created FROM batches b WHERE b.first_id <= r.id "
+              "ORDER BY b.first_id DESC LIMIT 1), r.metadata, r.meta_set, r.code, r.qvec, r.hints, ? FROM records r",
+              (gen,))
+    c.execute("CREATE TABLE namespaces (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+    c.executemany("INSERT INTO namespaces VALUES (?, ?)", names.items())
+    c.execute("CREATE TABLE lexicon2 (block INTEGER PRIMARY KEY, terms BLOB NOT NULL, df BLOB NOT NULL)")
+    for b, lo in enumerate(range(0, len(lex.terms), 8192)):
+        c.execute("INSERT INTO lexicon2 VALUES (?, ?, ?)", (
+            b, zstandard.compress("\n".join(lex.terms[lo : lo + 8192]).encode("utf-8"), 3),
+            zstandard.compress(np.asarray(lex.df[lo : lo + 8192], dtype="<u4").tobytes(), 3)))
+    for t in ("meta", "records", "lexicon", "batches"):
+        c.execute(f"DROP TABLE {t}")
+    c.execute("DROP INDEX IF EXISTS records_namespace")
+    for t in ("meta", "records", "lexicon"):
+        c.execute(f"ALTER TABLE {t}2 RENAME TO {t}")
+    c.execute("CREATE INDEX records_namespace ON records(namespace, id)")
+    c.execute("DELETE FROM sqlite_sequence WHERE name = 'records'")
+    c.execute("INSERT INTO sqlite_sequence(name, seq) VALUES ('records', ?)", (last,))
+    for stmt in ("meta_sets (id INTEGER PRIMARY KEY, json TEXT NOT NULL)", "texts (id INTEGER PRIMARY KEY, body BLOB NOT NULL)",
+                 "ivf_lists (id INTEGER PRIMARY KEY, list INTEGER NOT NULL)"):
+        c.execute(f"CREATE TABLE IF NOT EXISTS {stmt}")
+    c.execute("COMMIT")
+    st.close()
 
 
 def _downgrade_to_format_1(path):
@@ -315,9 +394,49 @@ def _downgrade_to_format_1(path):
     st.close()
 
 
+def test_format_2_store_opens_searches_and_grows(mem, store_path, passages):
+    before = {h.id: (h.hints, h.metadata, mem.get(h.id).created) for h in mem.search("Nobel Prize chemistry", k=3)}
+    hits = [h.id for h in mem.search("Nobel Prize chemistry", k=3)]
+    mem.close()
+    _downgrade_to_format_2(store_path)
+    with Memory(store_path) as m:
+        st = m.storage
+        assert not st.batch_times and st.lexicon_blocks and st.meta_sets and st.namespace_ids
+        assert [h.id for h in m.search("Nobel Prize chemistry", k=3)] == hits
+        assert {h.id: (h.hints, h.metadata, m.get(h.id).created) for h in m.search("Nobel Prize chemistry", k=3)} == before
+        assert [h.id for h in m.search("flour", k=8, where={"kind": "even"})] == [
+            h.id for h in m.search("flour", k=8) if h.metadata["kind"] == "even"]
+        t0 = time.time()
+        new = m.add(["Zanzibar exports cloves and nutmeg to Oman."], metadata={"kind": "spice"}, namespace="trade")
+        assert new == [9]  # after the last id, from sqlite_sequence
+        s = m.stats()
+        assert abs(sum(s.file_parts.values()) - s.file_bytes) <= 0.02 * s.file_bytes
+    with Memory(store_path) as m:
+        assert m.storage.get_meta("format_version") == "2"
+        assert m.storage.get_meta("code_generation") is None  # the format 2 layout is kept
+        hit = m.search("cloves from Zanzibar", k=1, namespace="trade")[0]
+        assert hit.id == new[0] and "Oman" in hit.hints and hit.metadata == {"kind": "spice"}
+        assert m.get(new[0]).created >= t0 - 1
+        assert m.namespaces() == {"default": 8, "trade": 1}
+        m.refit()  # a format 2 store keeps the archive format 2 versions read
+        with np.load(io.BytesIO(m.storage.get_meta("hasher"))) as z:
+            assert "projection" in z.files and "projection_planes" not in z.files
+        assert m.search("cloves from Zanzibar", k=1, namespace="trade")[0].id == new[0]
+        lex = m.storage.load_lexicon()
+        assert {"zanzibar", "Oman"} <= set(lex.ids) and len(lex.terms) == len(set(lex.terms))
+        assert m.storage.conn.execute("SELECT count(*) FROM records WHERE typeof(created) = 'real'").fetchone()[0] == 9
+    conn = sqlite3.connect(store_path)
+    conn.execute("UPDATE records SET gen = gen + 1 WHERE id = 3")  # format 2 keeps a generation per record
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreCorruptError, match="another hashing fit"):
+        Memory(store_path)
+
+
 def test_format_1_store_opens_searches_and_grows(mem, store_path, passages):
     expected = [(h.id, h.hints, h.metadata) for h in mem.search("Nobel Prize chemistry", k=3)]
     mem.close()
+    _downgrade_to_format_2(store_path)
     _downgrade_to_format_1(store_path)
     with Memory(store_path) as m:
         assert not (m.storage.lexicon_blocks or m.storage.meta_sets or m.storage.namespace_ids)
@@ -361,3 +480,81 @@ def test_a_second_writer_never_overwrites_new_lexicon_terms(store_path, passages
         lex = m.storage.load_lexicon()
         assert len(lex.terms) == len(set(lex.terms)) and {"Tenochtitlan", "Boston", "Boeing"} <= set(lex.ids)
         assert "Tenochtitlan" in m.search("feathers traded in Tenochtitlan", k=1)[0].hints
+
+
+def test_format_3_keeps_times_per_batch_and_makes_tables_on_need(store_path, passages):
+    with Memory(store_path) as m:
+        st = m.storage
+        t0 = time.time()
+        a = m.add(passages[:3])
+        time.sleep(0.02)
+        b = m.add(passages[3:6])
+        tables = {r[0] for r in st.conn.execute("SELECT name FROM sqlite_master")}
+        assert {"meta", "records", "batches", "lexicon"} <= tables
+        assert not tables & {"namespaces", "texts", "ivf_lists", "meta_sets", "records_namespace", "sqlite_sequence"}
+        assert not {"created", "gen"} & {r[1] for r in st.conn.execute("PRAGMA table_info(records)")}
+        ca, cb = {m.get(i).created for i in a}, {m.get(i).created for i in b}
+        assert len(ca) == len(cb) == 1 and t0 <= min(ca) < min(cb) <= time.time()
+        assert st.conn.execute("SELECT count(*) FROM batches").fetchone()[0] == 2
+        import zstandard
+
+        from hashmem.memory.storage import _front_encode
+
+        blob, tail = st.conn.execute("SELECT terms, tail FROM lexicon").fetchone()  # the second add: a tail
+        lex = st.load_lexicon()
+        assert zstandard.decompress(blob) == _front_encode(lex.terms[: len(lex.terms) - len(st._front_cache[1])])
+        assert zstandard.decompress(tail) == _front_encode(st._front_cache[1]) and st._front_cache[1] == lex.terms[-len(
+            st._front_cache[1]):]
+        assert st.count() == 6 and st.count("default") == 6 and st.count("nobody") == 0
+        assert st.live_ids("default", b[1]).tolist() == a + b[:2] and len(st.live_ids("nobody", b[-1])) == 0
+        assert m.namespaces() == {"default": 6}
+        c = m.add(passages[6:], namespace="other")  # a second namespace brings the index
+        plan = " ".join(r[-1] for r in st.conn.execute("EXPLAIN QUERY PLAN SELECT id FROM records WHERE namespace = 2"))
+        assert "records_namespace" in plan
+        assert m.namespaces() == {"default": 6, "other": 2} and st.count("other") == 2 and st.count() == 8
+        assert m.delete([b[-1], c[-1]]) == 2
+        assert st.count() == 6 and st.count("other") == 1 and sorted(m.ids("default")) == a + b[:-1]
+        assert st.live_ids("default", c[-1]).tolist() == a + b[:-1] and st.live_ids("other", c[-1]).tolist() == c[:1]
+        m.refit()
+        assert st.get_meta("code_generation") == str(m.hasher.generation)
+        with np.load(io.BytesIO(st.get_meta("hasher"))) as z:  # compressed, float16 byte planes
+            assert "projection_planes" in z.files and "projection" not in z.files
+        assert {int(g) for *_, gens in st.iter_codes() for g in gens} == {m.hasher.generation}
+    with Memory(store_path, check=True) as m:
+        new = m.add(["Zanzibar exports cloves and nutmeg to Oman."])
+        assert new == [c[-1] + 1]  # ids are never reused, not even the last one deleted
+        assert m.get(a[0]).created == min(ca) and m.get(new[0]).created >= min(cb)
+        assert m.stats().records == 7 and m.search("cloves Zanzibar", k=1)[0].id == new[0]
+
+
+def test_front_coded_lexicon_blocks_round_trip():
+    from hashmem.memory.storage import _front_decode, _front_encode
+
+    long = "x" * 300
+    # an empty suffix, a shared prefix cut inside a UTF-8 character, one longer than 255 bytes,
+    # and one of exactly 10 bytes (the prefix byte is then a newline)
+    terms = ["", "a", "ab", "abc", "ab", "étude", "étage", "été", long, long + "y", "x" * 10 + " ",
+             "Zürich", "Zürichsee", "日本", "日本語"]
+    assert _front_decode(_front_encode(terms)) == terms
+    assert _front_decode(_front_encode([])) == []
+    assert _front_encode(["international", "internationally"]) == b"\x02\0\0\0\x00\x0dinternational\nly"
+    for bad in (bytes([1, 0, 0, 0, 5]) + b"abc",  # shares 5 bytes with nothing
+                bytes([2, 0, 0, 0, 0, 0]) + b"abc",  # two terms, one rest
+                b"\0\0"):  # no count
+        with pytest.raises(ValueError):
+            _front_decode(bad)
+
+
+def test_frequencies_pack_in_one_byte_each_and_large_ones_after():
+    import numpy as np
+
+    from hashmem.memory.storage import _pack_df, _unpack_df
+
+    df = [1, 2, 254, 255, 256, 70_000, 1, 2**32 - 1, 0]
+    packed = _pack_df(df)
+    assert len(packed) == 4 + len(df) + 8 * 4  # four of 255 or more
+    assert _unpack_df(packed).tolist() == df and _unpack_df(_pack_df([])).tolist() == []
+    assert len(_pack_df(np.ones(1000, int).tolist())) == 4 + 1000
+    for bad in (packed[:-1], packed[:4 + 3] + b"\x07" + packed[8:], b"\x01"):
+        with pytest.raises(ValueError):
+            _unpack_df(bad)

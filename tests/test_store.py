@@ -188,8 +188,8 @@ def test_refit_reencodes_all_codes_in_one_generation(store_path, monkeypatch):
         texts = [" ".join(rng.choice(words, 6)) + f" item {i}" for i in range(50)]
         m.add(texts)
         assert m.hasher.generation >= 1 and m.hasher.fitted_on >= 40
-        gens = {r[0] for r in m.storage.conn.execute("SELECT DISTINCT gen FROM records")}
-        assert gens == {m.hasher.generation}
+        gens = {int(g) for *_, batch in m.storage.iter_codes() for g in batch}
+        assert gens == {m.hasher.generation} and m.storage.get_meta("code_generation") == str(m.hasher.generation)
         # every stored code equals the current hasher applied to the stored int8 vector
         for ids, qvecs in m.storage.iter_qvecs(m.config.dim):
             expect = m.hasher.encode(m.quantizer.decode(qvecs))
@@ -205,7 +205,7 @@ def test_mixed_generations_fail_the_integrity_check(mem, store_path):
 
     mem.close()
     conn = sqlite3.connect(store_path)
-    conn.execute("UPDATE records SET gen = gen + 1 WHERE id = 3")
+    conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'code_generation'")  # format 3: one per store
     conn.commit()
     conn.close()
     with pytest.raises(StoreCorruptError, match="another hashing fit"):
