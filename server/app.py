@@ -11,8 +11,7 @@ Routes (``/v1``; OpenAPI at ``/docs`` and ``/openapi.json``):
 
 Every error is ``{"error": {"code": ..., "message": ...}}`` with one line of
 message and its status (``errors.describe``); never a stack trace. Handlers are
-plain functions, so they run in the server's threadpool, except search, which
-runs on the event loop when it need not wait (see ``search``); the ``Service``
+plain functions, so they run in the server's threadpool; the ``Service``
 decides what may run at once. Bodies over ``max_body_bytes`` are refused
 (413) before they are read whole.
 
@@ -32,7 +31,6 @@ from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Path, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -207,27 +205,16 @@ def create_app(service: Service, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> F
         return {"ids": service.add_documents(who, body.documents, namespace=body.namespace,
                                              metadata=body.metadata, passage_tokens=body.passage_tokens)}
 
-    def search_with_recall(body: SearchBody, who: Principal) -> JSONResponse:
+    @app.post("/v1/search", tags=["read"], response_class=JSONResponse)
+    def search(body: SearchBody, who: Who):
+        """The k passages of a namespace nearest to the query, best first: ``{"hits": [...]}``."""
         hits = service.search(who, body.query, body.k, namespace=body.namespace, where=body.where,
                               candidates=body.candidates)
         out = [hit_dict(h) for h in hits]
-        for d, h in zip(out, hits, strict=True):
-            d["recall"] = reconstruction_dict(service.recall(who, h.id))
-        return JSONResponse({"hits": out})
-
-    @app.post("/v1/search", tags=["read"], response_class=JSONResponse)
-    async def search(body: SearchBody, who: Who):
-        """The k passages of a namespace nearest to the query, best first: ``{"hits": [...]}``."""
-        # A search is a few ms of work that mostly releases the GIL (ONNX embedding, numba kernels):
-        # it runs on the event loop, sparing two thread wake-ups per request, unless it would wait —
-        # for a writer holding the store, or for the decoders (``recall``) — which happens in a worker thread.
         if body.recall:
-            return await run_in_threadpool(search_with_recall, body, who)
-        hits = service.search_or_defer(who, body.query, body.k, namespace=body.namespace, where=body.where,
-                                       candidates=body.candidates)
-        if callable(hits):
-            hits = await run_in_threadpool(hits)
-        return JSONResponse({"hits": [hit_dict(h) for h in hits]})  # plain JSON: no response validation
+            for d, h in zip(out, hits, strict=True):
+                d["recall"] = reconstruction_dict(service.recall(who, h.id))
+        return JSONResponse({"hits": out})  # plain JSON types already: skips FastAPI's response validation
 
     @app.get("/v1/passages/{id}", tags=["read"])
     def get(id: RecordId, who: Who) -> dict:

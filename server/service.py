@@ -60,23 +60,6 @@ class RWLock:
                 if not self._readers:
                     self._cond.notify_all()
 
-    def try_read(self) -> bool:
-        """Take a read hold only if no writer holds or waits for the store; ``True`` when taken.
-
-        A hold taken here is given back with :meth:`release_read`.
-        """
-        with self._cond:
-            if self._writer or self._waiting:
-                return False
-            self._readers += 1
-            return True
-
-    def release_read(self) -> None:
-        with self._cond:
-            self._readers -= 1
-            if not self._readers:
-                self._cond.notify_all()
-
     @contextmanager
     def write(self):
         with self._cond:
@@ -211,38 +194,13 @@ class Service:
     def search(self, p: Principal, query: str, k: int = 10, *, namespace: str = "default",
                where: dict | None = None, candidates: int | None = None) -> list[Hit]:
         """The k passages of one namespace nearest to the query."""
-        found = self.search_or_defer(p, query, k, namespace=namespace, where=where, candidates=candidates)
-        return found() if callable(found) else found
-
-    def search_or_defer(self, p: Principal, query: str, k: int = 10, *, namespace: str = "default",
-                        where: dict | None = None,
-                        candidates: int | None = None) -> list[Hit] | Callable[[], list[Hit]]:
-        """:meth:`search` without ever waiting for the lock.
-
-        Checks and embeds the query, then searches at once if no writer holds or waits for the
-        store. Otherwise it returns a function that finishes the search (waiting for the lock), to
-        be called from a worker thread: an event loop calls this inline and pays the thread hop
-        only while a write is under way.
-        """
         self._readable(p, namespace)
         _check_query(query, k, candidates)
         _check_where(where)
         q = self._embed([query])
-
-        def run() -> list[Hit]:
+        with self.lock.read():
             return self.memory.search_embeddings(q, k, namespace=namespace, where=where or None,
                                                  candidates=candidates)[0]
-
-        if not self.lock.try_read():
-            def deferred() -> list[Hit]:
-                with self.lock.read():
-                    return run()
-
-            return deferred
-        try:
-            return run()
-        finally:
-            self.lock.release_read()
 
     def get(self, p: Principal, id: int) -> Record:
         """One record (404 when missing or in a namespace the principal may not read)."""

@@ -285,49 +285,6 @@ def test_a_long_add_does_not_stall_searches(server):
     assert service.memory.namespaces()["notes"] == len(texts)
 
 
-def test_a_search_that_must_wait_for_a_writer_does_not_block_the_server(server):
-    """Searches run on the event loop only when no writer holds the store; otherwise in a worker thread."""
-    c, service = server
-    held, release = threading.Event(), threading.Event()
-
-    def writer():
-        with service.lock.write():
-            held.set()
-            release.wait(30)
-
-    th = threading.Thread(target=writer)
-    th.start()
-    held.wait(10)
-    result = {}
-
-    def search():
-        with httpx.Client(base_url=str(c.base_url), timeout=60) as c2:
-            result["r"] = c2.post("/v1/search", json={"query": "Nobel prize", "k": 3, "namespace": "docs"})
-
-    s = threading.Thread(target=search)
-    s.start()
-    time.sleep(0.5)
-    assert "r" not in result  # the search waits for the writer...
-    assert c.get("/v1/health", timeout=5).status_code == 200  # ...in a worker thread: the loop still answers
-    release.set()
-    th.join()
-    s.join(30)
-    assert result["r"].status_code == 200 and len(result["r"].json()["hits"]) == 3
-
-
-def test_rwlock_try_read():
-    from hashmem.server.service import RWLock
-
-    lock = RWLock()
-    assert lock.try_read() and lock.try_read()  # readers share
-    lock.release_read()
-    lock.release_read()
-    with lock.write():
-        assert not lock.try_read()  # a writer holds it
-    assert lock.try_read()
-    lock.release_read()
-
-
 def test_concurrent_searchers_and_a_writer_lose_nothing(server):
     """4 searchers and 1 writer at once: every request answered, every acknowledged passage stored."""
     c, service = server
