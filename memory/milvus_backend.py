@@ -13,9 +13,14 @@ Collections (names from the URI's collection ``C``):
   vector field per collection, has no ``INT8_VECTOR`` (≥ 2.6) and no bytes scalar;
   the layout is recorded in the settings as ``qvec_layout`` so a store made on a
   server with ``INT8_VECTOR`` can use it without a format guess); ``metadata`` JSON;
-  ``created`` DOUBLE.
+  ``created`` DOUBLE; and, only in a store created with ``text`` or ``llm`` fidelity,
+  ``body``: the passage's text-tier (zstd) or llm-tier body, base64 in a VARCHAR declared
+  at ``text_bytes`` (``?text_bytes=N`` of the creating URI, default ``TEXT_BYTES``, at
+  most ``MAX_TEXT_BYTES``; recorded in the ``layout`` setting). A longer body is refused
+  whole (``InputError``, before anything is written), never truncated.
 - ``C__settings``: named values (config, hasher parameters, int8 calibration, the
-  lexicon's document count, namespace names). Blobs larger than one VARCHAR are split
+  lexicon's document count, namespace names, the text tier's zstd dictionaries and the
+  llm tier's coder meta (model hash, parameters)). Blobs larger than one VARCHAR are split
   into chunks under a fresh version tag, then one header row names the version: a
   reader sees the old value or the new one, never a mix.
 - ``C__lexicon``: one row per lexicon term (id, term, document frequency).
@@ -44,9 +49,16 @@ already re-encoded are briefly invisible to searches with the old hasher).
 (``AddIncompleteError``). An insert Milvus acknowledged is in its write-ahead log
 and survives a server restart.
 
-What it does not do: text or llm fidelity tiers, IVF partitions of the local index,
-API keys (they need a local store; these raise ConfigError), or transactions across
-several calls (Milvus has none: an add is one insert call per batch).
+The text and llm tiers (``texttier``, ``llmtier``) work on ``body_store()`` (``_Bodies``),
+which gives them what ``Storage`` gives them locally; a dictionary re-training rewrites
+every body (``update_texts``: rows read whole and upserted).
+
+What it does not do: IVF partitions of the local index, API keys (they need a local
+store; these raise ConfigError), bodies split over several rows (a passage whose body
+exceeds ``text_bytes`` must be split by the caller), or transactions across several
+calls (Milvus has none: an add is one insert call per batch; a re-training that fails
+half-way leaves each body readable, as each names its dictionary, which is never deleted
+or overwritten on Milvus).
 """
 
 from __future__ import annotations
@@ -88,7 +100,7 @@ _DUMMY = "v"  # Milvus 2.3 requires a vector field in every collection; settings
 QVEC_LAYOUT = "base64-varchar"  # how qvec is kept; "int8-vector" where the server has INT8_VECTOR (≥ 2.6)
 INDEX_TYPES = ("BIN_FLAT", "BIN_IVF_FLAT")
 PARTITIONS = 16  # namespace buckets (a partition key's default count)
-TEXT_BYTES = 12_288  # default bound of one text/llm-tier body, in bytes (``?text_bytes=N`` in the URI)
+TEXT_BYTES = 4_096  # default bound of one text/llm-tier body, in bytes (``?text_bytes=N`` in the URI)
 MAX_TEXT_BYTES = 49_149  # the largest bound whose base64 fits one VARCHAR (65,535 characters)
 
 
@@ -933,6 +945,10 @@ class _Bodies:
         self._b._put_setting(key, value)
 
     def delete_meta(self, txn, key: str) -> None:
+        if key.startswith("text_dict."):
+            # kept: Milvus has no transaction, so an add by another client during a re-training
+            # may have written bodies under the old dictionary (a few KB per re-training)
+            return
         self._b._delete_setting(key)
 
     def transaction(self):
