@@ -5,10 +5,14 @@ memories never surface in another's search. Metadata filters narrow recall to
 a session or a kind of observation.
 
 Run:  python examples/agent_memory.py
+With HASHMEM_STORE set (a path or a milvus://HOST:PORT/COLLECTION URI) the
+memories go there instead of a temporary local store (observed once: a store
+that already has the users' namespaces is used as it is).
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -40,9 +44,9 @@ def recall(mem: Memory, user: str, question: str, *, kind: str | None = None, k:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp, Memory(Path(tmp) / "agent.db") as mem:
+    with tempfile.TemporaryDirectory() as tmp, Memory(os.environ.get("HASHMEM_STORE") or Path(tmp) / "agent.db") as mem:
         for session, (user, items) in enumerate(OBSERVATIONS.items(), start=1):
-            for text, kind in items:
+            for text, kind in items if not mem.has_namespace(user) else ():
                 remember(mem, user, text, kind, session)
         for user, question, kind in [
             ("user:ana", "what food should I avoid cooking for her?", None),

@@ -4,7 +4,9 @@ This script is the chatbot side. It only speaks HTTP (httpx): it uploads the
 documents once, then for each question retrieves passages and builds the chat
 prompt. With `--url` it talks to a server you run yourself
 (`hashmem --store docs.db serve --port 8080`); without it, it starts one on a
-free loopback port for the demo and stops it at the end.
+free loopback port for the demo and stops it at the end, serving a temporary
+local store, or the store given by `--store` / `$HASHMEM_STORE` (a path or a
+`milvus://HOST:PORT/COLLECTION` URI; documents are uploaded once).
 
 The store is created with `hashmem init --fidelity text` so search hits come
 back with the exact passage (`recall`), which the prompt quotes.
@@ -15,6 +17,7 @@ Run:  python examples/http_chatbot.py "what did Lincoln say about malice?"
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -29,7 +32,7 @@ HASHMEM = [sys.executable, "-c", "from hashmem.cli.main import main; main()"]
 
 
 @contextmanager
-def local_server(store: Path):
+def local_server(store: Path | str):
     """`hashmem serve --port 0` in a child process; yields its URL (read from uvicorn's log)."""
     subprocess.run([*HASHMEM, "--store", str(store), "init", "--fidelity", "text"], check=True,
                    capture_output=True)
@@ -48,6 +51,8 @@ def local_server(store: Path):
 
 
 def upload(client: httpx.Client) -> int:
+    if client.get("/v1/stats").json().get("namespaces", {}).get("docs"):  # uploaded by an earlier run
+        return 0
     docs = sorted(TEXTS.glob("*.txt"))
     r = client.post("/v1/documents", json={
         "documents": [p.read_text(encoding="utf-8") for p in docs],
@@ -71,10 +76,13 @@ def main() -> None:
     ap.add_argument("question", nargs="*", default=["what did Lincoln say about malice?"])
     ap.add_argument("--url", help="a running hashmem server (default: start one for the demo)")
     ap.add_argument("--key", help="an API key, if the server has keys")
+    ap.add_argument("--store", default=os.environ.get("HASHMEM_STORE"),
+                    help="the store the demo server serves: a path or milvus:// URI (default: $HASHMEM_STORE, "
+                         "else a temporary local store)")
     args = ap.parse_args()
     headers = {"Authorization": f"Bearer {args.key}"} if args.key else {}
     with tempfile.TemporaryDirectory() as tmp, (
-            local_server(Path(tmp) / "docs.db") if not args.url else nullcontext(args.url)) as url:
+            local_server(args.store or Path(tmp) / "docs.db") if not args.url else nullcontext(args.url)) as url:
         with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
             print(f"server {url}: {client.get('/v1/health').json()['status']}")
             print(f"uploaded {upload(client)} passages")

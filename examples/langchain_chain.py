@@ -6,10 +6,14 @@ returns the prompt it was given (so the demo needs no model and shows what a
 real model would read); swap in any LangChain chat model.
 
 Run:  python examples/langchain_chain.py "what did Lincoln say about malice?"
+With HASHMEM_STORE set (a path or a milvus://HOST:PORT/COLLECTION URI of a
+text-fidelity store, or where to create one) the passages go there instead of
+a temporary local store (loaded once).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -44,8 +48,10 @@ def echo_model(prompt_value) -> str:  # stand-in for a chat model: what it would
 
 
 def main(question: str) -> None:
-    with tempfile.TemporaryDirectory() as tmp, Memory(Path(tmp) / "docs.db", fidelity="text") as mem:
-        load(mem)
+    with tempfile.TemporaryDirectory() as tmp, Memory(os.environ.get("HASHMEM_STORE") or Path(tmp) / "docs.db",
+                                                       fidelity="text") as mem:
+        if not mem.has_namespace("docs"):
+            load(mem)
         retriever = HashmemRetriever(memory=mem, namespace="docs", k=2)
         chain = {"context": retriever | format_docs, "question": RunnablePassthrough()} | PROMPT | RunnableLambda(
             echo_model)

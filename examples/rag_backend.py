@@ -6,10 +6,14 @@ prompt cites what was really written. A store created with fidelity="text"
 would return `Memory.get(id).text` instead.
 
 Run:  python examples/rag_backend.py "what did Lincoln say about malice?"
+With HASHMEM_STORE set (a path or a milvus://HOST:PORT/COLLECTION URI) the
+passages go there instead of a temporary local store (added once: a store
+that already holds the "docs" namespace is used as it is).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -20,8 +24,10 @@ from hashmem.memory import sources
 TEXTS = Path(__file__).parent / "texts"
 
 
-def build_store(path: Path) -> Memory:
+def build_store(path: Path | str) -> Memory:
     mem = Memory(path)
+    if mem.has_namespace("docs"):  # a store given through HASHMEM_STORE, filled by an earlier run
+        return mem
     files = sorted(TEXTS.glob("*.txt"))
     sources.check_all(files)  # all-or-nothing: validate before storing
     mem.add_passages(sources.passages(files, passage_tokens=96), namespace="docs", progress=False)
@@ -49,5 +55,5 @@ def chat_prompt(question: str, context: list[dict]) -> str:
 if __name__ == "__main__":
     question = " ".join(sys.argv[1:]) or "what did Lincoln say about malice?"
     with tempfile.TemporaryDirectory() as tmp:
-        with build_store(Path(tmp) / "rag.db") as mem:
+        with build_store(os.environ.get("HASHMEM_STORE") or Path(tmp) / "rag.db") as mem:
             print(chat_prompt(question, retrieve(mem, question)))

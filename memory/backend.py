@@ -144,6 +144,18 @@ class Backend(abc.ABC):
         """Text-tier bodies by id (none by default)."""
         return {}
 
+    def body_store(self):
+        """What the text and llm tiers (``texttier``, ``llmtier``) keep their bodies and settings in.
+
+        An object with ``path``, ``is_new``, ``get_meta``, ``set_meta``, ``delete_meta``,
+        ``transaction``, ``count``, ``byte_sums``, ``iter_texts`` and ``update_texts`` (the
+        local backend's ``Storage``); the same object for the life of the backend.
+        """
+        raise NotImplementedError(f"{type(self).__name__} keeps no text bodies")
+
+    def check_bodies(self, bodies: Sequence[bytes]) -> None:  # noqa: B027 - optional hook
+        """Raise InputError, before anything is written, when a body cannot be stored here."""
+
     @abc.abstractmethod
     def delete(self, txn, ids: Sequence[int]) -> list[tuple[int, str]]:
         """Delete; (id, namespace) of the records that existed."""
@@ -322,6 +334,9 @@ class LocalBackend(Backend):
 
     def fetch_texts(self, ids):
         return self.storage.fetch_texts(ids)
+
+    def body_store(self):
+        return self.storage
 
     def delete(self, txn, ids):
         gone = self.storage.delete(txn, ids)

@@ -13,9 +13,14 @@ Collections (names from the URI's collection ``C``):
   vector field per collection, has no ``INT8_VECTOR`` (≥ 2.6) and no bytes scalar;
   the layout is recorded in the settings as ``qvec_layout`` so a store made on a
   server with ``INT8_VECTOR`` can use it without a format guess); ``metadata`` JSON;
-  ``created`` DOUBLE.
+  ``created`` DOUBLE; and, only in a store created with ``text`` or ``llm`` fidelity,
+  ``body``: the passage's text-tier (zstd) or llm-tier body, base64 in a VARCHAR declared
+  at ``text_bytes`` (``?text_bytes=N`` of the creating URI, default ``TEXT_BYTES``, at
+  most ``MAX_TEXT_BYTES``; recorded in the ``layout`` setting). A longer body is refused
+  whole (``InputError``, before anything is written), never truncated.
 - ``C__settings``: named values (config, hasher parameters, int8 calibration, the
-  lexicon's document count, namespace names). Blobs larger than one VARCHAR are split
+  lexicon's document count, namespace names, the text tier's zstd dictionaries and the
+  llm tier's coder meta (model hash, parameters)). Blobs larger than one VARCHAR are split
   into chunks under a fresh version tag, then one header row names the version: a
   reader sees the old value or the new one, never a mix.
 - ``C__lexicon``: one row per lexicon term (id, term, document frequency).
@@ -44,9 +49,16 @@ already re-encoded are briefly invisible to searches with the old hasher).
 (``AddIncompleteError``). An insert Milvus acknowledged is in its write-ahead log
 and survives a server restart.
 
-What it does not do: text or llm fidelity tiers, IVF partitions of the local index,
-API keys (they need a local store; these raise ConfigError), or transactions across
-several calls (Milvus has none: an add is one insert call per batch).
+The text and llm tiers (``texttier``, ``llmtier``) work on ``body_store()`` (``_Bodies``),
+which gives them what ``Storage`` gives them locally; a dictionary re-training rewrites
+every body (``update_texts``: rows read whole and upserted).
+
+What it does not do: IVF partitions of the local index, API keys (they need a local
+store; these raise ConfigError), bodies split over several rows (a passage whose body
+exceeds ``text_bytes`` must be split by the caller), or transactions across several
+calls (Milvus has none: an add is one insert call per batch; a re-training that fails
+half-way leaves each body readable, as each names its dictionary, which is never deleted
+or overwritten on Milvus).
 """
 
 from __future__ import annotations
@@ -70,7 +82,7 @@ import numpy as np
 
 from .backend import Backend
 from .config import StoreConfig
-from .errors import BackendUnavailableError, ConfigError, StoreCorruptError, StoreError
+from .errors import BackendUnavailableError, ConfigError, InputError, StoreCorruptError, StoreError
 from .hints import Lexicon
 from .storage import Row
 
@@ -88,6 +100,8 @@ _DUMMY = "v"  # Milvus 2.3 requires a vector field in every collection; settings
 QVEC_LAYOUT = "base64-varchar"  # how qvec is kept; "int8-vector" where the server has INT8_VECTOR (≥ 2.6)
 INDEX_TYPES = ("BIN_FLAT", "BIN_IVF_FLAT")
 PARTITIONS = 16  # namespace buckets (a partition key's default count)
+TEXT_BYTES = 4_096  # default bound of one text/llm-tier body, in bytes (``?text_bytes=N`` in the URI)
+MAX_TEXT_BYTES = 49_149  # the largest bound whose base64 fits one VARCHAR (65,535 characters)
 
 
 def partition_of(namespace: str, n: int = PARTITIONS) -> str:
@@ -100,7 +114,8 @@ def parse_uri(uri: str) -> dict:
 
     Options: ``secure=true`` (TLS; ``milvus+tls://`` is the same), ``server_pem=PATH``
     and ``server_name=NAME`` (a private CA), ``db=NAME``, ``index=BIN_FLAT|BIN_IVF_FLAT``,
-    ``nlist=N`` (``BIN_IVF_FLAT`` lists), ``nprobe=N``. A token (``user:password`` or an
+    ``nlist=N`` (``BIN_IVF_FLAT`` lists), ``nprobe=N``, ``text_bytes=N`` (the largest
+    text/llm-tier body of a store created with this URI, default ``TEXT_BYTES``). A token (``user:password`` or an
     API key) may also come from ``$HASHMEM_MILVUS_TOKEN``, which keeps it out of the URI
     and out of process listings. Secrets never appear in ``location``.
 
@@ -125,7 +140,7 @@ def parse_uri(uri: str) -> dict:
             "with a name of letters, digits and underscores (not starting with a digit)"
         )
     opts = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
-    known = {"secure", "server_pem", "server_name", "db", "index", "nlist", "nprobe"}
+    known = {"secure", "server_pem", "server_name", "db", "index", "nlist", "nprobe", "text_bytes"}
     if unknown := sorted(set(opts) - known):
         raise ConfigError(f"unknown option(s) {', '.join(unknown)} in the Milvus URI; known: {', '.join(sorted(known))}")
     secure = scheme == "milvus+tls" or opts.get("secure", "").lower() in ("1", "true", "yes")
@@ -133,13 +148,16 @@ def parse_uri(uri: str) -> dict:
     if index not in INDEX_TYPES:
         raise ConfigError(f"index={index} is not supported; use {' or '.join(INDEX_TYPES)}")
     ints = {}
-    for k, default in (("nlist", 1024), ("nprobe", 16)):
+    for k, default in (("nlist", 1024), ("nprobe", 16), ("text_bytes", TEXT_BYTES)):
         try:
             ints[k] = int(opts.get(k, default))
         except ValueError as e:
             raise ConfigError(f"{k} in the Milvus URI must be an integer, got {opts[k]!r}") from e
         if ints[k] <= 0:
             raise ConfigError(f"{k} in the Milvus URI must be positive, got {ints[k]}")
+    if ints["text_bytes"] > MAX_TEXT_BYTES:
+        raise ConfigError(f"text_bytes in the Milvus URI is at most {MAX_TEXT_BYTES} (one VARCHAR of base64), "
+                          f"got {ints['text_bytes']}")
     user = urllib.parse.unquote(parts.username or "")
     password = urllib.parse.unquote(parts.password or "")
     token = os.environ.get(TOKEN_ENV, "")
@@ -158,6 +176,7 @@ def parse_uri(uri: str) -> dict:
         "index": index,
         "nlist": ints["nlist"],
         "nprobe": ints["nprobe"],
+        "text_bytes": ints["text_bytes"],
         "location": where,
     }
 
@@ -276,6 +295,8 @@ class MilvusBackend(Backend):
         self._cache: dict[int, tuple[bytes, bytes]] = {}  # id → (code, qvec) of the last search's candidates
         self._seen: dict[str, str] = {}  # settings header → version this handle loaded
         self._known_ns: set[str] = set()
+        self.text_bytes: int | None = None  # bound of one body; None: a store without text bodies
+        self._bodies = _Bodies(self)
         self.last_attempt: list[int] = []  # ids of the insert in progress (reported if it fails)
         self.timeout = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT))
         try:
@@ -350,10 +371,9 @@ class MilvusBackend(Backend):
     # -- creation and settings ----------------------------------------------------------
 
     def initialize(self, config: StoreConfig, extra_meta=None) -> bool:
-        if config.fidelity != "hints":
-            raise ConfigError(f"fidelity {config.fidelity!r} is not supported on a Milvus store yet; use hints "
-                              "(or a local store for text/llm fidelity)")
         from pymilvus import DataType
+
+        text_bytes = self.opts["text_bytes"] if config.fidelity in ("text", "llm") else None
 
         c = self.client
         with self._errors("create a store in"):
@@ -383,6 +403,8 @@ class MilvusBackend(Backend):
                 # declared at their real bound: Milvus sizes segments from the declared lengths
                 schema.add_field("qvec", DataType.VARCHAR, max_length=_b64_len(config.dim))
                 schema.add_field("hints", DataType.VARCHAR, max_length=_b64_len(config.hint_bytes + 2))
+                if text_bytes:  # only stores with text fidelity have (and pay for) a body field
+                    schema.add_field("body", DataType.VARCHAR, max_length=_b64_len(text_bytes))
                 schema.add_field("metadata", DataType.JSON)
                 schema.add_field("created", DataType.DOUBLE)
                 idx = c.prepare_index_params()
@@ -396,12 +418,13 @@ class MilvusBackend(Backend):
             for name in (self.name, self.settings_name, self.lexicon_name):
                 c.load_collection(name)
             layout = {"qvec_layout": QVEC_LAYOUT, "index": self.opts["index"], "nlist": self.opts["nlist"],
-                      "partitions": PARTITIONS}
+                      "partitions": PARTITIONS, "text_bytes": text_bytes}
             for key, value in {"lexicon_docs": "0", "layout": json.dumps(layout), "namespaces": "[]",
                                **(extra_meta or {})}.items():
                 self._put_setting(key, value)
             self._put_setting("config", config.to_json())  # last: its presence means "created"
         self.is_new = False
+        self.text_bytes = text_bytes
         return True
 
     def load_config(self) -> StoreConfig:
@@ -409,9 +432,15 @@ class MilvusBackend(Backend):
         if raw is None:
             raise StoreCorruptError(f"{self.location} is not a hashmem store (no config in {self.settings_name})")
         try:
-            return StoreConfig.from_json(raw.decode() if isinstance(raw, bytes) else raw)
+            config = StoreConfig.from_json(raw.decode() if isinstance(raw, bytes) else raw)
         except (ValueError, TypeError) as e:
             raise StoreCorruptError(f"{self.location} has an unreadable config ({e})") from e
+        if config.fidelity in ("text", "llm"):
+            layout = json.loads(self._get_setting("layout", STRONG) or "{}")
+            if not layout.get("text_bytes"):
+                raise StoreCorruptError(f"{self.location}: a {config.fidelity}-fidelity store without a body field")
+            self.text_bytes = int(layout["text_bytes"])
+        return config
 
     def check(self, *, bits: int, dim: int, generation: int | None) -> None:
         with self._errors("read"):
@@ -472,6 +501,17 @@ class MilvusBackend(Backend):
                 self.client.delete(self.settings_name, filter=f'key like "{key}@{old}#%"')
         self._seen[key] = ver
 
+    def _delete_setting(self, key: str) -> None:
+        """Remove a settings value (its header, then its chunks)."""
+        with self._errors("write"):
+            rows = self.client.query(self.settings_name, filter=f"key == {json.dumps(key)}",
+                                     output_fields=["value"], consistency_level=READ)
+            self.client.delete(self.settings_name, filter=f"key == {json.dumps(key)}")
+            for r in rows:
+                ver = json.loads(r["value"])["ver"]
+                self.client.delete(self.settings_name, filter=f'key like "{key}@{ver}#%"')
+        self._seen.pop(key, None)
+
     def _versions(self, keys: Sequence[str]) -> dict[str, str]:
         """The current version tag of settings headers (one query)."""
         with self._errors("read"):
@@ -524,8 +564,10 @@ class MilvusBackend(Backend):
     # -- records ------------------------------------------------------------------------
 
     def insert(self, txn, *, namespace, metadata, codes, qvecs, hints, gen, texts=None) -> list[int]:
+        if (texts is not None) != bool(self.text_bytes):
+            raise ConfigError(f"{self.location}: text bodies are kept exactly when the store has text fidelity")
         if texts is not None:
-            raise ConfigError("text bodies are not supported on a Milvus store")
+            self.check_bodies(texts)
         ids = self._ids.take(len(hints))
         self.last_attempt = list(ids)  # what Memory reports if this insert fails
         now = time.time()
@@ -536,6 +578,9 @@ class MilvusBackend(Backend):
              "metadata": metadata[j], "created": now}
             for j in range(len(ids))
         ]
+        if texts is not None:
+            for r, body in zip(rows, texts, strict=True):
+                r["body"] = base64.b64encode(bytes(body)).decode()
         try:
             with self._errors("add to"):
                 for s in range(0, len(rows), _BATCH):
@@ -561,6 +606,10 @@ class MilvusBackend(Backend):
 
     _FIELDS = ["id", "namespace", "created", "metadata", "code", "qvec", "hints", "gen"]
 
+    def _all_fields(self) -> list[str]:
+        """Every field of a row (what an upsert must write back)."""
+        return self._FIELDS + (["body"] if self.text_bytes else [])
+
     def _rows(self, ids: Sequence[int], fields: list[str]) -> list[dict]:
         ids = [int(i) for i in ids if 0 < int(i) < 2**63]
         out = []
@@ -578,6 +627,53 @@ class MilvusBackend(Backend):
                                     _code_bytes(r["code"]), base64.b64decode(r["qvec"]), base64.b64decode(r["hints"]),
                                     int(r["gen"]))
         return out
+
+    # -- text/llm-tier bodies ------------------------------------------------------------
+
+    def body_store(self):
+        return self._bodies
+
+    def check_bodies(self, bodies) -> None:
+        """A body longer than the store's bound is refused whole (never truncated), before any write."""
+        if not self.text_bytes:
+            return
+        for j, b in enumerate(bodies):
+            if len(b) > self.text_bytes:
+                raise InputError(
+                    f"passage {j} of this batch needs a {len(b):,}-byte text body; this Milvus store keeps at most "
+                    f"{self.text_bytes:,} bytes per passage (text_bytes of the URI that created it): split the "
+                    "passage, or create the store with a larger ?text_bytes= (at most "
+                    f"{MAX_TEXT_BYTES:,}); nothing was stored")
+
+    def fetch_texts(self, ids):
+        if not self.text_bytes:
+            return {}
+        return {int(r["id"]): base64.b64decode(r["body"]) for r in self._rows(ids, ["id", "body"])}
+
+    def iter_texts(self, *, batch: int = 2_000) -> Iterator[tuple[list[int], list[bytes]]]:
+        """(ids, bodies) in id order, in batches. The ids are listed first, so updating the bodies
+        while iterating (a dictionary re-training) neither skips nor repeats a row."""
+        ids = self.live_ids().tolist()
+        for s in range(0, len(ids), batch):
+            part = ids[s : s + batch]
+            got = self.fetch_texts(part)
+            keep = [i for i in part if i in got]  # a row deleted meanwhile
+            yield keep, [got[i] for i in keep]
+
+    def update_texts(self, txn, ids, bodies) -> None:
+        """Overwrite bodies (a re-trained dictionary): rows are read whole and upserted with the new body."""
+        self.check_bodies(bodies)
+        new = {int(i): base64.b64encode(bytes(b)).decode() for i, b in zip(ids, bodies, strict=True)}
+        keys = list(new)
+        for s in range(0, len(keys), _BATCH):
+            by_part: dict[str, list[dict]] = {}
+            for r in self._rows(keys[s : s + _BATCH], self._all_fields()):
+                r["body"] = new[int(r["id"])]
+                r["code"] = _code_bytes(r["code"])  # read back as a list holding the bytes
+                by_part.setdefault(partition_of(r["namespace"]), []).append(r)
+            with self._errors("write"):
+                for part, group in by_part.items():
+                    self.client.upsert(self.name, group, partition_name=part)
 
     def fetch_present_qvecs(self, ids, dim):
         ids = np.asarray(ids, dtype=np.int64)
@@ -619,7 +715,7 @@ class MilvusBackend(Backend):
         new = {int(i): codes[j].tobytes() for j, i in enumerate(ids)}
         keys = list(new)
         for s in range(0, len(keys), _BATCH):
-            rows = self._rows(keys[s : s + _BATCH], [f for f in self._FIELDS])
+            rows = self._rows(keys[s : s + _BATCH], self._all_fields())
             by_part: dict[str, list[dict]] = {}
             for r in rows:
                 r["code"] = new[int(r["id"])]
@@ -721,12 +817,18 @@ class MilvusBackend(Backend):
         """Counts from the engine; hint and metadata bytes measured on up to 8,192 rows and scaled."""
         n = self.count()
         cfg = self.load_config()
-        sample = next(self._iter("id > 0", ["hints", "metadata"]), []) if n else []
+        fields = ["hints", "metadata"] + (["body"] if self.text_bytes else [])
+        sample = next(self._iter("id > 0", fields), []) if n else []
         scale = n / len(sample) if sample else 0.0
         hints = sum(len(base64.b64decode(r["hints"])) for r in sample) * scale
         meta = sum(len(json.dumps(r["metadata"], ensure_ascii=False).encode()) for r in sample) * scale
+        text = sum(len(base64.b64decode(r["body"])) for r in sample) * scale if self.text_bytes else 0
+        if self.text_bytes:  # the text tier's dictionary counts as text, as in a local store
+            from .texttier import for_storage
+
+            text += for_storage(self._bodies).dictionary_bytes()
         return {"records": n, "code": n * cfg.bits // 8, "qvec": n * cfg.dim, "hints": int(hints),
-                "metadata": int(meta), "text": 0, "lexicon": 0}
+                "metadata": int(meta), "text": int(text), "lexicon": 0}
 
     # -- the Hamming stage --------------------------------------------------------------
 
@@ -815,3 +917,51 @@ def _matches(meta: dict, where: dict) -> bool:
         elif isinstance(have, bool) or not isinstance(have, int | float) or have != value:
             return False
     return True
+
+
+class _Bodies:
+    """The text and llm tiers' view of a Milvus store (what ``Storage`` gives them locally).
+
+    Settings (the zstd dictionaries, ``text_dict``, the llm coder's ``llm_codec``) are read at
+    Session consistency: they are read on every add and ``get``, where a strong read would
+    cost 300-400 ms. A dictionary is written before any body that needs it, so when another
+    client's new dictionary is not visible yet it is read again at Strong consistency.
+    """
+
+    def __init__(self, backend: MilvusBackend) -> None:
+        self._b = backend
+
+    path = property(lambda self: self._b.location)
+    is_new = property(lambda self: self._b.is_new)
+    readonly = property(lambda self: self._b.readonly)
+
+    def get_meta(self, key: str) -> bytes | str | None:
+        raw = self._b._get_setting(key, READ)
+        if raw is None and key.startswith("text_dict."):
+            raw = self._b._get_setting(key, STRONG)
+        return raw
+
+    def set_meta(self, txn, key: str, value: bytes | str) -> None:
+        self._b._put_setting(key, value)
+
+    def delete_meta(self, txn, key: str) -> None:
+        if key.startswith("text_dict."):
+            # kept: Milvus has no transaction, so an add by another client during a re-training
+            # may have written bodies under the old dictionary (a few KB per re-training)
+            return
+        self._b._delete_setting(key)
+
+    def transaction(self):
+        return self._b.transaction()
+
+    def count(self) -> int:
+        return self._b.count()
+
+    def byte_sums(self) -> dict[str, int]:
+        return self._b.byte_sums()
+
+    def iter_texts(self, *, batch: int = 2_000):
+        return self._b.iter_texts(batch=batch)
+
+    def update_texts(self, txn, ids, bodies) -> None:
+        self._b.update_texts(txn, ids, bodies)

@@ -414,7 +414,7 @@ class Memory:
                 if self.config.fidelity in ("text", "llm"):  # retrain the zstd dictionary when it pays
                     from .texttier import maybe_retrain
 
-                    maybe_retrain(self.storage)
+                    maybe_retrain(self.backend.body_store())
         finally:
             if bar is not None:
                 bar.close()
@@ -489,7 +489,8 @@ class Memory:
             return None, None
         from . import texttier
 
-        fallbacks = texttier.for_storage(self.storage).encode(texts)
+        fallbacks = texttier.for_storage(self.backend.body_store()).encode(texts)
+        self.backend.check_bodies(fallbacks)  # an llm body is used only where it is smaller
         if self.config.fidelity == "llm" and hint_strings is not None:
             return self._llm().encode(texts, hint_strings, fallbacks), fallbacks
         return fallbacks, fallbacks
@@ -507,7 +508,7 @@ class Memory:
         if self._llm_tier is None:
             from .llmtier import LlmTier
 
-            self._llm_tier = LlmTier(self.storage, self._token_model)
+            self._llm_tier = LlmTier(self.backend.body_store(), self._token_model)
         return self._llm_tier
 
     # -- refitting ---------------------------------------------------------------------
@@ -741,7 +742,7 @@ class Memory:
 
         if body[:1] == bytes([texttier.LLM_TAG]):
             return self._llm().decode(body, hint_strings)
-        return texttier.for_storage(self.storage).decode(body)
+        return texttier.for_storage(self.backend.body_store()).decode(body)
 
     def ids(self, namespace: str | None = None) -> list[int]:
         """All record ids (of one namespace, or all), ascending."""

@@ -251,6 +251,9 @@ class TextTier:
 
     def _adopt(self, trained, old_gen: int, n: int) -> None:
         gen = old_gen + 1
+        while gen < MAX_GENERATION and self.storage.get_meta(_dict_key(gen)) is not None:
+            gen += 1  # left by a re-training that stopped half-way in a store without transactions (Milvus):
+            # bodies may name it, so it is never overwritten
         d = self._z.ZstdCompressionDict(trained.as_bytes())
         with self.storage.transaction() as c:
             self.storage.set_meta(c, _dict_key(gen), self._pack_dict(trained))

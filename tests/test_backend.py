@@ -52,6 +52,10 @@ def test_refit_generation(open_mem):
     contract.check_refit_generation(open_mem)
 
 
+def test_text_bodies(open_mem):
+    contract.check_text_bodies(open_mem)
+
+
 def test_failed_add_reports_ids(open_mem, monkeypatch):
     contract.check_failed_add_reports_ids(open_mem, monkeypatch)
 

@@ -1,5 +1,6 @@
 """The examples a user copies must run and find the right memories."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -8,8 +9,9 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def _run(name, *args):
+    env = {k: v for k, v in os.environ.items() if k != "HASHMEM_STORE"}  # the examples' own temporary store
     return subprocess.run([sys.executable, str(EXAMPLES / name), *args], capture_output=True, text=True,
-                          check=True, timeout=300).stdout
+                          check=True, timeout=300, env=env).stdout
 
 
 def test_agent_memory_recalls_within_namespace():

@@ -4,6 +4,7 @@
 ``langchain`` extras are skipped together when those are not installed.)
 """
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,8 +16,9 @@ pytestmark = pytest.mark.slow
 
 
 def _run(name, *args):
+    env = {k: v for k, v in os.environ.items() if k != "HASHMEM_STORE"}  # the examples' own temporary store
     return subprocess.run([sys.executable, str(EXAMPLES / name), *args], capture_output=True, text=True,
-                          check=True, timeout=300).stdout
+                          check=True, timeout=300, env=env).stdout
 
 
 def test_http_chatbot_calls_a_served_store_from_another_process():

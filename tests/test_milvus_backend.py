@@ -26,6 +26,7 @@ from hashmem.memory import (
     AddIncompleteError,
     BackendUnavailableError,
     ConfigError,
+    InputError,
     Memory,
     RecordNotFoundError,
     StoreError,
@@ -148,6 +149,54 @@ def test_refit_generation(open_mem):
     contract.check_refit_generation(open_mem)
 
 
+def test_text_bodies(open_mem):
+    contract.check_text_bodies(open_mem)
+
+
+def test_a_body_over_the_bound_is_refused_whole_and_hints_stores_have_no_body_field(milvus_server, store_uri):
+    long = " ".join(f"w{i * 7919 % 10007}" for i in range(60))  # ~330 bytes that zstd cannot shrink to 64
+    with Memory(store_uri + "?text_bytes=64", fidelity="text") as mem:
+        (first,) = mem.add(["A short note about the river."])
+        lex = len(mem.backend.load_lexicon().terms)
+        with pytest.raises(InputError, match="at most 64 bytes per passage"):
+            mem.add(["Another short one.", long])
+        assert mem.ids() == [first] and len(mem.backend.load_lexicon().terms) == lex  # nothing of it stored
+        assert mem.get(first).text == "A short note about the river."
+        fields = {f["name"]: f for f in mem.backend.client.describe_collection(mem.backend.name)["fields"]}
+        assert int(fields["body"]["params"]["max_length"]) == 88  # base64 of 64 bytes, the declared bound
+    with pytest.raises(ConfigError, match="text_bytes in the Milvus URI is at most"):
+        parse_uri(store_uri + "?text_bytes=50000")
+    hints_name = store_uri.rsplit("/", 1)[1] + "_h"
+    try:
+        with Memory(store_uri + "_h") as mem:
+            mem.add(["A hints-only note."])
+            fields = mem.backend.client.describe_collection(mem.backend.name)["fields"]
+            assert "body" not in {f["name"] for f in fields}
+            assert mem.get(mem.ids()[0]).text is None
+    finally:
+        _drop(milvus_server, hints_name)
+
+
+@pytest.mark.slow
+def test_llm_bodies_round_trip(store_uri):
+    pytest.importorskip("llama_cpp")
+    from hashmem.memory import llmtier
+
+    short = ["The Treaty of Westphalia was signed in 1648, ending the Thirty Years' War.",
+             "Ana is allergic to peanuts."]
+    with Memory(store_uri, fidelity="llm") as mem:
+        ids = mem.add(short)
+        assert mem._llm().last_stats.coded >= 1
+        assert [mem.get(i).text for i in ids] == short
+    with Memory(store_uri) as again:  # a second handle: the coder's meta comes from the settings collection
+        assert again.config.fidelity == "llm"
+        meta = json.loads(again.backend.body_store().get_meta(llmtier.META_KEY))
+        assert meta["params"] == llmtier.PARAMS and len(meta["model_sha256"]) == 64
+        bodies = again.backend.fetch_texts(ids)
+        assert any(b[0] == llmtier.LLM_TAG for b in bodies.values())
+        assert [again.get(i).text for i in ids] == short
+
+
 def test_failed_add_reports_ids(open_mem, monkeypatch):
     contract.check_failed_add_reports_ids(open_mem, monkeypatch)
 
@@ -178,8 +227,6 @@ def test_bin_ivf_flat_index(store_uri):
 def test_missing_store_and_unsupported_settings(store_uri, open_mem):
     with pytest.raises(StoreError, match="no store at"):
         Memory(store_uri, create=False)
-    with pytest.raises(ConfigError, match="not supported on a Milvus store"):
-        Memory(store_uri, fidelity="text")
     mem = open_mem()
     assert isinstance(mem.backend, MilvusBackend) and not mem.backend.local
     with pytest.raises(ConfigError, match="not a local store"):

@@ -1,0 +1,79 @@
+"""Two examples run as a user would run them against a real Milvus server (``HASHMEM_STORE=milvus://…``).
+
+The session's ``milvus_server`` fixture (tests/conftest.py) serves a fresh collection;
+rag_backend.py fills it in-process, http_chatbot.py through ``hashmem serve`` in a
+child process; a second run reuses what the first stored.
+"""
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+pytestmark = pytest.mark.slow
+
+
+def _run(name, store, *args):
+    env = {**os.environ, "HASHMEM_STORE": store}
+    return subprocess.run([sys.executable, str(EXAMPLES / name), *args], capture_output=True, text=True,
+                          check=True, timeout=600, env=env).stdout
+
+
+@pytest.fixture
+def fresh_uri(milvus_server):
+    name = f"ex_{uuid.uuid4().hex[:12]}"
+    yield f"{milvus_server.uri}/{name}"
+    if milvus_server.running:
+        from pymilvus import MilvusClient
+
+        c = MilvusClient(uri=milvus_server.http_uri)
+        try:
+            for coll in (name, f"{name}__settings", f"{name}__lexicon"):
+                if c.has_collection(coll):
+                    c.drop_collection(coll)
+        finally:
+            c.close()
+
+
+def test_rag_backend_and_http_chatbot_on_a_milvus_store(fresh_uri):
+    pytest.importorskip("fastapi")
+    from hashmem import Memory
+
+    q = "what did Lincoln say about malice?"
+    out = _run("rag_backend.py", fresh_uri + "_rag", q)
+    assert "With malice toward none" in out and "second_inaugural_address.txt" in out
+    try:
+        with Memory(fresh_uri + "_rag", create=False) as mem:  # the passages are in the engine
+            n = len(mem)
+        assert n > 0
+        assert "With malice toward none" in _run("rag_backend.py", fresh_uri + "_rag", q)  # reused, not re-added
+        with Memory(fresh_uri + "_rag", create=False) as mem:
+            assert len(mem) == n
+    finally:
+        _drop(fresh_uri + "_rag")
+
+    out = _run("http_chatbot.py", fresh_uri, q)  # text fidelity: the server recalls exact passages from Milvus
+    assert "server http://127.0.0.1:" in out and ": ok" in out
+    passages = out.split("<passages>")[1].split("</passages>")[0]
+    assert "(second_inaugural_address.txt)\nWith malice toward none" in passages
+    with Memory(fresh_uri, create=False) as mem:
+        assert mem.config.fidelity == "text" and len(mem) > 0
+
+
+def _drop(uri: str) -> None:
+    from pymilvus import MilvusClient
+
+    from hashmem.memory.milvus_backend import parse_uri
+
+    o = parse_uri(uri)
+    c = MilvusClient(uri=o["address"])
+    try:
+        for coll in (o["collection"], f"{o['collection']}__settings", f"{o['collection']}__lexicon"):
+            if c.has_collection(coll):
+                c.drop_collection(coll)
+    finally:
+        c.close()
