@@ -2,27 +2,19 @@
 
 ``tests/test_backend.py`` runs these over the local backend (SQLite + in-RAM index),
 ``tests/test_milvus_backend.py`` over a real Milvus server. Each check takes
-``open_mem(**kw)``, a callable that opens (and creates on first use) one fresh store.
+``open_mem(**kw)``, a callable that opens (and creates on first use) one fresh store;
+``BackendContract`` turns them into tests for a module that provides that fixture.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import PASSAGES
 
 from hashmem.memory import AddIncompleteError, RecordNotFoundError, StoreError, hashing
 from hashmem.memory.backend import Backend
 
-PASSAGES = [
-    "The Boeing 747 flew from London to New York on 12 March 1998 carrying 416 passengers.",
-    "Aerodynamic heating of slender bodies at hypersonic speed was measured in a wind tunnel.",
-    "Alice was beginning to get very tired of sitting by her sister on the bank.",
-    "The committee approved a budget of 3.5 million dollars for the new library in Boston.",
-    "Photosynthesis converts light energy into chemical energy stored in glucose.",
-    "Marie Curie won the Nobel Prize in Physics in 1903 and in Chemistry in 1911.",
-    "The recipe needs two cups of flour, one egg and a pinch of salt.",
-    "Python's garbage collector frees objects that are no longer referenced.",
-]
 META = [{"n": i, "kind": "even" if i % 2 == 0 else "odd", "flag": i == 3} for i in range(len(PASSAGES))]
 
 
@@ -212,3 +204,31 @@ def check_text_bodies(open_mem) -> None:
     other = open_mem()  # a second handle on the same store
     assert other.config.fidelity == "text"
     assert [other.get(i).text for i in ids] == texts
+
+
+class BackendContract:
+    """The checks as tests: ``class TestX(BackendContract)`` in a module with an ``open_mem`` fixture."""
+
+    def test_add_search_get(self, open_mem):
+        check_add_search_get(open_mem)
+
+    def test_hamming_stage_matches_brute_force(self, open_mem):
+        check_hamming_stage_matches_brute_force(open_mem)
+
+    def test_namespaces_and_where(self, open_mem):
+        check_namespaces_and_where(open_mem)
+
+    def test_delete(self, open_mem):
+        check_delete(open_mem)
+
+    def test_second_handle_sees_the_same_memory(self, open_mem):
+        check_second_handle_sees_the_same_memory(open_mem)
+
+    def test_refit_generation(self, open_mem):
+        check_refit_generation(open_mem)
+
+    def test_text_bodies(self, open_mem):
+        check_text_bodies(open_mem)
+
+    def test_failed_add_reports_ids(self, open_mem, monkeypatch):
+        check_failed_add_reports_ids(open_mem, monkeypatch)

@@ -439,6 +439,20 @@ class MilvusServer:
         self.stop()
         return self.start()
 
+    def drop_store(self, name: str) -> None:
+        """Drop a hashmem store's collections (``name`` and its settings and lexicon), if the server runs."""
+        if not self.running:
+            return
+        from pymilvus import MilvusClient
+
+        c = MilvusClient(uri=self.http_uri)
+        try:
+            for coll in (name, f"{name}__settings", f"{name}__lexicon"):
+                if c.has_collection(coll):
+                    c.drop_collection(coll)
+        finally:
+            c.close()
+
     def __enter__(self) -> MilvusServer:
         return self.start()
 

@@ -28,36 +28,8 @@ def open_mem(tmp_path):
         m.close()
 
 
-def test_add_search_get(open_mem):
-    contract.check_add_search_get(open_mem)
-
-
-def test_hamming_stage_matches_brute_force(open_mem):
-    contract.check_hamming_stage_matches_brute_force(open_mem)
-
-
-def test_namespaces_and_where(open_mem):
-    contract.check_namespaces_and_where(open_mem)
-
-
-def test_delete(open_mem):
-    contract.check_delete(open_mem)
-
-
-def test_second_handle_sees_the_same_memory(open_mem):
-    contract.check_second_handle_sees_the_same_memory(open_mem)
-
-
-def test_refit_generation(open_mem):
-    contract.check_refit_generation(open_mem)
-
-
-def test_text_bodies(open_mem):
-    contract.check_text_bodies(open_mem)
-
-
-def test_failed_add_reports_ids(open_mem, monkeypatch):
-    contract.check_failed_add_reports_ids(open_mem, monkeypatch)
+class TestLocalBackend(contract.BackendContract):
+    """The backend contract (tests/backend_contract.py) on the local backend (SQLite + in-RAM index)."""
 
 
 def test_local_is_the_default_and_keeps_its_file_and_index(open_mem, tmp_path):

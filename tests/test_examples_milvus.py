@@ -27,19 +27,10 @@ def _run(name, store, *args):
 def fresh_uri(milvus_server):
     name = f"ex_{uuid.uuid4().hex[:12]}"
     yield f"{milvus_server.uri}/{name}"
-    if milvus_server.running:
-        from pymilvus import MilvusClient
-
-        c = MilvusClient(uri=milvus_server.http_uri)
-        try:
-            for coll in (name, f"{name}__settings", f"{name}__lexicon"):
-                if c.has_collection(coll):
-                    c.drop_collection(coll)
-        finally:
-            c.close()
+    milvus_server.drop_store(name)
 
 
-def test_rag_backend_and_http_chatbot_on_a_milvus_store(fresh_uri):
+def test_rag_backend_and_http_chatbot_on_a_milvus_store(fresh_uri, milvus_server):
     pytest.importorskip("fastapi")
     from hashmem import Memory
 
@@ -54,7 +45,7 @@ def test_rag_backend_and_http_chatbot_on_a_milvus_store(fresh_uri):
         with Memory(fresh_uri + "_rag", create=False) as mem:
             assert len(mem) == n
     finally:
-        _drop(fresh_uri + "_rag")
+        milvus_server.drop_store(fresh_uri.rsplit("/", 1)[1] + "_rag")
 
     out = _run("http_chatbot.py", fresh_uri, q)  # text fidelity: the server recalls exact passages from Milvus
     assert "server http://127.0.0.1:" in out and ": ok" in out
@@ -63,17 +54,3 @@ def test_rag_backend_and_http_chatbot_on_a_milvus_store(fresh_uri):
     with Memory(fresh_uri, create=False) as mem:
         assert mem.config.fidelity == "text" and len(mem) > 0
 
-
-def _drop(uri: str) -> None:
-    from pymilvus import MilvusClient
-
-    from hashmem.memory.milvus_backend import parse_uri
-
-    o = parse_uri(uri)
-    c = MilvusClient(uri=o["address"])
-    try:
-        for coll in (o["collection"], f"{o['collection']}__settings", f"{o['collection']}__lexicon"):
-            if c.has_collection(coll):
-                c.drop_collection(coll)
-    finally:
-        c.close()

@@ -36,24 +36,11 @@ from hashmem.memory.milvus_backend import MilvusBackend, _IdAllocator, parse_uri
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scifact-train"
 
 
-def _drop(server, name: str) -> None:
-    from pymilvus import MilvusClient
-
-    c = MilvusClient(uri=server.http_uri)
-    try:
-        for coll in (name, f"{name}__settings", f"{name}__lexicon"):
-            if c.has_collection(coll):
-                c.drop_collection(coll)
-    finally:
-        c.close()
-
-
 @pytest.fixture
 def store_uri(milvus_server):
     name = f"t_{uuid.uuid4().hex[:12]}"
     yield f"{milvus_server.uri}/{name}"
-    if milvus_server.running:
-        _drop(milvus_server, name)
+    milvus_server.drop_store(name)
 
 
 @pytest.fixture
@@ -125,34 +112,6 @@ def test_unreachable_server_is_one_line(monkeypatch):
 # -- the contract, on the real server ----------------------------------------------------------
 
 
-def test_add_search_get(open_mem):
-    contract.check_add_search_get(open_mem)
-
-
-def test_hamming_stage_matches_brute_force(open_mem):
-    contract.check_hamming_stage_matches_brute_force(open_mem)
-
-
-def test_namespaces_and_where(open_mem):
-    contract.check_namespaces_and_where(open_mem)
-
-
-def test_delete(open_mem):
-    contract.check_delete(open_mem)
-
-
-def test_second_handle_sees_the_same_memory(open_mem):
-    contract.check_second_handle_sees_the_same_memory(open_mem)
-
-
-def test_refit_generation(open_mem):
-    contract.check_refit_generation(open_mem)
-
-
-def test_text_bodies(open_mem):
-    contract.check_text_bodies(open_mem)
-
-
 def test_a_body_over_the_bound_is_refused_whole_and_hints_stores_have_no_body_field(milvus_server, store_uri):
     long = " ".join(f"w{i * 7919 % 10007}" for i in range(60))  # ~330 bytes that zstd cannot shrink to 64
     with Memory(store_uri + "?text_bytes=64", fidelity="text") as mem:
@@ -174,7 +133,7 @@ def test_a_body_over_the_bound_is_refused_whole_and_hints_stores_have_no_body_fi
             assert "body" not in {f["name"] for f in fields}
             assert mem.get(mem.ids()[0]).text is None
     finally:
-        _drop(milvus_server, hints_name)
+        milvus_server.drop_store(hints_name)
 
 
 @pytest.mark.slow
@@ -197,8 +156,8 @@ def test_llm_bodies_round_trip(store_uri):
         assert [again.get(i).text for i in ids] == short
 
 
-def test_failed_add_reports_ids(open_mem, monkeypatch):
-    contract.check_failed_add_reports_ids(open_mem, monkeypatch)
+class TestMilvusBackend(contract.BackendContract):
+    """The backend contract (tests/backend_contract.py) on a real Milvus server."""
 
 
 def test_bin_ivf_flat_index(store_uri):
