@@ -239,6 +239,20 @@ class Backend(abc.ABC):
     def has_namespace(self, namespace: str) -> bool:
         return self.count(namespace) > 0
 
+    # -- API keys (hashed tokens and their grants; see memory/keys.py) ------------------
+
+    @abc.abstractmethod
+    def put_key(self, name: str, digest: str, grants: dict[str, str]) -> None:
+        """Store a new key. Raises ConfigError when a key with this name exists."""
+
+    @abc.abstractmethod
+    def keys(self, *, digest: str | None = None) -> list[tuple[str, str, dict, float, float | None]]:
+        """(name, digest, grants, created, revoked) of every key, oldest first, or of the key with this digest."""
+
+    @abc.abstractmethod
+    def revoke_key(self, name: str) -> bool:
+        """Mark a valid key revoked; False when no valid key has this name."""
+
 
 class LocalBackend(Backend):
     """The default: one SQLite file (``storage.Storage``) + the in-RAM Hamming index (``index.HammingIndex``).
@@ -476,6 +490,15 @@ class LocalBackend(Backend):
 
     def has_namespace(self, namespace: str) -> bool:
         return namespace in self.index.spaces
+
+    def put_key(self, name, digest, grants) -> None:
+        self.storage.put_key(name, digest, grants)
+
+    def keys(self, *, digest=None):
+        return self.storage.keys(digest=digest)
+
+    def revoke_key(self, name) -> bool:
+        return self.storage.revoke_key(name)
 
 
 def open_backend(location, *, create: bool, readonly: bool = False, durable: bool = False) -> Backend:

@@ -53,8 +53,11 @@ The text and llm tiers (``texttier``, ``llmtier``) work on ``body_store()`` (``_
 which gives them what ``Storage`` gives them locally; a dictionary re-training rewrites
 every body (``update_texts``: rows read whole and upserted).
 
-What it does not do: IVF partitions of the local index, API keys (they need a local
-store; these raise ConfigError), bodies split over several rows (a passage whose body
+API keys (``hashmem keys``, the servers' tenants) are settings rows ``apikey:<digest>``;
+a server looks a caller's key up with Bounded consistency, so a revocation made by another
+process takes effect within Milvus's staleness bound (seconds), not at once as locally.
+
+What it does not do: IVF partitions of the local index, bodies split over several rows (a passage whose body
 exceeds ``text_bytes`` must be split by the caller), or transactions across several
 calls (Milvus has none: an add is one insert call per batch; a re-training that fails
 half-way leaves each body readable, as each names its dictionary, which is never deleted
@@ -92,6 +95,8 @@ TIMEOUT_ENV = "HASHMEM_MILVUS_TIMEOUT"
 DEFAULT_TIMEOUT = 30.0
 READ = "Session"  # see the module docstring
 STRONG = "Strong"
+_KEY_LOOKUP = "Bounded"  # API key lookups per request (see MilvusBackend.keys)
+_KEY_PREFIX = "apikey:"
 _CHUNK = 48_000  # base64 characters per settings row (VARCHAR max 65,535)
 _QUERY_WINDOW = 16_384  # Milvus's largest query/search result window
 _BATCH = 2_000  # rows per insert / upsert call
@@ -511,6 +516,46 @@ class MilvusBackend(Backend):
                 ver = json.loads(r["value"])["ver"]
                 self.client.delete(self.settings_name, filter=f'key like "{key}@{ver}#%"')
         self._seen.pop(key, None)
+
+    # -- API keys: one settings row per key, ``apikey:<digest>`` -> JSON ---------------------
+
+    def _key_rows(self, level: str = STRONG) -> list[tuple[str, str, dict, float, float | None]]:
+        with self._errors("read"):
+            rows = self.client.query(self.settings_name, filter=f'key like "{_KEY_PREFIX}%"',
+                                     output_fields=["key", "value"], consistency_level=level)
+        out = []
+        for r in rows:
+            if "@" in r["key"]:  # a chunk of a long value, read through its header
+                continue
+            head = json.loads(r["value"])
+            d = json.loads(head["inline"] if "inline" in head else self._get_setting(r["key"], level))
+            out.append((d["name"], r["key"][len(_KEY_PREFIX):], d["grants"], d["created"], d["revoked"]))
+        return sorted(out, key=lambda k: (k[3], k[0]))
+
+    def put_key(self, name: str, digest: str, grants: dict[str, str]) -> None:
+        if any(k[0] == name for k in self._key_rows()):
+            raise ConfigError(f"a key named {name!r} exists; revoke it or choose another name")
+        value = {"name": name, "grants": grants, "created": time.time(), "revoked": None}
+        self._put_setting(_KEY_PREFIX + digest, json.dumps(value, sort_keys=True))
+
+    def keys(self, *, digest: str | None = None):
+        if digest is None:
+            return self._key_rows()
+        # a server looks its callers' keys up per request: Bounded (tens of ms, not a strong read's
+        # 300-400 ms), so a revocation by another process takes effect within Milvus's staleness bound
+        raw = self._get_setting(_KEY_PREFIX + digest, _KEY_LOOKUP)
+        if raw is None:
+            return []
+        d = json.loads(raw)
+        return [(d["name"], digest, d["grants"], d["created"], d["revoked"])]
+
+    def revoke_key(self, name: str) -> bool:
+        for n, digest, grants, created, revoked in self._key_rows():
+            if n == name and revoked is None:
+                value = {"name": n, "grants": grants, "created": created, "revoked": time.time()}
+                self._put_setting(_KEY_PREFIX + digest, json.dumps(value, sort_keys=True))
+                return True
+        return False
 
     def _versions(self, keys: Sequence[str]) -> dict[str, str]:
         """The current version tag of settings headers (one query)."""

@@ -808,24 +808,20 @@ class Memory:
         from . import keys
 
         token = keys.new_token()
-        self.storage.put_key(keys.check_name(name), keys.digest(token), keys.check_grants(grants))
+        self.backend.put_key(keys.check_name(name), keys.digest(token), keys.check_grants(grants))
         return token
 
     def keys(self) -> list:
         """Every API key (valid and revoked), oldest first, as ``memory.keys.ApiKey``."""
         from .keys import ApiKey
 
-        if not self.backend.local:  # API keys live in a local store's file
-            return []
-        return [ApiKey(n, g, c, r, d) for n, d, g, c, r in self.storage.keys()]
+        return [ApiKey(n, g, c, r, d) for n, d, g, c, r in self.backend.keys()]
 
     def key_for(self, token: str):
         """The ``ApiKey`` whose token this is (revoked or not), or None."""
         from .keys import ApiKey, digest
 
-        if not self.backend.local:
-            return None
-        rows = self.storage.keys(digest=digest(token)) if isinstance(token, str) and token else []
+        rows = self.backend.keys(digest=digest(token)) if isinstance(token, str) and token else []
         if not rows:
             return None
         name, dig, grants, created, revoked = rows[0]
@@ -837,7 +833,7 @@ class Memory:
         Raises:
             RecordNotFoundError: no valid key has this name.
         """
-        if not self.storage.revoke_key(name):
+        if not self.backend.revoke_key(name):
             raise RecordNotFoundError(f"no valid key named {name!r} in {self.path}")
 
     def find_ids(self, where: dict, *, namespace: str = "default") -> list[int]:
