@@ -5,7 +5,7 @@ What an agent framework does with a tool server, step by step: start
 the user said in one session, and in a later session search and ask before
 answering. The namespace is fixed by the flag: the agent cannot reach others.
 
-Run:  python examples/agent_mcp.py
+Run:  python examples/agent_mcp.py   (HASHMEM_STORE=PATH-or-milvus://URI keeps the memory there)
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ SESSION_1 = [
 ]
 
 
-def server(store: Path) -> StdioServerParameters:
+def server(store: Path | str) -> StdioServerParameters:
     env = {k: os.environ[k] for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HASHMEM_GGUF") if k in os.environ}
     return StdioServerParameters(
         command=sys.executable,
@@ -44,7 +44,7 @@ async def call(session: ClientSession, tool: str, **arguments) -> dict:
     return json.loads(text)
 
 
-async def main(store: Path) -> None:
+async def main(store: Path | str) -> None:
     async with stdio_client(server(store)) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
         tools = (await session.list_tools()).tools
@@ -65,5 +65,5 @@ async def main(store: Path) -> None:
 
 
 if __name__ == "__main__":
-    with tempfile.TemporaryDirectory() as tmp:
-        anyio.run(main, Path(tmp) / "agent.db")
+    with tempfile.TemporaryDirectory() as tmp:  # HASHMEM_STORE: a path or milvus:// URI to keep the memory
+        anyio.run(main, os.environ.get("HASHMEM_STORE") or Path(tmp) / "agent.db")

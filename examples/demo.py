@@ -6,10 +6,13 @@ is how the passage is shown here. Then the one thing only hashmem does: it gives
 back what it stored — a local llama.cpp model rebuilds a hit from its code, vector
 and hints (``recall``), and answers a question from recalled memories, citing
 them (``ask``). Without llama-cpp-python the extractive decoder stands in.
+With HASHMEM_STORE set (a path or a milvus://HOST:PORT/COLLECTION URI) the demo
+uses that store, filling it on the first run only.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import textwrap
@@ -36,10 +39,14 @@ def _wrap(text: str) -> str:
 
 def main() -> None:
     files = sorted(TEXTS.glob("*.txt"))
-    with tempfile.TemporaryDirectory() as tmp, Memory(Path(tmp) / "demo.db") as mem:
+    store = os.environ.get("HASHMEM_STORE")  # a path or milvus:// URI to keep the store; else a temporary file
+    with tempfile.TemporaryDirectory() as tmp, Memory(store or Path(tmp) / "demo.db") as mem:
         t = time.perf_counter()
-        sources.check_all(files)
-        ids = mem.add_passages(sources.passages(files, passage_tokens=96), progress=False)
+        if len(mem):  # filled by an earlier run
+            ids = mem.ids()
+        else:
+            sources.check_all(files)
+            ids = mem.add_passages(sources.passages(files, passage_tokens=96), progress=False)
         took = time.perf_counter() - t
         s = mem.stats()
         print(f"stored {len(ids)} passages from {len(files)} files in {took:.1f} s "

@@ -2,7 +2,8 @@
 
 The session's ``milvus_server`` fixture (tests/conftest.py) serves a fresh collection;
 rag_backend.py fills it in-process, http_chatbot.py through ``hashmem serve`` in a
-child process; a second run reuses what the first stored.
+child process, agent_mcp.py through ``hashmem mcp``, demo.py with the llama decoder;
+a second run reuses what the first stored.
 """
 
 import os
@@ -54,3 +55,15 @@ def test_rag_backend_and_http_chatbot_on_a_milvus_store(fresh_uri, milvus_server
     with Memory(fresh_uri, create=False) as mem:
         assert mem.config.fidelity == "text" and len(mem) > 0
 
+
+def test_demo_and_agent_mcp_on_a_milvus_store(fresh_uri, milvus_server):
+    pytest.importorskip("mcp")
+    out = _run("agent_mcp.py", fresh_uri)
+    assert "remember #" in out and "Miso" in out and "Lisbon" in out
+    try:
+        out = _run("demo.py", fresh_uri + "_demo")
+        assert "recall [" in out and "ask: " in out and "cites: [" in out
+        again = _run("demo.py", fresh_uri + "_demo")  # the second run reuses the passages stored by the first
+        assert again.split(" passages")[0].split()[-1] == out.split(" passages")[0].split()[-1]
+    finally:
+        milvus_server.drop_store(fresh_uri.rsplit("/", 1)[1] + "_demo")
