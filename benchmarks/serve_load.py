@@ -9,9 +9,12 @@ Steps, all in one run so the ratios compare like with like:
    ``/v1/search`` (k=10, namespace ``docs``), each with its own httpx client: searches/s,
    latency p50 / p99, errors (any non-2xx or transport error), passages acknowledged;
 4. lost writes = acknowledged ids that a fresh ``Memory`` opened on the file does not hold;
-5. idle: ``--idle-queries`` searches one at a time, each through the server and then through
-   ``Memory.search`` in this process (the library directly), alternating so both see the same
+5. idle: ``--idle-queries`` searches one at a time, each through the server with httpx, through
+   the server with the standard library's ``http.client`` (one kept-alive connection), and then
+   through ``Memory.search`` in this process (the library directly), in turn so all see the same
    machine load; overhead = median of the paired differences (and the hits must be identical).
+   The httpx figure includes httpx's own per-request cost; the gap between the two clients is
+   that cost, the same whatever server answers.
 
 Targets (issue 10): server overhead ≤ 2 ms p50 per search over the library call (idle,
 one at a time); 0 errors and 0 lost writes under load; p99 ≤ 10 × p50 under load.
@@ -25,6 +28,7 @@ Run (2 shared cores; takes the benchmark lock):
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import random
@@ -129,20 +133,29 @@ def load(url: str, queries: list[str], notes: list[str], *, seconds: float, sear
             "acked_ids": acked}
 
 
-def paired(url: str, mem: Memory, queries: list[str]) -> tuple[list[float], list[float]]:
-    """Each query through the server, then the same query through ``Memory.search``, one at a time, alternating."""
-    server_ms, lib_ms = [], []
+def paired(url: str, mem: Memory, queries: list[str]) -> tuple[list[float], list[float], list[float]]:
+    """Each query through the server (httpx, then http.client), then through ``Memory.search``, one at a time."""
+    server_ms, stdlib_ms, lib_ms = [], [], []
+    conn = http.client.HTTPConnection(*url.removeprefix("http://").split(":"), timeout=60)
     with httpx.Client(base_url=url, timeout=60) as c:
         for q in queries:
+            body = {"query": q, "k": 10, "namespace": "docs"}
             t = time.perf_counter()
-            r = c.post("/v1/search", json={"query": q, "k": 10, "namespace": "docs"})
+            r = c.post("/v1/search", json=body)
             server_ms.append((time.perf_counter() - t) * 1000)
             r.raise_for_status()
             t = time.perf_counter()
+            conn.request("POST", "/v1/search", body=json.dumps(body), headers={"content-type": "application/json"})
+            raw = conn.getresponse()
+            answer = raw.read()
+            stdlib_ms.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
             hits = mem.search(q, 10, namespace="docs")
             lib_ms.append((time.perf_counter() - t) * 1000)
-            assert [h["id"] for h in r.json()["hits"]] == [h.id for h in hits]  # the same search
-    return server_ms, lib_ms
+            expected = [h.id for h in hits]  # the same search, three ways
+            assert [h["id"] for h in r.json()["hits"]] == expected == [h["id"] for h in json.loads(answer)["hits"]]
+    conn.close()
+    return server_ms, stdlib_ms, lib_ms
 
 
 def main() -> None:
@@ -175,17 +188,21 @@ def main() -> None:
                 acked = result["load"].pop("acked_ids")
             with Memory(store, check=False) as fresh:  # a fresh open: what is on disk, the writer's passages too
                 result["load"]["lost_writes"] = len(set(acked) - set(fresh.ids("notes")))
-                server_ms, lib_ms = paired(url, fresh, idle_q)
+                server_ms, stdlib_ms, lib_ms = paired(url, fresh, idle_q)
         finally:
             proc.terminate()
             proc.wait(timeout=60)
         diff = [a - b for a, b in zip(server_ms, lib_ms, strict=True)]
+        diff_stdlib = [a - b for a, b in zip(stdlib_ms, lib_ms, strict=True)]
         result["idle"] = {
             "queries": len(idle_q),
             "server_p50_ms": round(pct(server_ms, 50), 2), "server_p99_ms": round(pct(server_ms, 99), 2),
+            "server_stdlib_client_p50_ms": round(pct(stdlib_ms, 50), 2),
             "library_p50_ms": round(pct(lib_ms, 50), 2), "library_p99_ms": round(pct(lib_ms, 99), 2),
             "overhead_p50_ms": round(pct(diff, 50), 2),
+            "overhead_stdlib_client_p50_ms": round(pct(diff_stdlib, 50), 2),
             "server_over_library_p50": round(pct(server_ms, 50) / pct(lib_ms, 50), 3),
+            "load_avg_1min": round(os.getloadavg()[0], 2),
         }
         result["load"]["p50_over_library_p50"] = round(result["load"]["p50_ms"] / pct(lib_ms, 50), 2)
     text = json.dumps(result, indent=2)

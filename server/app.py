@@ -39,6 +39,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from hashmem.memory import HashmemError, __version__
 
 from .errors import ApiError, describe
+from .fastsearch import LeanSearch
 from .service import MAX_CANDIDATES, MAX_K, Service
 from .tenancy import Principal, principal_for
 
@@ -109,6 +110,17 @@ def answer_dict(asked) -> dict:
             "decoder": a.decoder, "ms": round(a.ms, 1), "hits": [hit_dict(h) for h in asked.hits]}
 
 
+def search_hits(service: Service, who: Principal, body: SearchBody) -> list[dict]:
+    """The hits of a search request as JSON objects, each with its recall when ``body.recall``."""
+    hits = service.search(who, body.query, body.k, namespace=body.namespace, where=body.where,
+                          candidates=body.candidates)
+    out = [hit_dict(h) for h in hits]
+    if body.recall:
+        for d, h in zip(out, hits, strict=True):
+            d["recall"] = reconstruction_dict(service.recall(who, h.id))
+    return out
+
+
 def error_response(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
@@ -122,10 +134,12 @@ class BodyLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        too_big = error_response(413, "body_too_large", f"the request body is over {self.limit} bytes")
+        def too_big():
+            return error_response(413, "body_too_large", f"the request body is over {self.limit} bytes")
+
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            return await too_big(scope, receive, send)
+            return await too_big()(scope, receive, send)
         seen, over, answered = 0, False, False
 
         async def limited():  # past the limit, the app sees the body end there (and its answer is replaced)
@@ -146,17 +160,19 @@ class BodyLimit:
                 return await send(message)
             if not answered:
                 answered = True
-                await too_big(scope, receive, send)
+                await too_big()(scope, receive, send)
 
         await self.app(scope, limited, guarded)
 
 
-def create_app(service: Service, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> FastAPI:
+def create_app(service: Service, *, max_body_bytes: int = DEFAULT_MAX_BODY, lean_search: bool = True) -> FastAPI:
     """The FastAPI application over one service.
 
     Args:
         service: the open store and its models.
         max_body_bytes: larger request bodies get 413.
+        lean_search: answer well-formed ``POST /v1/search`` requests on the lean path
+            (``fastsearch``); False leaves every request to the FastAPI routes.
     """
     app = FastAPI(title="hashmem", version=__version__,
                   description="A retrieval memory: passages kept as binary codes, int8 vectors and hints.")
@@ -186,6 +202,8 @@ def create_app(service: Service, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> F
         code = {404: "no_route", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail).splitlines()[0])
 
+    if lean_search:  # inside the body limit: it reads bodies already limited
+        app.add_middleware(LeanSearch, service=service, body_model=SearchBody, to_dicts=search_hits)
     app.add_middleware(BodyLimit, limit=max_body_bytes)
 
     app.state.service = service
@@ -208,13 +226,7 @@ def create_app(service: Service, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> F
     @app.post("/v1/search", tags=["read"], response_class=JSONResponse)
     def search(body: SearchBody, who: Who):
         """The k passages of a namespace nearest to the query, best first: ``{"hits": [...]}``."""
-        hits = service.search(who, body.query, body.k, namespace=body.namespace, where=body.where,
-                              candidates=body.candidates)
-        out = [hit_dict(h) for h in hits]
-        if body.recall:
-            for d, h in zip(out, hits, strict=True):
-                d["recall"] = reconstruction_dict(service.recall(who, h.id))
-        return JSONResponse({"hits": out})  # plain JSON types already: skips FastAPI's response validation
+        return JSONResponse({"hits": search_hits(service, who, body)})  # plain JSON: no response validation
 
     @app.get("/v1/passages/{id}", tags=["read"])
     def get(id: RecordId, who: Who) -> dict:
