@@ -111,8 +111,7 @@ class Service:
         Args:
             decoder: also open the decoder now (a server does, so no request pays for loading it).
         """
-        # a non-empty namespace compiles the local index's kernels too
-        namespace = next(iter(self.memory.index.spaces), "default") if self.memory.backend.local else "default"
+        namespace = next(iter(self.memory.namespaces()), "default")  # a non-empty one: the kernels compile too
         with self.lock.read():
             self.memory.search("warm up", 1, namespace=namespace)
         if decoder:
