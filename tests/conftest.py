@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,6 +28,23 @@ PASSAGES = [
     "The recipe needs two cups of flour, one egg and a pinch of salt.",
     "Python's garbage collector frees objects that are no longer referenced.",
 ]
+
+
+@contextmanager
+def serve_process(store, *args: str, env: dict | None = None):
+    """``hashmem --store STORE serve --port 0 ARGS`` in a child process; yields (process, base URL), stops it."""
+    proc = subprocess.Popen([sys.executable, "-c", "from hashmem.cli.main import main; main()", "--store", str(store),
+                             "serve", "--port", "0", *args], stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
+    try:
+        url = next((m.group(1) for line in proc.stderr if (m := re.search(r"running on (http://\S+)", line))), None)
+        assert url, f"hashmem serve ended before listening (exit {proc.wait()})"
+        threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()  # drain the log
+        yield proc, url
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        proc.wait(timeout=60)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from conftest import PASSAGES  # noqa: E402
+from conftest import PASSAGES, serve_process  # noqa: E402
 
 from hashmem.memory import Memory  # noqa: E402
 from hashmem.server.app import create_app, is_loopback, running, serve  # noqa: E402
@@ -465,11 +465,7 @@ def test_llama_recall_through_the_server_loads_the_model_once(tmp_path):
 def test_another_gguf_than_the_stores_is_409_and_nothing_stored(tmp_path):
     """`hashmem serve` given a GGUF other than the one an llm-tier store was coded with: searches work,
     adds and recalls answer 409 ``model_mismatch`` and store nothing."""
-    import os
-    import re
     import shutil
-    import subprocess
-    import sys
 
     pytest.importorskip("llama_cpp")
     from hashmem.decoders.llama import default_model_path
@@ -482,22 +478,13 @@ def test_another_gguf_than_the_stores_is_409_and_nothing_stored(tmp_path):
     with other.open("ab") as f:
         f.write(b"\0" * 32)
     before = store.read_bytes()
-    env = {**os.environ, "HASHMEM_GGUF": str(other), "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", "from hashmem.cli.main import main; main()", "--store", str(store),
-                             "serve", "--port", "0", "--decoder", "extractive"], stderr=subprocess.PIPE, text=True,
-                            env=env)
-    try:
-        url = next(m.group(1) for line in proc.stderr if (m := re.search(r"running on (http://\S+)", line)))
-        threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
-        with httpx.Client(base_url=url, timeout=120) as c:
-            assert c.post("/v1/search", json={"query": "honey", "k": 1, "namespace": "docs"}).status_code == 200
-            for r in (c.post(f"/v1/passages/{ids[0]}/recall"),
-                      c.post("/v1/passages", json={"texts": ["Bees make honey."], "namespace": "docs"})):
-                assert r.status_code == 409, r.text
-                assert r.json()["error"]["code"] == "model_mismatch" and "other.gguf" in r.json()["error"]["message"]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+    with (serve_process(store, "--decoder", "extractive", env={"HASHMEM_GGUF": str(other)}) as (_, url),
+          httpx.Client(base_url=url, timeout=120) as c):
+        assert c.post("/v1/search", json={"query": "honey", "k": 1, "namespace": "docs"}).status_code == 200
+        for r in (c.post(f"/v1/passages/{ids[0]}/recall"),
+                  c.post("/v1/passages", json={"texts": ["Bees make honey."], "namespace": "docs"})):
+            assert r.status_code == 409, r.text
+            assert r.json()["error"]["code"] == "model_mismatch" and "other.gguf" in r.json()["error"]["message"]
     assert store.read_bytes() == before
     with Memory(store) as mem:
         assert mem.ids() == ids and mem.get(ids[0]).text == PASSAGES[0]
