@@ -67,13 +67,14 @@ class LeanSearch:
             chunks.append(message.get("body", b""))
             if not message.get("more_body"):
                 break
-        raw = b"".join(chunks)
-        try:
-            if headers.get(b"content-type", b"").lower() not in _JSON_TYPES:
-                raise ValueError("not declared as JSON")
-            body = self.body_model.model_validate_json(raw)
-        except (ValueError, ValidationError):
-            return await self.app(scope, _replay(raw, receive), send)  # the route says what is wrong
+        raw, body = b"".join(chunks), None
+        if headers.get(b"content-type", b"").lower() in _JSON_TYPES:
+            try:
+                body = self.body_model.model_validate_json(raw)
+            except ValidationError:
+                pass
+        if body is None:  # the route says what is wrong (or reads another content type)
+            return await self.app(scope, _replay(raw, receive), send)
         try:
             auth = headers.get(b"authorization")
             who = principal_for(self.service.memory, auth.decode("latin-1") if auth is not None else None)
