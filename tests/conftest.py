@@ -47,6 +47,20 @@ def serve_process(store, *args: str, env: dict | None = None):
         proc.wait(timeout=60)
 
 
+def http_add_and_get(c) -> tuple[list[int], dict]:
+    """Over HTTP (an httpx client ``c``): add two passages to namespace ``scratch``, get the first back.
+
+    Returns the two ids and the first record's JSON, after checking its namespace, metadata and hints.
+    """
+    r = c.post("/v1/passages", json={"texts": ["Zed keeps bees on the roof in Lisbon.", "Zed's bees make honey."],
+                                     "namespace": "scratch", "metadata": [{"i": 0}, {"i": 1}]})
+    assert r.status_code == 201, r.text
+    ids = r.json()["ids"]
+    got = c.get(f"/v1/passages/{ids[0]}").json()
+    assert got["namespace"] == "scratch" and got["metadata"] == {"i": 0} and "Lisbon" in got["hints"]
+    return ids, got
+
+
 @pytest.fixture
 def passages() -> list[str]:
     return list(PASSAGES)

@@ -21,6 +21,7 @@ import backend_contract as contract
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import http_add_and_get
 
 from hashmem.memory import (
     AddIncompleteError,
@@ -354,12 +355,7 @@ def test_http_server_and_recall_on_a_milvus_store(open_mem):
     service.warm_up()
     with running(create_app(service)) as url, httpx.Client(base_url=url, timeout=120) as c:
         assert c.post("/v1/search", json={"query": "bees", "namespace": "scratch"}).status_code == 404
-        r = c.post("/v1/passages", json={"texts": ["Zed keeps bees on the roof in Lisbon.", "Zed's bees make honey."],
-                                         "namespace": "scratch", "metadata": [{"i": 0}, {"i": 1}]})
-        assert r.status_code == 201
-        ids = r.json()["ids"]
-        got = c.get(f"/v1/passages/{ids[0]}").json()
-        assert got["namespace"] == "scratch" and got["metadata"] == {"i": 0} and "Lisbon" in got["hints"]
+        ids, _ = http_add_and_get(c)
         hits = c.post("/v1/search", json={"query": "bees on a roof", "k": 2, "namespace": "scratch",
                                           "recall": True}).json()["hits"]
         assert hits[0]["id"] == ids[0] and "Lisbon" in json.dumps(hits[0])

@@ -20,7 +20,7 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from conftest import PASSAGES, serve_process  # noqa: E402
+from conftest import PASSAGES, http_add_and_get, serve_process  # noqa: E402
 
 from hashmem.memory import Memory  # noqa: E402
 from hashmem.server.app import create_app, is_loopback, running, serve  # noqa: E402
@@ -77,12 +77,7 @@ def test_where_and_recall(server):
 
 def test_add_get_delete_round_trip(server):
     c, service = server
-    r = c.post("/v1/passages", json={"texts": ["Zed keeps bees on the roof in Lisbon.", "Zed's bees make honey."],
-                                     "namespace": "scratch", "metadata": [{"i": 0}, {"i": 1}]})
-    assert r.status_code == 201
-    ids = r.json()["ids"]
-    got = c.get(f"/v1/passages/{ids[0]}").json()
-    assert got["namespace"] == "scratch" and got["metadata"] == {"i": 0} and "Lisbon" in got["hints"]
+    ids, got = http_add_and_get(c)
     assert len(bytes.fromhex(got["code"])) == service.memory.config.bits // 8
     top = c.post("/v1/search", json={"query": "bees", "k": 1, "namespace": "scratch"}).json()["hits"][0]
     assert top["id"] in ids
