@@ -1,10 +1,11 @@
-"""Soak: 2 writers and 4 readers on one store, then a random writer SIGKILLed every few seconds.
+"""Soak: writers and readers on one store, then a random writer SIGKILLed every few seconds.
 
-    .venv/bin/python benchmarks/soak.py [--seconds 60] [--rounds 100] [--interval 3] [--json PATH]
+    .venv/bin/python benchmarks/soak.py [--fidelity hints|text|llm] [--writers 2] [--readers 4]
+        [--seconds 60] [--rounds 100] [--interval 3] [--json PATH]
     make soak
 
-Phase 1 runs 2 writer and 4 reader processes for ``--seconds`` (2 readers keep one ``Memory``
-open, 2 reopen the store for every search). Phase 2 SIGKILLs a random writer every
+Phase 1 runs ``--writers`` writer and ``--readers`` reader processes for ``--seconds`` (half the
+readers keep one ``Memory`` open, the others reopen the store for every search). Phase 2 SIGKILLs a random writer every
 ``--interval`` seconds for ``--rounds`` rounds and starts it again. Then everything stops and
 the store is checked from a fresh handle:
 
@@ -14,6 +15,8 @@ the store is checked from a fresh handle:
   equal those recomputed from every committed passage (texts are deterministic);
 - every acknowledged id present (unless its delete was issued) with its exact metadata, and
   SQLite's full integrity check and the store's own check (one code generation) pass;
+- on ``text`` and ``llm`` stores, every present record's text reads back byte-exact (a body
+  that cannot be read counts as unreadable, one with other bytes as wrong);
 - readers saw every commit older than their search: before each search a reader reads the
   newest record id with plain SQL, then searches for that record's own text filtered to it;
   a miss is stale unless the record was deleted meanwhile;
@@ -68,8 +71,11 @@ def _error(e: BaseException) -> dict:
             **({} if typed else {"traceback": traceback.format_exc()[-2000:]})}
 
 
-def writer(store: str, w: int, seq: int) -> None:
-    from hashmem.memory import Memory
+def writer(store: str, w: int, seq: int, retrain_from: int | None) -> None:
+    from hashmem.memory import Memory, texttier
+
+    if retrain_from:  # a short run re-trains the text dictionary as often as a long one does
+        texttier.FIRST_TRAIN = retrain_from
 
     rng = random.Random(f"writer{w}:{seq}")
     m = None
@@ -77,9 +83,15 @@ def writer(store: str, w: int, seq: int) -> None:
         try:
             if m is None:
                 m = Memory(store, batch_size=TXN)
-            _emit({"ev": "adding", "w": w, "seq": seq})
+            attempt = rng.getrandbits(48)  # tells this add's rows from those of another try at the same seq
+            _emit({"ev": "adding", "w": w, "seq": seq, "a": attempt})
             texts = [text_of(w, seq, j) for j in range(BATCH)]
-            ids = m.add(texts, metadata=[{"w": w, "seq": seq, "j": j} for j in range(BATCH)], progress=False)
+            try:
+                ids = m.add(texts, metadata=[{"w": w, "seq": seq, "j": j, "a": attempt} for j in range(BATCH)],
+                            progress=False)
+            except Exception as e:
+                _emit({"ev": "add_failed", "a": attempt, "stored": list(getattr(e, "stored_ids", []))})
+                raise
             _emit({"ev": "added", "w": w, "seq": seq, "ids": ids, "t": time.time()})
             seq += 1
             if rng.random() < 0.15 and ids:
@@ -92,8 +104,8 @@ def writer(store: str, w: int, seq: int) -> None:
             time.sleep(0.5)
 
 
-def reader(store: str, r: int, keep_open: bool) -> None:
-    from hashmem.memory import Memory
+def reader(store: str, r: int, keep_open: bool, read_text: bool) -> None:
+    from hashmem.memory import Memory, RecordNotFoundError
 
     mem = None
     raw = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=30)
@@ -108,8 +120,16 @@ def reader(store: str, r: int, keep_open: bool) -> None:
                 if mem is not None:
                     mem.close()
                 mem = Memory(store, readonly=True, check=False)
-            hits = mem.search(text_of(meta["w"], meta["seq"], meta["j"]), k=1, where=meta)
+            text = text_of(meta["w"], meta["seq"], meta["j"])
+            hits = mem.search(text, k=1, where=meta)
             found = bool(hits) and hits[0].id == rid
+            if found and read_text:  # the exact text too: a body another process's retraining rewrote
+                try:
+                    got = mem.get(rid).text
+                except RecordNotFoundError:  # deleted since the search
+                    got = text
+                if got != text:
+                    _emit({"ev": "wrong_text", "r": r, "id": rid})
             if not found:
                 gone = raw.execute("SELECT count(*) FROM records WHERE id = ?", (rid,)).fetchone()[0] == 0
                 _emit({"ev": "check", "r": r, "id": rid, "ok": False, "deleted_meanwhile": gone})
@@ -153,38 +173,49 @@ def main() -> None:
     ap.add_argument("--id", type=int, default=0)
     ap.add_argument("--seq", type=int, default=0)
     ap.add_argument("--keep-open", action="store_true")
+    ap.add_argument("--read-text", action="store_true")
+    ap.add_argument("--fidelity", choices=["hints", "text", "llm"], default="hints",
+                    help="the store's fidelity tier (text and llm: texts checked byte-exact too)")
+    ap.add_argument("--retrain-from", type=int, default=None,
+                    help="writers first re-train the text dictionary at this many passages (default: "
+                         "texttier.FIRST_TRAIN): a short run then re-trains as often as a long one")
+    ap.add_argument("--writers", type=int, default=2)
+    ap.add_argument("--readers", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=60.0, help="phase 1: all running, nobody killed")
     ap.add_argument("--rounds", type=int, default=100, help="phase 2: SIGKILLs of a random writer")
     ap.add_argument("--interval", type=float, default=3.0, help="seconds between SIGKILLs")
     ap.add_argument("--json", default=str(OUT))
     args = ap.parse_args()
     if args.role == "writer":
-        return writer(args.store, args.id, args.seq)
+        return writer(args.store, args.id, args.seq, args.retrain_from)
     if args.role == "reader":
-        return reader(args.store, args.id, args.keep_open)
+        return reader(args.store, args.id, args.keep_open, args.read_text)
 
     from hashmem.memory import Memory
 
     tmp = Path(tempfile.mkdtemp(prefix="hashmem-soak-"))
     store = str(tmp / "soak.db")
-    Memory(store).close()
+    Memory(store, fidelity=args.fidelity).close()
     logs = tmp / "logs"
     logs.mkdir()
     started = time.time()
-    writers = {w: Worker(["--role", "writer", "--store", store, "--id", str(w), "--seq", "0"],
-                         logs / f"w{w}.0.jsonl") for w in (0, 1)}
+    retrain = ["--retrain-from", str(args.retrain_from)] if args.retrain_from else []
+    writers = {w: Worker(["--role", "writer", "--store", store, "--id", str(w), "--seq", "0", *retrain],
+                         logs / f"w{w}.0.jsonl") for w in range(args.writers)}
     restarts = Counter()
-    readers = [Worker(["--role", "reader", "--store", store, "--id", str(r), *(["--keep-open"] if r < 2 else [])],
-                      logs / f"r{r}.jsonl") for r in range(4)]
+    text = ["--read-text"] if args.fidelity != "hints" else []
+    readers = [Worker(["--role", "reader", "--store", store, "--id", str(r), *text,
+                       *(["--keep-open"] if r < (args.readers + 1) // 2 else [])],
+                      logs / f"r{r}.jsonl") for r in range(args.readers)]
     time.sleep(args.seconds)
     rng = random.Random(0)
     for _ in range(args.rounds):
-        w = rng.choice([0, 1])
+        w = rng.randrange(args.writers)
         writers[w].kill()
         events = _events(sorted(logs.glob(f"w{w}.*.jsonl")))
         next_seq = 1 + max((e["seq"] for e in events if e.get("ev") == "adding"), default=-1)
         restarts[w] += 1
-        writers[w] = Worker(["--role", "writer", "--store", store, "--id", str(w), "--seq", str(next_seq)],
+        writers[w] = Worker(["--role", "writer", "--store", store, "--id", str(w), "--seq", str(next_seq), *retrain],
                             logs / f"w{w}.{restarts[w]}.jsonl")
         time.sleep(args.interval)
     for x in [*writers.values(), *readers]:
@@ -193,20 +224,30 @@ def main() -> None:
 
     events = _events(sorted(logs.glob("*.jsonl")))
     result = verify(store, events)
-    result.update(seconds_phase1=args.seconds, rounds=args.rounds, interval=args.interval,
+    result.update(fidelity=args.fidelity, writers=args.writers, readers=args.readers,
+                  retrain_from=args.retrain_from, text_dictionary_generation=text_generation(store),
+                  seconds_phase1=args.seconds, rounds=args.rounds, interval=args.interval,
                   writer_restarts=sum(restarts.values()),
                   elapsed_s=round(elapsed, 1), store=store)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "untyped_errors"}, indent=1))
     ok = not (result["lost_acknowledged"] or result["incomplete_or_wrong"] or result["stale_searches"]
+              or result["unreadable_texts"] or result["wrong_texts"] or result["rows_from_failed_adds"] or result["reader_wrong_texts"]
               or result["untyped_errors"] or result["unexplained_records"] or not result["lexicon_exact"]
               or not result["integrity_ok"])
     sys.exit(0 if ok else 1)
 
 
+def text_generation(store: str) -> int:
+    """The store's current text dictionary generation (how many re-trainings were adopted)."""
+    with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as c:
+        row = c.execute("SELECT value FROM meta WHERE key = 'text_dict'").fetchone()
+    return int(row[0]) if row else 0
+
+
 def verify(store: str, events: list[dict]) -> dict:
-    from hashmem.memory import Memory, hints
+    from hashmem.memory import Memory, StoreCorruptError, hints
 
     acked = {i: (e["w"], e["seq"], j) for e in events if e.get("ev") == "added" for j, i in enumerate(e["ids"])}
     issued = {(e["w"], e["seq"]) for e in events if e.get("ev") == "adding"}
@@ -214,17 +255,30 @@ def verify(store: str, events: list[dict]) -> dict:
     acked_deleted = {e["id"] for e in events if e.get("ev") == "deleted" and e["n"] == 1}
     checks = [e for e in events if e.get("ev") == "check"]
     errors = [e for e in events if e.get("ev") == "error"]
+    unreadable, wrong_text, attempts = [], [], {}
     with Memory(store) as m:
         m.storage.check(bits=m.config.bits, dim=m.config.dim, generation=m.hasher.generation, full=True)
         integrity = True
         present = {}
+        keeps_text = m.config.fidelity != "hints"
         for i in m.ids():
-            meta = m.get(i).metadata
-            present[i] = (meta.get("w"), meta.get("seq"), meta.get("j"))
+            try:
+                rec = m.get(i)
+            except StoreCorruptError:
+                unreadable.append(i)
+                rec = m.backend.fetch([i])[i]
+            meta = rec.metadata
+            present[i] = key = (meta.get("w"), meta.get("seq"), meta.get("j"))
+            attempts[i] = meta.get("a")
+            if keeps_text and i not in unreadable and rec.text != text_of(*key):
+                wrong_text.append(i)
         lex = m.storage.load_lexicon()
         records = m.storage.count()
         generation = m.hasher.generation
     lost = [i for i in acked if i not in present and i not in deleting]
+    # an add that raised keeps only the rows its error names as stored (AddIncompleteError.stored_ids)
+    failed = {e["a"]: set(e["stored"]) for e in events if e.get("ev") == "add_failed"}
+    from_failed = [i for i in present if i not in acked and attempts[i] in failed and i not in failed[attempts[i]]]
     wrong = [i for i, key in acked.items() if i in present and present[i] != key]
     unexplained = [i for i, key in present.items() if i not in acked and key[:2] not in issued]
     # whole transactions only: of an unacknowledged add, each 2-passage transaction is all there or absent
@@ -247,6 +301,10 @@ def verify(store: str, events: list[dict]) -> dict:
         "incomplete_or_wrong": len(wrong) + len(half_batches),
         "unexplained_records": len(unexplained),
         "count_exact": records == len(present) and not lost and not unexplained,
+        "rows_from_failed_adds": len(from_failed),
+        "unreadable_texts": len(unreadable),
+        "wrong_texts": len(wrong_text),
+        "reader_wrong_texts": sum(1 for e in events if e.get("ev") == "wrong_text"),
         "lexicon_exact": lexicon_exact,
         "lexicon_docs": lex.n_docs,
         "integrity_ok": integrity,

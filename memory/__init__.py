@@ -18,6 +18,7 @@ from .errors import (
     RecordNotFoundError,
     StoreCorruptError,
     StoreError,
+    UpkeepWarning,
 )
 from .results import Hit, Record, StoreStats
 from .store import Memory
@@ -43,5 +44,6 @@ __all__ = [
     "StoreCorruptError",
     "StoreError",
     "StoreStats",
+    "UpkeepWarning",
     "__version__",
 ]

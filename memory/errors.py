@@ -63,3 +63,10 @@ class AddIncompleteError(StoreError):
         self.stored_ids = list(stored_ids)
         self.failed_ids = list(failed_ids)
         self.failed = failed
+
+
+class UpkeepWarning(UserWarning):
+    """Upkeep after a committed batch (a hasher refit, IVF lists, a text dictionary) failed.
+
+    The batch's passages are stored and acknowledged; the upkeep is tried again on a later
+    add, since what made it due still holds."""

@@ -695,10 +695,10 @@ class MilvusBackend(Backend):
             return {}
         return {int(r["id"]): base64.b64decode(r["body"]) for r in self._rows(ids, ["id", "body"])}
 
-    def iter_texts(self, *, batch: int = 2_000) -> Iterator[tuple[list[int], list[bytes]]]:
-        """(ids, bodies) in id order, in batches. The ids are listed first, so updating the bodies
-        while iterating (a dictionary re-training) neither skips nor repeats a row."""
-        ids = self.live_ids().tolist()
+    def iter_texts(self, *, batch: int = 2_000, after: int = -1) -> Iterator[tuple[list[int], list[bytes]]]:
+        """(ids, bodies) with id > after in id order, in batches. The ids are listed first, so updating
+        the bodies while iterating (a dictionary re-training) neither skips nor repeats a row."""
+        ids = [i for i in self.live_ids().tolist() if i > after]
         for s in range(0, len(ids), batch):
             part = ids[s : s + batch]
             got = self.fetch_texts(part)
@@ -1005,8 +1005,8 @@ class _Bodies:
     def byte_sums(self) -> dict[str, int]:
         return self._b.byte_sums()
 
-    def iter_texts(self, *, batch: int = 2_000):
-        return self._b.iter_texts(batch=batch)
+    def iter_texts(self, *, batch: int = 2_000, after: int = -1):
+        return self._b.iter_texts(batch=batch, after=after)
 
     def update_texts(self, txn, ids, bodies) -> None:
         self._b.update_texts(txn, ids, bodies)

@@ -1029,9 +1029,10 @@ class Storage:
 
     # -- text tier (memory.texttier) ---------------------------------------------------
 
-    def iter_texts(self, *, batch: int = 4096) -> Iterator[tuple[list[int], list[bytes]]]:
-        """(ids, bodies) of the ``texts`` table in id order, in batches (safe to update while iterating)."""
-        last = -1
+    def iter_texts(self, *, batch: int = 4096, after: int = -1) -> Iterator[tuple[list[int], list[bytes]]]:
+        """(ids, bodies) of the ``texts`` table with id > after in id order, in batches (safe to update
+        while iterating)."""
+        last = after
         while self._has("texts"):
             rows = self.conn.execute(
                 "SELECT id, body FROM texts WHERE id > ? ORDER BY id LIMIT ?", (last, batch)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Literal
 
@@ -48,6 +49,7 @@ from .errors import (
     RecordNotFoundError,
     StoreCorruptError,
     StoreError,
+    UpkeepWarning,
 )
 from .results import Hit, Record, StoreStats
 from .storage import Storage
@@ -408,17 +410,28 @@ class Memory:
                 offset += len(batch)
                 if bar is not None:
                     bar.update(len(batch))
-                self._maybe_refit(progress=show)
-                if self.backend.local:  # IVF lists of large namespaces: the local index's
-                    partition.maybe_build(self, namespace, progress=show)
-                if self.config.fidelity in ("text", "llm"):  # retrain the zstd dictionary when it pays
-                    from .texttier import maybe_retrain
-
-                    maybe_retrain(self.backend.body_store())
+                self._upkeep(namespace, progress=show)
         finally:
             if bar is not None:
                 bar.close()
         return ids
+
+    def _upkeep(self, namespace: str, *, progress: bool) -> None:
+        """After a committed batch: refit the hasher, build IVF lists, retrain the text dictionary.
+
+        Each is due by the store's size, so one that fails (another process held the write
+        lock too long, say) is tried again on a later add: its failure is an ``UpkeepWarning``,
+        never an error of the add, whose passages are committed and acknowledged.
+        """
+        try:
+            self._maybe_refit(progress=progress)
+            if self.backend.local:  # IVF lists of large namespaces: the local index's
+                partition.maybe_build(self, namespace, progress=progress)
+            if self.config.fidelity in ("text", "llm"):  # retrain the zstd dictionary when it pays
+                self._text_tier().maybe_retrain()
+        except StoreError as e:
+            warnings.warn(f"{str(e).splitlines()[0]}; the passages are stored, and this upkeep is tried "
+                          "again on a later add", UpkeepWarning, stacklevel=3)
 
     def _add_batch(self, texts, metas, namespace, emb) -> list[int]:
         """Embed outside the write lock; quantize, hash, count terms and insert inside it.
@@ -462,6 +475,8 @@ class Memory:
                 if preview is not None:  # another writer's commit changed a passage's hints: keep its text body
                     final = [hints.decode(b, lexicon) for b in hint_blobs]
                     bodies = [b if f == p else fb for b, fb, f, p in zip(bodies, fallbacks, final, preview, strict=True)]
+                if bodies is not None:  # made before the lock: another process may have re-trained the dictionary
+                    bodies = self._text_tier().current_bodies(texts, bodies)
                 self.backend.save_lexicon(c, lexicon, new_ids, touched)
                 ids = self.backend.insert(
                     c,
@@ -487,13 +502,17 @@ class Memory:
         """(bodies, text-tier bodies) of passages: ``llm`` bodies where they round-trip and pay."""
         if self.config.fidelity not in ("text", "llm"):
             return None, None
-        from . import texttier
-
-        fallbacks = texttier.for_storage(self.backend.body_store()).encode(texts)
+        fallbacks = self._text_tier().encode(texts)
         self.backend.check_bodies(fallbacks)  # an llm body is used only where it is smaller
         if self.config.fidelity == "llm" and hint_strings is not None:
             return self._llm().encode(texts, hint_strings, fallbacks), fallbacks
         return fallbacks, fallbacks
+
+    def _text_tier(self):
+        """The store's text tier (zstd bodies with the store's dictionary)."""
+        from . import texttier
+
+        return texttier.for_storage(self.backend.body_store())
 
     def _hint_preview(self, toks, term_sets) -> list[list[str]]:
         """The hint strings of passages as this handle would store them now (its lexicon is not changed)."""
@@ -724,8 +743,7 @@ class Memory:
         text = None
         strings = self._hint_strings([r.hints])[0]
         if self.config.fidelity in ("text", "llm"):
-            body = self.backend.fetch_texts([r.id]).get(r.id)
-            text = None if body is None else self._decode_text(body, strings)
+            text = self._read_text(r.id, strings)
         return Record(
             id=r.id,
             namespace=r.namespace,
@@ -737,12 +755,32 @@ class Memory:
             text=text,
         )
 
+    def _read_text(self, id: int, hint_strings: Sequence[str]) -> str | None:
+        """The exact text of a record (None: it has no body, or was deleted meanwhile).
+
+        A body read just before another process's dictionary re-training committed names a
+        dictionary that is gone by the time it is decoded: the body is read again (it was
+        recompressed in the same transaction that dropped the dictionary).
+        """
+        from .texttier import DictionaryGoneError
+
+        for _ in range(2):
+            body = self.backend.fetch_texts([id]).get(id)
+            if body is None:
+                return None
+            try:
+                return self._decode_text(body, hint_strings)
+            except DictionaryGoneError:
+                continue
+        body = self.backend.fetch_texts([id]).get(id)  # a third miss is a real loss: it raises
+        return None if body is None else self._decode_text(body, hint_strings)
+
     def _decode_text(self, body: bytes, hint_strings: Sequence[str] = ()) -> str:
         from . import texttier
 
         if body[:1] == bytes([texttier.LLM_TAG]):
             return self._llm().decode(body, hint_strings)
-        return texttier.for_storage(self.backend.body_store()).decode(body)
+        return self._text_tier().decode(body)
 
     def ids(self, namespace: str | None = None) -> list[int]:
         """All record ids (of one namespace, or all), ascending."""

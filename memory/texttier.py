@@ -31,7 +31,21 @@ a few sizes (``DICT_SHARES`` of the stored text) are trained; the one giving the
 smallest total — a sample compressed with it, extrapolated to the whole store,
 plus the dictionary's own stored bytes — is kept only if it pays: it must beat the
 current total by ``MIN_GAIN``. Then every body is recompressed and the old
-dictionary dropped, in one transaction.
+dictionary dropped.
+
+Several processes (concurrency contract). A generation's dictionary never changes
+once written, so every process may cache it by generation. Adopting one runs in
+two steps: every body present is recompressed *outside* the write lock; then one
+short transaction checks that the current generation is still the one it
+started from (otherwise another process adopted first: this try is dropped, its
+work thrown away), writes the dictionary, the recompressed bodies (of rows not
+deleted meanwhile), recompresses the few rows added since, moves ``text_dict``
+and drops the old dictionary. A writer compresses its passages before taking the
+write lock and, inside it, calls ``current_bodies`` to recompress those made with
+a dictionary that is no longer current; so no committed body ever names a
+dropped dictionary. A reader that read a body just before a re-training
+committed may find its dictionary gone: ``decode`` raises
+``DictionaryGoneError`` and the reader reads the body again (``Memory.get``).
 
 What it does not do: decide which stores keep text (``config.fidelity``) or
 rank anything; it only turns passages into bytes and back.
@@ -71,6 +85,14 @@ def _dict_key(gen: int) -> str:
     return f"text_dict.{gen}"
 
 
+class DictionaryGoneError(StoreCorruptError):
+    """A body names a dictionary the store no longer holds.
+
+    Between processes this is a race, not damage: another process re-trained
+    and recompressed the body after it was read; read the body again.
+    """
+
+
 class TextTier:
     """Compresses and decompresses the passages of one store file.
 
@@ -104,7 +126,7 @@ class TextTier:
             if d is None:
                 raw = self.storage.get_meta(_dict_key(gen))
                 if raw is None:
-                    raise StoreCorruptError(
+                    raise DictionaryGoneError(
                         f"{self.storage.path}: a passage needs text dictionary {gen}, which the store lacks"
                     )
                 d = self._z.ZstdCompressionDict(self._unpack_dict(bytes(raw)))
@@ -157,11 +179,28 @@ class TextTier:
             out.append(packed if len(packed) < 1 + len(raw) else bytes([RAW]) + raw)
         return out
 
+    def current_bodies(self, texts: Sequence[str], bodies: Sequence[bytes]) -> list[bytes]:
+        """Bodies valid now: those compressed with a dictionary that is no longer current, made again.
+
+        Call it inside the write transaction that inserts the bodies (it reads the current
+        generation there), after ``encode`` ran outside it: another process may have adopted a
+        dictionary in between and dropped the one they were made with. Raw and ``llm`` bodies
+        are kept as they are.
+        """
+        gen = self.current_generation()
+        stale = [j for j, b in enumerate(bodies) if b[0] not in (RAW, LLM_TAG) and b[0] - PLAIN != gen]
+        out = list(bodies)
+        for j, body in zip(stale, self.encode([texts[j] for j in stale], generation=gen), strict=True):
+            out[j] = body
+        return out
+
     def decode(self, body: bytes) -> str:
         """The exact passage stored in one body.
 
         Raises:
-            StoreCorruptError: an unknown tag, a missing dictionary, or a damaged frame.
+            DictionaryGoneError: the body names a dictionary the store no longer holds
+                (read the body again: another process re-trained since it was read).
+            StoreCorruptError: an unknown tag or a damaged frame.
         """
         body = bytes(body)
         if not body:
@@ -202,14 +241,17 @@ class TextTier:
             True when a new dictionary was adopted and every passage recompressed.
         """
         n = self.storage.count()
-        if n < 2 or not (force or self.retrain_due(n)) or self.current_generation() >= MAX_GENERATION:
+        old_gen = self.current_generation()
+        if n < 2 or not (force or self.retrain_due(n)) or old_gen >= MAX_GENERATION:
             return False
-        texts = self._sample_texts(TRAIN_SAMPLE_BYTES)
+        try:
+            texts = self._sample_texts(TRAIN_SAMPLE_BYTES)
+        except DictionaryGoneError:  # another process adopted a dictionary while this one read: its job is done
+            return False
         samples = [t.encode("utf-8") for t in texts]
         if not samples:
             return False
         raw_total = sum(map(len, samples)) * n / len(samples)
-        old_gen = self.current_generation()
         probe = texts[:: max(1, len(texts) // EVAL_SAMPLE)][:EVAL_SAMPLE]
         scale = n / max(len(probe), 1)
         old_total = sum(map(len, self.encode(probe, generation=old_gen))) * scale + (
@@ -225,14 +267,14 @@ class TextTier:
             if total < new_total:
                 trained, new_total = d, total
         if trained is None or new_total > old_total * (1 - MIN_GAIN):
-            self._record_try(n)
+            self._record_try(n, old_gen)
             return False
-        self._adopt(trained, old_gen, n)
-        return True
+        return self._adopt(trained, old_gen, n)
 
-    def _record_try(self, n: int) -> None:
+    def _record_try(self, n: int, old_gen: int) -> None:
         with self.storage.transaction() as c:
-            self.storage.set_meta(c, _KEY_TRAINED_ON, str(n))
+            if self.current_generation() == old_gen:  # else another process's try (or adoption) stands
+                self.storage.set_meta(c, _KEY_TRAINED_ON, str(n))
 
     def _sample_texts(self, max_bytes: int) -> list[str]:
         """Stored passages, decoded: all of them, or an evenly spread sample of about max_bytes of text."""
@@ -249,18 +291,43 @@ class TextTier:
                 i += 1
         return out
 
-    def _adopt(self, trained, old_gen: int, n: int) -> None:
+    def _recompress(self, d, gen: int, *, after: int = -1) -> tuple[list[int], list[bytes], int]:
+        """(ids, bodies, last id read) of every non-``llm`` body with id > after, compressed with d."""
+        out_ids: list[int] = []
+        out_bodies: list[bytes] = []
+        last = after
+        for ids, bodies in self.storage.iter_texts(after=after):
+            keep = [j for j, b in enumerate(bodies) if b[:1] != bytes([LLM_TAG])]
+            out_ids += [ids[j] for j in keep]
+            out_bodies += self.encode([self.decode(bodies[j]) for j in keep], generation=gen, _dict_data=d)
+            last = max(last, ids[-1]) if ids else last
+        return out_ids, out_bodies, last
+
+    def _adopt(self, trained, old_gen: int, n: int) -> bool:
+        """Recompress every body under a new dictionary (outside the lock), then switch in one transaction.
+
+        Returns:
+            False when another process adopted a dictionary first (nothing is written).
+        """
         gen = old_gen + 1
         while gen < MAX_GENERATION and self.storage.get_meta(_dict_key(gen)) is not None:
             gen += 1  # left by a re-training that stopped half-way in a store without transactions (Milvus):
             # bodies may name it, so it is never overwritten
         d = self._z.ZstdCompressionDict(trained.as_bytes())
+        packed = self._pack_dict(trained)
+        try:
+            ids, bodies, last = self._recompress(d, gen)
+        except DictionaryGoneError:  # another process adopted meanwhile
+            return False
         with self.storage.transaction() as c:
-            self.storage.set_meta(c, _dict_key(gen), self._pack_dict(trained))
-            for ids, bodies in self.storage.iter_texts():
-                keep = [j for j, b in enumerate(bodies) if b[:1] != bytes([LLM_TAG])]
-                fresh = self.encode([self.decode(bodies[j]) for j in keep], generation=gen, _dict_data=d)
-                self.storage.update_texts(c, [ids[j] for j in keep], fresh)
+            if self.current_generation() != old_gen or self.storage.get_meta(_dict_key(gen)) is not None:
+                return False  # another process adopted first: its dictionary stands, nothing written
+            self.storage.set_meta(c, _dict_key(gen), packed)
+            for s in range(0, len(ids), 4096):  # rows deleted meanwhile are not updated (ids are never reused)
+                self.storage.update_texts(c, ids[s : s + 4096], bodies[s : s + 4096])
+            # rows added since the recompression, under the old dictionary: few, done under the lock
+            late_ids, late_bodies, _ = self._recompress(d, gen, after=last)
+            self.storage.update_texts(c, late_ids, late_bodies)
             self.storage.set_meta(c, _KEY_CURRENT, str(gen))
             self.storage.set_meta(c, _KEY_TRAINED_ON, str(n))
             if old_gen:
@@ -268,6 +335,7 @@ class TextTier:
         with self._lock:
             self._dicts[gen] = d
             self._dicts.pop(old_gen, None)
+        return True
 
 
 _tiers: weakref.WeakKeyDictionary[Storage, TextTier] = weakref.WeakKeyDictionary()

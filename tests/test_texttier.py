@@ -174,3 +174,112 @@ def test_dictionaries_are_stored_compressed_and_uncompressed_ones_still_read(tmp
     fresh = tt.TextTier(storage)
     assert list(_all_texts(storage).values()) == texts
     assert [fresh.decode(b) for _, bodies in storage.iter_texts() for b in bodies] == texts
+
+
+# -- two processes on one store: two Storage handles on one file (two SQLite connections) -------
+
+
+def _two_handles(tmp_path, n: int = 200) -> tuple[Storage, Storage, list[int], list[str]]:
+    a = _bare_store(tmp_path / "s.db")
+    texts = _prose(random.Random(5), n)
+    ids = _insert(a, texts)
+    return a, Storage(tmp_path / "s.db", create=False), ids, texts
+
+
+def test_a_body_made_before_another_process_retrained_is_made_again_inside_the_write(tmp_path, monkeypatch):
+    """A writer compresses before the write lock; another process adopts a dictionary and drops the old one."""
+    monkeypatch.setattr(tt, "MIN_GAIN", -1.0)  # every trained dictionary is adopted
+    a, b, ids, texts = _two_handles(tmp_path)
+    tier_a, tier_b = tt.for_storage(a), tt.for_storage(b)
+    assert tier_a.maybe_retrain(force=True)  # generation 1, known to both
+    late = _prose(random.Random(6), 3)
+    bodies = tier_b.encode(late)  # b compresses with generation 1, outside the lock ...
+    assert {x[0] for x in bodies} == {tt.PLAIN + 1}
+    ids += _insert(a, _prose(random.Random(7), 200))
+    assert tier_a.maybe_retrain(force=True)  # ... a adopts generation 2 and drops 1 ...
+    assert a.get_meta("text_dict.1") is None
+    n = len(late)
+    with b.transaction() as c:  # ... and b writes: inside the lock its stale bodies are made again
+        new = b.insert(c, namespace="default", metadata=[{}] * n, codes=np.zeros((n, 32), np.uint8),
+                       qvecs=np.zeros((n, 384), np.int8), hints=[b"\x90"] * n, gen=0,
+                       texts=tier_b.current_bodies(late, bodies))
+    assert {x[0] for x in b.fetch_texts(new).values()} == {tt.PLAIN + 2}
+    for tier in (tier_a, tier_b, tt.TextTier(Storage(tmp_path / "s.db", create=False))):
+        got = {i: tier.decode(body) for i, body in a.fetch_texts(new).items()}
+        assert got == dict(zip(new, late, strict=True))
+
+
+def test_a_retraining_that_loses_the_race_writes_nothing(tmp_path, monkeypatch):
+    """Two processes train at once: the second to reach the lock drops its dictionary; generation g is one
+    dictionary for every process that ever cached it."""
+    a, b, ids, texts = _two_handles(tmp_path)
+    tier_a, tier_b = tt.for_storage(a), tt.for_storage(b)
+    real = tt.TextTier._recompress
+    raced = []
+
+    def b_adopts_first(self, d, gen, *, after=-1):
+        if self is tier_a and not raced:  # a has trained; b trains and adopts before a takes the lock
+            raced.append(1)
+            assert tier_b.maybe_retrain(force=True)
+        return real(self, d, gen, after=after)
+
+    monkeypatch.setattr(tt.TextTier, "_recompress", b_adopts_first)
+    assert not tier_a.maybe_retrain(force=True)  # lost: nothing of a's is written
+    assert raced and tier_a.current_generation() == tier_b.current_generation() == 1
+    stored = a.get_meta("text_dict.1")
+    assert bytes(stored) == tier_b._pack_dict(tier_b._dict(1))  # b's dictionary, not overwritten
+    expected = dict(zip(ids, texts, strict=True))
+    assert _all_texts(a) == _all_texts(b) == expected
+
+
+def test_rows_added_during_a_retraining_are_recompressed_under_the_lock(tmp_path, monkeypatch):
+    a, b, ids, texts = _two_handles(tmp_path)
+    tier_a = tt.for_storage(a)
+    real = tt.TextTier._recompress
+    late = _prose(random.Random(8), 4)
+    added = []
+
+    def b_adds_meanwhile(self, d, gen, *, after=-1):
+        out = real(self, d, gen, after=after)
+        if not added:  # after a read every body outside the lock, before a takes it
+            added.extend(_insert(b, late))
+        return out
+
+    monkeypatch.setattr(tt.TextTier, "_recompress", b_adds_meanwhile)
+    assert tier_a.maybe_retrain(force=True)
+    assert a.get_meta("text_dict.0") is None
+    bodies = a.fetch_texts(ids + added)
+    assert {x[0] for x in bodies.values()} <= {tt.RAW, tt.PLAIN + 1}
+    assert _all_texts(a) == dict(zip(ids + added, texts + late, strict=True))
+
+
+def test_get_reads_a_body_again_when_another_process_retrained_since_it_was_read(tmp_path, monkeypatch):
+    """A reader read a body, then another process recompressed it and dropped its dictionary."""
+    monkeypatch.setattr(tt, "MIN_GAIN", -1.0)
+    path = tmp_path / "m.db"
+    texts = _prose(random.Random(9), 120)
+    rng = np.random.default_rng(0)
+    emb = rng.standard_normal((len(texts) + 200, 384)).astype(np.float32)
+    with Memory(path, fidelity="text", method="sign") as m:
+        ids = m.add(texts, embeddings=emb[: len(texts)])
+    reader, other = Memory(path), Memory(path)
+    try:
+        other.add(_prose(random.Random(10), 200), embeddings=emb[len(texts):])
+        gen = tt.for_storage(reader.storage).current_generation()
+        real = reader.backend.fetch_texts
+        calls = []
+
+        def fetch_then_retrain(ids_):
+            got = real(ids_)
+            if not calls:  # the body is read under generation gen; then the other process retrains
+                calls.append(1)
+                assert tt.for_storage(other.storage).maybe_retrain(force=True)
+            return got
+
+        monkeypatch.setattr(reader.backend, "fetch_texts", fetch_then_retrain)
+        tt.for_storage(reader.storage)._dicts.clear()  # a reader that had not met this dictionary yet
+        assert reader.get(ids[5]).text == texts[5]
+        assert len(calls) == 1 and tt.for_storage(other.storage).current_generation() == gen + 1
+    finally:
+        reader.close()
+        other.close()
