@@ -393,11 +393,13 @@ class LocalBackend(Backend):
 
     def load_index(self, mem) -> None:
         """Build the in-RAM index from every stored code (and note the last id seen)."""
-        self.index = HammingIndex(mem.config.bits, ivf_min_rows=None)  # IVF lists: memory.partition
-        self._index_gen = mem.hasher.generation
-        self._seen_id = self.storage.last_id()
-        for ids, namespaces, codes, _ in self.storage.iter_codes(batch=8192, upto=self._seen_id):
-            self._index_rows(mem.config.bits, ids, namespaces, codes)
+        # built aside and swapped in whole: a search in another thread meanwhile sees the old index,
+        # never a half-filled one without some namespace (which the servers would answer with a 404)
+        fresh = HammingIndex(mem.config.bits, ivf_min_rows=None)  # IVF lists: memory.partition
+        seen = self.storage.last_id()
+        for ids, namespaces, codes, _ in self.storage.iter_codes(batch=8192, upto=seen):
+            self._index_rows(mem.config.bits, ids, namespaces, codes, fresh)
+        self.index, self._index_gen, self._seen_id = fresh, mem.hasher.generation, seen
         partition.load(mem)  # large namespaces' IVF lists, stored (or fitted now, once)
 
     def start(self, mem) -> None:
@@ -406,12 +408,14 @@ class LocalBackend(Backend):
         self._deletes = self.storage.deletes_count()
         self.load_index(mem)
 
-    def _index_rows(self, bits: int, ids: np.ndarray, namespaces: list[str], codes: list[bytes]) -> None:
+    def _index_rows(self, bits: int, ids: np.ndarray, namespaces: list[str], codes: list[bytes],
+                    index: HammingIndex | None = None) -> None:
+        index = self.index if index is None else index
         arr = np.frombuffer(b"".join(codes), dtype=np.uint8).reshape(len(ids), bits // 8)
         ns = np.array(namespaces, dtype=object)
         for name in dict.fromkeys(namespaces):  # few Python objects at once
             sel = ns == name
-            self.index.add(name, ids[sel], arr[sel])
+            index.add(name, ids[sel], arr[sel])
 
     def mark_synced(self) -> None:
         self._version = self.storage.data_version()

@@ -803,7 +803,14 @@ class Memory:
         return len(gone)
 
     def has_namespace(self, namespace: str) -> bool:
-        """Whether a namespace has held passages (cheap: the local index's namespaces, or a count)."""
+        """Whether a namespace has held passages (cheap: the local index's namespaces, or a count).
+
+        A no is checked again after catching up with other processes' commits, so a namespace
+        another process filled since this handle last looked is never reported missing.
+        """
+        if self.backend.has_namespace(namespace):
+            return True
+        self._refresh()
         return self.backend.has_namespace(namespace)
 
     def namespaces(self) -> dict[str, int]:

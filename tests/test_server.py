@@ -14,6 +14,7 @@ import sqlite3
 import threading
 import time
 
+import numpy as np
 import pytest
 
 httpx = pytest.importorskip("httpx")
@@ -483,3 +484,50 @@ def test_another_gguf_than_the_stores_is_409_and_nothing_stored(tmp_path):
     assert store.read_bytes() == before
     with Memory(store) as mem:
         assert mem.ids() == ids and mem.get(ids[0]).text == PASSAGES[0]
+
+
+def test_searches_never_miss_a_live_namespace_while_writers_and_refits_run(tmp_path):
+    """1 HTTP writer and 6 HTTP searchers on a text store while another process adds and refits again and
+    again (each refit makes the server rebuild its in-RAM index): every search answers 200, none 404."""
+    path = tmp_path / "s.db"
+    rng = np.random.default_rng(0)
+    with Memory(path, fidelity="text") as m:
+        m.add([f"seed passage {i} about harbors and violins" for i in range(300)], namespace="h",
+              embeddings=rng.standard_normal((300, 384)).astype(np.float32), progress=False)
+    statuses: list[int] = []
+    stop = threading.Event()
+    with serve_process(path, "--decoder", "extractive") as (_, url):
+
+        def search() -> None:
+            with httpx.Client(base_url=url, timeout=60) as c:
+                while not stop.is_set():
+                    statuses.append(c.post("/v1/search", json={"query": "harbor violin", "namespace": "h",
+                                                               "k": 3}).status_code)
+
+        def write() -> None:
+            with httpx.Client(base_url=url, timeout=60) as c:
+                i = 0
+                while not stop.is_set():
+                    r = c.post("/v1/passages", json={"texts": [f"http passage {i}"], "namespace": "h"})
+                    assert r.status_code == 201, r.text
+                    i += 1
+
+        threads = [threading.Thread(target=search) for _ in range(6)] + [threading.Thread(target=write)]
+        for t in threads:
+            t.start()
+        refits = 0
+        try:
+            with Memory(path) as other:  # another process's writes and refits, as the server sees them
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    other.add([f"other passage {refits}"], namespace="h", progress=False,
+                              embeddings=rng.standard_normal((1, 384)).astype(np.float32))
+                    other.refit()
+                    refits += 1
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=120)
+    counts = {s: statuses.count(s) for s in set(statuses)}
+    assert refits >= 5 and len(statuses) > 100, (refits, counts)
+    assert counts == {200: len(statuses)}, counts
