@@ -15,15 +15,29 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# llama-cpp-python compiles llama.cpp from source. Its default, -march=native, turns on Intel AMX
+# tiles wherever the CPU reports them, and a process that may not use them (a VM that does not
+# enable the tile state) dies with SIGSEGV in ggml_backend_amx_mul_mat on its first token; so a
+# portable AVX2 build. pip caches the built wheel under the sdist's name, not these flags: a wheel
+# cached by an earlier build is checked by running one token (LLAMA_CHECK) and rebuilt if it dies.
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+LLAMA_CHECK = $(BIN)/python -c "from hashmem.decoders.llmcodec import token_model; token_model(threads=1).start('ok')"
+LLAMA_REBUILD = $(BIN)/python -m pip cache remove llama_cpp_python; \
+	$(BIN)/python -m pip install --quiet --force-reinstall --no-deps \
+	  "llama-cpp-python==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("llama-cpp-python"))')"
+
 # torch is pinned to its CPU build (an unpinned torch pulls a multi-GB CUDA build); one pip call, one resolver pass
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet torch==2.13.0 -e '.[test,llama,bench,server,langchain,llamaindex,milvus]'
+	$(LLAMA_CHECK) || { echo "llama.cpp crashed on one token: rebuilding llama-cpp-python ($$CMAKE_ARGS)"; \
+	  $(LLAMA_REBUILD); $(LLAMA_CHECK); }
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP) $(DEMO_STAMP)
 
 # the demo needs the library and the llama.cpp decoder only (not the test, bench and server extras)
 $(DEMO_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet torch==2.13.0 -e '.[llama]'
+	$(LLAMA_CHECK) || { $(LLAMA_REBUILD); $(LLAMA_CHECK); }
 	touch $(DEMO_STAMP)
 
 install: $(STAMP)
