@@ -71,7 +71,16 @@ def _error(e: BaseException) -> dict:
             **({} if typed else {"traceback": traceback.format_exc()[-2000:]})}
 
 
-def writer(store: str, w: int, seq: int, retrain_from: int | None) -> None:
+def _token_model(llm_threads: int | None):
+    """The llm tier's model at a given llama.cpp thread count (None: the codec's own choice)."""
+    if llm_threads is None:
+        return None
+    from hashmem.decoders.llmcodec import token_model
+
+    return token_model(threads=llm_threads)
+
+
+def writer(store: str, w: int, seq: int, retrain_from: int | None, llm_threads: int | None) -> None:
     from hashmem.memory import Memory, texttier
 
     if retrain_from:  # a short run re-trains the text dictionary as often as a long one does
@@ -82,7 +91,7 @@ def writer(store: str, w: int, seq: int, retrain_from: int | None) -> None:
     while True:
         try:
             if m is None:
-                m = Memory(store, batch_size=TXN)
+                m = Memory(store, batch_size=TXN, token_model=_token_model(llm_threads))
             attempt = rng.getrandbits(48)  # tells this add's rows from those of another try at the same seq
             _emit({"ev": "adding", "w": w, "seq": seq, "a": attempt})
             texts = [text_of(w, seq, j) for j in range(BATCH)]
@@ -104,7 +113,7 @@ def writer(store: str, w: int, seq: int, retrain_from: int | None) -> None:
             time.sleep(0.5)
 
 
-def reader(store: str, r: int, keep_open: bool, read_text: bool) -> None:
+def reader(store: str, r: int, keep_open: bool, read_text: bool, llm_threads: int | None) -> None:
     from hashmem.memory import Memory, RecordNotFoundError
 
     mem = None
@@ -119,7 +128,7 @@ def reader(store: str, r: int, keep_open: bool, read_text: bool) -> None:
             if mem is None or not keep_open:
                 if mem is not None:
                     mem.close()
-                mem = Memory(store, readonly=True, check=False)
+                mem = Memory(store, readonly=True, check=False, token_model=_token_model(llm_threads))
             text = text_of(meta["w"], meta["seq"], meta["j"])
             hits = mem.search(text, k=1, where=meta)
             found = bool(hits) and hits[0].id == rid
@@ -179,6 +188,8 @@ def main() -> None:
     ap.add_argument("--retrain-from", type=int, default=None,
                     help="writers first re-train the text dictionary at this many passages (default: "
                          "texttier.FIRST_TRAIN): a short run then re-trains as often as a long one")
+    ap.add_argument("--llm-threads", type=int, default=None,
+                    help="llama.cpp threads of the llm tier in every worker (default: the codec's choice)")
     ap.add_argument("--writers", type=int, default=2)
     ap.add_argument("--readers", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=60.0, help="phase 1: all running, nobody killed")
@@ -187,9 +198,9 @@ def main() -> None:
     ap.add_argument("--json", default=str(OUT))
     args = ap.parse_args()
     if args.role == "writer":
-        return writer(args.store, args.id, args.seq, args.retrain_from)
+        return writer(args.store, args.id, args.seq, args.retrain_from, args.llm_threads)
     if args.role == "reader":
-        return reader(args.store, args.id, args.keep_open, args.read_text)
+        return reader(args.store, args.id, args.keep_open, args.read_text, args.llm_threads)
 
     from hashmem.memory import Memory
 
@@ -199,11 +210,14 @@ def main() -> None:
     logs = tmp / "logs"
     logs.mkdir()
     started = time.time()
-    retrain = ["--retrain-from", str(args.retrain_from)] if args.retrain_from else []
-    writers = {w: Worker(["--role", "writer", "--store", store, "--id", str(w), "--seq", "0", *retrain],
+    writer_opts = ["--retrain-from", str(args.retrain_from)] if args.retrain_from else []
+    if args.llm_threads:
+        writer_opts += ["--llm-threads", str(args.llm_threads)]
+    writers = {w: Worker(["--role", "writer", "--store", store, "--id", str(w), "--seq", "0", *writer_opts],
                          logs / f"w{w}.0.jsonl") for w in range(args.writers)}
     restarts = Counter()
     text = ["--read-text"] if args.fidelity != "hints" else []
+    text += ["--llm-threads", str(args.llm_threads)] if args.llm_threads else []
     readers = [Worker(["--role", "reader", "--store", store, "--id", str(r), *text,
                        *(["--keep-open"] if r < (args.readers + 1) // 2 else [])],
                       logs / f"r{r}.jsonl") for r in range(args.readers)]
@@ -215,7 +229,7 @@ def main() -> None:
         events = _events(sorted(logs.glob(f"w{w}.*.jsonl")))
         next_seq = 1 + max((e["seq"] for e in events if e.get("ev") == "adding"), default=-1)
         restarts[w] += 1
-        writers[w] = Worker(["--role", "writer", "--store", store, "--id", str(w), "--seq", str(next_seq), *retrain],
+        writers[w] = Worker(["--role", "writer", "--store", store, "--id", str(w), "--seq", str(next_seq), *writer_opts],
                             logs / f"w{w}.{restarts[w]}.jsonl")
         time.sleep(args.interval)
     for x in [*writers.values(), *readers]:
@@ -225,7 +239,7 @@ def main() -> None:
     events = _events(sorted(logs.glob("*.jsonl")))
     result = verify(store, events)
     result.update(fidelity=args.fidelity, writers=args.writers, readers=args.readers,
-                  retrain_from=args.retrain_from, text_dictionary_generation=text_generation(store),
+                  retrain_from=args.retrain_from, llm_threads=args.llm_threads, text_dictionary_generation=text_generation(store),
                   seconds_phase1=args.seconds, rounds=args.rounds, interval=args.interval,
                   writer_restarts=sum(restarts.values()),
                   elapsed_s=round(elapsed, 1), store=store)
