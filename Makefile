@@ -54,10 +54,13 @@ lint: install
 demo: $(DEMO_STAMP)
 	$(BIN)/python examples/demo.py
 
-# many processes on one store, writers SIGKILLed (not part of `make test`; ~7 min by default);
-# shorten with e.g. `make soak SOAK_ARGS="--seconds 20 --rounds 10"`
+# many processes on one store, writers SIGKILLed (not part of `make test`; ~7 min a store by default):
+# a hints store (2 writers), then a text store and an llm store (3 writers each); shorten with e.g.
+# `make soak SOAK_ARGS="--seconds 20 --rounds 10"`
 soak: install
 	$(BIN)/python benchmarks/soak.py $(SOAK_ARGS)
+	$(BIN)/python benchmarks/soak.py --fidelity text --writers 3 --json benchmarks/results/soak_text.json $(SOAK_ARGS)
+	$(BIN)/python benchmarks/soak.py --fidelity llm --writers 3 --llm-threads 1 --json benchmarks/results/soak_llm.json $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -138,7 +138,8 @@ def reader(store: str, r: int, keep_open: bool, read_text: bool, llm_threads: in
                 except RecordNotFoundError:  # deleted since the search
                     got = text
                 if got != text:
-                    _emit({"ev": "wrong_text", "r": r, "id": rid})
+                    gone = raw.execute("SELECT count(*) FROM records WHERE id = ?", (rid,)).fetchone()[0] == 0
+                    _emit({"ev": "wrong_text", "r": r, "id": rid, "text": got, "deleted_meanwhile": gone})
             if not found:
                 gone = raw.execute("SELECT count(*) FROM records WHERE id = ?", (rid,)).fetchone()[0] == 0
                 _emit({"ev": "check", "r": r, "id": rid, "ok": False, "deleted_meanwhile": gone})

@@ -744,6 +744,8 @@ class Memory:
         strings = self._hint_strings([r.hints])[0]
         if self.config.fidelity in ("text", "llm"):
             text = self._read_text(r.id, strings)
+            if text is None and id not in self.backend.fetch([id]):  # deleted between the two reads
+                raise RecordNotFoundError(f"no record with id {id} in {self.path}")
         return Record(
             id=r.id,
             namespace=r.namespace,

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from hashmem.memory import Memory, StoreCorruptError
+from hashmem.memory import Memory, RecordNotFoundError, StoreCorruptError
 from hashmem.memory import texttier as tt
 from hashmem.memory.config import StoreConfig
 from hashmem.memory.storage import Storage
@@ -280,6 +280,27 @@ def test_get_reads_a_body_again_when_another_process_retrained_since_it_was_read
         tt.for_storage(reader.storage)._dicts.clear()  # a reader that had not met this dictionary yet
         assert reader.get(ids[5]).text == texts[5]
         assert len(calls) == 1 and tt.for_storage(other.storage).current_generation() == gen + 1
+    finally:
+        reader.close()
+        other.close()
+
+
+def test_get_of_a_record_deleted_between_its_two_reads_is_not_found_not_textless(tmp_path, monkeypatch):
+    path = tmp_path / "m.db"
+    emb = np.random.default_rng(1).standard_normal((3, 384)).astype(np.float32)
+    with Memory(path, fidelity="text") as m:
+        ids = m.add(["one passage", "another passage", "a third"], embeddings=emb)
+    reader, other = Memory(path), Memory(path)
+    try:
+        real = reader.backend.fetch_texts
+
+        def delete_first(ids_):  # the record row was read; another process deletes it before its body is
+            other.delete(list(ids_))
+            return real(ids_)
+
+        monkeypatch.setattr(reader.backend, "fetch_texts", delete_first)
+        with pytest.raises(RecordNotFoundError, match=f"no record with id {ids[1]}"):
+            reader.get(ids[1])
     finally:
         reader.close()
         other.close()
