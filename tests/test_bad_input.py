@@ -229,3 +229,56 @@ def test_delete_the_same_id_twice_deletes_once_and_succeeds(world, tmp_path):
     assert runner.invoke(cli, ["--store", str(store), "add", files["good.txt"]]).exit_code == 0
     r = runner.invoke(cli, ["--store", str(store), "delete", "1", "1"], catch_exceptions=False)
     assert r.exit_code == 0 and "deleted 1 of 1 record(s)" in r.output, r.output
+
+
+def _damaged_copy(store: Path, dest: Path, offset: int, width: int = 16) -> Path:
+    """A copy of the store file (checkpointed: no -wal) with ``width`` bytes inverted at ``offset``."""
+    data = bytearray(store.read_bytes())
+    for i in range(offset, min(offset + width, len(data))):
+        data[i] ^= 0xFF
+    dest.write_bytes(bytes(data))
+    return dest
+
+
+@pytest.mark.parametrize("argv", [["search", "a flight to New York"], ["stats"], ["show", "2"],
+                                  ["add", "{good.txt}"], ["delete", "1"]], ids=lambda a: a[0])
+def test_a_store_damaged_in_the_middle_gives_one_line_and_exit_1(world, tmp_path, argv):
+    runner, store, files = world
+    damaged = _damaged_copy(store, tmp_path / "damaged.db", store.stat().st_size // 2)
+    before = _fingerprint(damaged)
+    r = runner.invoke(cli, ["--store", str(damaged), *[_fill(a, files) for a in argv]], catch_exceptions=False)
+    assert r.exit_code == 1, r.output
+    assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    assert "is damaged; restore it from a backup" in r.output or "is corrupted" in r.output, r.output
+    assert _fingerprint(damaged) == before
+
+
+def test_damage_anywhere_in_a_store_is_a_store_corrupt_error(world, tmp_path):
+    """Bytes inverted at each page's header and in each page's middle: every open, search, get, add and
+    delete either works or raises StoreCorruptError (never an untyped exception), and a refused
+    operation leaves the file as it was."""
+    from hashmem.memory import Memory
+    from hashmem.memory.errors import HashmemError, StoreCorruptError
+
+    _, store, _ = world
+    page, size = 16384, store.stat().st_size
+    refused = 0
+    for offset in sorted({*range(page, size, page), *range(page + page // 2, size, page), size // 2}):
+        damaged = _damaged_copy(store, tmp_path / f"damaged-{offset}.db", offset)
+        for write in (False, True):
+            before = _fingerprint(damaged)
+            try:
+                with Memory(damaged, readonly=not write) as m:
+                    m.search("a flight to New York", 3)
+                    m.search("a flight", 3, mode="int8")
+                    [m.get(i) for i in m.ids()]
+                    m.stats()
+                    if write:
+                        m.add(["Zed keeps bees on the roof in Lisbon."])
+                        m.delete([1])
+            except StoreCorruptError:
+                refused += 1
+                assert _fingerprint(damaged) == before, offset
+            except HashmemError as e:  # typed, but another type: say which
+                raise AssertionError(f"offset {offset}: {type(e).__name__}: {e}") from e
+    assert refused >= 10
