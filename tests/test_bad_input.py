@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import sqlite3
 from pathlib import Path
 
@@ -25,10 +26,14 @@ SURROGATE = "caf\udcff"  # what Python makes of the invalid UTF-8 byte 0xff in a
 def _files(d: Path) -> dict[str, str]:
     """Bad input files by name; paths are filled into CASES by name."""
     d.mkdir()
+    rng = random.Random(7)
     specs = {
         "empty.txt": b"",
         "blank.txt": b" \n\t\n",
         "binary.txt": b"\x89PNG\r\n\x1a\n\x00\x00",
+        # random bytes without NUL that are valid UTF-8 (all below 0x80): once stored as 2 passages
+        "random7bit.txt": bytes(rng.randrange(1, 128) for _ in range(2000)),
+        "random.txt": rng.randbytes(2000),
         "badutf8.txt": b"caf\xc3\xa9 then \xff bad",
         "nul.txt": b"text with a \x00 inside",
         "good.txt": b"A perfectly fine file that must not be added alongside a bad one.",
@@ -93,6 +98,8 @@ CASES = [
     ("add empty file", ["add", "{empty.txt}"], None, 1, "empty or whitespace only"),
     ("add blank file", ["add", "{blank.txt}"], None, 1, "empty or whitespace only"),
     ("add binary file", ["add", "{binary.txt}"], None, 1, "binary files are not text"),
+    ("add random 7-bit bytes", ["add", "{random7bit.txt}"], None, 1, "binary files are not text"),
+    ("add random bytes", ["add", "{random.txt}"], None, 1, "binary files are not text"),
     ("add invalid UTF-8", ["add", "{badutf8.txt}"], None, 1, "invalid UTF-8 at byte offset"),
     ("add NUL byte", ["add", "{nul.txt}"], None, 1, "NUL byte"),
     ("add good then bad", ["add", "{good.txt}", "{nul.txt}"], None, 1, "NUL byte"),
