@@ -121,6 +121,10 @@ CASES = [
     ("stdin NUL", ["add", "-"], "a\x00b", 1, "-: NUL byte"),
     ("meta without =", ["add", "{good.txt}", "--meta", "novalue"], None, 2, "--meta"),
     ("meta empty key", ["add", "{good.txt}", "--meta", "=1"], None, 2, "--meta"),
+    ("meta NaN", ["add", "{good.txt}", "--meta", "x=NaN"], None, 2, "metadata numbers must be finite"),
+    ("meta -Infinity", ["add", "{good.txt}", "--meta", "x=-Infinity"], None, 2, "metadata numbers must be finite"),
+    ("meta 1e999", ["add", "{good.txt}", "--meta", "x=1e999"], None, 2, "metadata numbers must be finite"),
+    ("meta NaN in a list", ["add", "{good.txt}", "--meta", "x=[1, NaN]"], None, 2, "metadata numbers must be finite"),
     ("meta invalid UTF-8", ["add", "{good.txt}", "--meta", f"k={SURROGATE}"], None, 1, "lone surrogate"),
     ("passage tokens zero", ["add", "{good.txt}", "--passage-tokens", "0"], None, 2, "positive"),
     ("empty namespace", ["add", "{good.txt}", "-n", ""], None, 1, "namespace must be a non-empty string"),
@@ -186,9 +190,11 @@ def test_bad_input(world, kind, argv, stdin, code, text):
     assert "Traceback" not in r.output
     assert r.exit_code == code, r.output
     assert text in r.output, r.output
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
     if code == 1:
-        lines = [ln for ln in r.output.splitlines() if ln.strip()]
         assert len(lines) == 1, r.output
+    if code == 2:  # click's usage lines, then the error on one line
+        assert len([ln for ln in lines if ln.startswith("Error:")]) == 1 and lines[-1].startswith("Error:"), r.output
     assert (_fingerprint(store), [hashlib.sha256(p.read_bytes()).hexdigest() for p in touched]) == before
     assert not Path("/nonexistent").exists()
 
