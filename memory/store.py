@@ -125,6 +125,10 @@ class Memory:
         self.path = self.backend.path if self.backend.local else self.backend.location
         new = self.backend.is_new
         try:
+            if new and readonly and self.backend.local:  # a zero-byte file or none: Storage says "no store"
+                raise StoreCorruptError(f"{self.path} is an SQLite database with no tables, not a hashmem store "
+                                        "(an empty database, or a creation killed before its commit); create a "
+                                        "store there with `hashmem init` or Memory(path)")
             if new and self._create(model, bits, method, hint_bytes, fidelity):
                 pass
             else:
@@ -134,8 +138,8 @@ class Memory:
                 self.backend.check(bits=self.config.bits, dim=self.config.dim, generation=self.hasher.generation)
             self._lexicon: hints.Lexicon | None = None  # loaded on the first add
             self.backend.start(self)
-        except BaseException:
-            self.backend.discard_failed_creation(new)
+        except BaseException:  # a handle that cannot write created nothing: it must not delete the file
+            self.backend.discard_failed_creation(new and not self.backend.readonly)
             raise
 
     @property

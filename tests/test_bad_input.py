@@ -29,6 +29,7 @@ def _files(d: Path) -> dict[str, str]:
     rng = random.Random(7)
     specs = {
         "empty.txt": b"",
+        "zero.db": b"",
         "blank.txt": b" \n\t\n",
         "binary.txt": b"\x89PNG\r\n\x1a\n\x00\x00",
         # random bytes without NUL that are valid UTF-8 (all below 0x80): once stored as 2 passages
@@ -63,6 +64,11 @@ def _files(d: Path) -> dict[str, str]:
     conn.commit()
     conn.close()
     (d / "garbage.db").write_bytes(b"this is not a database" * 300)
+    conn = sqlite3.connect(d / "notables.db")  # an SQLite database with no tables (its header only)
+    conn.execute("CREATE TABLE t (x)")
+    conn.execute("DROP TABLE t")
+    conn.commit()
+    conn.close()
     return {p.name: str(p) for p in d.iterdir()}
 
 
@@ -137,6 +143,11 @@ CASES = [
     ("store is a directory", ["--store", "{dir}", "stats"], None, 2, "is a directory"),
     ("store is a FIFO", ["--store", "{fifo.txt}", "stats"], None, 1, "not a regular file"),
     ("store is foreign SQLite", ["--store", "{foreign.db}", "stats"], None, 1, "not a hashmem store"),
+    ("store is a zero-byte file", ["--store", "{zero.db}", "stats"], None, 1, "no store at"),
+    ("store has no tables: stats", ["--store", "{notables.db}", "stats"], None, 1, "SQLite database with no tables, not a hashmem store"),
+    ("store has no tables: search", ["--store", "{notables.db}", "search", "x"], None, 1, "not a hashmem store"),
+    ("store has no tables: show", ["--store", "{notables.db}", "show", "1"], None, 1, "not a hashmem store"),
+    ("store has no tables: recall", ["--store", "{notables.db}", "recall", "1"], None, 1, "not a hashmem store"),
     ("store is garbage", ["--store", "{garbage.db}", "stats"], None, 1, "not a hashmem store or is corrupted"),
     ("ask empty", ["ask", ""], None, 2, "the question is empty"),
     ("ask k huge", ["ask", "x", "-k", "1000000000"], None, 1, "at most 10,000"),
