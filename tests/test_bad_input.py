@@ -14,10 +14,12 @@ import random
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from hashmem.cli.main import cli
+from hashmem.memory.errors import ConfigError, HashmemError, InputError, StoreCorruptError
 
 HUGE = "99999999999999999999"
 SURROGATE = "caf\udcff"  # what Python makes of the invalid UTF-8 byte 0xff in argv
@@ -282,7 +284,6 @@ def test_damage_anywhere_in_a_store_is_a_store_corrupt_error(world, tmp_path):
     delete either works or raises StoreCorruptError (never an untyped exception), and a refused
     operation leaves the file as it was."""
     from hashmem.memory import Memory
-    from hashmem.memory.errors import HashmemError, StoreCorruptError
 
     _, store, _ = world
     page, size = 16384, store.stat().st_size
@@ -306,3 +307,54 @@ def test_damage_anywhere_in_a_store_is_a_store_corrupt_error(world, tmp_path):
             except HashmemError as e:  # typed, but another type: say which
                 raise AssertionError(f"offset {offset}: {type(e).__name__}: {e}") from e
     assert refused >= 10
+
+
+def _row(value: float, dim: int = 384) -> np.ndarray:
+    return np.full((1, dim), value, dtype=np.float32)
+
+
+# (kind, call on an open Memory, the exception type exactly, text) — the API refuses before writing anything
+API_CASES = [
+    ("namespace with NUL", lambda m: m.add(["fine text"], namespace="a\x00b"), ConfigError, "NUL character"),
+    ("embeddings NaN", lambda m: m.add(["fine text"], embeddings=_row(np.nan)), InputError, "NaN or infinite"),
+    ("embeddings inf", lambda m: m.add(["fine text"], embeddings=_row(np.inf)), InputError, "NaN or infinite"),
+    ("embeddings all zero", lambda m: m.add(["fine text"], embeddings=_row(0.0)), InputError, "all zeros"),
+    ("embeddings of strings", lambda m: m.add(["fine text"], embeddings=np.array([["a"] * 384])), InputError,
+     "array of numbers"),
+    ("embeddings ragged", lambda m: m.add(["a", "b"], embeddings=[[0.1] * 384, [0.1]]), InputError,
+     "array of numbers"),
+    ("passage_tokens 0", lambda m: m.add_documents(["a document"], passage_tokens=0), InputError, "positive integer"),
+    ("passage_tokens -1", lambda m: m.add_documents(["a document"], passage_tokens=-1), InputError,
+     "positive integer"),
+    ("passage_tokens 1.5", lambda m: m.add_documents(["a document"], passage_tokens=1.5), InputError,
+     "positive integer"),
+    ("get str id", lambda m: m.get("1"), InputError, "record ids are integers, got str"),
+    ("get float id", lambda m: m.get(1.0), InputError, "record ids are integers, got float"),
+    ("get bool id", lambda m: m.get(True), InputError, "record ids are integers, got bool"),
+    ("get id 0", lambda m: m.get(0), InputError, "record ids are 1 … 2**63 - 1, got 0"),
+    ("delete str id", lambda m: m.delete(["1"]), InputError, "record ids are integers, got str"),
+    ("delete numpy bool id", lambda m: m.delete([np.bool_(True)]), InputError, "got bool"),
+    ("delete id -1", lambda m: m.delete([-1]), InputError, "record ids are 1 … 2**63 - 1, got -1"),
+    ("delete id 2**64", lambda m: m.delete([2, 2**64]), InputError, f"got {2**64}"),
+    ("delete one int", lambda m: m.delete(1), InputError, "iterable of ids"),
+]
+
+
+@pytest.mark.parametrize(("kind", "call", "error", "text"), API_CASES, ids=[c[0] for c in API_CASES])
+def test_api_refuses_bad_input_with_a_typed_error(world, kind, call, error, text):
+    from hashmem.memory import Memory
+
+    _, store, _ = world
+    before = _fingerprint(store)
+    with Memory(store) as m, pytest.raises(HashmemError) as e:
+        call(m)
+    assert type(e.value) is error and text in str(e.value), f"{kind}: {type(e.value).__name__}: {e.value}"
+    assert _fingerprint(store) == before
+
+
+def test_api_takes_numpy_integer_ids(world):
+    from hashmem.memory import Memory
+
+    _, store, _ = world
+    with Memory(store) as m:
+        assert m.get(np.int64(1)).id == 1 and m.delete([np.uint32(424242)]) == 0
