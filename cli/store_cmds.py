@@ -163,7 +163,8 @@ def add(ctx, paths, namespace, meta, passage_tokens):
     """Add text/markdown files, directories (recursively), .jsonl files, or - for stdin.
 
     A .jsonl line needs a "text" field; its other fields become metadata.
-    Every file is checked before anything is stored.
+    Every file is checked before anything is stored. Embedding takes the time (about
+    40 passages/s on 2 cores): progress is a bar on a terminal, else a line every 10 s.
     """
     from hashmem.memory import sources
     from hashmem.memory.validate import check_metadata
@@ -185,16 +186,17 @@ def add(ctx, paths, namespace, meta, passage_tokens):
             raise click.ClickException("no text, markdown or .jsonl files found in the given paths")
         names = {Path(spool.name): "-"} if spool else None
         sources.check_all(files, names=names)
-        show = show_progress(ctx)
-        # a cheap first pass (chunking, no embedding) gives the bar its total, rate and ETA
-        total = sources.count_passages(files, passage_tokens=passage_tokens) if show else None
+        show = show_progress(ctx)  # a bar on a terminal; else, unless --quiet, a line every 10 s
+        lines = not show and not ctx.find_root().obj.get("quiet")
+        # a cheap first pass (chunking, no embedding: ~1 s per 10 MB) gives the total, rate and ETA
+        total = sources.count_passages(files, passage_tokens=passage_tokens) if show or lines else None
+        rows = sources.passages(files, metadata=extra, passage_tokens=passage_tokens, names=names)
+        if lines:
+            from .progress import reported
+
+            rows = reported(rows, total, lambda text: click.echo(text, err=True))
         with open_memory(ctx, create=True) as mem:
-            ids = mem.add_passages(
-                sources.passages(files, metadata=extra, passage_tokens=passage_tokens, names=names),
-                namespace=namespace,
-                total=total,
-                progress=show,
-            )
+            ids = mem.add_passages(rows, namespace=namespace, total=total, progress=show)
         click.echo(f"added {len(ids)} passages from {len(files)} file(s) to namespace {namespace!r}", err=True)
     finally:
         if spool is not None:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import sqlite3
 from pathlib import Path
 
@@ -358,3 +359,25 @@ def test_api_takes_numpy_integer_ids(world):
     _, store, _ = world
     with Memory(store) as m:
         assert m.get(np.int64(1)).id == 1 and m.delete([np.uint32(424242)]) == 0
+
+
+def test_a_long_single_line_file_reports_progress_without_a_terminal(world, tmp_path, monkeypatch):
+    """A 10 MB single-line file took minutes in silence: embedding (~40 passages/s) is the cost, linear in
+    the passages (chunking 10 MB takes ~1 s, tests/test_chunk.py). Without a terminal, add now says how
+    many of how many passages are stored, the rate and the time left (every 10 s; here at every passage taken)."""
+    from hashmem.cli import progress
+
+    runner, _, _ = world
+    monkeypatch.setattr(progress, "EVERY_SECONDS", 0.0)
+    words = random.Random(3).choices(["harbour", "ship", "sailor", "Lisbon", "tide", "rope", "captain"], k=1500)
+    line = tmp_path / "one-line.txt"
+    line.write_text(" ".join(words), encoding="utf-8")  # no newline, no sentence end
+    r = runner.invoke(cli, ["--store", str(tmp_path / "long.db"), "add", str(line),
+                            "--passage-tokens", "16"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    total = int(re.search(r"added (\d+) passages", r.output).group(1))
+    reports = re.findall(r"hashmem: (\d+) of (\d+) passages stored \(\d+ %\), [\d,]+ passages/s, about .+ left",
+                         r.output)
+    assert total > 50 and len(reports) >= 10 and {int(t) for _, t in reports} == {total}, r.output
+    counts = [int(n) for n, _ in reports]
+    assert counts == sorted(set(counts)) and counts[-1] < total
