@@ -13,9 +13,12 @@ What it does not do: read files or decode bytes (``memory.sources``), embed, or 
 
 from __future__ import annotations
 
+import numbers
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+
+from .errors import InputError
 
 DEFAULT_PASSAGE_TOKENS = 128
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -65,9 +68,12 @@ def chunk_stream(
     Yields:
         Passages in document order, with character offsets; whitespace-only
         stretches yield nothing.
+
+    Raises:
+        InputError: ``tokens`` is not a positive integer.
     """
-    if tokens <= 0:
-        raise ValueError(f"tokens must be positive, got {tokens}")
+    if isinstance(tokens, bool) or not isinstance(tokens, numbers.Integral) or tokens <= 0:
+        raise InputError(f"the passage length (passage_tokens) must be a positive integer, got {tokens!r}")
     max_chars = max_chars or tokens * 16
     buf = ""
     buf_start = 0  # source offset of buf[0]

@@ -6,6 +6,11 @@ library never prints; the CLI turns these into one-line messages.
 
 from __future__ import annotations
 
+import zipfile
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class HashmemError(Exception):
     """Base class of every error hashmem raises on purpose."""
@@ -70,3 +75,15 @@ class UpkeepWarning(UserWarning):
 
     The batch's passages are stored and acknowledged; the upkeep is tried again on a later
     add, since what made it due still holds."""
+
+
+@contextmanager
+def reading_stored(what: str) -> Iterator[None]:
+    """Decode bytes read from a store: a failure means the file is damaged (StoreCorruptError naming ``what``)."""
+    try:
+        yield
+    except HashmemError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise StoreCorruptError(f"{what} cannot be read ({type(e).__name__}: {str(e)[:200]}): the store file is "
+                                "damaged; restore it from a backup") from e

@@ -26,7 +26,7 @@ from typing import Literal
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, reading_stored
 
 ITQ_ITERATIONS = 20  # the quantization loss barely moves after ~20 steps (benchmarks/refit_cost.py)
 
@@ -93,7 +93,8 @@ class Hasher:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Hasher:
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        """The hasher ``to_bytes`` wrote (StoreCorruptError when the bytes are damaged)."""
+        with reading_stored("the store's hashing parameters"), np.load(io.BytesIO(data), allow_pickle=False) as z:
             if "projection_planes" in z.files:
                 planes = z["projection_planes"]
                 projection = np.ascontiguousarray(np.moveaxis(planes, 0, -1)).view("<f2")[..., 0]

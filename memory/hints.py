@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 
 import msgpack
 
+from .errors import reading_stored
+
 _TOKEN = re.compile(r"\d+(?:[.,:/\-]\d+)*%?|[^\W\d_](?:[\w'’\-]*\w)?")
 _NUMBER = re.compile(r"\d")
 _SENTENCE_START = re.compile(r"(?:^|[.!?…:;]\s+|\n\s*)$")
@@ -177,7 +179,10 @@ def encode(tokens: Sequence[Token], lexicon: Lexicon, *, budget: int) -> bytes:
 
 def term_ids(data: bytes) -> list[int]:
     """Lexicon ids referenced by one encoded hint blob."""
-    return [i for i in msgpack.unpackb(data) if isinstance(i, int)] if data else []
+    if not data:
+        return []
+    with reading_stored("a record's hints"):
+        return [i for i in msgpack.unpackb(data) if isinstance(i, int)]
 
 
 def decode(data: bytes, lexicon: Lexicon | Mapping[int, str]) -> list[str]:
@@ -190,4 +195,8 @@ def decode(data: bytes, lexicon: Lexicon | Mapping[int, str]) -> list[str]:
     if not data:
         return []
     terms = lexicon.terms if isinstance(lexicon, Lexicon) else lexicon
-    return [terms[i] if isinstance(i, int) else i for i in msgpack.unpackb(data)]
+    with reading_stored("a record's hints"):
+        items = msgpack.unpackb(data)
+        if not isinstance(items, list) or not all(isinstance(i, str) or (isinstance(i, int) and i >= 0) for i in items):
+            raise ValueError(f"not a list of term ids and strings: {str(items)[:80]}")
+        return [terms[i] if isinstance(i, int) else i for i in items]

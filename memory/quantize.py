@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import reading_stored
+
 
 @dataclass(frozen=True)
 class Quantizer:
@@ -52,7 +54,8 @@ class Quantizer:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Quantizer:
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        """The quantizer ``to_bytes`` wrote (StoreCorruptError when the bytes are damaged)."""
+        with reading_stored("the store's int8 calibration"), np.load(io.BytesIO(data), allow_pickle=False) as z:
             return cls(lo=z["lo"].astype(np.float32), step=z["step"].astype(np.float32))
 
 

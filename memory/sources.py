@@ -1,4 +1,4 @@
-"""Reading input files as text: UTF-8 validation, binary detection, streaming.
+"""Reading input files as text: UTF-8 validation, binary detection (NUL and other control bytes), streaming.
 
 A file is checked in full before anything is stored (``validate``), so a bad
 byte at the end of a large file leaves the store as it was. Reading then
@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,9 @@ from .errors import InputError
 from .validate import check_metadata, check_str
 
 READ_BYTES = 1 << 20
+# bytes that never appear in text: C0 controls but BEL, BS, TAB, LF, VT, FF, CR and ESC, and DEL (file(1)'s
+# text_chars); random bytes without a NUL that happen to be valid UTF-8 are mostly these
+_NOT_TEXT = re.compile(rb"[\x01-\x06\x0e-\x1a\x1c-\x1f\x7f]")
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst", ".text")
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
@@ -28,7 +32,8 @@ def read_pieces(path: str | os.PathLike, *, check_only: bool = False) -> Iterato
     """Decode a UTF-8 file in pieces.
 
     Raises:
-        InputError: the file is missing, binary (a NUL byte), or not valid UTF-8 —
+        InputError: the file is missing, binary (a NUL byte or another control character
+            that text never holds), or not valid UTF-8 —
             naming the file and the byte offset.
     """
     path = Path(path)
@@ -45,6 +50,10 @@ def read_pieces(path: str | os.PathLike, *, check_only: bool = False) -> Iterato
             nul = raw.find(b"\x00")
             if nul >= 0:
                 raise InputError(f"{path}: NUL byte at byte offset {offset + nul}; binary files are not text")
+            control = _NOT_TEXT.search(raw)
+            if control:
+                raise InputError(f"{path}: control character 0x{control.group()[0]:02x} at byte offset "
+                                 f"{offset + control.start()}; binary files are not text")
             pending = len(decoder.getstate()[0])  # bytes of an unfinished character held back
             try:
                 text = decoder.decode(raw, final=final)

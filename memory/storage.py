@@ -83,8 +83,9 @@ from pathlib import Path
 
 import numpy as np
 
+from . import sqlconn
 from .config import FORMAT_VERSION, StoreConfig
-from .errors import ConfigError, StoreCorruptError, StoreError
+from .errors import ConfigError, StoreCorruptError, StoreError, reading_stored
 from .hints import Lexicon
 
 _SCHEMA = """
@@ -172,7 +173,8 @@ class Storage:
         self._inode = None
         try:
             self.conn = sqlite3.connect(self._uri(), uri=True, isolation_level=None, check_same_thread=False,
-                                        timeout=busy_timeout)
+                                        timeout=busy_timeout, factory=sqlconn.Connection)
+            self.conn.path = str(self.path)  # named when a damaged page shows (sqlconn)
             # look before changing anything: a foreign SQLite file must not be switched to WAL
             tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if tables and not ({"meta", "records"} <= tables and tables & {"terms", "lexicon"}):
@@ -184,6 +186,9 @@ class Storage:
                 self.conn.execute("PRAGMA journal_mode=WAL")
                 self.conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             self.conn.execute("PRAGMA foreign_keys=ON")
+        except StoreCorruptError:
+            self._close_quietly()
+            raise
         except sqlite3.DatabaseError as e:
             self._close_quietly()
             if "not a database" in str(e) or "malformed" in str(e):
@@ -560,9 +565,10 @@ class Storage:
                 f"FROM records r {join}WHERE r.id IN ({q})",
                 chunk,
             ):
-                meta = json.loads(r[3])
-                if r[8] is not None:
-                    meta = dict(sorted({**json.loads(r[8]), **meta}.items()))
+                with reading_stored(f"the metadata of record {r[0]}"):
+                    meta = json.loads(r[3])
+                    if r[8] is not None:
+                        meta = dict(sorted({**json.loads(r[8]), **meta}.items()))
                 out[r[0]] = Row(r[0], self._ns_name(r[1]), r[2], meta, r[4], r[5], r[6], r[7])
         return out
 

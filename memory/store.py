@@ -53,7 +53,7 @@ from .errors import (
 )
 from .results import Hit, Record, StoreStats
 from .storage import Storage
-from .validate import check_metadata, check_str
+from .validate import check_embeddings, check_id, check_metadata, check_namespace, check_str
 
 SearchMode = Literal["binary+int8", "binary", "int8"]
 FIRST_FIT = 1024
@@ -127,6 +127,10 @@ class Memory:
         self.path = self.backend.path if self.backend.local else self.backend.location
         new = self.backend.is_new
         try:
+            if new and readonly and self.backend.local:  # a zero-byte file or none: Storage says "no store"
+                raise StoreCorruptError(f"{self.path} is an SQLite database with no tables, not a hashmem store "
+                                        "(an empty database, or a creation killed before its commit); create a "
+                                        "store there with `hashmem init` or Memory(path)")
             if new and self._create(model, bits, method, hint_bytes, fidelity):
                 pass
             else:
@@ -136,8 +140,8 @@ class Memory:
                 self.backend.check(bits=self.config.bits, dim=self.config.dim, generation=self.hasher.generation)
             self._lexicon: hints.Lexicon | None = None  # loaded on the first add
             self.backend.start(self)
-        except BaseException:
-            self.backend.discard_failed_creation(new)
+        except BaseException:  # a handle that cannot write created nothing: it must not delete the file
+            self.backend.discard_failed_creation(new and not self.backend.readonly)
             raise
 
     @property
@@ -326,11 +330,7 @@ class Memory:
         for i, t in enumerate(texts):
             _check_text(t, f"text {i}")
         if embeddings is not None:
-            embeddings = np.asarray(embeddings, dtype=np.float32)
-            if embeddings.shape != (len(texts), self.config.dim):
-                raise InputError(
-                    f"embeddings must have shape ({len(texts)}, {self.config.dim}), got {embeddings.shape}"
-                )
+            embeddings = check_embeddings(embeddings, len(texts), self.config.dim)
         return self.add_passages(zip(texts, metas, strict=True), namespace=namespace, total=len(texts),
                                  embeddings=embeddings, progress=progress)
 
@@ -382,7 +382,7 @@ class Memory:
         Texts are checked as they come; the caller validates up front when it
         needs all-or-nothing.
         """
-        _check_namespace(namespace)
+        check_namespace(namespace)
         show = (total or 0) >= 256 if progress is None else progress
         bar = _progress(total, show)
         ids: list[int] = []
@@ -733,9 +733,10 @@ class Memory:
         """The record with this id.
 
         Raises:
+            InputError: the id is not an integer (int or numpy integer) in 1 … 2**63 - 1.
             RecordNotFoundError: no such id.
         """
-        id = _check_id(id)
+        id = check_id(id)
         rows = self.backend.fetch([id])
         if id not in rows:
             raise RecordNotFoundError(f"no record with id {id} in {self.path}")
@@ -790,10 +791,14 @@ class Memory:
         return self.backend.live_ids(namespace).tolist()
 
     def delete(self, ids: Iterable[int]) -> int:
-        """Delete records by id in one transaction; returns how many existed (a repeated id counts once)."""
-        if isinstance(ids, str | bytes):
+        """Delete records by id in one transaction; returns how many existed (a repeated id counts once).
+
+        Raises:
+            InputError: an id is not an integer (int or numpy integer) in 1 … 2**63 - 1; nothing is deleted.
+        """
+        if isinstance(ids, str | bytes) or not isinstance(ids, Iterable):
             raise InputError("delete() takes an iterable of ids; wrap a single id in a list")
-        ids = list(dict.fromkeys(_check_id(i) for i in ids))
+        ids = list(dict.fromkeys(check_id(i) for i in ids))
         with self.backend.transaction() as c:
             self._refresh()
             gone = self.backend.delete(c, ids)
@@ -918,27 +923,6 @@ def _check_k(k, what: str = "k") -> None:
         raise ConfigError(f"{what} must be a positive integer, got {k!r}")
     if k > MAX_K:
         raise ConfigError(f"{what} must be at most {MAX_K:,}, got {k:,}; page through results instead")
-
-
-def _check_id(i) -> int:
-    """A record id as an int; ids outside SQLite's 64-bit range simply match no record."""
-    if isinstance(i, bool) or not isinstance(i, int | np.integer):
-        try:
-            if isinstance(i, float | str) and float(i) == int(float(i)):
-                return int(float(i))
-        except (ValueError, OverflowError):
-            pass
-        raise InputError(f"record ids are integers, got {i!r}")
-    return int(i)
-
-
-def _check_namespace(namespace) -> None:
-    if not isinstance(namespace, str) or not namespace.strip():
-        raise ConfigError(f"namespace must be a non-empty string, got {namespace!r}")
-    try:
-        namespace.encode("utf-8")
-    except UnicodeEncodeError as e:
-        raise ConfigError(f"namespace is not valid Unicode text: a lone surrogate at position {e.start}") from e
 
 
 def _normalize_metadata(metadata, n: int) -> list[dict]:

@@ -1,4 +1,4 @@
-"""Checks at the door: what may be stored as text and metadata (valid Unicode, JSON, finite numbers).
+"""Checks at the door: what may be stored as text, metadata, namespace, embeddings, and what a record id is.
 
 What it does not do: read files (``sources``) or store anything (``store``).
 """
@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import json
 
-from .errors import InputError
+import numpy as np
+
+from .errors import ConfigError, InputError
+
+MAX_ID = 2**63 - 1  # SQLite's largest integer: ids are 1 … MAX_ID
 
 
 def check_str(text: str, what: str) -> None:
@@ -39,3 +43,55 @@ def check_metadata(m, what: str = "metadata") -> None:
         raise InputError(f"{what} is not JSON-serializable: {e}") from e
     except RecursionError as e:
         raise InputError(f"{what} is nested too deeply") from e
+
+
+def check_id(i) -> int:
+    """A record id as an int.
+
+    Raises:
+        InputError: not an integer (a str, a float, a bool: ``get("5")`` is a mistake, not id 5),
+            or outside 1 … 2**63 - 1, the ids a record can have. numpy integers are fine.
+    """
+    if isinstance(i, bool | np.bool_) or not isinstance(i, int | np.integer):
+        raise InputError(f"record ids are integers, got {type(i).__name__} {i!r}; convert it with int() first")
+    if not 1 <= int(i) <= MAX_ID:
+        raise InputError(f"record ids are 1 … 2**63 - 1, got {int(i)}")
+    return int(i)
+
+
+def check_namespace(namespace) -> None:
+    """A namespace is a non-empty string of valid Unicode without NUL characters.
+
+    Raises:
+        ConfigError: naming the offence.
+    """
+    if not isinstance(namespace, str) or not namespace.strip():
+        raise ConfigError(f"namespace must be a non-empty string, got {namespace!r}")
+    if "\x00" in namespace:
+        raise ConfigError(f"namespace contains a NUL character at position {namespace.index(chr(0))}: {namespace!r}")
+    try:
+        namespace.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ConfigError(f"namespace is not valid Unicode text: a lone surrogate at position {e.start}") from e
+
+
+def check_embeddings(embeddings, n: int, dim: int) -> np.ndarray:
+    """Caller-made embeddings as float32 [n, dim]: numbers, finite, no all-zero row (it has no direction).
+
+    Raises:
+        InputError: naming the first offence.
+    """
+    try:
+        emb = np.asarray(embeddings, dtype=np.float32)
+    except (ValueError, TypeError) as e:
+        raise InputError(f"embeddings must be an array of numbers, float32 [{n}, {dim}]; "
+                         f"got {type(embeddings).__name__} ({e})") from e
+    if emb.shape != (n, dim):
+        raise InputError(f"embeddings must have shape ({n}, {dim}), got {emb.shape}")
+    bad = ~np.isfinite(emb).all(axis=1)
+    if bad.any():
+        raise InputError(f"embeddings row {int(np.argmax(bad))} holds NaN or infinite values")
+    zero = ~emb.any(axis=1)
+    if zero.any():
+        raise InputError(f"embeddings row {int(np.argmax(zero))} is all zeros: it has no direction to search by")
+    return emb

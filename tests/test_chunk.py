@@ -1,3 +1,5 @@
+import random
+
 import pytest
 
 from hashmem.memory.chunk import chunk_stream, chunk_text, count_tokens
@@ -46,3 +48,19 @@ def test_whitespace_only_gives_nothing():
 def test_bad_tokens():
     with pytest.raises(ValueError, match="positive"):
         chunk_text("x", tokens=0)
+
+
+def test_chunking_one_long_line_is_linear():
+    """An 8 MB single line (no newline, no sentence end), in 1 MiB pieces as sources reads it: the time
+    grows like the size (a quadratic cut would take 64× the 1 MB time, not ~8×)."""
+    import time
+
+    text = " ".join(random.Random(5).choices(["tide", "harbour", "sailors", "rope", "Lisbon", "a"], k=1_400_000))
+    pieces = [text[i : i + (1 << 20)] for i in range(0, len(text), 1 << 20)]
+    seconds, counts = [], []
+    for part in (pieces[:1], pieces):
+        t = time.perf_counter()
+        counts.append(sum(1 for _ in chunk_stream(part, tokens=128)))
+        seconds.append(time.perf_counter() - t)
+    assert counts[1] > 7 * counts[0] > 0
+    assert seconds[1] < 24 * max(seconds[0], 0.01), seconds

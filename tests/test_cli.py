@@ -222,3 +222,17 @@ def test_refit_progress_has_a_total(tmp_path, passages, capsys):
         m.refit(progress=True)
         err = capsys.readouterr().err
     assert "refitting codes" in err and "8/8" in err and "passage/s" in err
+
+
+def test_progress_lines_without_a_terminal():
+    from hashmem.cli import progress
+
+    assert progress.line(512, 14_468, 11.6) == ("hashmem: 512 of 14,468 passages stored (4 %), 44 passages/s, "
+                                                "about 5 min left")
+    assert progress.line(90, 100, 9.0).endswith("10 passages/s, about 1 s left")
+    said = []
+    assert list(progress.reported(range(1500), 1500, said.append, every=3600)) == list(range(1500))
+    assert said == ["hashmem: 1,500 passages to embed and store; a progress line every 3600 s (--quiet: none)"]
+    said.clear()
+    list(progress.reported(range(3), 3, said.append, every=0))
+    assert [s.split(" passages stored")[0] for s in said] == ["hashmem: 1 of 3", "hashmem: 2 of 3"]

@@ -134,6 +134,8 @@ BAD = [
      {"json": {"texts": ["A good passage about owls.", "   "], "namespace": "docs"}}, 400, "invalid_input"),
     ("NUL in a text", "POST", "/v1/passages", {"json": {"texts": ["bad\u0000text"], "namespace": "docs"}}, 400,
      "invalid_input"),
+    ("NUL in a namespace", "POST", "/v1/passages", {"json": {"texts": ["Owls hunt at night."], "namespace": "do\u0000cs"}},
+     400, "invalid_input"),
     ("metadata count mismatch", "POST", "/v1/passages",
      {"json": {"texts": ["Owls hunt at night."], "metadata": [{}, {}], "namespace": "docs"}}, 400, "invalid_input"),
     ("unknown field", "POST", "/v1/search", {"json": {"query": "x", "namespace": "docs", "limit": 3}}, 400,

@@ -40,6 +40,20 @@ def test_binary_file(tmp_path):
         sources.validate(p)
 
 
+@pytest.mark.parametrize("byte", [b"\x01", b"\x06", b"\x0e", b"\x1a", b"\x1f", b"\x7f"])
+def test_control_bytes_text_never_holds_are_binary(tmp_path, byte):
+    p = tmp_path / "x.txt"
+    p.write_bytes("caf\u00e9 au lait ".encode() + byte + b" more")
+    with pytest.raises(InputError, match=f"control character 0x{byte[0]:02x} at byte offset 14; binary"):
+        sources.validate(p)
+
+
+def test_controls_that_text_holds_are_text(tmp_path):
+    p = tmp_path / "x.txt"
+    p.write_bytes(b"bell \x07 back\x08space tab\t form\x0cfeed\x0b cr\r\n \x1b[1mbold\x1b[0m")
+    assert sources.validate(p) == p.stat().st_size
+
+
 @pytest.mark.parametrize("content", [b"", b"   \n\n\t  "])
 def test_empty_files(tmp_path, content):
     p = tmp_path / "e.txt"

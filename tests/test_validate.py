@@ -66,7 +66,8 @@ def test_bad_metadata_is_refused_and_nothing_stored(shared, meta, match):
         (lambda m: m.search("x", where={'a"b': 1}), ConfigError, "without double quotes"),
         (lambda m: m.search("x", where={"n": [1]}), ConfigError, "where values must be"),
         (lambda m: m.search("x", where="n=1"), ConfigError, "where must be a dict"),
-        (lambda m: m.get(99999999999999999999), RecordNotFoundError, "no record with id"),
+        (lambda m: m.get(99999999999999999999), InputError, "record ids are 1 … 2\\*\\*63 - 1"),
+        (lambda m: m.get(424242), RecordNotFoundError, "no record with id 424242"),
         (lambda m: m.get("abc"), InputError, "record ids are integers"),
         (lambda m: m.delete("12"), InputError, "iterable of ids"),
         (lambda m: m.delete([None]), InputError, "record ids are integers"),
@@ -95,4 +96,7 @@ def test_where_matches_exact_types_and_any_key(mem):
 
 def test_delete_counts_a_repeated_id_once(mem):
     assert mem.delete([3, 3, 3]) == 1
-    assert mem.delete([99999999999999999999, 3]) == 0
+    assert mem.delete([424242, 3]) == 0
+    with pytest.raises(InputError, match="record ids are 1"):  # beyond 64 bits: refused, nothing deleted
+        mem.delete([4, 99999999999999999999])
+    assert mem.get(4).id == 4
