@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test lint demo bench eval soak clean
+.PHONY: install test lint demo bench eval soak bench-threads clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ demo: $(DEMO_STAMP)
 # shorten with e.g. `make soak SOAK_ARGS="--seconds 20 --rounds 10"`
 soak: install
 	$(BIN)/python benchmarks/soak.py $(SOAK_ARGS)
+
+# llm tier add and recall with one core busy and both idle, 2 fixed threads against the adaptive
+# choice (issue #22; not part of `make test`; ≤ 28 min: each case is cut at 2 × 150 s + 120 s)
+bench-threads: install
+	$(BIN)/python benchmarks/llm_threads.py $(BENCH_THREADS_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
