@@ -131,12 +131,13 @@ def measure(load: str, choice: str, n: int, budget: float) -> dict:
             spinner.kill()
             spinner.wait()
     return {"load": load, "choice": choice, "loadavg_before": [round(x, 2) for x in loadavg],
-            "killed_at_limit": killed, "child_exit": child.returncode, "rows": rows}
+            "loadavg_after": [round(x, 2) for x in os.getloadavg()], "killed_at_limit": killed, "child_exit": child.returncode, "rows": rows}
 
 
 def summarize(case: dict, n: int, reference: dict[int, str] | None) -> dict:
     """Per-phase seconds per passage, thread counts, exactness, bodies against the idle fixed case."""
-    out = {k: case[k] for k in ("load", "choice", "loadavg_before", "killed_at_limit", "child_exit")}
+    out = {k: case[k] for k in ("load", "choice", "loadavg_before", "loadavg_after", "killed_at_limit",
+                                "child_exit")}
     for phase in ("add", "recall"):
         rows = [r for r in case["rows"] if r["phase"] == phase]
         s = [r["s"] for r in rows]
@@ -163,18 +164,23 @@ def main() -> None:
     ap.add_argument("--passages", type=int, default=10)
     ap.add_argument("--budget", type=float, default=150.0, help="seconds per phase per case (soft)")
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "llm_threads.json")
+    ap.add_argument("--cases", default=",".join(f"{a}/{b}" for a, b in CASES),
+                    help="comma-separated LOAD/CHOICE cases, in order (default: all four)")
     ap.add_argument("--case", choices=["fixed", "adaptive"], help=argparse.SUPPRESS)  # the child's mode
     args = ap.parse_args()
     if args.passages < 1 or args.budget <= 0:
         ap.error("--passages must be at least 1 and --budget positive")
+    chosen = [tuple(c.strip().split("/")) for c in args.cases.split(",") if c.strip()]
+    if not chosen or any(c not in CASES for c in chosen):
+        ap.error(f"--cases takes {', '.join(f'{a}/{b}' for a, b in CASES)}, got {args.cases!r}")
     if args.case:
         run_case(args.case, args.passages, args.budget)
         return
     started = time.time()
-    raw = {f"{load}/{choice}": measure(load, choice, args.passages, args.budget) for load, choice in CASES}
-    ref = {r["i"]: r["body"] for r in raw["idle/fixed"]["rows"] if r["phase"] == "add"}
+    raw = {f"{load}/{choice}": measure(load, choice, args.passages, args.budget) for load, choice in chosen}
+    ref = {r["i"]: r["body"] for r in raw.get("idle/fixed", {"rows": []})["rows"] if r["phase"] == "add"}
     cases = {k: summarize(c, args.passages, None if k == "idle/fixed" else ref) for k, c in raw.items()}
-    mean = lambda k, phase: cases[k][phase]["s_per_passage_mean"]  # noqa: E731
+    mean = lambda k, phase: cases[k][phase]["s_per_passage_mean"] if k in cases else None  # noqa: E731
     ratios = {}
     for phase in ("add", "recall"):
         ratios[phase] = {
