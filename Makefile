@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test lint demo bench eval soak clean
+.PHONY: install test lint demo bench eval soak bench-threads clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,11 @@ soak: install
 	$(BIN)/python benchmarks/soak.py $(SOAK_ARGS)
 	$(BIN)/python benchmarks/soak.py --fidelity text --writers 3 --json benchmarks/results/soak_text.json $(SOAK_ARGS)
 	$(BIN)/python benchmarks/soak.py --fidelity llm --writers 3 --llm-threads 1 --json benchmarks/results/soak_llm.json $(SOAK_ARGS)
+
+# llm tier add and recall with one core busy and both idle, 2 fixed threads against the adaptive
+# choice (issue #22; not part of `make test`; ≤ 28 min: each case is cut at 2 × 150 s + 120 s)
+bench-threads: install
+	$(BIN)/python benchmarks/llm_threads.py $(BENCH_THREADS_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

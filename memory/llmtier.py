@@ -16,8 +16,9 @@ reading or writing an ``llm`` body needs it.
 
 Determinism (the crux). Encoder and decoder must see bit-identical
 probabilities, so both run the *same evaluation sequence*: reset, the prompt in
-one batch, then the passage one token at a time, on a fixed thread count (the
-``TokenModel`` is responsible for that). Logits become integer frequencies
+one batch, then the passage one token at a time (the ``TokenModel`` is
+responsible for that; llama.cpp's logits do not depend on its thread count,
+which may differ between encoding and decoding). Logits become integer frequencies
 deterministically: the ``TOP_K`` most likely tokens (ties broken by token id)
 get ``1 + floor(p · (TOTAL − K − 1))``, and an escape symbol the rest, after
 which the token id is coded uniformly. A body also carries 16 bits of the
@@ -39,10 +40,11 @@ Body layout of an LLM-coded passage::
     rest         the arithmetic code, bits MSB-first, trailing zero bytes dropped
 
 Store meta ``llm_codec``: JSON of the coder parameters (``PARAMS``) and the
-model's fingerprint (``model_sha256``, ``model_file``, ``runtime``, threads),
+model's fingerprint (``model_sha256``, ``model_file``, ``runtime``, ``threads``:
+a count in older stores, ``"auto"`` since the count is chosen per passage),
 written when the store is created. A model whose file hash differs is refused
-(``ModelMismatchError``); another runtime version is allowed, every body being
-checked by its CRC.
+(``ModelMismatchError``); another runtime version or thread count is allowed,
+every body being checked by its CRC.
 
 What it does not do: choose which stores use it (``config.fidelity``), load a
 model (``decoders.llmcodec``), or train the zstd dictionary of the fallback
@@ -79,8 +81,8 @@ _QUARTER = 1 << (_STATE_BITS - 2)
 class TokenModel(Protocol):
     """What the coder needs of a language model.
 
-    ``start`` and ``feed`` must evaluate in a fixed way (same batching, same
-    threads) so that the same calls give bit-identical ``logits``.
+    ``start`` and ``feed`` must evaluate in a fixed way (same batching) so that
+    the same calls give bit-identical ``logits``.
     """
 
     n_vocab: int
@@ -373,7 +375,7 @@ class LlmTier:
         if raw is None:
             return  # written by record() when the store is created
         stored = json.loads(raw)
-        have = model.fingerprint()
+        have = model.fingerprint()  # "threads" is not compared: bodies do not depend on it
         if stored.get("params") != PARAMS:
             raise StoreCorruptError(
                 f"{self.storage.path} was coded with LLM coder parameters {stored.get('params')}, this "
@@ -455,6 +457,6 @@ class LlmTier:
                 fp = model.fingerprint()
                 raise StoreCorruptError(
                     f"{self.storage.path}: an LLM-coded passage cannot be decoded here ({e}); the model file "
-                    f"matches, so the runtime ({fp.get('runtime')}, {fp.get('threads')} thread(s)) computes "
+                    f"matches, so the runtime ({fp.get('runtime')}, threads {fp.get('threads')}) computes "
                     "other probabilities than the one that wrote it, or the body or its hints are damaged"
                 ) from e

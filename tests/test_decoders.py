@@ -18,7 +18,8 @@ from hashmem.decoders import (
 )
 from hashmem.decoders import base as dbase
 from hashmem.decoders import llama as dllama
-from hashmem.memory import Memory, ModelLoadError
+from hashmem.decoders import threads as threadpick
+from hashmem.memory import ConfigError, Memory, ModelLoadError
 
 PASSAGES = [
     "The Eiffel Tower in Paris is 330 metres tall and was completed in 1889 for the World's Fair.",
@@ -200,6 +201,29 @@ def test_same_seed_same_text_whatever_ran_before(llama, hints_mem):
     assert llama.reconstruct(a_id).text == first
     other = dllama.LlamaDecoder(hints_mem, candidates=2, seed=7, threads=THREADS)
     assert other.reconstruct(a_id).text == first
+
+
+@pytest.mark.slow
+def test_an_adaptive_decoder_re_decides_its_threads_per_reconstruction_on_one_model(llama, hints_mem, monkeypatch):
+    import llama_cpp
+
+    monkeypatch.delenv(threadpick.ENV, raising=False)
+    picks = []
+    monkeypatch.setattr(threadpick, "pick", lambda: picks.append(1) or 1)
+    dec = dllama.LlamaDecoder(hints_mem, candidates=2, seed=7)  # threads=None: adaptive
+    a_id = hints_mem.ids()[1]
+    assert dec.reconstruct(a_id).text == llama.reconstruct(a_id).text  # the fixed one-thread decoder's
+    before, model = len(picks), dec.llm
+    dec.reconstruct(hints_mem.ids()[2])
+    assert len(picks) == before + 1 and dec.llm is model  # one cheap pick per reconstruction, no reload
+    assert llama_cpp.llama_n_threads(model.ctx) == 1
+
+
+def test_a_bad_thread_override_fails_when_the_decoder_is_made(hints_mem, monkeypatch):
+    monkeypatch.setenv(threadpick.ENV, "0")
+    with pytest.raises(ConfigError, match="HASHMEM_LLM_THREADS must be a whole number.*got '0'"):
+        dllama.LlamaDecoder(hints_mem)
+    assert dllama.LlamaDecoder(hints_mem, threads=1).threads == 1  # an explicit count needs no env
 
 
 @pytest.mark.slow

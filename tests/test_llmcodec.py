@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import subprocess
+import sys
+import time
 
 import pytest
 from click.testing import CliRunner
 
-pytest.importorskip("llama_cpp")
+llama_cpp = pytest.importorskip("llama_cpp")
 
 from hashmem.cli.main import cli  # noqa: E402
 from hashmem.decoders import llmcodec  # noqa: E402
+from hashmem.decoders import threads as threadpick  # noqa: E402
 from hashmem.memory import Memory, ModelMismatchError, llmtier  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -38,13 +44,12 @@ def test_real_model_round_trips_exactly_after_reopen(llm_store):
         assert [mem.get(i).text for i in ids] == SHORT
         meta = json.loads(mem.storage.get_meta(llmtier.META_KEY))
     assert meta["model_sha256"] == llmcodec.file_sha256(llmcodec.resolve_model(None))
-    assert meta["threads"] == llmcodec.CODEC_THREADS
+    assert meta["threads"] == "auto"  # chosen per passage; informational
 
 
 def test_decode_is_the_same_with_another_thread_count(llm_store):
     path, ids, _ = llm_store
-    other = 1 if llmcodec.CODEC_THREADS != 1 else 2
-    model = llmcodec.LlamaTokenModel(threads=other)
+    model = llmcodec.LlamaTokenModel(threads=1)
     try:
         with Memory(path, token_model=model) as mem:
             bodies = mem.storage.fetch_texts(ids)
@@ -83,3 +88,72 @@ def test_cli_init_add_recall_on_an_llm_store(tmp_path):
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
     assert out["exact"] is True and out["text"].strip() == SHORT[0] and out["decoder"] == "llm"
+
+
+@contextlib.contextmanager
+def one_core_busy():
+    """Another process spinning on one core (``while True: pass``) until the block ends."""
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.2)  # running before anything is measured
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_with_a_core_kept_busy_the_codec_runs_fewer_threads_and_codes_the_same_bytes(monkeypatch):
+    text, hints = SHORT[2], ["Ana", "allergic", "peanuts"]
+    fixed = llmcodec.LlamaTokenModel(threads=2)  # the count every store used before #22
+    try:
+        reference = llmtier.encode_one(fixed, text, hints)
+    finally:
+        fixed.close()
+    monkeypatch.delenv(threadpick.ENV, raising=False)
+    model = llmcodec.token_model()
+    assert model.threads is None  # adaptive
+    with one_core_busy():
+        monkeypatch.setattr(threadpick, "_picker", None)  # a fresh process, so its first pick sees the spinner
+        body = llmtier.encode_one(model, text, hints)
+        during = model.threads_now
+        assert llama_cpp.llama_n_threads(model.llm.ctx) == during
+        assert llmtier.decode_one(model, body, hints) == text
+    assert reference is not None and body == reference
+    assert during <= max(1, len(os.sched_getaffinity(0)) - 1)  # never more threads than idle cores
+
+
+def test_one_loaded_model_switches_its_threads_in_place(monkeypatch):
+    monkeypatch.delenv(threadpick.ENV, raising=False)
+    model = llmcodec.token_model()
+    for n in (2, 1):  # 2 threads on a loaded machine are slow: one prompt only
+        monkeypatch.setattr(threadpick, "pick", lambda n=n: n)
+        model.start("Keywords: Ana\nText:\n")
+        assert llama_cpp.llama_n_threads(model.llm.ctx) == n == model.threads_now
+        assert llama_cpp.llama_n_threads_batch(model.llm.ctx) == n
+
+
+def test_the_env_override_fixes_the_codec_threads(monkeypatch):
+    monkeypatch.setenv(threadpick.ENV, "1")
+    model = llmcodec.token_model()
+    assert model.threads == 1 and model.fingerprint()["threads"] == 1
+    monkeypatch.setattr(threadpick, "pick", lambda: pytest.fail("a fixed count does not measure"))
+    model.start("Keywords: x\nText:\n")
+    assert llama_cpp.llama_n_threads(model.llm.ctx) == 1
+
+
+def test_a_store_that_recorded_a_thread_count_opens_and_decodes_with_any(llm_store, tmp_path):
+    path, ids, _ = llm_store
+    old = tmp_path / "old.db"
+    old.write_bytes(path.read_bytes())
+    with Memory(old) as mem, mem.storage.transaction() as c:  # as written before #22: "threads": 2
+        meta = json.loads(mem.storage.get_meta(llmtier.META_KEY))
+        mem.storage.set_meta(c, llmtier.META_KEY, json.dumps({**meta, "threads": 2}))
+    with Memory(old) as mem:
+        assert mem.get(ids[2]).text == SHORT[2]
+
+
+def test_a_bad_thread_override_is_a_one_line_cli_error(llm_store):
+    path, ids, _ = llm_store
+    r = CliRunner().invoke(cli, ["--store", str(path), "recall", str(ids[2])], env={threadpick.ENV: "two"})
+    assert r.exit_code == 1 and "HASHMEM_LLM_THREADS must be a whole number" in r.output
+    assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
