@@ -183,7 +183,7 @@ class Storage:
             if not tables and not self.readonly:  # before the first table: an existing store keeps its page size
                 self.conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
             if not self.readonly:
-                self.conn.execute("PRAGMA journal_mode=WAL")
+                self._switch_to_wal()
                 self.conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             self.conn.execute("PRAGMA foreign_keys=ON")
         except StoreCorruptError:
@@ -208,6 +208,23 @@ class Storage:
         self._partial_block: tuple = (None, -1, [])  # (lexicon_terms count, block, terms) of the last block
         self._front_cache: tuple | None = None  # ((block, start), terms, shared, rest) last coded
         self._remember_inode()
+
+    def _switch_to_wal(self) -> None:
+        """``PRAGMA journal_mode=WAL``, waiting for another process that is creating the same store.
+
+        SQLite does not call the busy handler for a journal-mode change, so while another
+        process holds the lock of its creating transaction the pragma fails at once with
+        "database is locked": it is tried again until ``busy_timeout`` has passed.
+        """
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                self.conn.execute("PRAGMA journal_mode=WAL").fetchall()
+                return
+            except sqlite3.OperationalError as e:
+                if not ("locked" in str(e) or "busy" in str(e)) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     def _has_index(self) -> bool:
         """Format 3: whether the namespace index exists (it does once a second namespace does)."""

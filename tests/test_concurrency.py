@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections import Counter
 
@@ -309,3 +310,23 @@ def test_writers_and_readers_on_a_store_that_keeps_texts_lose_nothing(tmp_path, 
     assert result["count_exact"] and result["lexicon_exact"] and not result["typed_errors"], summary
     if fidelity == "text":  # the race that corrupted bodies needs re-trainings while the others write
         assert result["text_dictionary_generation"] >= 2, summary
+
+
+def test_opening_a_store_another_process_is_creating_waits_for_it(tmp_path):
+    """The switch to WAL does not wait on SQLite's busy handler: while another connection holds the lock of
+    its creating transaction, opening retries instead of failing with 'database is locked'."""
+    path = tmp_path / "new.db"
+    creator = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    creator.execute("BEGIN IMMEDIATE")
+    creator.execute("CREATE TABLE early(x)")
+    releaser = threading.Timer(0.5, lambda: creator.execute("ROLLBACK"))
+    releaser.start()
+    try:
+        t = time.perf_counter()
+        s = Storage(path, create=True)
+        assert time.perf_counter() - t >= 0.4  # it waited for the lock, then switched
+        assert s.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        s.close()
+    finally:
+        releaser.join()
+        creator.close()
