@@ -581,7 +581,7 @@ class Storage:
                 f"SELECT r.id, r.namespace, {created}, r.metadata, r.code, r.qvec, r.hints, {gen}, {shared} "
                 f"FROM records r {join}WHERE r.id IN ({q})",
                 chunk,
-            ):
+            ).fetchall():  # one call of the guarded cursor (memory/sqlconn.py), not one per row
                 with reading_stored(f"the metadata of record {r[0]}"):
                     meta = json.loads(r[3])
                     if r[8] is not None:
@@ -597,7 +597,7 @@ class Storage:
         found: dict[int, bytes] = {}
         for chunk in _chunks([int(i) for i in ids], 900):
             q = ",".join("?" * len(chunk))
-            found.update(self.conn.execute(f"SELECT id, qvec FROM records WHERE id IN ({q})", chunk))
+            found.update(self.conn.execute(f"SELECT id, qvec FROM records WHERE id IN ({q})", chunk).fetchall())
         mask = np.array([int(i) in found for i in ids], dtype=bool)
         blob = b"".join(found[int(i)] for i in np.asarray(ids)[mask])
         return mask, np.frombuffer(blob, dtype=np.int8).reshape(int(mask.sum()), dim)
@@ -608,7 +608,7 @@ class Storage:
         pos = {i: j for j, i in enumerate(ids)}
         for chunk in _chunks(list(ids), 900):
             q = ",".join("?" * len(chunk))
-            for i, blob in self.conn.execute(f"SELECT id, qvec FROM records WHERE id IN ({q})", chunk):
+            for i, blob in self.conn.execute(f"SELECT id, qvec FROM records WHERE id IN ({q})", chunk).fetchall():
                 out[pos[i]] = np.frombuffer(blob, dtype=np.int8)
         return out
 
@@ -618,7 +618,7 @@ class Storage:
             return out
         for chunk in _chunks(list(ids), 900):
             q = ",".join("?" * len(chunk))
-            out.update(self.conn.execute(f"SELECT id, body FROM texts WHERE id IN ({q})", chunk))
+            out.update(self.conn.execute(f"SELECT id, body FROM texts WHERE id IN ({q})", chunk).fetchall())
         return out
 
     def iter_codes(self, *, batch: int = 65536, after: int = -1,
@@ -912,7 +912,7 @@ class Storage:
             return {i: out[i] for i in wanted if i in out}
         for chunk in _chunks(sorted(set(ids)), 900):
             q = ",".join("?" * len(chunk))
-            out.update(self.conn.execute(f"SELECT id, term FROM terms WHERE id IN ({q})", chunk))
+            out.update(self.conn.execute(f"SELECT id, term FROM terms WHERE id IN ({q})", chunk).fetchall())
         return out
 
     def save_lexicon(self, conn: sqlite3.Connection, lex: Lexicon, new_ids: Sequence[int], touched: set[int]) -> None:

@@ -767,16 +767,16 @@ class Memory:
         """
         from .texttier import DictionaryGoneError
 
-        for _ in range(2):
+        for attempt in range(3):
             body = self.backend.fetch_texts([id]).get(id)
             if body is None:
                 return None
             try:
                 return self._decode_text(body, hint_strings)
             except DictionaryGoneError:
-                continue
-        body = self.backend.fetch_texts([id]).get(id)  # a third miss is a real loss: it raises
-        return None if body is None else self._decode_text(body, hint_strings)
+                if attempt == 2:  # a third miss is a real loss
+                    raise
+        return None
 
     def _decode_text(self, body: bytes, hint_strings: Sequence[str] = ()) -> str:
         from . import texttier

@@ -300,7 +300,7 @@ class TextTier:
             keep = [j for j, b in enumerate(bodies) if b[:1] != bytes([LLM_TAG])]
             out_ids += [ids[j] for j in keep]
             out_bodies += self.encode([self.decode(bodies[j]) for j in keep], generation=gen, _dict_data=d)
-            last = max(last, ids[-1]) if ids else last
+            last = ids[-1]  # batches come in id order, never empty
         return out_ids, out_bodies, last
 
     def _adopt(self, trained, old_gen: int, n: int) -> bool:
