@@ -2,8 +2,8 @@
 
 On a terminal the library draws a tqdm bar; without one a bar would be a stream of
 carriage returns, so until now a long add said nothing until it ended — and embedding
-is slow (about 40 passages/s on 2 cores: a 10 MB text file is ~14,000 passages, some
-6 minutes). ``reported`` wraps the passages handed to ``Memory.add_passages``, says the
+is slow (74 passages/s on 2 quiet cores, ``benchmarks/long_line.py``: a 10 MB text file
+is ~16,000 passages, some 4 minutes). ``reported`` wraps the passages handed to ``Memory.add_passages``, says the
 total at once when it is large, then prints one line every ``EVERY_SECONDS``: how many
 are stored, of how many, the rate, the time left.
 
