@@ -21,9 +21,10 @@ from .errors import InputError
 from .validate import check_metadata, check_str
 
 READ_BYTES = 1 << 20
-# bytes that never appear in text: C0 controls but BEL, BS, TAB, LF, VT, FF, CR and ESC, and DEL (file(1)'s
-# text_chars); random bytes without a NUL that happen to be valid UTF-8 are mostly these
-_NOT_TEXT = re.compile(rb"[\x01-\x06\x0e-\x1a\x1c-\x1f\x7f]")
+# bytes that never appear in text: C0 controls but BEL, BS, TAB, LF, VT, FF, CR, SUB and ESC, and DEL
+# (file(1)'s text_chars, plus SUB: DOS's end-of-file mark, which ends two of the Canterbury texts);
+# random bytes without a NUL that happen to be valid UTF-8 are mostly these
+_NOT_TEXT = re.compile(rb"[\x01-\x06\x0e-\x19\x1c-\x1f\x7f]")
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst", ".text")
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 

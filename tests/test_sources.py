@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from conftest import DATA
+
 from hashmem.memory import InputError, sources
 
 
@@ -40,7 +42,7 @@ def test_binary_file(tmp_path):
         sources.validate(p)
 
 
-@pytest.mark.parametrize("byte", [b"\x01", b"\x06", b"\x0e", b"\x1a", b"\x1f", b"\x7f"])
+@pytest.mark.parametrize("byte", [b"\x01", b"\x06", b"\x0e", b"\x19", b"\x1f", b"\x7f"])
 def test_control_bytes_text_never_holds_are_binary(tmp_path, byte):
     p = tmp_path / "x.txt"
     p.write_bytes("caf\u00e9 au lait ".encode() + byte + b" more")
@@ -50,8 +52,15 @@ def test_control_bytes_text_never_holds_are_binary(tmp_path, byte):
 
 def test_controls_that_text_holds_are_text(tmp_path):
     p = tmp_path / "x.txt"
-    p.write_bytes(b"bell \x07 back\x08space tab\t form\x0cfeed\x0b cr\r\n \x1b[1mbold\x1b[0m")
+    p.write_bytes(b"bell \x07 back\x08space tab\t form\x0cfeed\x0b cr\r\n \x1b[1mbold\x1b[0m dos eof\x1a")
     assert sources.validate(p) == p.stat().st_size
+
+
+@pytest.mark.parametrize("name", ["alice29.txt", "plrabn12.txt", "asyoulik.txt", "lcet10.txt"])
+def test_real_texts_are_text(name):
+    """The Canterbury corpus: two of its texts end with a DOS end-of-file mark (0x1a, SUB)."""
+    path = DATA / "canterbury" / name
+    assert sources.validate(path) == path.stat().st_size
 
 
 @pytest.mark.parametrize("content", [b"", b"   \n\n\t  "])
