@@ -204,6 +204,10 @@ class Backend(abc.ABC):
     def sync(self, mem) -> None:
         """Bring ``mem`` (hasher, quantizer, lexicon) and the index up to the backend's latest state."""
 
+    def stale(self) -> bool:
+        """Whether ``sync`` may have anything to do (a cheap look; True when the backend cannot tell)."""
+        return True
+
     def load_index(self, mem) -> None:  # noqa: B027 - optional hook
         """(Re)build whatever the Hamming stage keeps in RAM; nothing for a remote engine."""
 
@@ -426,6 +430,9 @@ class LocalBackend(Backend):
 
     def index_remove(self, namespace, ids) -> None:
         self.index.remove(namespace, ids)
+
+    def stale(self) -> bool:
+        return not self.storage.closed and self.storage.data_version() != self._version
 
     def sync(self, mem) -> None:
         """Bring this handle up to the file's latest commit: other processes' adds, deletes and refits.

@@ -52,6 +52,7 @@ from .errors import (
     UpkeepWarning,
 )
 from .results import Hit, Record, StoreStats
+from .rwlock import RWLock
 from .storage import Storage
 from .validate import check_embeddings, check_id, check_metadata, check_namespace, check_str
 
@@ -121,6 +122,9 @@ class Memory:
             raise ConfigError(f"batch_size must be positive, got {batch_size}")
         self.batch_size = batch_size
         self._token_model = token_model
+        # threads sharing this handle: searches and reads at once, a catch-up with other processes' commits
+        # (which swaps hasher and index together) or a write alone
+        self._state = RWLock()
         self._llm_tier = None
         self.backend: Backend = open_backend(path, create=create and not readonly, readonly=readonly,
                                              durable=durable)
@@ -242,9 +246,14 @@ class Memory:
     def _refresh(self) -> None:
         """Bring this handle up to the backend's latest state: other processes' adds, deletes and refits.
 
-        Called before each search and inside each write transaction (``Backend.sync``).
+        Called before each search and inside each write transaction (``Backend.sync``). A
+        catch-up that changes anything runs alone among this handle's threads: a search in
+        another thread never sees a new hasher beside the old index.
         """
-        self.backend.sync(self)
+        if not self.backend.stale():
+            return
+        with self._state.write():
+            self.backend.sync(self)
 
     @property
     def lexicon(self) -> hints.Lexicon:
@@ -297,7 +306,8 @@ class Memory:
 
     def __len__(self) -> int:
         self._refresh()
-        return self.backend.n_records()
+        with self._state.read():
+            return self.backend.n_records()
 
     # -- adding ------------------------------------------------------------------------
 
@@ -426,7 +436,8 @@ class Memory:
         try:
             self._maybe_refit(progress=progress)
             if self.backend.local:  # IVF lists of large namespaces: the local index's
-                partition.maybe_build(self, namespace, progress=progress)
+                with self._state.write():
+                    partition.maybe_build(self, namespace, progress=progress)
             if self.config.fidelity in ("text", "llm"):  # retrain the zstd dictionary when it pays
                 self._text_tier().maybe_retrain()
         except StoreError as e:
@@ -458,7 +469,7 @@ class Memory:
             # before the write lock (llm coding is slow), against the hints this handle would write now
             preview = self._hint_preview(toks, term_sets) if self.config.fidelity == "llm" else None
             bodies, fallbacks = self._texts_for_tier(texts, preview)
-            with self.backend.transaction() as c:
+            with self._state.write(), self.backend.transaction() as c:
                 self._refresh()
                 quantizer = self.quantizer or fitted
                 if self.quantizer is None:
@@ -493,8 +504,9 @@ class Memory:
         except BaseException:
             self._lexicon = None  # undo the in-memory counts: reload on the next add
             raise
-        self.quantizer = quantizer
-        self.backend.index_add(namespace, ids, codes, lists)
+        with self._state.write():
+            self.quantizer = quantizer
+            self.backend.index_add(namespace, ids, codes, lists)
         return ids
 
     def _texts_for_tier(self, texts: Sequence[str], hint_strings: Sequence[Sequence[str]] | None = None
@@ -576,18 +588,19 @@ class Memory:
             if bar is not None:
                 bar.close()
         raw = new.to_bytes(compress=_compressed_hasher(self))
-        with self.backend.transaction() as c:
-            self._refresh()
-            if self.hasher.generation != base.generation:  # another process refitted meanwhile
-                return
-            for ids, codes in encoded:  # rows deleted meanwhile: their UPDATE changes nothing
-                self.backend.update_codes(c, ids, codes, new.generation)
-            for ids, q in self.backend.iter_qvecs(self.config.dim, after=upto):  # added meanwhile
-                self.backend.update_codes(c, ids, new.encode(self.quantizer.decode(q)), new.generation)
-            self.backend.set_meta(c, "hasher", raw)
-            self.hasher, self._hasher_raw = new, raw
-            self.backend.mark_synced()
-        self._load_index()  # after the commit: the write lock is not held while the index is rebuilt
+        with self._state.write():  # this handle's searches see the new hasher only with the new index
+            with self.backend.transaction() as c:
+                self._refresh()
+                if self.hasher.generation != base.generation:  # another process refitted meanwhile
+                    return
+                for ids, codes in encoded:  # rows deleted meanwhile: their UPDATE changes nothing
+                    self.backend.update_codes(c, ids, codes, new.generation)
+                for ids, q in self.backend.iter_qvecs(self.config.dim, after=upto):  # added meanwhile
+                    self.backend.update_codes(c, ids, new.encode(self.quantizer.decode(q)), new.generation)
+                self.backend.set_meta(c, "hasher", raw)
+                self.hasher, self._hasher_raw = new, raw
+                self.backend.mark_synced()
+            self._load_index()  # after the commit: the file's write lock is not held while the index is rebuilt
 
     # -- searching ---------------------------------------------------------------------
 
@@ -644,12 +657,16 @@ class Memory:
             raise InputError("query embeddings hold NaN or infinite values")
         if where is not None and not isinstance(where, dict):
             raise ConfigError(f"where must be a dict of metadata key → value, got {type(where).__name__}")
+        if mode not in ("binary+int8", "binary", "int8"):
+            raise ConfigError(f"search mode {mode!r} is not supported; use binary+int8, binary or int8")
         self._refresh()  # see every commit made before this search, by any process
+        with self._state.read():  # one hasher and one index throughout, whatever other threads do
+            return self._search(queries, k, namespace, where, candidates, mode)
+
+    def _search(self, queries, k, namespace, where, candidates, mode) -> list[list[Hit]]:
         c = DEFAULT_CANDIDATES if candidates is None else candidates
         if c < k:
             c = k
-        if mode not in ("binary+int8", "binary", "int8"):
-            raise ConfigError(f"search mode {mode!r} is not supported; use binary+int8, binary or int8")
         allowed = None
         if where:
             allowed = self.backend.filter_ids(namespace, where)
@@ -737,6 +754,10 @@ class Memory:
             RecordNotFoundError: no such id.
         """
         id = check_id(id)
+        with self._state.read():
+            return self._get(id)
+
+    def _get(self, id: int) -> Record:
         rows = self.backend.fetch([id])
         if id not in rows:
             raise RecordNotFoundError(f"no record with id {id} in {self.path}")
@@ -788,7 +809,8 @@ class Memory:
     def ids(self, namespace: str | None = None) -> list[int]:
         """All record ids (of one namespace, or all), ascending."""
         self._refresh()
-        return self.backend.live_ids(namespace).tolist()
+        with self._state.read():
+            return self.backend.live_ids(namespace).tolist()
 
     def delete(self, ids: Iterable[int]) -> int:
         """Delete records by id in one transaction; returns how many existed (a repeated id counts once).
@@ -799,14 +821,15 @@ class Memory:
         if isinstance(ids, str | bytes) or not isinstance(ids, Iterable):
             raise InputError("delete() takes an iterable of ids; wrap a single id in a list")
         ids = list(dict.fromkeys(check_id(i) for i in ids))
-        with self.backend.transaction() as c:
-            self._refresh()
-            gone = self.backend.delete(c, ids)
-        by_ns: dict[str, list[int]] = {}
-        for i, ns in gone:
-            by_ns.setdefault(ns, []).append(i)
-        for ns, group in by_ns.items():
-            self.backend.index_remove(ns, group)
+        with self._state.write():
+            with self.backend.transaction() as c:
+                self._refresh()
+                gone = self.backend.delete(c, ids)
+            by_ns: dict[str, list[int]] = {}
+            for i, ns in gone:
+                by_ns.setdefault(ns, []).append(i)
+            for ns, group in by_ns.items():
+                self.backend.index_remove(ns, group)
         return len(gone)
 
     def has_namespace(self, namespace: str) -> bool:
@@ -815,17 +838,24 @@ class Memory:
         A no is checked again after catching up with other processes' commits, so a namespace
         another process filled since this handle last looked is never reported missing.
         """
-        if self.backend.has_namespace(namespace):
-            return True
+        with self._state.read():
+            if self.backend.has_namespace(namespace):
+                return True
         self._refresh()
-        return self.backend.has_namespace(namespace)
+        with self._state.read():
+            return self.backend.has_namespace(namespace)
 
     def namespaces(self) -> dict[str, int]:
         """Passage count per namespace."""
-        return self.backend.namespaces()
+        with self._state.read():
+            return self.backend.namespaces()
 
     def stats(self) -> StoreStats:
         """Counts, bytes per passage by part, and the file's bytes by part (``file_parts``)."""
+        with self._state.read():
+            return self._stats()
+
+    def _stats(self) -> StoreStats:
         sums = self.backend.byte_sums()
         n = sums.pop("records")
         file_bytes = self.backend.file_bytes()

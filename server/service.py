@@ -22,11 +22,11 @@ import re
 import threading
 import warnings
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from hashmem.memory import Hit, Memory, Record, RecordNotFoundError
 from hashmem.memory.chunk import DEFAULT_PASSAGE_TOKENS, chunk_text
+from hashmem.memory.rwlock import RWLock
 
 from .errors import ApiError
 from .tenancy import Principal
@@ -35,45 +35,6 @@ MAX_K = 1000
 MAX_CANDIDATES = 10_000
 MAX_TEXTS = 4096
 _WHERE_KEY = re.compile(r"^[\w.:@/ -]{1,64}$")
-
-
-class RWLock:
-    """Many readers or one writer; a waiting writer keeps new readers out (no writer starvation)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._readers = 0
-        self._writer = False
-        self._waiting = 0
-
-    @contextmanager
-    def read(self):
-        with self._cond:
-            while self._writer or self._waiting:
-                self._cond.wait()
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if not self._readers:
-                    self._cond.notify_all()
-
-    @contextmanager
-    def write(self):
-        with self._cond:
-            self._waiting += 1
-            while self._writer or self._readers:
-                self._cond.wait()
-            self._waiting -= 1
-            self._writer = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writer = False
-                self._cond.notify_all()
 
 
 @dataclass(frozen=True)

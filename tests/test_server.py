@@ -497,14 +497,20 @@ def test_searches_never_miss_a_live_namespace_while_writers_and_refits_run(tmp_p
         m.add([f"seed passage {i} about harbors and violins" for i in range(300)], namespace="h",
               embeddings=rng.standard_normal((300, 384)).astype(np.float32), progress=False)
     statuses: list[int] = []
+    errors: list[str] = []
+    empty: list[str] = []
     stop = threading.Event()
     with serve_process(path, "--decoder", "extractive") as (_, url):
 
         def search() -> None:
             with httpx.Client(base_url=url, timeout=60) as c:
                 while not stop.is_set():
-                    statuses.append(c.post("/v1/search", json={"query": "harbor violin", "namespace": "h",
-                                                               "k": 3}).status_code)
+                    r = c.post("/v1/search", json={"query": "harbor violin", "namespace": "h", "k": 3})
+                    statuses.append(r.status_code)
+                    if r.status_code != 200:
+                        errors.append(r.text)
+                    elif not r.json()["hits"]:
+                        empty.append(r.text)
 
         def write() -> None:
             with httpx.Client(base_url=url, timeout=60) as c:
@@ -532,4 +538,5 @@ def test_searches_never_miss_a_live_namespace_while_writers_and_refits_run(tmp_p
                 t.join(timeout=120)
     counts = {s: statuses.count(s) for s in set(statuses)}
     assert refits >= 5 and len(statuses) > 100, (refits, counts)
-    assert counts == {200: len(statuses)}, counts
+    assert counts == {200: len(statuses)}, (counts, errors[:3])
+    assert not empty, (len(empty), empty[:3])  # a live namespace never answers with no hits
