@@ -79,7 +79,7 @@ def test_memory_runs_the_search_stages_through_the_interface(open_mem):
     mem.add(contract.PASSAGES)
     seen = []
     backend = mem.backend
-    for name in ("hamming_topk", "codes_of", "fetch_present_qvecs", "fetch", "sync"):
+    for name in ("hamming_topk", "codes_of", "fetch_present_qvecs", "fetch", "stale"):
         real = getattr(backend, name)
 
         def spy(*a, _real=real, _name=name, **kw):
@@ -88,5 +88,5 @@ def test_memory_runs_the_search_stages_through_the_interface(open_mem):
 
         setattr(backend, name, spy)
     hits = mem.search("Marie Curie", k=2, candidates=2)
-    assert hits and {"sync", "hamming_topk", "codes_of", "fetch_present_qvecs", "fetch"} <= set(seen)
+    assert hits and {"stale", "hamming_topk", "codes_of", "fetch_present_qvecs", "fetch"} <= set(seen)
     assert np.isfinite([h.score for h in hits]).all()
