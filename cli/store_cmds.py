@@ -122,7 +122,7 @@ def init(ctx, model, bits, method, hint_bytes, fidelity):
 
 
 def _remote_store_exists(uri: str) -> bool:
-    from hashmem.memory.backend import open_backend
+    from hashmem.memory.backends_open import open_backend
 
     backend = open_backend(uri, create=True, readonly=True)
     try:

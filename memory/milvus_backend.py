@@ -83,11 +83,10 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from .backend import Backend
+from .backend import Backend, Row
 from .config import StoreConfig
 from .errors import BackendUnavailableError, ConfigError, InputError, StoreCorruptError, StoreError
 from .hints import Lexicon
-from .storage import Row
 
 DEFAULT_PORT = 19530
 TOKEN_ENV = "HASHMEM_MILVUS_TOKEN"  # user:password or an API token, for a cluster with authentication

@@ -78,12 +78,12 @@ import urllib.parse
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import sqlconn
+from .backend import Row
 from .config import FORMAT_VERSION, StoreConfig
 from .errors import ConfigError, StoreCorruptError, StoreError, reading_stored
 from .hints import Lexicon
@@ -115,20 +115,6 @@ PAGE_SIZE = 16384
 LEXICON_BLOCK = 65536  # term ids per lexicon block (format 3)
 LEXICON_BLOCK_2 = 8192  # term ids per lexicon block of a format 2 store
 LEXICON_TAIL = 8192  # format 3: a growing block's newest terms, compressed apart until there are more
-
-
-@dataclass(frozen=True)
-class Row:
-    """One stored record as the storage layer sees it."""
-
-    id: int
-    namespace: str
-    created: float
-    metadata: dict
-    code: bytes
-    qvec: bytes
-    hints: bytes
-    gen: int
 
 
 def _describe(path: Path, exc: Exception) -> str:

@@ -37,7 +37,8 @@ from typing import Literal
 import numpy as np
 
 from . import hashing, hints, partition, quantize
-from .backend import Backend, open_backend
+from .backend import Backend
+from .backends_open import open_backend
 from .chunk import DEFAULT_PASSAGE_TOKENS, chunk_text
 from .config import DEFAULT_CANDIDATES, MAX_K, StoreConfig, validate_settings
 from .embed import Embedder, same_model

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 from hashmem.memory import Memory
-from hashmem.memory.backend import Backend, LocalBackend, is_milvus_uri, open_backend
+from hashmem.memory.backend import Backend
+from hashmem.memory.backends_open import is_milvus_uri, open_backend
+from hashmem.memory.local_backend import LocalBackend
 
 
 @pytest.fixture
