@@ -44,12 +44,12 @@ install: $(STAMP)
 
 # HASHMEM_REQUIRE_MILVUS=1: tests that need the real Milvus server fail instead of skipping
 test: install
-	$(BIN)/python -m ruff check hashmem memory decoders cli server integrations tests examples benchmarks
+	$(BIN)/python -m ruff check hashmem memory decoders cli server integrations evaluation tests examples benchmarks
 	HASHMEM_REQUIRE_MILVUS=1 $(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/python -m ruff check hashmem memory decoders cli server integrations tests examples benchmarks
-	$(BIN)/python -m ruff format --check hashmem memory decoders cli server integrations tests examples benchmarks
+	$(BIN)/python -m ruff check hashmem memory decoders cli server integrations evaluation tests examples benchmarks
+	$(BIN)/python -m ruff format --check hashmem memory decoders cli server integrations evaluation tests examples benchmarks
 
 demo: $(DEMO_STAMP)
 	$(BIN)/python examples/demo.py

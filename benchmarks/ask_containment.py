@@ -13,7 +13,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from hashmem.decoders.evalask import ANSWERABLE, _day, contains, load, pick
+from hashmem.evaluation.ask import ANSWERABLE, _day, contains, load, pick
 from hashmem.memory import Memory
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "locomo"

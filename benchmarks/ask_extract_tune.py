@@ -22,7 +22,7 @@ from pathlib import Path
 from hashmem.decoders import llama as dl
 from hashmem.decoders import spans
 from hashmem.decoders.base import answerable, memory_blocks
-from hashmem.decoders.evalask import ANSWERABLE, _day, load, pick, token_f1
+from hashmem.evaluation.ask import ANSWERABLE, _day, load, pick, token_f1
 from hashmem.memory import Memory
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "locomo"

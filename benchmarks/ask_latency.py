@@ -20,7 +20,7 @@ import numpy as np
 
 from hashmem.decoders import llama as dl
 from hashmem.decoders import spans
-from hashmem.decoders.evalask import _day, load, pick
+from hashmem.evaluation.ask import _day, load, pick
 from hashmem.memory import Memory
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "locomo"

@@ -40,7 +40,8 @@ def _hnsw(data: np.ndarray, queries: np.ndarray, nprobe: int):
 
 
 def main() -> None:
-    from hashmem.memory import ivf, kernels
+    from hashmem.memory.backends.local import ivf
+    from hashmem.memory.kernels import topk as kernels
 
     rng = np.random.default_rng(0)
     print("| centroids | nlist | nprobe | exact probe ms | hnswlib ms | hnswlib recall of the exact lists |")

@@ -44,8 +44,11 @@ def _truth(queries: np.ndarray, x: np.ndarray, k: int = 10, chunk: int = 200_000
 
 
 def main() -> None:
-    from hashmem.memory import bench, hashing, ivf, kernels, quantize
-    from hashmem.memory.index import NamespaceIndex
+    from hashmem.evaluation import bench
+    from hashmem.memory import hashing, quantize
+    from hashmem.memory.backends.local import ivf
+    from hashmem.memory.backends.local.index import NamespaceIndex
+    from hashmem.memory.kernels import topk as kernels
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=1_000_000, help="distractors")

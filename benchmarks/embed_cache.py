@@ -24,7 +24,7 @@ CACHE = Path(os.environ.get("HASHMEM_BENCH_CACHE", "/tmp/hashmem-bench-cache"))
 
 
 def main() -> None:
-    from hashmem.memory.embed import Embedder
+    from hashmem.memory.embedding.embedder import Embedder
 
     emb = Embedder()
     CACHE.mkdir(parents=True, exist_ok=True)

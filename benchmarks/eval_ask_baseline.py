@@ -1,7 +1,7 @@
 """eval-ask with the answer code of another git revision (default: main), for a before/after F1.
 
 Loads ``decoders/llama.py`` as it is at REV into the ``hashmem.decoders`` package
-and runs ``hashmem.decoders.evalask.evaluate`` with that module's LlamaDecoder.
+and runs ``hashmem.evaluation.ask.evaluate`` with that module's LlamaDecoder.
 
 Usage: python benchmarks/eval_ask_baseline.py DATASET_DIR [--rev main] [--limit 30] [--fidelity hints]
            [--details PATH] > result.json
@@ -17,7 +17,7 @@ import types
 from pathlib import Path
 
 import hashmem.decoders as decoders
-from hashmem.decoders import evalask
+from hashmem.evaluation import ask as evalask
 
 
 def main() -> None:

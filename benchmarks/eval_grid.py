@@ -34,9 +34,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from hashmem.memory import eval as ev  # noqa: E402
+from hashmem.evaluation import retrieval as ev  # noqa: E402
 from hashmem.memory import store as store_mod  # noqa: E402
-from hashmem.memory.embed import BACKEND_ENV, DEFAULT_MODEL, Embedder  # noqa: E402
+from hashmem.memory.embedding.embedder import BACKEND_ENV, DEFAULT_MODEL, Embedder  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 CACHE = ROOT / ".bench-cache"

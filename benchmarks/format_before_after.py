@@ -41,8 +41,8 @@ def child(out: Path) -> None:
     import numpy as np
 
     import hashmem.memory as hm
+    from hashmem.evaluation import retrieval as ev
     from hashmem.memory import Memory
-    from hashmem.memory import eval as ev
     from hashmem.memory.config import FORMAT_VERSION
 
     docs = np.load(CACHE / "scifact-corpus.npy")

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from eval_grid import DATA, DOC, write_section  # noqa: E402
 
-from hashmem.memory import eval as ev  # noqa: E402
+from hashmem.evaluation import retrieval as ev  # noqa: E402
 from hashmem.memory import hints  # noqa: E402
 from hashmem.memory.config import DEFAULT_HINT_BYTES  # noqa: E402
 

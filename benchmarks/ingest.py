@@ -57,8 +57,8 @@ _worker = None
 
 def _init_worker():
     global _worker
-    from hashmem.memory.embed import default_model_path
-    from hashmem.memory.embed_onnx import OnnxEncoder
+    from hashmem.memory.embedding.models import default_model_path
+    from hashmem.memory.embedding.onnx import OnnxEncoder
 
     _worker = OnnxEncoder(default_model_path(), threads=1)
 
@@ -80,8 +80,8 @@ def main() -> None:
     ap.add_argument("--no-recall", action="store_true")
     args = ap.parse_args()
     from hashmem.memory.chunk import chunk_text
-    from hashmem.memory.embed import default_model_path, load_model
-    from hashmem.memory.embed_onnx import OnnxEncoder, export
+    from hashmem.memory.embedding.models import default_model_path, load_model
+    from hashmem.memory.embedding.onnx import OnnxEncoder, export
 
     doc_ids, texts, queries, qrels = load_scifact()
     # throughput on passages as the store makes them (chunk_text's default, ~120 tokens)

@@ -23,7 +23,7 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact-train"
 
 
 def main() -> None:
-    from hashmem.memory.embed import Embedder
+    from hashmem.memory.embedding.embedder import Embedder
 
     docs = [json.loads(line) for line in open(DATA / "corpus.jsonl")]
     texts = [(d["title"] + ". " + d["text"]).strip() for d in docs]

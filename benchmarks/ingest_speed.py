@@ -37,11 +37,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from eval_grid import DATA, DOC, write_section  # noqa: E402
 
+from hashmem.evaluation import retrieval as ev  # noqa: E402
 from hashmem.memory import Memory, hints  # noqa: E402
-from hashmem.memory import eval as ev  # noqa: E402
 from hashmem.memory import store as store_mod  # noqa: E402
-from hashmem.memory.embed import BACKEND_ENV, DEFAULT_MODEL, Embedder, load_model  # noqa: E402
-from hashmem.memory.storage import Storage  # noqa: E402
+from hashmem.memory.backends.local.storage import Storage  # noqa: E402
+from hashmem.memory.embedding.embedder import BACKEND_ENV, DEFAULT_MODEL, Embedder  # noqa: E402
+from hashmem.memory.embedding.models import load_model  # noqa: E402
 
 TIMERS: dict[str, float] = defaultdict(float)
 

@@ -41,7 +41,7 @@ def time_lib(lib: str, n: int, bits: int, k: int, repeats: int) -> dict:
         batch = single
     else:
         sys.path.insert(0, ".")
-        from hashmem.memory import kernels
+        from hashmem.memory.kernels import topk as kernels
 
         cols = np.ascontiguousarray(kernels.to_words(codes).T)
         ids = np.arange(n, dtype=np.int64)

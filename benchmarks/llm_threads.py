@@ -46,7 +46,7 @@ SETUP_S = 120  # child start, model loads and warm-up, on top of the two phases'
 
 def passages(n: int, data: Path = DATA) -> list[str]:
     """The first n SciFact passages (memory.chunk, ~60 words) of 50–70 words."""
-    from hashmem.decoders.evaluate import PASSAGE_TOKENS, iter_documents
+    from hashmem.evaluation.recall import PASSAGE_TOKENS, iter_documents
     from hashmem.memory.chunk import chunk_text
 
     out: list[str] = []
@@ -64,7 +64,7 @@ def run_case(choice: str, n: int, budget: float) -> None:
     """Add then recall n passages; one JSON line per passage on stdout."""
     from hashmem.decoders.llmcodec import LlamaTokenModel
     from hashmem.memory import Memory
-    from hashmem.memory.llmtier import LLM_TAG
+    from hashmem.memory.tiers.llm import LLM_TAG
 
     texts = passages(n)
     model = LlamaTokenModel(threads=FIXED_THREADS if choice == "fixed" else None)

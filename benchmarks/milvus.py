@@ -55,7 +55,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from hashmem.memory import bench  # noqa: E402
+from hashmem.evaluation import bench  # noqa: E402
 
 NAMESPACE = "default"
 
@@ -209,7 +209,7 @@ def run(args) -> dict:
     from milvus_server import MilvusServer, tree_rss
     from pymilvus import DataType, MilvusClient
 
-    from hashmem.memory.index import HammingIndex, to_words
+    from hashmem.memory.backends.local.index import HammingIndex, to_words
 
     n, k, bits = args.n, args.k, args.bits
     mix = bench.parametric_mixture(seed=args.seed)
@@ -475,8 +475,8 @@ def e2e(args) -> dict:
 
     from milvus_server import MilvusServer
 
-    from hashmem.memory.embed import Embedder
-    from hashmem.memory.eval import evaluate, load_beir
+    from hashmem.evaluation.retrieval import evaluate, load_beir
+    from hashmem.memory.embedding.embedder import Embedder
 
     data = load_beir(args.dataset)
     log(f"embedding {len(data.doc_texts):,} passages and {len(data.query_texts):,} queries")

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> None:
-    from hashmem.memory.storage import _NS_INDEX, Storage
+    from hashmem.memory.backends.local.storage import _NS_INDEX, Storage
 
     ap = argparse.ArgumentParser()
     ap.add_argument("store", type=Path)

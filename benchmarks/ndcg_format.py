@@ -32,7 +32,7 @@ CACHE = Path(os.environ.get("HASHMEM_BENCH_CACHE", "/tmp/hashmem-bench-cache"))
 
 
 def main() -> None:
-    from hashmem.memory import eval as ev
+    from hashmem.evaluation import retrieval as ev
     from hashmem.memory import hashing
 
     ap = argparse.ArgumentParser()

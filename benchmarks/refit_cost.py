@@ -53,7 +53,7 @@ def loss(hasher, x) -> float:
 def main() -> None:
     from contextlib import nullcontext
 
-    from hashmem.memory import eval as ev
+    from hashmem.evaluation import retrieval as ev
     from hashmem.memory import hashing, quantize
 
     ap = argparse.ArgumentParser()

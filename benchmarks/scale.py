@@ -32,7 +32,7 @@ CACHE = Path(os.environ.get("HASHMEM_BENCH_CACHE", "/tmp/hashmem-bench-cache"))
 
 
 def real_mixture():
-    from hashmem.memory import bench
+    from hashmem.evaluation import bench
 
     parts = [np.load(CACHE / f) for f in ("scifact-corpus.npy", "newsgroups.npy") if (CACHE / f).exists()]
     if not parts:
@@ -44,7 +44,7 @@ def real_mixture():
 
 def _data(args, mix, n):
     """The synthetic codes, queries and partition of size n: generated, or read from ``--cache``."""
-    from hashmem.memory import bench
+    from hashmem.evaluation import bench
 
     path = args.cache / f"scale-n{n}-b{args.bits}.npz" if args.cache else None
     if path is not None and path.exists():
@@ -58,8 +58,10 @@ def _data(args, mix, n):
 
 
 def main() -> None:
-    from hashmem.memory import bench, ivf, kernels
-    from hashmem.memory.index import NamespaceIndex
+    from hashmem.evaluation import bench
+    from hashmem.memory.backends.local import ivf
+    from hashmem.memory.backends.local.index import NamespaceIndex
+    from hashmem.memory.kernels import topk as kernels
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, nargs="+", default=[1_000_000, 10_000_000])

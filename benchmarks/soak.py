@@ -81,7 +81,8 @@ def _token_model(llm_threads: int | None):
 
 
 def writer(store: str, w: int, seq: int, retrain_from: int | None, llm_threads: int | None) -> None:
-    from hashmem.memory import Memory, texttier
+    from hashmem.memory import Memory
+    from hashmem.memory.tiers import text as texttier
 
     if retrain_from:  # a short run re-trains the text dictionary as often as a long one does
         texttier.FIRST_TRAIN = retrain_from
@@ -222,6 +223,7 @@ def main() -> None:
     readers = [Worker(["--role", "reader", "--store", store, "--id", str(r), *text,
                        *(["--keep-open"] if r < (args.readers + 1) // 2 else [])],
                       logs / f"r{r}.jsonl") for r in range(args.readers)]
+    _wait_for_first_lines([logs / f"w{w}.0.jsonl" for w in writers] + [logs / f"r{r}.jsonl" for r in range(args.readers)])
     time.sleep(args.seconds)
     rng = random.Random(0)
     for _ in range(args.rounds):
@@ -252,6 +254,14 @@ def main() -> None:
               or result["untyped_errors"] or result["unexplained_records"] or not result["lexicon_exact"]
               or not result["integrity_ok"])
     sys.exit(0 if ok else 1)
+
+
+def _wait_for_first_lines(logs: list[Path], limit: float = 180.0) -> None:
+    """Phase 1 starts once every worker has written its first event (model loading takes a while on a
+    loaded machine: a reader that never got to check would make a run prove nothing); at most ``limit`` s."""
+    deadline = time.time() + limit
+    while time.time() < deadline and not all(p.exists() and p.stat().st_size > 0 for p in logs):
+        time.sleep(0.2)
 
 
 def text_generation(store: str) -> int:

@@ -27,7 +27,7 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hashmem.memory import bench  # noqa: E402
+from hashmem.evaluation import bench  # noqa: E402
 
 
 def build(path: Path, n: int, seed: int) -> None:
@@ -50,7 +50,8 @@ def extend(path: Path, n: int, seed: int) -> None:
     Memory.add would refit ITQ on the way (minutes on 2 cores); the rows written here are
     exactly what it writes for given embeddings, minus fresh hints (each copies row 1's).
     """
-    from hashmem.memory import Memory, partition
+    from hashmem.memory import Memory
+    from hashmem.memory.backends.local import partition
 
     mix = bench.parametric_mixture(seed=seed)
     rng = np.random.default_rng(seed + 7)
@@ -74,9 +75,10 @@ def extend(path: Path, n: int, seed: int) -> None:
 
 
 def rss_run(path: Path, n_queries: int, seed: int) -> dict:
-    from hashmem.memory import Memory, kernels
-    from hashmem.memory.embed import Embedder
-    from hashmem.memory.index import NamespaceIndex
+    from hashmem.memory import Memory
+    from hashmem.memory.backends.local.index import NamespaceIndex
+    from hashmem.memory.embedding.embedder import Embedder
+    from hashmem.memory.kernels import topk as kernels
 
     Embedder().encode(["warm the model"])  # the model is per process, not per passage
     # BLAS allocates its per-thread work buffers at the first matrix product (per process, tens of MB)

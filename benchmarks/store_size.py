@@ -147,7 +147,7 @@ def main() -> None:
         emb, source = np.load(cached), f"real all-MiniLM-L6-v2 embeddings ({cached})"
     else:
         emb, source = gaussian(len(sf), 384), "Gaussian draws (no cache)"
-    from hashmem.memory import storage
+    from hashmem.memory.backends.local import storage
 
     with tempfile.TemporaryDirectory(prefix="hashmem-size-") as tmp:
         where = args.keep or Path(tmp)

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import zstandard
 
-from hashmem.decoders.evaluate import load_passages
-from hashmem.memory import texttier
+from hashmem.evaluation.recall import load_passages
+from hashmem.memory.backends.local.storage import Storage
 from hashmem.memory.config import StoreConfig
-from hashmem.memory.storage import Storage
+from hashmem.memory.tiers import text as texttier
 
 
 def measure(dataset: str, n: int, seed: int = 0) -> dict:

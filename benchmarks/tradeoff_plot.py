@@ -23,7 +23,7 @@ CACHE = Path(os.environ.get("HASHMEM_BENCH_CACHE", "/tmp/hashmem-bench-cache"))
 
 
 def main() -> None:
-    from hashmem.memory import bench
+    from hashmem.evaluation import bench
 
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/tradeoff.png")
     corpus = np.load(CACHE / "scifact-corpus.npy")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .main import cli, store_path
+from .group import cli, store_path
 from .store_cmds import positive
 
 
@@ -47,7 +47,7 @@ def bench(ctx, n, bits, batch, k, nprobe, as_json, plot, data):
         raise click.BadParameter(f"bits must be a multiple of 8 up to 384, got {bits}", param_hint="--bits")
     if n < 4 * k:
         raise click.BadParameter(f"--n must be at least 4 x k = {4 * k}, got {n}", param_hint="--n")
-    from hashmem.memory import bench as bench_mod
+    from hashmem.evaluation import bench as bench_mod
 
     vectors = _plot_vectors(ctx, data, required=plot is not None)  # fail early on a bad --plot
     result = bench_mod.run(n, bits, batch=batch, k=k, nprobe=nprobe)
@@ -91,7 +91,7 @@ def _plot_vectors(ctx, data: Path | None, *, required: bool = True):
     import numpy as np
 
     if data is not None:
-        from hashmem.memory.embed import Embedder
+        from hashmem.memory.embedding.embedder import Embedder
 
         corpus_file, queries_file = data / "corpus.jsonl", data / "queries.jsonl"
         if not corpus_file.exists():

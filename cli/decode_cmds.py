@@ -6,50 +6,12 @@ import json
 
 import click
 
-from .main import cli, show_progress
+from .decoding import make_decoder, quiet_fallback
+from .group import cli, show_progress
+from .render import reconstruction_dict
 from .store_cmds import RECORD_ID, open_memory, positive
 
 MODEL_HELP = "A GGUF model for the llama decoder (default $HASHMEM_GGUF, else SmolLM2-135M-Instruct)."
-
-
-def make_decoder(mem, *, model=None, decoder="auto", **options):
-    """The decoder for a command; prints the fallback notice (one line, stderr) when there is one."""
-    from hashmem.decoders import open_decoder
-
-    try:
-        dec = open_decoder(mem, decoder, model=model, **options)
-    except ImportError as e:
-        raise click.ClickException(str(e).splitlines()[0]) from e
-    if dec.notice:
-        click.echo(f"notice: {dec.notice}", err=True)
-    return dec
-
-
-def _quiet_fallback():
-    """Silence the library's DecoderFallbackWarning: the CLI prints the notice itself."""
-    import warnings
-
-    from hashmem.decoders import DecoderFallbackWarning
-
-    warnings.simplefilter("ignore", DecoderFallbackWarning)
-
-
-def reconstruction_dict(r) -> dict:
-    return {"id": r.id, "text": r.text, "fidelity": round(r.fidelity, 4), "exact": r.exact,
-            "candidates_tried": r.candidates_tried, "ms": round(r.ms, 1), "decoder": r.decoder,
-            "hamming": r.hamming, "unsupported": list(r.unsupported)}
-
-
-def recall_hits(mem, hits, *, model=None) -> list:
-    """Reconstructions of search hits (used by ``search --recall``)."""
-    _quiet_fallback()
-    dec = make_decoder(mem, model=model)
-    return [dec.reconstruct(h.id) for h in hits]
-
-
-def format_reconstruction(r) -> str:
-    how = "exact" if r.exact else f"fidelity {r.fidelity:.3f}, {r.decoder}, best of {r.candidates_tried}"
-    return f"{r.text}\n          ({how}, {r.ms:.0f} ms)"
 
 
 @cli.command()
@@ -63,7 +25,7 @@ def format_reconstruction(r) -> str:
 @click.pass_context
 def recall(ctx, record_id, as_json, model, decoder, candidates, seed):
     """Rebuild passage RECORD_ID from its hints, vector and code (exact in a text-tier store)."""
-    _quiet_fallback()
+    quiet_fallback()
     options = {"seed": seed} if decoder != "extractive" else {}
     if candidates is not None and decoder != "extractive":
         options["candidates"] = candidates
@@ -95,7 +57,7 @@ def ask(ctx, question, k, namespace, as_json, model, decoder):
     before anything reaches the terminal (memories written as orders are never shown
     to the model).
     """
-    _quiet_fallback()
+    quiet_fallback()
     if not question.strip():
         raise click.BadParameter("the question is empty", param_hint="QUESTION")
     with open_memory(ctx) as mem:
@@ -143,9 +105,9 @@ def eval_recall(ctx, dataset_dir, sample, seed, index_size, hint_bytes, decoder_
     documents are chunked into ~60-word passages. The original text is used
     only for scoring.
     """
-    from hashmem.decoders.evaluate import evaluate
+    from hashmem.evaluation.recall import evaluate
 
-    _quiet_fallback()
+    quiet_fallback()
     names = [n.strip() for n in decoder_names.split(",") if n.strip()]
     bad = [n for n in names if n not in ("llama", "extractive")]
     if llm_sample < 0:
@@ -205,9 +167,9 @@ def eval_ask(dataset_dir, fidelity, k, limit, decoder, ask_style, model, threads
     gold answer (token F1, exact match, not-found share, citation precision, ms), and,
     with no model, the share of questions whose gold answer the top k hold (exact text vs hints).
     """
-    from hashmem.decoders.evalask import evaluate
+    from hashmem.evaluation.ask import evaluate
 
-    _quiet_fallback()
+    quiet_fallback()
     rows = [] if details else None
     options = {"threads": threads, **({"ask_style": ask_style} if ask_style else {})}
     try:

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from .main import cli, show_progress
+from .group import cli, show_progress
 from .store_cmds import positive
 
 METRIC_DIGITS = 4
@@ -33,7 +33,7 @@ def eval_(ctx, dataset_dir, bits, method, candidates, namespace_field, model, as
     (a new or empty store). Reports nDCG@10, recall@10, recall@100, MRR@10, ms per query
     (search only) and bytes per passage for each method.
     """
-    from hashmem.memory.eval import evaluate
+    from hashmem.evaluation.retrieval import evaluate
 
     result = evaluate(
         dataset_dir,

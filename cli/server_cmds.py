@@ -6,7 +6,7 @@ import json
 
 import click
 
-from .main import StoreLocation, cli
+from .group import StoreLocation, cli
 from .store_cmds import open_memory, positive
 
 SERVER_EXTRA = "the servers need their extra: pip install 'hashmem[server]'"

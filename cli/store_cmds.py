@@ -12,7 +12,8 @@ import click
 
 from hashmem.memory.config import MAX_K
 
-from .main import STORE_ENV, cli, default_store_path, is_store_uri, show_progress, store_path
+from .group import STORE_ENV, cli, default_store_path, is_milvus_uri, show_progress, store_path
+from .render import format_reconstruction, hit_dict, reconstruction_dict
 
 K_RANGE = click.IntRange(1, MAX_K)
 RECORD_ID = click.IntRange(1, 2**63 - 1)  # SQLite's integer range: a larger id is a usage error
@@ -33,7 +34,7 @@ def open_memory(ctx: click.Context, *, create: bool = False, write: bool = False
 
     path = store_path(ctx)
     default = ctx.find_root().obj.get("store") is None and not os.environ.get(STORE_ENV)
-    if create and default and not is_store_uri(path) and path == default_store_path():
+    if create and default and not is_milvus_uri(path) and path == default_store_path():
         path.parent.mkdir(parents=True, exist_ok=True)
     durable = bool(ctx.find_root().obj.get("durable"))
     return Memory(path, create=create, readonly=not (create or write), durable=durable, **settings)
@@ -109,7 +110,7 @@ def positive(ctx, param, value):
 def init(ctx, model, bits, method, hint_bytes, fidelity):
     """Create a new store (settings are fixed from then on)."""
     path = store_path(ctx)
-    if is_store_uri(path):
+    if is_milvus_uri(path):
         if _remote_store_exists(path):
             raise click.ClickException(f"{_redacted(path)} already holds a store; drop it or choose another collection")
     elif path.exists() and path.stat().st_size > 0 and _is_store(path):
@@ -122,7 +123,7 @@ def init(ctx, model, bits, method, hint_bytes, fidelity):
 
 
 def _remote_store_exists(uri: str) -> bool:
-    from hashmem.memory.backends_open import open_backend
+    from hashmem.memory.backends import open_backend
 
     backend = open_backend(uri, create=True, readonly=True)
     try:
@@ -132,14 +133,14 @@ def _remote_store_exists(uri: str) -> bool:
 
 
 def _redacted(uri: str) -> str:
-    from hashmem.memory.milvus_backend import _redact
+    from hashmem.memory.backends.milvus.backend import redact
 
-    return _redact(uri)
+    return redact(uri)
 
 
 def _is_store(path) -> bool:
     """True when the file holds a store (a creation killed before its commit leaves none: init may redo it)."""
-    from hashmem.memory.storage import Storage
+    from hashmem.memory.backends.local.storage import Storage
 
     try:
         s = Storage(path, create=False, readonly=True)
@@ -221,14 +222,12 @@ def search(ctx, query, k, namespace, candidates, where, as_json, recall=False):
         hits = mem.search(query, k, namespace=namespace, candidates=candidates, where=where)
         recalled = None
         if recall:
-            from .decode_cmds import recall_hits
+            from .decoding import recall_hits
 
             recalled = recall_hits(mem, hits)
     if as_json:
         rows = [hit_dict(h) for h in hits]
         if recalled is not None:
-            from .decode_cmds import reconstruction_dict
-
             for row, r in zip(rows, recalled, strict=True):
                 row["recall"] = reconstruction_dict(r)
         click.echo(json.dumps(rows, ensure_ascii=False))
@@ -241,14 +240,7 @@ def search(ctx, query, k, namespace, candidates, where, as_json, recall=False):
         click.echo(f"{h.id:>8}  {h.score:.3f}  ham {h.hamming:>3}  {src}")
         click.echo(f"          {' '.join(h.hints)}")
         if recalled is not None:
-            from .decode_cmds import format_reconstruction
-
             click.echo(f"          {format_reconstruction(recalled[hits.index(h)])}")
-
-
-def hit_dict(h) -> dict:
-    return {"id": h.id, "score": round(h.score, 6), "hamming": h.hamming, "hints": h.hints,
-            "metadata": h.metadata, "namespace": h.namespace}
 
 
 @cli.command()

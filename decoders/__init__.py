@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import warnings
 
-from hashmem.memory import Memory, ModelLoadError, llmtier
+from hashmem.memory import Memory, ModelLoadError
+from hashmem.memory.tiers import llm as llmtier
 
 from .base import NOT_FOUND, Answer, Decoder, Reconstruction, invented_terms
 from .extractive import ExtractiveDecoder

@@ -61,7 +61,7 @@ import numpy as np
 
 from hashmem.memory import Hit, Memory, ModelLoadError, Record
 from hashmem.memory import hints as hintlib
-from hashmem.memory.packaged import package_file
+from hashmem.memory.embedding.packaged import package_file
 
 from . import spans
 from . import threads as threadpick

@@ -29,19 +29,20 @@ What it does not do: read files (``sources``), chunk (``chunk``) or decode text
 from __future__ import annotations
 
 import os
-import sys
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Literal
 
 import numpy as np
 
-from . import hashing, hints, partition, quantize
-from .backend import Backend
-from .backends_open import open_backend
+from . import hashing, hints, quantize
+from .backends import open_backend
+from .backends.base import Backend
+from .backends.local import partition
+from .backends.local.storage import Storage
 from .chunk import DEFAULT_PASSAGE_TOKENS, chunk_text
 from .config import DEFAULT_CANDIDATES, MAX_K, StoreConfig, validate_settings
-from .embed import Embedder, same_model
+from .embedding.embedder import Embedder, same_model
 from .errors import (
     AddIncompleteError,
     ConfigError,
@@ -52,9 +53,9 @@ from .errors import (
     StoreError,
     UpkeepWarning,
 )
+from .progress import progress_bar
 from .results import Hit, Record, StoreStats
 from .rwlock import RWLock
-from .storage import Storage
 from .validate import check_embeddings, check_id, check_metadata, check_namespace, check_str
 
 SearchMode = Literal["binary+int8", "binary", "int8"]
@@ -188,7 +189,7 @@ class Memory:
         raw = hasher.to_bytes(compress=_compressed_hasher(self))
         extra = {"hasher": raw}
         if config.fidelity == "llm":  # the coder's model and parameters, fixed from now on
-            from .llmtier import META_KEY
+            from .tiers.llm import META_KEY
 
             extra[META_KEY] = self._llm().describe()
         if not self.backend.initialize(config, extra):  # one transaction: a kill leaves no half store
@@ -395,7 +396,7 @@ class Memory:
         """
         check_namespace(namespace)
         show = (total or 0) >= 256 if progress is None else progress
-        bar = _progress(total, show)
+        bar = progress_bar(total, show)
         ids: list[int] = []
         offset = 0
         try:
@@ -523,7 +524,7 @@ class Memory:
 
     def _text_tier(self):
         """The store's text tier (zstd bodies with the store's dictionary)."""
-        from . import texttier
+        from .tiers import text as texttier
 
         return texttier.for_storage(self.backend.body_store())
 
@@ -538,7 +539,7 @@ class Memory:
     def _llm(self):
         """The store's llm tier (its model loads on first use)."""
         if self._llm_tier is None:
-            from .llmtier import LlmTier
+            from .tiers.llm import LlmTier
 
             self._llm_tier = LlmTier(self.backend.body_store(), self._token_model)
         return self._llm_tier
@@ -578,7 +579,7 @@ class Memory:
         new = hashing.fit(self.config.method, sample, bits=self.config.bits, previous=base)
         new = hashing.Hasher(new.method, new.bits, new.mean, new.projection, new.generation, fitted_on=n)
         upto = self.backend.last_id()
-        bar = _progress(n, progress, desc="refitting codes")
+        bar = progress_bar(n, progress, desc="refitting codes")
         encoded = []
         try:
             for ids, q in self.backend.iter_qvecs(self.config.dim, upto=upto):
@@ -787,7 +788,7 @@ class Memory:
         dictionary that is gone by the time it is decoded: the body is read again (it was
         recompressed in the same transaction that dropped the dictionary).
         """
-        from .texttier import DictionaryGoneError
+        from .tiers.text import DictionaryGoneError
 
         for attempt in range(3):
             body = self.backend.fetch_texts([id]).get(id)
@@ -801,7 +802,7 @@ class Memory:
         return None
 
     def _decode_text(self, body: bytes, hint_strings: Sequence[str] = ()) -> str:
-        from . import texttier
+        from .tiers import text as texttier
 
         if body[:1] == bytes([texttier.LLM_TAG]):
             return self._llm().decode(body, hint_strings)
@@ -991,12 +992,3 @@ def _batched(items: Iterable, n: int) -> Iterator[list]:
             batch = []
     if batch:
         yield batch
-
-
-def _progress(total: int | None, show: bool, *, desc: str = "adding"):
-    """A tqdm bar on stderr (count, rate, and with a total the ETA), or None when not shown."""
-    if not show:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="passage", desc=desc, file=sys.stderr, dynamic_ncols=True)

@@ -36,6 +36,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from hashmem.cli.render import answer_dict, hit_dict, reconstruction_dict
 from hashmem.memory import HashmemError, __version__
 
 from .errors import ApiError, describe
@@ -92,22 +93,6 @@ async def _principal(request: Request, authorization: Annotated[str | None, Head
 
 
 Who = Annotated[Principal, Depends(_principal)]
-
-
-def hit_dict(h) -> dict:
-    return {"id": h.id, "score": round(h.score, 6), "hamming": h.hamming, "hints": h.hints,
-            "metadata": h.metadata, "namespace": h.namespace}
-
-
-def reconstruction_dict(r) -> dict:
-    return {"id": r.id, "text": r.text, "fidelity": round(r.fidelity, 4), "exact": r.exact,
-            "decoder": r.decoder, "candidates_tried": r.candidates_tried, "ms": round(r.ms, 1)}
-
-
-def answer_dict(asked) -> dict:
-    a = asked.answer
-    return {"answer": a.text, "citations": a.citations, "found": a.found, "unsupported": list(a.unsupported),
-            "decoder": a.decoder, "ms": round(a.ms, 1), "hits": [hit_dict(h) for h in asked.hits]}
 
 
 def search_hits(service: Service, who: Principal, body: SearchBody) -> list[dict]:
@@ -249,7 +234,8 @@ def create_app(service: Service, *, max_body_bytes: int = DEFAULT_MAX_BODY, lean
     def ask(body: AskBody, who: Who):
         """Answer a question from a namespace's memories only, citing them as [id]."""
         if not body.stream:
-            return answer_dict(service.ask(who, body.question, body.k, namespace=body.namespace))
+            asked = service.ask(who, body.question, body.k, namespace=body.namespace)
+            return answer_dict(asked.answer, asked.hits)
         service.search(who, body.question, body.k, namespace=body.namespace)  # errors before the stream starts
         return StreamingResponse(_sse(service, who, body), media_type="text/event-stream")
 
@@ -269,7 +255,7 @@ def _sse(service: Service, who: Principal, body: AskBody):
         try:
             asked = service.ask(who, body.question, body.k, namespace=body.namespace,
                                 on_token=lambda piece: events.put(("token", {"text": piece})))
-            events.put(("answer", answer_dict(asked)))
+            events.put(("answer", answer_dict(asked.answer, asked.hits)))
         except Exception as e:  # noqa: BLE001 - reported to the client as one event
             status, code, message = describe(e)
             events.put(("error", {"error": {"code": code, "message": message}}))

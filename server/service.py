@@ -13,7 +13,7 @@ Each operation takes the asking ``Principal`` and checks it first (through
 - Records of namespaces a principal may not read are reported as missing
   (404), the same as ids that never existed.
 
-What it does not do: HTTP or MCP (``app``, ``mcp``), SQL (``hashmem.memory.storage``).
+What it does not do: HTTP or MCP (``app``, ``mcp``), SQL (``hashmem.memory.backends.local.storage``).
 """
 
 from __future__ import annotations

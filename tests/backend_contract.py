@@ -13,7 +13,7 @@ import pytest
 from conftest import PASSAGES
 
 from hashmem.memory import AddIncompleteError, RecordNotFoundError, StoreError, hashing
-from hashmem.memory.backend import Backend
+from hashmem.memory.backends.base import Backend
 
 META = [{"n": i, "kind": "even" if i % 2 == 0 else "odd", "flag": i == 3} for i in range(len(PASSAGES))]
 
@@ -178,7 +178,7 @@ def check_text_bodies(open_mem) -> None:
     import zstandard
 
     from hashmem.decoders import ExtractiveDecoder
-    from hashmem.memory import texttier
+    from hashmem.memory.tiers import text as texttier
 
     texts = PASSAGES + [TEXT_EXTRA]
     mem = open_mem(fidelity="text")

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from hashmem.memory import Memory
-from hashmem.memory.backend import Backend
-from hashmem.memory.backends_open import is_milvus_uri, open_backend
-from hashmem.memory.local_backend import LocalBackend
+from hashmem.memory.backends import is_milvus_uri, open_backend
+from hashmem.memory.backends.base import Backend
+from hashmem.memory.backends.local.backend import LocalBackend
 
 
 @pytest.fixture

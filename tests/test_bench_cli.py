@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from hashmem.cli.main import cli
-from hashmem.memory import bench
+from hashmem.evaluation import bench
 
 
 def test_bench_json_shape():
@@ -61,7 +61,7 @@ def test_bench_plot_needs_enough_vectors(mem, store_path, tmp_path):
 
 @pytest.mark.parametrize("ivf_from", [1_000, 10**9])  # the store partitions at this size / never
 def test_end_to_end_is_the_stores_search(monkeypatch, ivf_from):
-    from hashmem.memory import index as index_mod
+    from hashmem.memory.backends.local import index as index_mod
 
     monkeypatch.setattr(index_mod, "IVF_MIN_ROWS", ivf_from)
     mix = bench.parametric_mixture(dim=64, clusters=16)

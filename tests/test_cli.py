@@ -179,7 +179,7 @@ def test_help_does_not_import_torch():
 
 
 def _add_with_progress(tmp_path, monkeypatch, *flags, terminal=True):
-    from hashmem.cli import main as cli_main
+    from hashmem.cli import group as cli_main
 
     monkeypatch.setattr(cli_main, "stderr_is_terminal", lambda: terminal)
     rows = tmp_path / "rows.jsonl"

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from hashmem.memory import Memory, StoreConfig, hints
-from hashmem.memory.storage import Storage
+from hashmem.memory.backends.local.storage import Storage
 
 WORDS = ["harbor", "violin", "glacier", "pepper", "lantern", "orchid", "copper", "meadow", "falcon", "saddle"]
 

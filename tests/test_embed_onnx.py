@@ -2,7 +2,7 @@
 
 import logging
 
-from hashmem.memory import embed_onnx
+from hashmem.memory.embedding import onnx as embed_onnx
 
 
 def test_preprocessing_advice_is_dropped_and_nothing_else(caplog):

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hashmem.memory.errors import ConfigError, InputError
-from hashmem.memory.eval import (
+from hashmem.evaluation.retrieval import (
     METHODS,
     METRICS,
     evaluate,
@@ -20,6 +19,7 @@ from hashmem.memory.eval import (
     recall_at_k,
     score_run,
 )
+from hashmem.memory.errors import ConfigError, InputError
 
 # -- metrics: known answers on hand-made rankings -------------------------------------------
 

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from hashmem.cli.main import cli
-from hashmem.decoders import evalask
+from hashmem.evaluation import ask as evalask
 from hashmem.memory import InputError
 
 TURNS = [

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hashmem.memory import kernels
-from hashmem.memory.index import HammingIndex, NamespaceIndex
+from hashmem.memory.backends.local.index import HammingIndex, NamespaceIndex
+from hashmem.memory.kernels import topk as kernels
 
 
 def brute(codes: np.ndarray, ids: np.ndarray, q: np.ndarray, k: int):

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from test_index import brute  # the plain-numpy reference top-k
 
-from hashmem.memory import ivf, kernels
-from hashmem.memory.index import HammingIndex
+from hashmem.memory.backends.local import ivf
+from hashmem.memory.backends.local.index import HammingIndex
+from hashmem.memory.kernels import topk as kernels
 
 
 def test_fit_centroids_recovers_planted_clusters():
@@ -120,8 +121,9 @@ def test_ivf_recall_on_clustered_codes():
 @pytest.fixture
 def ivf_store(tmp_path, monkeypatch):
     """A 3,000-passage store (embeddings given) whose index switches to IVF from 1,000 rows."""
-    from hashmem.memory import Memory, bench
-    from hashmem.memory import index as index_mod
+    from hashmem.evaluation import bench
+    from hashmem.memory import Memory
+    from hashmem.memory.backends.local import index as index_mod
 
     monkeypatch.setattr(index_mod, "IVF_MIN_ROWS", 1000)
     rng = np.random.default_rng(0)
@@ -139,7 +141,8 @@ def _hits(mem, queries, **kw):
 
 def _brute_hits(path, queries, monkeypatch):
     """The store's hits with its IVF lists ignored: every code scanned."""
-    from hashmem.memory import Memory, partition
+    from hashmem.memory import Memory
+    from hashmem.memory.backends.local import partition
 
     with monkeypatch.context() as mp:
         mp.setattr(partition, "load", lambda mem: None)
@@ -196,8 +199,8 @@ def _index_lists(space):
 
 def test_reopening_reads_stored_lists_not_vectors_and_embeds_nothing(ivf_store, monkeypatch):
     from hashmem.memory import Memory
-    from hashmem.memory.embed import Embedder
-    from hashmem.memory.storage import Storage
+    from hashmem.memory.backends.local.storage import Storage
+    from hashmem.memory.embedding.embedder import Embedder
 
     path, queries = ivf_store
     embedded: list[int] = []
@@ -222,7 +225,8 @@ def test_reopening_reads_stored_lists_not_vectors_and_embeds_nothing(ivf_store, 
 
 
 def test_adds_and_deletes_keep_lists_consistent_with_the_store(ivf_store, monkeypatch):
-    from hashmem.memory import Memory, bench
+    from hashmem.evaluation import bench
+    from hashmem.memory import Memory
 
     path, queries = ivf_store
     rng = np.random.default_rng(5)
@@ -245,8 +249,10 @@ def test_adds_and_deletes_keep_lists_consistent_with_the_store(ivf_store, monkey
 
 
 def test_partition_refits_after_growth_and_old_stores_get_one(ivf_store, monkeypatch):
-    from hashmem.memory import Memory, bench, partition
-    from hashmem.memory import index as index_mod
+    from hashmem.evaluation import bench
+    from hashmem.memory import Memory
+    from hashmem.memory.backends.local import index as index_mod
+    from hashmem.memory.backends.local import partition
 
     path, _ = ivf_store
     monkeypatch.setattr(partition, "REFIT_GROWTH", 1.1)
@@ -270,7 +276,8 @@ def test_partition_refits_after_growth_and_old_stores_get_one(ivf_store, monkeyp
 
 
 def test_read_only_store_without_stored_lists_falls_back_to_code_lists(ivf_store, monkeypatch):
-    from hashmem.memory import Memory, partition
+    from hashmem.memory import Memory
+    from hashmem.memory.backends.local import partition
 
     path, queries = ivf_store
     with Memory(path, create=False) as mem:
@@ -366,7 +373,7 @@ def test_damaged_ivf_lists_or_centroids_are_a_one_line_error_and_change_nothing(
     r = CliRunner().invoke(cli, ["--store", str(path), "stats"])
     assert r.exit_code == 1 and len(r.output.strip().splitlines()) == 1 and "damaged" in r.output
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
-    from hashmem.memory.storage import Storage
+    from hashmem.memory.backends.local.storage import Storage
 
     storage = Storage(path, create=False)  # mend the list, then cut the stored centroids short
     with storage.transaction() as c:

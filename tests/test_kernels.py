@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hashmem.memory import kernels
+from hashmem.memory.kernels import topk as kernels
 
 BACKENDS = ["numpy", pytest.param("numba", marks=pytest.mark.skipif(not kernels.numba_available(),
                                                                     reason="numba not installed"))]
@@ -170,7 +170,7 @@ def test_batch_scan_paths_equal_numpy_with_ties_masks_and_odd_batches(nbytes, un
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_int8_scores_match_the_float_product(backend):
-    from hashmem.memory import ivf
+    from hashmem.memory.backends.local import ivf
 
     rng = np.random.default_rng(9)
     cents = rng.standard_normal((300, 384)).astype(np.float32)
@@ -188,7 +188,7 @@ def test_int8_scores_match_the_float_product(backend):
 
 @pytest.mark.skipif(not kernels.numba_available(), reason="numba not installed")
 def test_int8_scores_on_the_thread_pool_equal_the_serial_kernel():
-    from hashmem.memory import ivf
+    from hashmem.memory.backends.local import ivf
 
     rng = np.random.default_rng(10)
     rows, scales = ivf.quantize_centroids(rng.standard_normal((9000, 64)).astype(np.float32))
@@ -211,7 +211,7 @@ def test_parallel_kernels_from_several_threads_survive_the_workqueue_layer():
 
     code = textwrap.dedent("""
         import threading, numpy as np
-        from hashmem.memory import kernels
+        from hashmem.memory.kernels import topk as kernels
         rng = np.random.default_rng(0)
         cols = rng.integers(0, 2**63, size=(4, 300_000), dtype=np.uint64)
         ids = np.arange(300_000, dtype=np.int64)

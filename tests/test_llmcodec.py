@@ -17,7 +17,8 @@ llama_cpp = pytest.importorskip("llama_cpp")
 from hashmem.cli.main import cli  # noqa: E402
 from hashmem.decoders import llmcodec  # noqa: E402
 from hashmem.decoders import threads as threadpick  # noqa: E402
-from hashmem.memory import Memory, ModelMismatchError, llmtier  # noqa: E402
+from hashmem.memory import Memory, ModelMismatchError  # noqa: E402
+from hashmem.memory.tiers import llm as llmtier  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,9 @@ import json
 import numpy as np
 import pytest
 
-from hashmem.memory import Memory, ModelMismatchError, StoreCorruptError, llmtier, texttier
+from hashmem.memory import Memory, ModelMismatchError, StoreCorruptError
+from hashmem.memory.tiers import llm as llmtier
+from hashmem.memory.tiers import text as texttier
 
 LONG_LINE = "".join(np.random.default_rng(0).choice(list("abcdefghij klmnop"), 3000))  # zstd: ~0.6 B/char
 AWKWARD = [

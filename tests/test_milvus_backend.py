@@ -32,7 +32,7 @@ from hashmem.memory import (
     RecordNotFoundError,
     StoreError,
 )
-from hashmem.memory.milvus_backend import MilvusBackend, _IdAllocator, parse_uri
+from hashmem.memory.backends.milvus.backend import MilvusBackend, _IdAllocator, parse_uri
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scifact-train"
 
@@ -140,7 +140,7 @@ def test_a_body_over_the_bound_is_refused_whole_and_hints_stores_have_no_body_fi
 @pytest.mark.slow
 def test_llm_bodies_round_trip(store_uri):
     pytest.importorskip("llama_cpp")
-    from hashmem.memory import llmtier
+    from hashmem.memory.tiers import llm as llmtier
 
     short = ["The Treaty of Westphalia was signed in 1648, ending the Thirty Years' War.",
              "Ana is allergic to peanuts."]
@@ -324,8 +324,8 @@ def _scifact_subset(root: Path, n_queries: int = 100, n_docs: int = 1200) -> Pat
 def test_ndcg_on_scifact_equals_the_local_store(store_uri, tmp_path):
     if not (DATA / "corpus.jsonl").exists():
         pytest.skip(f"SciFact is not at {DATA}")
-    from hashmem.memory.embed import Embedder
-    from hashmem.memory.eval import evaluate, load_beir
+    from hashmem.evaluation.retrieval import evaluate, load_beir
+    from hashmem.memory.embedding.embedder import Embedder
 
     subset = _scifact_subset(tmp_path / "scifact")
     data = load_beir(subset)
@@ -398,6 +398,6 @@ def test_http_server_with_api_keys_on_a_milvus_store(open_mem):
 def test_varchar_bounds_hold_the_base64_they_are_declared_for(n):
     import base64
 
-    from hashmem.memory.milvus_backend import _b64_len
+    from hashmem.memory.backends.milvus.backend import _b64_len
 
     assert len(base64.b64encode(b"\xff" * n)) <= _b64_len(n) <= len(base64.b64encode(b"\xff" * n)) + 4

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hashmem.memory import ModelLoadError
-from hashmem.memory.packaged import package_file
+from hashmem.memory.embedding.packaged import package_file
 
 
 def test_finds_a_shipped_file_and_falls_back_to_a_suffix():

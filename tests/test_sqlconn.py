@@ -4,8 +4,8 @@ import sqlite3
 
 import pytest
 
+from hashmem.memory.backends.local.sqlconn import Connection
 from hashmem.memory.errors import StoreCorruptError
-from hashmem.memory.sqlconn import Connection
 
 
 def _table(path, rows: int = 3000):

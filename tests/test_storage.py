@@ -193,7 +193,7 @@ def test_durable_syncs_every_commit(mem, store_path, monkeypatch):
 
     from click.testing import CliRunner
 
-    from hashmem.cli.main import cli  # imports store_cmds (importing that first would be circular)
+    from hashmem.cli.main import cli
 
     store_cmds = sys.modules["hashmem.cli.store_cmds"]
 
@@ -238,7 +238,7 @@ def test_new_store_has_16k_pages_and_one_compressed_copy_of_each_term(mem):
 
 
 def test_lexicon_spanning_blocks_survives_reopen(store_path, passages, monkeypatch):
-    from hashmem.memory import storage
+    from hashmem.memory.backends.local import storage
 
     monkeypatch.setattr(storage, "LEXICON_BLOCK", 5)  # many blocks, full and partial
     with Memory(store_path) as m:
@@ -302,8 +302,8 @@ def _downgrade_to_format_2(path):
     import numpy as np
     import zstandard
 
+    from hashmem.memory.backends.local.storage import Storage
     from hashmem.memory.hashing import Hasher
-    from hashmem.memory.storage import Storage
 
     st = Storage(path, create=False)
     assert st.batch_times  # a format 3 store
@@ -358,8 +358,8 @@ def _downgrade_to_format_1(path):
 
     import numpy as np
 
+    from hashmem.memory.backends.local.storage import Storage
     from hashmem.memory.hashing import Hasher
-    from hashmem.memory.storage import Storage
 
     st = Storage(path, create=False)
     lex = st.load_lexicon()
@@ -498,7 +498,7 @@ def test_format_3_keeps_times_per_batch_and_makes_tables_on_need(store_path, pas
         assert st.conn.execute("SELECT count(*) FROM batches").fetchone()[0] == 2
         import zstandard
 
-        from hashmem.memory.storage import _front_encode
+        from hashmem.memory.backends.local.storage import _front_encode
 
         blob, tail = st.conn.execute("SELECT terms, tail FROM lexicon").fetchone()  # the second add: a tail
         lex = st.load_lexicon()
@@ -528,7 +528,7 @@ def test_format_3_keeps_times_per_batch_and_makes_tables_on_need(store_path, pas
 
 
 def test_front_coded_lexicon_blocks_round_trip():
-    from hashmem.memory.storage import _front_decode, _front_encode
+    from hashmem.memory.backends.local.storage import _front_decode, _front_encode
 
     long = "x" * 300
     # an empty suffix, a shared prefix cut inside a UTF-8 character, one longer than 255 bytes,
@@ -548,7 +548,7 @@ def test_front_coded_lexicon_blocks_round_trip():
 def test_frequencies_pack_in_one_byte_each_and_large_ones_after():
     import numpy as np
 
-    from hashmem.memory.storage import _pack_df, _unpack_df
+    from hashmem.memory.backends.local.storage import _pack_df, _unpack_df
 
     df = [1, 2, 254, 255, 256, 70_000, 1, 2**32 - 1, 0]
     packed = _pack_df(df)

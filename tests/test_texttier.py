@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from hashmem.memory import Memory, RecordNotFoundError, StoreCorruptError
-from hashmem.memory import texttier as tt
+from hashmem.memory.backends.local.storage import Storage
 from hashmem.memory.config import StoreConfig
-from hashmem.memory.storage import Storage
+from hashmem.memory.tiers import text as tt
 
 TRICKY = [
     "plain ascii",

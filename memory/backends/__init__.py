@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .backend import Backend
-from .local_backend import LocalBackend
+from .base import Backend
+from .local.backend import LocalBackend
 
 MILVUS_SCHEME = "milvus://"
 
@@ -21,7 +21,7 @@ def open_backend(location, *, create: bool, readonly: bool = False, durable: boo
         StoreError: the store cannot be opened (or the server cannot be reached).
     """
     if is_milvus_uri(location):
-        from .milvus_backend import MilvusBackend
+        from .milvus.backend import MilvusBackend
 
         return MilvusBackend(location, create=create, readonly=readonly)
     return LocalBackend(location, create=create, readonly=readonly, durable=durable)

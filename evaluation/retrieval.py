@@ -34,8 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, InputError
-from .sources import json_object
+from hashmem.memory.errors import ConfigError, InputError
+from hashmem.memory.progress import progress_bar
+from hashmem.memory.sources import json_object
 
 METHODS: tuple[str, ...] = ("float32", "int8", "binary", "binary+int8")
 METRICS: tuple[str, ...] = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
@@ -316,8 +317,8 @@ def evaluate(
         InputError: the dataset cannot be read, or embeddings of the wrong shape.
         ConfigError: invalid settings, or a ``store_path`` that already holds passages.
     """
-    from .backend import is_milvus_uri
-    from .store import Memory
+    from hashmem.memory.backends import is_milvus_uri
+    from hashmem.memory.store import Memory
 
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
@@ -390,7 +391,7 @@ def evaluate(
 
 
 def _default_candidates() -> int:
-    from .config import DEFAULT_CANDIDATES
+    from hashmem.memory.config import DEFAULT_CANDIDATES
 
     return DEFAULT_CANDIDATES
 
@@ -476,10 +477,9 @@ def run_store(mem, data: Dataset, queries: np.ndarray, *, mode: str, candidates:
     Returns:
         (run: query id → passage ids best first, milliseconds per query, search only).
     """
-    from .store import _progress
 
     show = len(data.query_ids) >= 256 if progress is None else progress
-    bar = _progress(len(data.query_ids), show, desc=f"searching ({mode})")
+    bar = progress_bar(len(data.query_ids), show, desc=f"searching ({mode})")
     if mode == "binary+int8" and candidates is not None:
         k = min(k, max(candidates, 10))
     run: dict[str, list[str]] = {}

@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import hashing, kernels
+from ... import hashing
+from ...kernels import topk as kernels
 
 KMAJORITY_ITERATIONS = 8
 SAMPLE_PER_LIST = 64

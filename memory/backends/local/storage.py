@@ -82,11 +82,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ...config import FORMAT_VERSION, StoreConfig
+from ...errors import ConfigError, StoreCorruptError, StoreError, reading_stored
+from ...hints import Lexicon
+from ..base import Row
 from . import sqlconn
-from .backend import Row
-from .config import FORMAT_VERSION, StoreConfig
-from .errors import ConfigError, StoreCorruptError, StoreError, reading_stored
-from .hints import Lexicon
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
@@ -164,7 +164,7 @@ class Storage:
             # look before changing anything: a foreign SQLite file must not be switched to WAL
             tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if tables and not ({"meta", "records"} <= tables and tables & {"terms", "lexicon"}):
-                self._close_quietly()
+                self.close_quietly()
                 raise StoreCorruptError(f"{self.path} is an SQLite file but not a hashmem store")
             if not tables and not self.readonly:  # before the first table: an existing store keeps its page size
                 self.conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
@@ -173,10 +173,10 @@ class Storage:
                 self.conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             self.conn.execute("PRAGMA foreign_keys=ON")
         except StoreCorruptError:
-            self._close_quietly()
+            self.close_quietly()
             raise
         except sqlite3.DatabaseError as e:
-            self._close_quietly()
+            self.close_quietly()
             if "not a database" in str(e) or "malformed" in str(e):
                 raise StoreCorruptError(f"{self.path} is not a hashmem store or is corrupted ({e})") from e
             raise StoreError(_describe(self.path, e)) from e
@@ -261,7 +261,7 @@ class Storage:
             raise StoreError(f"{self.path} was {what} while this process had it open; "
                              "nothing was written — reopen the store")
 
-    def _close_quietly(self) -> None:
+    def close_quietly(self) -> None:
         try:
             self.conn.close()
         except Exception:  # noqa: BLE001 - best effort while reporting another error
@@ -567,7 +567,7 @@ class Storage:
                 f"SELECT r.id, r.namespace, {created}, r.metadata, r.code, r.qvec, r.hints, {gen}, {shared} "
                 f"FROM records r {join}WHERE r.id IN ({q})",
                 chunk,
-            ).fetchall():  # one call of the guarded cursor (memory/sqlconn.py), not one per row
+            ).fetchall():  # one call of the guarded cursor (memory/backends/local/sqlconn.py), not one per row
                 with reading_stored(f"the metadata of record {r[0]}"):
                     meta = json.loads(r[3])
                     if r[8] is not None:

@@ -38,17 +38,16 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
-import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from hashmem.decoders.base import embed_each, invented_terms
 from hashmem.memory import InputError, Memory
 from hashmem.memory.chunk import chunk_text
-
-from .base import embed_each, invented_terms
+from hashmem.memory.progress import progress_bar
 
 PASSAGE_TOKENS = 100  # memory.chunk tokens (words and marks) per passage: ~60 words of English prose
 
@@ -127,7 +126,7 @@ def evaluate(
     """
     import zstandard
 
-    from . import open_decoder
+    from hashmem.decoders import open_decoder
 
     if sample <= 0 or index <= 0:
         raise InputError(f"sample and index must be positive, got sample={sample}, index={index}")
@@ -151,7 +150,7 @@ def evaluate(
                 options.setdefault("seed", seed)
             dec = open_decoder(mem, name, model=model if name == "llama" else None, **options)
             recs = []
-            bar = _bar(len(ids), f"recall ({name})", progress)
+            bar = progress_bar(len(ids), progress, desc=f"recall ({name})")
             for i in ids:
                 rec = dataclasses.replace(mem.get(i), text=None)  # decoders see hints, vector, code only
                 recs.append(dec.reconstruct(rec))
@@ -194,17 +193,16 @@ def _llm_tier(mem: Memory, stored: Sequence[str], ids: Sequence[int], n: int, mo
 
     import zstandard
 
-    from hashmem.memory import texttier
-    from hashmem.memory.llmtier import LLM_TAG, LlmTier
-
-    from .llmcodec import token_model
+    from hashmem.decoders.llmcodec import token_model
+    from hashmem.memory.tiers import text as texttier
+    from hashmem.memory.tiers.llm import LLM_TAG, LlmTier
 
     texts, ids = list(stored[:n]), list(ids[:n])
     tier = LlmTier(mem.storage, token_model(model))
     hint_strings = [mem.get(i).hints for i in ids]
     fallback = mem.storage.fetch_texts(ids)
     fallbacks = [fallback[i] for i in ids]
-    bar = _bar(len(texts), "llm tier", progress)
+    bar = progress_bar(len(texts), progress, desc="llm tier")
     bodies, fell = [], {}
     for t, h, fb in zip(texts, hint_strings, fallbacks, strict=True):
         bodies += tier.encode([t], [h], [fb])
@@ -246,11 +244,3 @@ def _llm_tier(mem: Memory, stored: Sequence[str], ids: Sequence[int], n: int, mo
         "decode_ms_p90": round(float(np.percentile(ms, 90)), 1) if ms else None,
         "model": tier.model().fingerprint(),
     }
-
-
-def _bar(total: int, desc: str, show: bool):
-    if not show:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="passage", file=sys.stderr, dynamic_ncols=True)

@@ -146,7 +146,7 @@ def _numba_kernels():
     """The compiled kernels (module ``_kernels_numba``; compiled once per machine, then cached)."""
     import numba as nb
 
-    from . import _kernels_numba as m
+    from . import compiled as m
 
     guard = _one_at_a_time_if_needed
     return {

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ...config import StoreConfig
+from ...hints import Lexicon
+from ..base import Backend
 from . import partition
-from .backend import Backend
-from .config import StoreConfig
-from .hints import Lexicon
 from .index import HammingIndex
 from .storage import Storage
 
@@ -59,7 +59,7 @@ class LocalBackend(Backend):
 
     def discard_failed_creation(self, created: bool = False) -> None:
         empty = created and self.storage.is_new and not self._has_tables()
-        self.storage._close_quietly()
+        self.storage.close_quietly()
         if empty:  # a store that failed to come into being leaves no file (never another process's)
             for suffix in ("", "-wal", "-shm"):
                 Path(str(self.path) + suffix).unlink(missing_ok=True)
@@ -202,7 +202,7 @@ class LocalBackend(Backend):
         parameters) reloads the whole index. Called before each search and inside each write
         transaction, where nobody else can commit meanwhile.
         """
-        from . import hashing, quantize
+        from ... import hashing, quantize
 
         if self.storage.closed:
             return

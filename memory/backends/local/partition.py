@@ -32,9 +32,10 @@ from __future__ import annotations
 import msgpack
 import numpy as np
 
+from ...errors import StoreCorruptError
+from ...progress import progress_bar
 from . import index as index_mod
 from . import ivf
-from .errors import StoreCorruptError
 
 REFIT_GROWTH = 4
 
@@ -60,7 +61,7 @@ def load(mem) -> None:
     """Give every namespace of an opened store its partition (reads codes' lists, not vectors)."""
     for namespace, space in mem.index.spaces.items():
         _load_one(mem, namespace, space)
-    index_mod._release_freed_heap()  # the lists read from SQLite are garbage now: hand the heap back
+    index_mod.release_freed_heap()  # the lists read from SQLite are garbage now: hand the heap back
 
 
 def _load_one(mem, namespace: str, space) -> None:
@@ -115,11 +116,10 @@ def build(mem, namespace: str, *, nlist: int | None = None, seed: int = 0, progr
     ``progress``: a progress bar on stderr while the records are assigned to lists.
     """
     _build(mem, namespace, nlist=nlist, seed=seed, progress=progress)
-    index_mod._release_freed_heap()  # the build's temporaries are freed only now
+    index_mod.release_freed_heap()  # the build's temporaries are freed only now
 
 
 def _build(mem, namespace: str, *, nlist: int | None, seed: int, progress: bool = False) -> None:
-    from .store import _progress
 
     space = mem.index.spaces[namespace]
     live = space.live_ids()
@@ -134,7 +134,7 @@ def _build(mem, namespace: str, *, nlist: int | None, seed: int, progress: bool 
     ids_all, lists_all = [], []
     blob = msgpack.packb({"nlist": nlist, "dim": int(centroids.shape[1]), "fitted_on": n,
                           "centroids": centroids.astype(np.float32).tobytes()})
-    bar = _progress(n, progress, desc=f"IVF lists ({nlist})")
+    bar = progress_bar(n, progress, desc=f"IVF lists ({nlist})")
     try:
         with mem.storage.transaction() as c:
             for ids, qvecs in mem.storage.iter_qvecs(mem.config.dim, namespace=namespace):

@@ -34,8 +34,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import index as index_mod
-from . import ivf, kernels
+from hashmem.memory.backends.local import index as index_mod
+from hashmem.memory.backends.local import ivf
+from hashmem.memory.kernels import topk as kernels
 
 
 @dataclass(frozen=True)
@@ -234,14 +235,14 @@ def run(
     for b in (1, len(qwords)):
         warm.search_batch(qwords[:b], k, nprobe=2)
     del warm
-    index_mod._release_freed_heap()  # trim before the baseline too, so both sides are trimmed
+    index_mod.release_freed_heap()  # trim before the baseline too, so both sides are trimmed
     before = rss_bytes()
     space = index_mod.NamespaceIndex(-(-bits // 64), bits, ivf_min_rows=None)
     for s in range(0, n, 1 << 20):
         space.add(ids[s : s + (1 << 20)], kernels.to_words(codes[s : s + (1 << 20)]))
     brute = time_queries(lambda q: space.search_batch(q, k), qwords, batch, min_seconds=min_seconds)
     ref_ids, ref_d = space.search_batch(qwords, k)
-    index_mod._release_freed_heap()
+    index_mod.release_freed_heap()
     rss_brute = rss_bytes() - before
     space.set_partition(centroids, ids, lists)  # the store's IVF: lists fitted on the vectors
     del lists
@@ -249,7 +250,7 @@ def run(
     sub = time_queries(lambda i: space.search_batch(qwords[i], k, nprobe=nprobe, query_vecs=qvecs[i]),
                        np.arange(len(qwords)), batch, min_seconds=min_seconds)
     got_ids, got_d = space.search_batch(qwords, k, nprobe=nprobe, query_vecs=qvecs)
-    index_mod._release_freed_heap()  # what the index keeps, not the build's freed temporaries
+    index_mod.release_freed_heap()  # what the index keeps, not the build's freed temporaries
     rss_ivf = rss_bytes() - before
     out = {
         "n": n,
@@ -331,7 +332,7 @@ def end_to_end(
         ``recall_at_10_brute`` the same pipeline over the exact Hamming top 4·C, and
         ``hamming_recall`` how much of that exact top 4·C the IVF finds (tie-aware).
     """
-    from . import hashing, quantize
+    from hashmem.memory import hashing, quantize
 
     real = np.asarray(real, dtype=np.float32)
     queries = np.asarray(queries, dtype=np.float32)
@@ -431,7 +432,7 @@ def tradeoff(
         Rows ``{"bits", "candidates", "recall", "ram_bytes", "disk_bytes"}``: RAM = code (padded
         to 8 bytes) + id + alive flag; disk = code + int8 vector.
     """
-    from . import hashing, quantize
+    from hashmem.memory import hashing, quantize
 
     corpus = np.asarray(corpus, dtype=np.float32)
     queries = np.asarray(queries, dtype=np.float32)

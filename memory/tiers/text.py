@@ -59,8 +59,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import StoreCorruptError
-from .storage import Storage
+from ..backends.local.storage import Storage
+from ..errors import StoreCorruptError
 
 RAW, PLAIN = 0, 1
 MAX_GENERATION = 253  # dictionary generations fit the tag byte (1 + g; 255 is llmtier's); retraining stops there

@@ -37,8 +37,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import StoreConfig
-from .hints import Lexicon
+from ..config import StoreConfig
+from ..hints import Lexicon
 
 __all__ = ["Backend", "Row"]
 

@@ -83,10 +83,16 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from .backend import Backend, Row
-from .config import StoreConfig
-from .errors import BackendUnavailableError, ConfigError, InputError, StoreCorruptError, StoreError
-from .hints import Lexicon
+from ...config import StoreConfig
+from ...errors import (
+    BackendUnavailableError,
+    ConfigError,
+    InputError,
+    StoreCorruptError,
+    StoreError,
+)
+from ...hints import Lexicon
+from ..base import Backend, Row
 
 DEFAULT_PORT = 19530
 TOKEN_ENV = "HASHMEM_MILVUS_TOKEN"  # user:password or an API token, for a cluster with authentication
@@ -129,18 +135,18 @@ def parse_uri(uri: str) -> dict:
     parts = urllib.parse.urlsplit(uri)
     scheme = parts.scheme.lower()
     if scheme not in ("milvus", "milvus+tls"):
-        raise ConfigError(f"a Milvus store URI starts with milvus://, got {_redact(uri)!r}")
+        raise ConfigError(f"a Milvus store URI starts with milvus://, got {redact(uri)!r}")
     try:
         port = parts.port or DEFAULT_PORT
     except ValueError as e:
-        raise ConfigError(f"bad port in {_redact(uri)!r}: {e}") from e
+        raise ConfigError(f"bad port in {redact(uri)!r}: {e}") from e
     host = parts.hostname
     if not host:
-        raise ConfigError(f"no host in {_redact(uri)!r}; expected milvus://HOST:PORT/COLLECTION")
+        raise ConfigError(f"no host in {redact(uri)!r}; expected milvus://HOST:PORT/COLLECTION")
     collection = parts.path.strip("/")
     if not _NAME.match(collection):
         raise ConfigError(
-            f"bad collection name {collection!r} in {_redact(uri)!r}: expected milvus://HOST:PORT/COLLECTION "
+            f"bad collection name {collection!r} in {redact(uri)!r}: expected milvus://HOST:PORT/COLLECTION "
             "with a name of letters, digits and underscores (not starting with a digit)"
         )
     opts = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
@@ -185,7 +191,7 @@ def parse_uri(uri: str) -> dict:
     }
 
 
-def _redact(uri: str) -> str:
+def redact(uri: str) -> str:
     """A URI with its password replaced by ``***``."""
     return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", uri)
 
@@ -868,7 +874,7 @@ class MilvusBackend(Backend):
         meta = sum(len(json.dumps(r["metadata"], ensure_ascii=False).encode()) for r in sample) * scale
         text = sum(len(base64.b64decode(r["body"])) for r in sample) * scale if self.text_bytes else 0
         if self.text_bytes:  # the text tier's dictionary counts as text, as in a local store
-            from .texttier import for_storage
+            from ...tiers.text import for_storage
 
             text += for_storage(self._bodies).dictionary_bytes()
         return {"records": n, "code": n * cfg.bits // 8, "qvec": n * cfg.dim, "hints": int(hints),
@@ -880,7 +886,7 @@ class MilvusBackend(Backend):
         """Reload what another process changed: the hasher (a refit), the quantizer, the lexicon.
 
         One Session-level query of the settings headers per call."""
-        from . import hashing, quantize
+        from ... import hashing, quantize
 
         if self._closed:
             return

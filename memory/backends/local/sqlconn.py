@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from .errors import StoreCorruptError
+from ...errors import StoreCorruptError
 
 _DAMAGED = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 _ERRORS = (sqlite3.DatabaseError, UnicodeDecodeError)
