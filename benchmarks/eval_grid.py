@@ -8,7 +8,7 @@ docs/eval_grid.json. Corpus and query embeddings are computed once per dataset
 and cached under .bench-cache/ (keyed by model and a hash of the texts).
 
 ``--sweep`` adds the investigation of the 0.99 x float32 target: binary+int8 at
-more candidates, a larger asymmetric stage (store.ASYMMETRIC_FACTOR), and a
+more candidates, a larger asymmetric stage (search.ASYMMETRIC_FACTOR), and a
 refit of the hasher on the whole corpus after ingesting.
 
 Run (2 shared cores; takes the benchmark lock):
@@ -35,7 +35,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from hashmem.evaluation import retrieval as ev  # noqa: E402
-from hashmem.memory import store as store_mod  # noqa: E402
+from hashmem.memory import search as search_mod  # noqa: E402
 from hashmem.memory.embedding.embedder import BACKEND_ENV, DEFAULT_MODEL, Embedder  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -127,11 +127,11 @@ def sweep(args) -> list[dict]:
                         fitted = mem.hasher.fitted_on
                         for cand in args.sweep_candidates:
                             for factor in args.sweep_factors:
-                                store_mod.ASYMMETRIC_FACTOR = factor
+                                search_mod.ASYMMETRIC_FACTOR = factor
                                 try:
                                     run, ms = ev.run_store(mem, data, queries, mode="binary+int8", candidates=cand)
                                 finally:
-                                    store_mod.ASYMMETRIC_FACTOR = 4
+                                    search_mod.ASYMMETRIC_FACTOR = 4
                                 ndcg = ev.score_run(run, data.qrels)["ndcg@10"]
                                 row = {"dataset": name, "method": method, "bits": bits, "candidates": cand,
                                        "asymmetric_factor": factor, "hamming_kept": cand * factor,
@@ -239,7 +239,7 @@ def sweep_markdown(rows: list[dict], command: str) -> str:
     lines = [f"Command: `{command}`", "",
              "nDCG@10 of binary+int8 as a share of float32. The Hamming stage keeps `candidates × factor`, "
              "the asymmetric stage (float query · ±1 codes) keeps `candidates`, int8 reranks them; factor 1 "
-             "= no asymmetric stage. The store today: candidates 100, factor 4 (`store.ASYMMETRIC_FACTOR`), "
+             "= no asymmetric stage. The store today: candidates 100, factor 4 (`search.ASYMMETRIC_FACTOR`), "
              "hasher fitted at 1,024 then 4,096 passages (`FIRST_FIT`, `REFIT_GROWTH`); `refit` = after "
              "`Memory.refit()` on the whole corpus. One store per row; ✓ = ≥ 0.99.", "",
              "At candidates = 100 (the target's budget), by asymmetric factor:", "",

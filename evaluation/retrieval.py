@@ -291,7 +291,7 @@ def evaluate(
             store, deleted afterwards.
         model, bits, method, hint_bytes: settings of the new store (store defaults when None).
         candidates: the store's int8 rerank depth C (default the store's, 100); the
-            Hamming stage keeps ``ASYMMETRIC_FACTOR × C``. ``binary+int8`` returns at
+            Hamming stage keeps ``search.ASYMMETRIC_FACTOR × C``. ``binary+int8`` returns at
             most ``max(C, 10)`` hits, so recall@100 counts those.
         namespace_field: query field giving its namespace (LoCoMo: ``conv``); each
             passage is stored in its namespace and each query searches only its own,

@@ -31,17 +31,16 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Literal
 
 import numpy as np
 
-from . import hashing, hints, quantize
+from . import hashing, hints, quantize, search
 from .backends import open_backend
 from .backends.base import Backend
 from .backends.local import partition
 from .backends.local.storage import Storage
 from .chunk import DEFAULT_PASSAGE_TOKENS, chunk_text
-from .config import DEFAULT_CANDIDATES, MAX_K, StoreConfig, validate_settings
+from .config import MAX_K, StoreConfig, validate_settings
 from .embedding.embedder import Embedder, same_model
 from .errors import (
     AddIncompleteError,
@@ -56,14 +55,13 @@ from .errors import (
 from .progress import progress_bar
 from .results import Hit, Record, StoreStats
 from .rwlock import RWLock
+from .search import SearchMode
 from .validate import check_embeddings, check_id, check_metadata, check_namespace, check_str
 
-SearchMode = Literal["binary+int8", "binary", "int8"]
 FIRST_FIT = 1024
 REFIT_GROWTH = 4
 LAST_REFIT = 262_144
 FIT_SAMPLE = 16_384  # vectors an ITQ refit is fitted on (benchmarks/refit_cost.py)
-ASYMMETRIC_FACTOR = 4
 _DEFAULT_ALIASES = {"sentence-transformers/all-MiniLM-L6-v2": "all-MiniLM-L6-v2"}
 
 
@@ -659,75 +657,21 @@ class Memory:
             raise InputError("query embeddings hold NaN or infinite values")
         if where is not None and not isinstance(where, dict):
             raise ConfigError(f"where must be a dict of metadata key → value, got {type(where).__name__}")
-        if mode not in ("binary+int8", "binary", "int8"):
+        if mode not in search.MODES:
             raise ConfigError(f"search mode {mode!r} is not supported; use binary+int8, binary or int8")
         self._refresh()  # see every commit made before this search, by any process
         with self._state.read():  # one hasher and one index throughout, whatever other threads do
             return self._search(queries, k, namespace, where, candidates, mode)
 
     def _search(self, queries, k, namespace, where, candidates, mode) -> list[list[Hit]]:
-        c = DEFAULT_CANDIDATES if candidates is None else candidates
-        if c < k:
-            c = k
         allowed = None
         if where:
             allowed = self.backend.filter_ids(namespace, where)
             if not allowed:
                 return [[] for _ in queries]
-        projs = self.hasher.project(queries)  # [q, bits]
-        qcodes = np.packbits(projs > 0, axis=-1)  # = self.hasher.encode(queries)
-        results = []
-        for qi in range(len(queries)):
-            if mode == "int8":
-                ids, scores = self._exhaustive_int8(queries[qi], namespace, allowed, k)
-                ham = self._hamming_of(qcodes[qi], ids)
-            else:
-                n_ham = k if mode == "binary" else c * ASYMMETRIC_FACTOR
-                ids, ham = self.backend.hamming_topk(namespace, qcodes[qi], n_ham, generation=self.hasher.generation,
-                                                     allowed_ids=allowed, query_proj=projs[qi], query_vec=queries[qi])
-                if mode == "binary":
-                    scores = 1.0 - 2.0 * ham.astype(np.float32) / self.config.bits
-                else:
-                    ids, ham = self._asymmetric(projs[qi], ids, ham, namespace, c)
-                    present, qv = self.backend.fetch_present_qvecs(ids, self.config.dim)  # a delete may race
-                    ids, ham = ids[present], ham[present]
-                    scores = quantize.cosine(queries[qi : qi + 1], qv, self.quantizer)[0] if len(ids) else np.zeros(0)
-                    order = np.lexsort((ids, -scores))[:k]
-                    ids, ham, scores = ids[order], ham[order], scores[order]
-            results.append(self._hits(ids, scores, ham))
-        return results
-
-    def _asymmetric(self, proj, ids, ham, namespace, c):
-        if len(ids) <= c:
-            return ids, ham
-        codes = self.backend.codes_of(namespace, ids)
-        s = hashing.unpack_signs(codes, self.config.bits) @ proj  # [n_candidates]
-        order = np.lexsort((ids, -s))[:c]
-        return ids[order], ham[order]
-
-    def _exhaustive_int8(self, q, namespace, allowed, k):
-        best_ids, best_scores = np.empty(0, np.int64), np.empty(0, np.float32)
-        live = self.backend.live_ids(namespace)
-        if not len(live):
-            return best_ids, best_scores
-        if allowed is not None:
-            live = np.intersect1d(live, np.asarray(allowed, dtype=np.int64))
-        for s in range(0, len(live), 65536):
-            chunk = live[s : s + 65536]
-            qv = self.backend.fetch_qvecs(chunk.tolist(), self.config.dim)
-            sc = quantize.cosine(q[None, :], qv, self.quantizer)[0]
-            ids = np.concatenate([best_ids, chunk])
-            scores = np.concatenate([best_scores, sc])
-            order = np.lexsort((ids, -scores))[:k]
-            best_ids, best_scores = ids[order], scores[order]
-        return best_ids, best_scores
-
-    def _hamming_of(self, qcode, ids):
-        if len(ids) == 0:
-            return np.zeros(0, np.uint32)
-        rows = self.backend.fetch(ids.tolist())
-        codes = np.stack([np.frombuffer(rows[int(i)].code, np.uint8) for i in ids])
-        return hashing.hamming(qcode, codes)
+        ranked = search.rank(self.backend, self.hasher, self.quantizer, queries, k, namespace=namespace,
+                             candidates=candidates, mode=mode, allowed=allowed)
+        return [self._hits(r.ids, r.scores, r.hamming) for r in ranked]
 
     def _hits(self, ids, scores, ham) -> list[Hit]:
         rows = self.backend.fetch(ids.tolist())

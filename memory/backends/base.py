@@ -224,13 +224,27 @@ class Backend(abc.ABC):
     def index_remove(self, namespace: str, ids: Sequence[int]) -> None:  # noqa: B027
         """Records this handle just deleted (after the commit)."""
 
-    @abc.abstractmethod
     def hamming_topk(self, namespace: str, qcode: np.ndarray, n: int, *, generation: int,
                      allowed_ids=None, query_proj=None, query_vec=None) -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` nearest ids (int64) by Hamming distance (uint32) to packed ``qcode`` in one namespace.
 
         Only codes of hashing ``generation`` are compared; ``allowed_ids`` restricts the
-        search (a ``where`` filter). Ties are broken by id."""
+        search (a ``where`` filter). Ties are broken by id. A backend implements this or
+        ``candidates`` (each defaults to the other)."""
+        c = self.candidates(namespace, qcode, n, generation=generation, allowed_ids=allowed_ids,
+                            query_proj=query_proj, query_vec=query_vec)
+        return c.ids, c.hamming
+
+    def candidates(self, namespace: str, qcode: np.ndarray, n: int, *, generation: int, allowed_ids=None,
+                   query_proj=None, query_vec=None):
+        """Stage 1 (``search.Candidates``): ``hamming_topk``'s ids and distances, with the codes and int8
+        vectors of those rows where the engine returns them with the ids (then the later stages ask
+        nothing more; no state is kept between calls)."""
+        from ..search import Candidates
+
+        ids, ham = self.hamming_topk(namespace, qcode, n, generation=generation, allowed_ids=allowed_ids,
+                                     query_proj=query_proj, query_vec=query_vec)
+        return Candidates(ids, ham)
 
     @abc.abstractmethod
     def codes_of(self, namespace: str, ids: np.ndarray) -> np.ndarray:

@@ -302,7 +302,6 @@ class MilvusBackend(Backend):
         self.lexicon_name = f"{self.name}__lexicon"
         self._closed = False
         self._ids = _IdAllocator()
-        self._cache: dict[int, tuple[bytes, bytes]] = {}  # id → (code, qvec) of the last search's candidates
         self._seen: dict[str, str] = {}  # settings header → version this handle loaded
         self._known_ns: set[str] = set()
         self.text_bytes: int | None = None  # bound of one body; None: a store without text bodies
@@ -727,10 +726,9 @@ class MilvusBackend(Backend):
 
     def fetch_present_qvecs(self, ids, dim):
         ids = np.asarray(ids, dtype=np.int64)
-        found = {int(i): self._cache[int(i)][1] for i in ids if int(i) in self._cache}
-        missing = [int(i) for i in ids if int(i) not in found]
-        if missing:
-            found.update((int(r["id"]), base64.b64decode(r["qvec"])) for r in self._rows(missing, ["id", "qvec"]))
+        if not len(ids):
+            return np.zeros(0, dtype=bool), np.zeros((0, dim), dtype=np.int8)
+        found = {int(r["id"]): base64.b64decode(r["qvec"]) for r in self._rows([int(i) for i in ids], ["id", "qvec"])}
         mask = np.array([int(i) in found for i in ids], dtype=bool)
         blob = b"".join(found[int(i)] for i in ids[mask])
         return mask, np.frombuffer(blob, dtype=np.int8).reshape(int(mask.sum()), dim)
@@ -905,7 +903,10 @@ class MilvusBackend(Backend):
             mem._lexicon = None  # another writer added terms: reloaded by the next add
             self._seen["lexicon_docs"] = vers.get("lexicon_docs")
 
-    def hamming_topk(self, namespace, qcode, n, *, generation, allowed_ids=None, query_proj=None, query_vec=None):
+    def candidates(self, namespace, qcode, n, *, generation, allowed_ids=None, query_proj=None, query_vec=None):
+        """One HAMMING search that also returns each hit's code and int8 vector (nothing is cached)."""
+        from ...search import Candidates
+
         expr = f"namespace == {json.dumps(namespace)} and gen == {int(generation)}"
         if allowed_ids is not None:
             expr += f" and id in {sorted(int(i) for i in allowed_ids)}"
@@ -915,24 +916,17 @@ class MilvusBackend(Backend):
             res = self.client.search(self.name, data=[bytes(np.asarray(qcode, np.uint8).tobytes())], anns_field="code",
                                      filter=expr, limit=n, output_fields=["code", "qvec"], search_params=params,
                                      partition_names=[partition_of(namespace)], consistency_level=READ)
-        hits = res[0] if res else []
-        self._cache = {}
-        ids = np.empty(len(hits), np.int64)
-        ham = np.empty(len(hits), np.uint32)
-        for j, h in enumerate(hits):
-            ent = h.get("entity", h)
-            i = int(h.get("id", ent.get("id")))
-            ids[j], ham[j] = i, int(round(h["distance"]))
-            self._cache[i] = (_code_bytes(ent["code"]), base64.b64decode(ent["qvec"]))
+        hits = [(h, h.get("entity", h)) for h in (res[0] if res else [])]
+        ids = np.array([int(h.get("id", e.get("id"))) for h, e in hits], np.int64)
+        ham = np.array([int(round(h["distance"])) for h, _ in hits], np.uint32)
+        codes = np.array([np.frombuffer(_code_bytes(e["code"]), np.uint8) for _, e in hits], np.uint8)
+        qvecs = np.array([np.frombuffer(base64.b64decode(e["qvec"]), np.int8) for _, e in hits], np.int8)
         order = np.lexsort((ids, ham))  # ties by id, as the local index
-        return ids[order], ham[order]
+        return Candidates(ids[order], ham[order], codes[order], qvecs[order])
 
     def codes_of(self, namespace, ids):
-        missing = [int(i) for i in ids if int(i) not in self._cache]
-        if missing:
-            for r in self._rows(missing, ["id", "code", "qvec"]):
-                self._cache[int(r["id"])] = (_code_bytes(r["code"]), base64.b64decode(r["qvec"]))
-        return np.stack([np.frombuffer(self._cache[int(i)][0], np.uint8) for i in ids])
+        rows = {int(r["id"]): _code_bytes(r["code"]) for r in self._rows([int(i) for i in ids], ["id", "code"])}
+        return np.stack([np.frombuffer(rows[int(i)], np.uint8) for i in ids])
 
     def live_ids(self, namespace=None) -> np.ndarray:
         expr = "id > 0" if namespace is None else f"namespace == {json.dumps(namespace)}"

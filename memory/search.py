@@ -1,0 +1,146 @@
+"""The three search stages over the backend interface: Hamming top-C·4 → asymmetric top-C → int8 rerank.
+
+1. **Hamming** (``Backend.candidates``): the ``c · ASYMMETRIC_FACTOR`` ids nearest the
+   query's code within one namespace (ties by id), as ``Candidates`` — with the codes and
+   int8 vectors when the engine returns them with the ids (Milvus does), so no later
+   stage asks again and nothing is cached between calls.
+2. **Asymmetric**: the float query's projection · the ±1 code of each candidate keeps
+   the best ``c`` (in the hasher's space; skipped when there are no more than ``c``).
+3. **int8**: cosine of the float query to each candidate's dequantized int8 vector
+   ranks the top ``k`` (ties by id); candidates deleted meanwhile drop out.
+
+``mode="binary"`` stops after stage 1 (score ``1 - 2·hamming/bits``), ``mode="int8"``
+scores every record of the namespace exhaustively (the quality reference). Every function
+here works on arrays and a backend, never on ``Memory``: a fake backend tests them.
+
+What it does not do: embed, validate, lock, or make ``Hit`` objects (``store.Memory``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from . import hashing, quantize
+from .config import DEFAULT_CANDIDATES
+
+ASYMMETRIC_FACTOR = 4  # Hamming candidates per asymmetric survivor (DESIGN: 4·C → C recovers 0.99 of float32)
+EXHAUSTIVE_CHUNK = 65536  # int8 vectors scored at once by mode="int8"
+SearchMode = Literal["binary+int8", "binary", "int8"]
+MODES: tuple[str, ...] = ("binary+int8", "binary", "int8")
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Stage 1's answer: ids by Hamming distance (then id), with what the engine gave back with them.
+
+    Attributes:
+        ids: int64 [n].
+        hamming: uint32 [n], ascending.
+        codes: packed uint8 [n, bits/8] of the same rows, or None (then ``Backend.codes_of``).
+        qvecs: int8 [n, dim] of the same rows, or None (then ``Backend.fetch_present_qvecs``).
+    """
+
+    ids: np.ndarray
+    hamming: np.ndarray
+    codes: np.ndarray | None = None
+    qvecs: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def take(self, index: np.ndarray) -> Candidates:
+        """The candidates at ``index`` (positions, or a boolean mask), in that order."""
+        return Candidates(self.ids[index], self.hamming[index],
+                          None if self.codes is None else self.codes[index],
+                          None if self.qvecs is None else self.qvecs[index])
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """One query's ranking: ids, scores (float32) and Hamming distances (uint32), best first."""
+
+    ids: np.ndarray
+    scores: np.ndarray
+    hamming: np.ndarray
+
+
+def rank(backend, hasher, quantizer, queries: np.ndarray, k: int, *, namespace: str, candidates: int | None = None,
+         mode: SearchMode = "binary+int8", allowed: list[int] | None = None) -> list[Ranked]:
+    """Rank one namespace for each query embedding (float32 [m, dim], unit length).
+
+    Args:
+        backend: the store's ``Backend``.
+        hasher / quantizer: the store's current ones (the codes in the backend are the hasher's generation).
+        k: results per query; candidates: C of stage 2 (default ``DEFAULT_CANDIDATES``, at least k).
+        allowed: ids a ``where`` filter kept (None: no filter).
+    """
+    c = max(DEFAULT_CANDIDATES if candidates is None else candidates, k)
+    dim = queries.shape[1]
+    projs = hasher.project(queries)  # [m, bits]
+    qcodes = np.packbits(projs > 0, axis=-1)  # = hasher.encode(queries)
+    out = []
+    for qi in range(len(queries)):
+        if mode == "int8":
+            ids, scores = exhaustive_int8(backend, quantizer, queries[qi], namespace, allowed, k, dim)
+            out.append(Ranked(ids, scores, hamming_of(backend, qcodes[qi], ids)))
+            continue
+        n = k if mode == "binary" else c * ASYMMETRIC_FACTOR
+        cands = backend.candidates(namespace, qcodes[qi], n, generation=hasher.generation, allowed_ids=allowed,
+                                   query_proj=projs[qi], query_vec=queries[qi])
+        if mode == "binary":
+            out.append(Ranked(cands.ids, 1.0 - 2.0 * cands.hamming.astype(np.float32) / hasher.bits, cands.hamming))
+            continue
+        cands = asymmetric(backend, namespace, projs[qi], cands, c, hasher.bits)
+        out.append(rerank_int8(backend, quantizer, queries[qi], cands, k, dim))
+    return out
+
+
+def asymmetric(backend, namespace: str, proj: np.ndarray, cands: Candidates, c: int, bits: int) -> Candidates:
+    """Stage 2: the ``c`` candidates whose ±1 codes best match the query's float projection (ties by id)."""
+    if len(cands) <= c:
+        return cands
+    codes = cands.codes if cands.codes is not None else backend.codes_of(namespace, cands.ids)
+    s = hashing.unpack_signs(codes, bits) @ proj  # [n_candidates]
+    return cands.take(np.lexsort((cands.ids, -s))[:c])
+
+
+def rerank_int8(backend, quantizer, query: np.ndarray, cands: Candidates, k: int, dim: int) -> Ranked:
+    """Stage 3: the top ``k`` by int8 cosine (ties by id); candidates deleted since stage 1 drop out."""
+    if cands.qvecs is not None:
+        qv = cands.qvecs
+    else:
+        present, qv = backend.fetch_present_qvecs(cands.ids, dim)  # a delete may race
+        cands = cands.take(present)
+    scores = quantize.cosine(query[None, :], qv, quantizer)[0] if len(cands) else np.zeros(0, np.float32)
+    order = np.lexsort((cands.ids, -scores))[:k]
+    return Ranked(cands.ids[order], scores[order], cands.hamming[order])
+
+
+def exhaustive_int8(backend, quantizer, q: np.ndarray, namespace: str, allowed, k: int, dim: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """``mode="int8"``: every live record of the namespace scored by int8 cosine; the top k (ties by id)."""
+    best_ids, best_scores = np.empty(0, np.int64), np.empty(0, np.float32)
+    live = backend.live_ids(namespace)
+    if not len(live):
+        return best_ids, best_scores
+    if allowed is not None:
+        live = np.intersect1d(live, np.asarray(allowed, dtype=np.int64))
+    for s in range(0, len(live), EXHAUSTIVE_CHUNK):
+        chunk = live[s : s + EXHAUSTIVE_CHUNK]
+        sc = quantize.cosine(q[None, :], backend.fetch_qvecs(chunk.tolist(), dim), quantizer)[0]
+        ids = np.concatenate([best_ids, chunk])
+        scores = np.concatenate([best_scores, sc])
+        order = np.lexsort((ids, -scores))[:k]
+        best_ids, best_scores = ids[order], scores[order]
+    return best_ids, best_scores
+
+
+def hamming_of(backend, qcode: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Hamming distances (uint32) of the query code to the stored codes of ``ids``."""
+    if len(ids) == 0:
+        return np.zeros(0, np.uint32)
+    rows = backend.fetch(ids.tolist())
+    return hashing.hamming(qcode, np.stack([np.frombuffer(rows[int(i)].code, np.uint8) for i in ids]))
