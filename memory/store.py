@@ -29,39 +29,31 @@ What it does not do: read files (``sources``), chunk (``chunk``) or decode text
 from __future__ import annotations
 
 import os
-import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from . import hashing, hints, quantize, search
+from . import hashing, hints, ingest, quantize, search
+from . import refit as refitting
 from .backends import open_backend
 from .backends.base import Backend
-from .backends.local import partition
 from .backends.local.storage import Storage
 from .chunk import DEFAULT_PASSAGE_TOKENS, chunk_text
 from .config import MAX_K, StoreConfig, validate_settings
 from .embedding.embedder import Embedder, same_model
 from .errors import (
-    AddIncompleteError,
     ConfigError,
     InputError,
     ModelMismatchError,
     RecordNotFoundError,
     StoreCorruptError,
     StoreError,
-    UpkeepWarning,
 )
-from .progress import progress_bar
 from .results import Hit, Record, StoreStats
 from .rwlock import RWLock
 from .search import SearchMode
-from .validate import check_embeddings, check_id, check_metadata, check_namespace, check_str
+from .validate import check_embeddings, check_id, check_metadata, check_str, check_text
 
-FIRST_FIT = 1024
-REFIT_GROWTH = 4
-LAST_REFIT = 262_144
-FIT_SAMPLE = 16_384  # vectors an ITQ refit is fitted on (benchmarks/refit_cost.py)
 _DEFAULT_ALIASES = {"sentence-transformers/all-MiniLM-L6-v2": "all-MiniLM-L6-v2"}
 
 
@@ -184,7 +176,7 @@ class Memory:
             fingerprint=self.embedder.fingerprint(),
         )
         hasher = hashing.initial_hasher(method, dim=dim, bits=bits)
-        raw = hasher.to_bytes(compress=_compressed_hasher(self))
+        raw = hasher.to_bytes(compress=refitting.compressed_hasher(self))
         extra = {"hasher": raw}
         if config.fidelity == "llm":  # the coder's model and parameters, fixed from now on
             from .tiers.llm import META_KEY
@@ -338,7 +330,7 @@ class Memory:
         texts = list(texts)
         metas = _normalize_metadata(metadata, len(texts))
         for i, t in enumerate(texts):
-            _check_text(t, f"text {i}")
+            check_text(t, f"text {i}")
         if embeddings is not None:
             embeddings = check_embeddings(embeddings, len(texts), self.config.dim)
         return self.add_passages(zip(texts, metas, strict=True), namespace=namespace, total=len(texts),
@@ -368,7 +360,7 @@ class Memory:
         metas = _normalize_metadata(metadata, len(documents))
         rows = []
         for d, (doc, meta) in enumerate(zip(documents, metas, strict=True)):
-            _check_text(doc, f"document {d}")
+            check_text(doc, f"document {d}")
             for p in chunk_text(doc, tokens=passage_tokens):
                 extra = {"start": p.start, "end": p.end}
                 if "source" not in meta:
@@ -385,154 +377,19 @@ class Memory:
         embeddings: np.ndarray | None = None,
         progress: bool | None = None,
     ) -> list[int]:
-        """Store a stream of (text, metadata) pairs, one transaction per batch.
+        """Store a stream of (text, metadata) pairs lazily, one transaction per batch; returns the ids.
 
-        The stream is consumed lazily, so a huge input never sits in memory. A
-        killed process keeps exactly the batches committed before it died.
-        Texts are checked as they come; the caller validates up front when it
-        needs all-or-nothing.
+        Texts are checked as they come (see ``ingest.add_passages``): a caller that needs
+        all-or-nothing validates up front, as ``add`` does.
         """
-        check_namespace(namespace)
-        show = (total or 0) >= 256 if progress is None else progress
-        bar = progress_bar(total, show)
-        ids: list[int] = []
-        offset = 0
-        try:
-            for batch in _batched(passages, self.batch_size):
-                texts = [t for t, _ in batch]
-                for i, t in enumerate(texts):
-                    _check_text(t, f"passage {offset + i}")
-                metas = [m for _, m in batch]
-                for i, m in enumerate(metas):
-                    check_metadata(m, f"metadata of passage {offset + i}")
-                emb = embeddings[offset : offset + len(batch)] if embeddings is not None else None
-                try:
-                    ids += self._add_batch(texts, metas, namespace, emb)
-                except StoreError as e:
-                    if not ids and self.backend.local:  # nothing of this add stored: the error as it is
-                        raise
-                    failed = list(getattr(self.backend, "last_attempt", []))
-                    raise AddIncompleteError(
-                        f"{str(e).splitlines()[0]}; {len(ids)} passage(s) of this add were stored "
-                        f"({_id_span(ids)}), the next {len(batch)} were not"
-                        + (f" ({_id_span(failed)}, absent)" if failed else ""),
-                        stored_ids=ids, failed_ids=failed, failed=len(batch)) from e
-                offset += len(batch)
-                if bar is not None:
-                    bar.update(len(batch))
-                self._upkeep(namespace, progress=show)
-        finally:
-            if bar is not None:
-                bar.close()
-        return ids
-
-    def _upkeep(self, namespace: str, *, progress: bool) -> None:
-        """After a committed batch: refit the hasher, build IVF lists, retrain the text dictionary.
-
-        Each is due by the store's size, so one that fails (another process held the write
-        lock too long, say) is tried again on a later add: its failure is an ``UpkeepWarning``,
-        never an error of the add, whose passages are committed and acknowledged.
-        """
-        try:
-            self._maybe_refit(progress=progress)
-            if self.backend.local:  # IVF lists of large namespaces: the local index's
-                with self._state.write():
-                    partition.maybe_build(self, namespace, progress=progress)
-            if self.config.fidelity in ("text", "llm"):  # retrain the zstd dictionary when it pays
-                self._text_tier().maybe_retrain()
-        except StoreError as e:
-            warnings.warn(f"{str(e).splitlines()[0]}; the passages are stored, and this upkeep is tried "
-                          "again on a later add", UpkeepWarning, stacklevel=3)
-
-    def _add_batch(self, texts, metas, namespace, emb) -> list[int]:
-        """Embed outside the write lock; quantize, hash, count terms and insert inside it.
-
-        Inside the lock this handle first catches up with other processes' commits, so the
-        lexicon (term ids, document counts), the quantizer and the hashing parameters it
-        writes with are the file's current ones: two writers never assign one term id twice
-        and counts never drift.
-        """
-        if emb is None:
-            emb = self._embed(texts)
-        else:
-            self._verify_model()
-            emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-        fitted = None
-        if self.quantizer is None:
-            self._refresh()
-        if self.quantizer is None:  # calibrate outside the lock (it embeds); another writer may win
-            calib = self._embed(self.embedder.calibration_texts())
-            fitted = quantize.fit(np.concatenate([calib, emb]))
-        toks = [hints.tokenize(t) for t in texts]
-        term_sets = [hints.terms_of(t) for t in toks]
-        try:
-            # before the write lock (llm coding is slow), against the hints this handle would write now
-            preview = self._hint_preview(toks, term_sets) if self.config.fidelity == "llm" else None
-            bodies, fallbacks = self._texts_for_tier(texts, preview)
-            with self._state.write(), self.backend.transaction() as c:
-                self._refresh()
-                quantizer = self.quantizer or fitted
-                if self.quantizer is None:
-                    self.backend.set_meta(c, "quantizer", quantizer.to_bytes())
-                qvecs = quantizer.encode(emb)
-                deq = quantizer.decode(qvecs)
-                codes = self.hasher.encode(deq)
-                # None unless the namespace has IVF lists (local index only)
-                lists = partition.lists_for(self, namespace, deq) if self.backend.local else None
-                lexicon = self.lexicon
-                new_ids = lexicon.observe(term_sets)
-                touched = {lexicon.ids[t] for s in term_sets for t in s}
-                hint_blobs = [hints.encode(t, lexicon, budget=self.config.hint_bytes) for t in toks]
-                if preview is not None:  # another writer's commit changed a passage's hints: keep its text body
-                    final = [hints.decode(b, lexicon) for b in hint_blobs]
-                    bodies = [b if f == p else fb for b, fb, f, p in zip(bodies, fallbacks, final, preview, strict=True)]
-                if bodies is not None:  # made before the lock: another process may have re-trained the dictionary
-                    bodies = self._text_tier().current_bodies(texts, bodies)
-                self.backend.save_lexicon(c, lexicon, new_ids, touched)
-                ids = self.backend.insert(
-                    c,
-                    namespace=namespace,
-                    metadata=metas,
-                    codes=codes,
-                    qvecs=qvecs,
-                    hints=hint_blobs,
-                    gen=self.hasher.generation,
-                    texts=bodies,
-                )
-                if lists is not None:
-                    self.storage.set_lists(c, ids, lists)
-        except BaseException:
-            self._lexicon = None  # undo the in-memory counts: reload on the next add
-            raise
-        with self._state.write():
-            self.quantizer = quantizer
-            self.backend.index_add(namespace, ids, codes, lists)
-        return ids
-
-    def _texts_for_tier(self, texts: Sequence[str], hint_strings: Sequence[Sequence[str]] | None = None
-                        ) -> tuple[list[bytes] | None, list[bytes] | None]:
-        """(bodies, text-tier bodies) of passages: ``llm`` bodies where they round-trip and pay."""
-        if self.config.fidelity not in ("text", "llm"):
-            return None, None
-        fallbacks = self._text_tier().encode(texts)
-        self.backend.check_bodies(fallbacks)  # an llm body is used only where it is smaller
-        if self.config.fidelity == "llm" and hint_strings is not None:
-            return self._llm().encode(texts, hint_strings, fallbacks), fallbacks
-        return fallbacks, fallbacks
+        return ingest.add_passages(self, passages, namespace=namespace, total=total, embeddings=embeddings,
+                                   progress=progress)
 
     def _text_tier(self):
         """The store's text tier (zstd bodies with the store's dictionary)."""
         from .tiers import text as texttier
 
         return texttier.for_storage(self.backend.body_store())
-
-    def _hint_preview(self, toks, term_sets) -> list[list[str]]:
-        """The hint strings of passages as this handle would store them now (its lexicon is not changed)."""
-        import copy
-
-        lexicon = copy.deepcopy(self.lexicon)
-        lexicon.observe(term_sets)
-        return [hints.decode(hints.encode(t, lexicon, budget=self.config.hint_bytes), lexicon) for t in toks]
 
     def _llm(self):
         """The store's llm tier (its model loads on first use)."""
@@ -544,63 +401,13 @@ class Memory:
 
     # -- refitting ---------------------------------------------------------------------
 
-    def _refit_due(self, n: int) -> bool:
-        fitted = self.hasher.fitted_on
-        if fitted >= LAST_REFIT:
-            return False
-        return n >= (FIRST_FIT if fitted == 0 else fitted * REFIT_GROWTH)
-
-    def _maybe_refit(self, *, progress: bool = False) -> None:
-        n = self.backend.count()
-        if self._refit_due(n):
-            self.refit(progress=progress)
-
     def refit(self, *, progress: bool = False) -> None:
-        """Refit the hasher on the stored int8 vectors and re-encode every code.
-
-        The fit and the re-encoding of the rows present run outside the write lock (other
-        writers and readers go on); one short transaction then writes the codes, encodes
-        the rows added meanwhile, and stores the new parameters — unless another process
-        refitted first, in which case its fit is kept and this one dropped.
+        """Refit the hasher on the stored int8 vectors and re-encode every code (see ``refit.refit``).
 
         Args:
-            progress: a progress bar (total, rate, ETA) on stderr while codes are re-encoded.
+            progress: a progress bar on stderr while codes are re-encoded.
         """
-        self._refresh()
-        n = self.backend.count()
-        if n < 2 or self.quantizer is None:
-            return
-        sample = self.quantizer.decode(self.backend.sample_qvecs(self.config.dim, FIT_SAMPLE))
-        if self.config.method == "itq" and len(sample) < self.config.bits:
-            return
-        base = self.hasher
-        new = hashing.fit(self.config.method, sample, bits=self.config.bits, previous=base)
-        new = hashing.Hasher(new.method, new.bits, new.mean, new.projection, new.generation, fitted_on=n)
-        upto = self.backend.last_id()
-        bar = progress_bar(n, progress, desc="refitting codes")
-        encoded = []
-        try:
-            for ids, q in self.backend.iter_qvecs(self.config.dim, upto=upto):
-                encoded.append((ids, new.encode(self.quantizer.decode(q))))
-                if bar is not None:
-                    bar.update(len(ids))
-        finally:
-            if bar is not None:
-                bar.close()
-        raw = new.to_bytes(compress=_compressed_hasher(self))
-        with self._state.write():  # this handle's searches see the new hasher only with the new index
-            with self.backend.transaction() as c:
-                self._refresh()
-                if self.hasher.generation != base.generation:  # another process refitted meanwhile
-                    return
-                for ids, codes in encoded:  # rows deleted meanwhile: their UPDATE changes nothing
-                    self.backend.update_codes(c, ids, codes, new.generation)
-                for ids, q in self.backend.iter_qvecs(self.config.dim, after=upto):  # added meanwhile
-                    self.backend.update_codes(c, ids, new.encode(self.quantizer.decode(q)), new.generation)
-                self.backend.set_meta(c, "hasher", raw)
-                self.hasher, self._hasher_raw = new, raw
-                self.backend.mark_synced()
-            self._load_index()  # after the commit: the file's write lock is not held while the index is rebuilt
+        refitting.refit(self, progress=progress)
 
     # -- searching ---------------------------------------------------------------------
 
@@ -878,22 +685,6 @@ class Memory:
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _check_text(text, what: str) -> None:
-    if not isinstance(text, str):
-        raise InputError(f"{what} is {type(text).__name__}, not str")
-    if not text.strip():
-        raise InputError(f"{what} is empty or whitespace only; nothing to store")
-    if "\x00" in text:
-        raise InputError(f"{what} contains a NUL character at position {text.index(chr(0))}; not text")
-    check_str(text, what)
-
-
-def _id_span(ids: Sequence[int]) -> str:
-    if not ids:
-        return "none"
-    return f"id {ids[0]}" if len(ids) == 1 else f"ids {ids[0]}…{ids[-1]}"
-
-
 def _check_k(k, what: str = "k") -> None:
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
         raise ConfigError(f"{what} must be a positive integer, got {k!r}")
@@ -917,22 +708,3 @@ def _normalize_metadata(metadata, n: int) -> list[dict]:
         check_metadata(m, f"metadata {i}")
     return metas
 
-
-def _compressed_hasher(mem: Memory) -> bool:
-    """Whether the store keeps its hasher compressed: a format 3 SQLite store does (``Storage.batch_times``);
-    format 1 and 2 stores keep the archive their versions read, and a store without a SQLite file its own."""
-    try:
-        return bool(getattr(mem.storage, "batch_times", False))
-    except ConfigError:  # not a local SQLite store
-        return False
-
-
-def _batched(items: Iterable, n: int) -> Iterator[list]:
-    batch = []
-    for x in items:
-        batch.append(x)
-        if len(batch) == n:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

@@ -95,3 +95,14 @@ def check_embeddings(embeddings, n: int, dim: int) -> np.ndarray:
     if zero.any():
         raise InputError(f"embeddings row {int(np.argmax(zero))} is all zeros: it has no direction to search by")
     return emb
+
+
+def check_text(text, what: str) -> None:
+    """A passage or document: a non-empty str with no NUL, valid Unicode (InputError otherwise)."""
+    if not isinstance(text, str):
+        raise InputError(f"{what} is {type(text).__name__}, not str")
+    if not text.strip():
+        raise InputError(f"{what} is empty or whitespace only; nothing to store")
+    if "\x00" in text:
+        raise InputError(f"{what} contains a NUL character at position {text.index(chr(0))}; not text")
+    check_str(text, what)

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from hashmem.memory import Memory, ModelMismatchError, StoreCorruptError
+from hashmem.memory import Memory, ModelMismatchError, StoreCorruptError, ingest
 from hashmem.memory.tiers import llm as llmtier
 from hashmem.memory.tiers import text as texttier
 
@@ -200,7 +200,7 @@ def test_text_dictionary_retraining_leaves_llm_bodies_alone(tmp_path):
 
 def test_hints_changed_by_another_writer_before_commit_keep_the_text_body(tmp_path, monkeypatch):
     with _store(tmp_path, ByteModel()) as mem:
-        monkeypatch.setattr(Memory, "_hint_preview", lambda self, toks, sets: [["stale", "hints"] for _ in toks])
+        monkeypatch.setattr(ingest, "hint_preview", lambda mem, toks, sets: [["stale", "hints"] for _ in toks])
         (i,) = mem.add([LONG_LINE])  # coded against hints that are not the ones stored
         assert mem.storage.fetch_texts([i])[i][0] != llmtier.LLM_TAG
         assert mem.get(i).text == LONG_LINE

@@ -15,7 +15,7 @@ from hashmem.memory import (
     Record,
     RecordNotFoundError,
 )
-from hashmem.memory import store as store_mod
+from hashmem.memory import refit as refit_mod
 
 
 def test_add_search_get(mem, passages):
@@ -181,7 +181,7 @@ def test_bad_bits_at_creation(tmp_path, bits, match):
 
 def test_refit_reencodes_all_codes_in_one_generation(store_path, monkeypatch):
     """Learned codes without floats: refits read the int8 vectors and never mix generations."""
-    monkeypatch.setattr(store_mod, "FIRST_FIT", 40)
+    monkeypatch.setattr(refit_mod, "FIRST_FIT", 40)
     rng = np.random.default_rng(0)
     with Memory(store_path, bits=32, batch_size=16) as m:
         words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()

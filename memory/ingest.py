@@ -1,0 +1,198 @@
+"""The write pipeline: texts → embeddings → int8 vectors → codes → hints → tier bodies → one insert per batch.
+
+``add_passages`` consumes a stream lazily, one transaction per batch of ``mem.batch_size``;
+``add_batch`` embeds outside the write lock, then inside it catches up with other
+processes' commits (lexicon, quantizer, hasher) and inserts; ``upkeep`` runs after each
+committed batch (refit, IVF lists, text dictionary). A killed process keeps exactly the
+batches committed before it died.
+
+What it does not do: validate a whole add up front (``store.Memory.add``), search, or SQL.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from . import hints, quantize
+from . import refit as refitting
+from .backends.local import partition
+from .errors import AddIncompleteError, StoreError, UpkeepWarning
+from .progress import progress_bar
+from .validate import check_metadata, check_namespace, check_text
+
+
+def add_passages(
+    mem,
+    passages: Iterable[tuple[str, dict]],
+    *,
+    namespace: str = "default",
+    total: int | None = None,
+    embeddings: np.ndarray | None = None,
+    progress: bool | None = None,
+) -> list[int]:
+    """Store a stream of (text, metadata) pairs, one transaction per batch.
+
+    The stream is consumed lazily, so a huge input never sits in memory. A
+    killed process keeps exactly the batches committed before it died.
+    Texts are checked as they come; the caller validates up front when it
+    needs all-or-nothing.
+    """
+    check_namespace(namespace)
+    show = (total or 0) >= 256 if progress is None else progress
+    bar = progress_bar(total, show)
+    ids: list[int] = []
+    offset = 0
+    try:
+        for batch in _batched(passages, mem.batch_size):
+            texts = [t for t, _ in batch]
+            for i, t in enumerate(texts):
+                check_text(t, f"passage {offset + i}")
+            metas = [m for _, m in batch]
+            for i, m in enumerate(metas):
+                check_metadata(m, f"metadata of passage {offset + i}")
+            emb = embeddings[offset : offset + len(batch)] if embeddings is not None else None
+            try:
+                ids += add_batch(mem, texts, metas, namespace, emb)
+            except StoreError as e:
+                if not ids and mem.backend.local:  # nothing of this add stored: the error as it is
+                    raise
+                failed = list(getattr(mem.backend, "last_attempt", []))
+                raise AddIncompleteError(
+                    f"{str(e).splitlines()[0]}; {len(ids)} passage(s) of this add were stored "
+                    f"({_id_span(ids)}), the next {len(batch)} were not"
+                    + (f" ({_id_span(failed)}, absent)" if failed else ""),
+                    stored_ids=ids, failed_ids=failed, failed=len(batch)) from e
+            offset += len(batch)
+            if bar is not None:
+                bar.update(len(batch))
+            upkeep(mem, namespace, progress=show)
+    finally:
+        if bar is not None:
+            bar.close()
+    return ids
+
+
+def upkeep(mem, namespace: str, *, progress: bool) -> None:
+    """After a committed batch: refit the hasher, build IVF lists, retrain the text dictionary.
+
+    Each is due by the store's size, so one that fails (another process held the write
+    lock too long, say) is tried again on a later add: its failure is an ``UpkeepWarning``,
+    never an error of the add, whose passages are committed and acknowledged.
+    """
+    try:
+        refitting.maybe_refit(mem, progress=progress)
+        if mem.backend.local:  # IVF lists of large namespaces: the local index's
+            with mem._state.write():
+                partition.maybe_build(mem, namespace, progress=progress)
+        if mem.config.fidelity in ("text", "llm"):  # retrain the zstd dictionary when it pays
+            mem._text_tier().maybe_retrain()
+    except StoreError as e:
+        warnings.warn(f"{str(e).splitlines()[0]}; the passages are stored, and this upkeep is tried "
+                      "again on a later add", UpkeepWarning, stacklevel=3)
+
+
+def add_batch(mem, texts, metas, namespace, emb) -> list[int]:
+    """Embed outside the write lock; quantize, hash, count terms and insert inside it.
+
+    Inside the lock this handle first catches up with other processes' commits, so the
+    lexicon (term ids, document counts), the quantizer and the hashing parameters it
+    writes with are the file's current ones: two writers never assign one term id twice
+    and counts never drift.
+    """
+    if emb is None:
+        emb = mem._embed(texts)
+    else:
+        mem._verify_model()
+        emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    fitted = None
+    if mem.quantizer is None:
+        mem._refresh()
+    if mem.quantizer is None:  # calibrate outside the lock (it embeds); another writer may win
+        calib = mem._embed(mem.embedder.calibration_texts())
+        fitted = quantize.fit(np.concatenate([calib, emb]))
+    toks = [hints.tokenize(t) for t in texts]
+    term_sets = [hints.terms_of(t) for t in toks]
+    try:
+        # before the write lock (llm coding is slow), against the hints this handle would write now
+        preview = hint_preview(mem, toks, term_sets) if mem.config.fidelity == "llm" else None
+        bodies, fallbacks = texts_for_tier(mem, texts, preview)
+        with mem._state.write(), mem.backend.transaction() as c:
+            mem._refresh()
+            quantizer = mem.quantizer or fitted
+            if mem.quantizer is None:
+                mem.backend.set_meta(c, "quantizer", quantizer.to_bytes())
+            qvecs = quantizer.encode(emb)
+            deq = quantizer.decode(qvecs)
+            codes = mem.hasher.encode(deq)
+            # None unless the namespace has IVF lists (local index only)
+            lists = partition.lists_for(mem, namespace, deq) if mem.backend.local else None
+            lexicon = mem.lexicon
+            new_ids = lexicon.observe(term_sets)
+            touched = {lexicon.ids[t] for s in term_sets for t in s}
+            hint_blobs = [hints.encode(t, lexicon, budget=mem.config.hint_bytes) for t in toks]
+            if preview is not None:  # another writer's commit changed a passage's hints: keep its text body
+                final = [hints.decode(b, lexicon) for b in hint_blobs]
+                bodies = [b if f == p else fb for b, fb, f, p in zip(bodies, fallbacks, final, preview, strict=True)]
+            if bodies is not None:  # made before the lock: another process may have re-trained the dictionary
+                bodies = mem._text_tier().current_bodies(texts, bodies)
+            mem.backend.save_lexicon(c, lexicon, new_ids, touched)
+            ids = mem.backend.insert(
+                c,
+                namespace=namespace,
+                metadata=metas,
+                codes=codes,
+                qvecs=qvecs,
+                hints=hint_blobs,
+                gen=mem.hasher.generation,
+                texts=bodies,
+            )
+            if lists is not None:
+                mem.storage.set_lists(c, ids, lists)
+    except BaseException:
+        mem._lexicon = None  # undo the in-memory counts: reload on the next add
+        raise
+    with mem._state.write():
+        mem.quantizer = quantizer
+        mem.backend.index_add(namespace, ids, codes, lists)
+    return ids
+
+
+def texts_for_tier(mem, texts: Sequence[str], hint_strings: Sequence[Sequence[str]] | None = None
+                    ) -> tuple[list[bytes] | None, list[bytes] | None]:
+    """(bodies, text-tier bodies) of passages: ``llm`` bodies where they round-trip and pay."""
+    if mem.config.fidelity not in ("text", "llm"):
+        return None, None
+    fallbacks = mem._text_tier().encode(texts)
+    mem.backend.check_bodies(fallbacks)  # an llm body is used only where it is smaller
+    if mem.config.fidelity == "llm" and hint_strings is not None:
+        return mem._llm().encode(texts, hint_strings, fallbacks), fallbacks
+    return fallbacks, fallbacks
+
+
+def hint_preview(mem, toks, term_sets) -> list[list[str]]:
+    """The hint strings of passages as this handle would store them now (its lexicon is not changed)."""
+    import copy
+
+    lexicon = copy.deepcopy(mem.lexicon)
+    lexicon.observe(term_sets)
+    return [hints.decode(hints.encode(t, lexicon, budget=mem.config.hint_bytes), lexicon) for t in toks]
+
+
+def _id_span(ids: Sequence[int]) -> str:
+    if not ids:
+        return "none"
+    return f"id {ids[0]}" if len(ids) == 1 else f"ids {ids[0]}…{ids[-1]}"
+
+
+def _batched(items: Iterable, n: int) -> Iterator[list]:
+    batch = []
+    for x in items:
+        batch.append(x)
+        if len(batch) == n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
