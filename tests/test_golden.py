@@ -384,8 +384,13 @@ def _diff(want, got, limit: int = 12) -> str:
     for k in differ:
         part = "/".join(re.sub(r"\[\d+\]", "", k).split("/")[:4])
         where[part] = where.get(part, 0) + 1
-    lines = [f"{k}\n    golden: {_short(a.get(k, '<absent>'))}\n    now:    {_short(b.get(k, '<absent>'))}"
-             for k in differ[:limit]]
+    lines = []
+    for k in differ[:limit]:
+        x, y = a.get(k, "<absent>"), b.get(k, "<absent>")
+        if isinstance(x, str) and isinstance(y, str) and len(x) + len(y) > 200:  # raw output: where it parts
+            i = next((j for j, (p, q) in enumerate(zip(x, y, strict=False)) if p != q), min(len(x), len(y)))
+            k, x, y = f"{k} (from character {i})", x[max(0, i - 40):i + 100], y[max(0, i - 40):i + 100]
+        lines.append(f"{k}\n    golden: {_short(x)}\n    now:    {_short(y)}")
     return (f"{len(differ)} value(s) differ, in {len(where)} entries: "
             + ", ".join(f"{p} ({n})" for p, n in list(where.items())[:10]) + (", ..." if len(where) > 10 else "")
             + f"\nthe first {len(lines)}:\n" + "\n".join(lines))
