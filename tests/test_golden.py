@@ -34,7 +34,9 @@ too (``stats``' ``file_bytes``, ``file_parts`` with the WAL, ``bytes_per_passage
 they are compared: a change of what is written to the file, or of how the writes are grouped into
 transactions, moves them, and regenerating the golden file then says so in its commit.
 
-A behaviour change that is meant: regenerate the golden file with
+The numbers also depend on the embedder's runtime (onnxruntime, numpy) and SQLite: the golden
+file records their versions (``made_with``, not compared) and a failure shows them when they
+differ. A behaviour change that is meant: regenerate the golden file with
 ``HASHMEM_GOLDEN_UPDATE=1 pytest tests/test_golden.py`` and commit it with the change, saying why
 the outputs moved. Without that variable a missing golden file fails the test.
 """
@@ -396,23 +398,42 @@ def _diff(want, got, limit: int = 12) -> str:
             + f"\nthe first {len(lines)}:\n" + "\n".join(lines))
 
 
+def _made_with() -> dict:
+    """What the numbers depend on besides hashmem (written beside the sections, never compared)."""
+    import importlib.metadata
+    import platform
+    import sqlite3
+
+    out = {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version, "machine": platform.machine()}
+    for dist in ("numpy", "onnxruntime", "numba"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
 def check_golden(section: str, got: dict) -> None:
     """Compare a section with the golden file, or (HASHMEM_GOLDEN_UPDATE=1) write it there."""
     got = json.loads(json.dumps(got, ensure_ascii=False))
     if UPDATE:
         golden = json.loads(GOLDEN.read_text(encoding="utf-8")) if GOLDEN.exists() else {}
         golden[section] = got
+        golden["made_with"] = _made_with()
         GOLDEN.parent.mkdir(exist_ok=True)
         GOLDEN.write_text(json.dumps(golden, indent=1, sort_keys=True, ensure_ascii=False) + "\n",
                           encoding="utf-8")
         return
     if not GOLDEN.exists():
         pytest.fail(f"{GOLDEN} is missing: make it with HASHMEM_GOLDEN_UPDATE=1 pytest {__file__}")
-    want = json.loads(GOLDEN.read_text(encoding="utf-8")).get(section)
+    golden = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    want = golden.get(section)
     assert want is not None, f"{GOLDEN} has no section {section!r}: regenerate it (HASHMEM_GOLDEN_UPDATE=1)"
     if want != got:
+        made, now = golden.get("made_with"), _made_with()
+        note = f"\n(the golden file was made with {made}; this run has {now})" if made != now else ""
         pytest.fail(f"{section}: the outputs differ from {GOLDEN.name} (HASHMEM_GOLDEN_UPDATE=1 "
-                    f"regenerates it, for a change that is meant)\n{_diff(want, got)}", pytrace=False)
+                    f"regenerates it, for a change that is meant)\n{_diff(want, got)}{note}", pytrace=False)
 
 
 # -- tests -------------------------------------------------------------------------------------
