@@ -223,7 +223,7 @@ def main() -> None:
     readers = [Worker(["--role", "reader", "--store", store, "--id", str(r), *text,
                        *(["--keep-open"] if r < (args.readers + 1) // 2 else [])],
                       logs / f"r{r}.jsonl") for r in range(args.readers)]
-    _wait_for_first_lines([logs / f"w{w}.0.jsonl" for w in writers] + [logs / f"r{r}.jsonl" for r in range(args.readers)])
+    _wait_until_working([logs / f"w{w}.0.jsonl" for w in writers], [logs / f"r{r}.jsonl" for r in range(args.readers)])
     time.sleep(args.seconds)
     rng = random.Random(0)
     for _ in range(args.rounds):
@@ -256,12 +256,18 @@ def main() -> None:
     sys.exit(0 if ok else 1)
 
 
-def _wait_for_first_lines(logs: list[Path], limit: float = 180.0) -> None:
-    """Phase 1 starts once every worker has written its first event (model loading takes a while on a
-    loaded machine: a reader that never got to check would make a run prove nothing); at most ``limit`` s."""
+def _wait_until_working(writer_logs: list[Path], reader_logs: list[Path], limit: float = 240.0) -> None:
+    """Phase 1 starts once every writer has acknowledged an add and every reader has made a check: model
+    loading (and llm coding) take a while on a loaded machine, and a run in which they never got going
+    would prove nothing. At most ``limit`` s."""
     deadline = time.time() + limit
-    while time.time() < deadline and not all(p.exists() and p.stat().st_size > 0 for p in logs):
-        time.sleep(0.2)
+
+    def working() -> bool:
+        return (all(p.exists() and '"ev": "added"' in p.read_text() for p in writer_logs)
+                and all(p.exists() and p.stat().st_size > 0 for p in reader_logs))
+
+    while time.time() < deadline and not working():
+        time.sleep(0.5)
 
 
 def text_generation(store: str) -> int:
