@@ -1,7 +1,7 @@
-"""Memory.search before and after the storage-backend interface, side by side in one run.
+"""Memory.search before and after a change of the code's shape, side by side in one run.
 
 Two worker processes hold the same workload: one imports hashmem from a checkout of
-the commit before the interface (``--before DIR``, a tree laid out as an import root:
+the commit before the change (``--before DIR``, a tree laid out as an import root:
 ``DIR/hashmem/{memory,...}``), the other the working tree. Each builds its own store of
 ``--n`` SciFact passages (precomputed unit embeddings, the same for both), then the
 parent asks them, alternately and round after round, to time ``search_embeddings`` on
@@ -11,6 +11,9 @@ building its store. A ratio, not absolute times:
 the machine is shared.
 
     python benchmarks/backend_overhead.py --before /tmp/hm_before_pkg --n 3000 --rounds 7
+
+Run for the storage-backend interface (``results/backend_overhead.json``) and for the
+rooms of issue 17 against 141d78b (``--json benchmarks/results/backend_overhead_rooms.json``).
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--json", default=str(OUT), help="where the result goes")
     args = ap.parse_args()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     with tempfile.TemporaryDirectory() as tmp:
@@ -99,8 +103,8 @@ def main() -> None:
         "peak_rss_mb_after_build": {s: round(r["maxrss_kb"] / 1024, 1) for s, r in ready.items()},
         "command": " ".join(["python", *sys.argv]),
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(out, indent=1) + "\n")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out, indent=1))
 
 
