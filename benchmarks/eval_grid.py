@@ -240,7 +240,7 @@ def sweep_markdown(rows: list[dict], command: str) -> str:
              "nDCG@10 of binary+int8 as a share of float32. The Hamming stage keeps `candidates × factor`, "
              "the asymmetric stage (float query · ±1 codes) keeps `candidates`, int8 reranks them; factor 1 "
              "= no asymmetric stage. The store today: candidates 100, factor 4 (`search.ASYMMETRIC_FACTOR`), "
-             "hasher fitted at 1,024 then 4,096 passages (`FIRST_FIT`, `REFIT_GROWTH`); `refit` = after "
+             "hasher fitted at 1,024 then 4,096 passages (`refit.FIRST_FIT`, `refit.REFIT_GROWTH`); `refit` = after "
              "`Memory.refit()` on the whole corpus. One store per row; ✓ = ≥ 0.99.", "",
              "At candidates = 100 (the target's budget), by asymmetric factor:", "",
              "| dataset | codes | fitted on | " + " | ".join(f"×{f}" for f in factors) + " | ms/query at ×4 |",

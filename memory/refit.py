@@ -16,7 +16,7 @@ from .errors import ConfigError
 from .progress import progress_bar
 
 FIRST_FIT = 1024
-REFIT_GROWTH = 4
+REFIT_GROWTH = 4  # the hasher is refitted once the store has grown this many times (up to LAST_REFIT)
 LAST_REFIT = 262_144
 FIT_SAMPLE = 16_384  # vectors an ITQ refit is fitted on (benchmarks/refit_cost.py)
 

@@ -255,7 +255,7 @@ def test_partition_refits_after_growth_and_old_stores_get_one(ivf_store, monkeyp
     from hashmem.memory.backends.local import partition
 
     path, _ = ivf_store
-    monkeypatch.setattr(partition, "REFIT_GROWTH", 1.1)
+    monkeypatch.setattr(partition, "LISTS_REFIT_GROWTH", 1.1)
     rng = np.random.default_rng(6)
     with Memory(path, create=False) as mem:
         before = partition.stored(mem.storage, "default")

@@ -27,7 +27,7 @@ by list (``offsets``), each list in id order; rows ``[main, size)`` are the
 *tail*, appended since the last layout in id order, each with its list
 (``tail_lists``). A query scans its ``nprobe`` nearest lists plus the whole tail.
 The tail is folded into the lists when it outgrows ``TAIL_FRACTION`` of the
-rows; binary centroids are refitted when the namespace has grown ``REFIT_GROWTH``×
+rows; binary centroids are refitted when the namespace has grown ``CENTROIDS_REFIT_GROWTH``×
 since they were fitted (a vector partition is refitted by its owner). A delete clears ``alive``; more than half dead rows trigger a
 compaction. ``nprobe >= nlist`` (or ``exact=True``) gives exactly the brute-force
 result.
@@ -50,7 +50,7 @@ __all__ = ["HammingIndex", "NamespaceIndex", "from_words", "to_words"]
 
 IVF_MIN_ROWS = 200_000
 TAIL_FRACTION = 0.125
-REFIT_GROWTH = 4
+CENTROIDS_REFIT_GROWTH = 4  # the in-RAM binary centroids are refitted once a namespace has grown this many times
 _MIN_CAPACITY = 1024
 
 
@@ -224,7 +224,7 @@ class NamespaceIndex:
             if self.n_alive >= self.ivf_min_rows:
                 self.build_ivf()
             return
-        if self.n_alive >= REFIT_GROWTH * self.fitted_on:
+        if self.n_alive >= CENTROIDS_REFIT_GROWTH * self.fitted_on:
             self.build_ivf()
         elif self.size - self.main > TAIL_FRACTION * self.size:
             self._layout(self.centroids, refit=False)

@@ -21,7 +21,7 @@ keeps); meta ``ivf.<namespace>`` holds the centroids (msgpack:
 ``nlist``, ``dim``, ``fitted_on``, float32 ``centroids``). Opening a store reads
 codes and lists, never vectors. A partition is fitted once its namespace reaches
 ``IVF_MIN_ROWS`` and refitted (all lists rewritten, one transaction) each time the
-namespace has grown ``REFIT_GROWTH``× since. A read-only store whose large
+namespace has grown ``LISTS_REFIT_GROWTH``× since. A read-only store whose large
 namespace has no stored partition falls back to lists fitted on the codes.
 
 What it does not do: scan codes (``index``), or decide thresholds for probing (``ivf``).
@@ -37,7 +37,7 @@ from ...progress import progress_bar
 from . import index as index_mod
 from . import ivf
 
-REFIT_GROWTH = 4
+LISTS_REFIT_GROWTH = 4  # a namespace's stored IVF lists are refitted once it has grown this many times
 
 
 def _key(namespace: str) -> str:
@@ -104,7 +104,7 @@ def maybe_build(mem, namespace: str, *, progress: bool = False) -> bool:
     if space.vectors is None:
         due = space.n_alive >= index_mod.IVF_MIN_ROWS
     else:
-        due = space.n_alive >= REFIT_GROWTH * space.fitted_on
+        due = space.n_alive >= LISTS_REFIT_GROWTH * space.fitted_on
     if due:
         build(mem, namespace, progress=progress)
     return due
