@@ -22,15 +22,15 @@ EXEMPT = {"memory/kernels/compiled.py"}  # numba kernels: one long file of jitte
 
 # still over a limit (lines now); remove an entry when its split lands
 OVERSIZE = {
-    "memory/store.py": 994,
-    "memory/backends/local/storage.py": 1191,
-    "memory/backends/milvus/backend.py": 1017,
+    "memory/store.py": 992,
+    "memory/backends/local/storage.py": 1151,
+    "memory/backends/milvus/backend.py": 991,
     "memory/backends/local/index.py": 513,
     "memory/tiers/llm.py": 462,
     "decoders/llama.py": 635,
-    "class memory/store.py:Memory": 858,
-    "class memory/backends/local/storage.py:Storage": 973,
-    "class memory/backends/milvus/backend.py:MilvusBackend": 665,
+    "class memory/store.py:Memory": 855,
+    "class memory/backends/local/storage.py:Storage": 942,
+    "class memory/backends/milvus/backend.py:MilvusBackend": 653,
     "class memory/backends/local/index.py:NamespaceIndex": 379,
     "class decoders/llama.py:LlamaDecoder": 348,
 }
