@@ -88,8 +88,10 @@ class Where:
             if isinstance(value, bool) or value is None:
                 continue
             if isinstance(value, int | float):
-                if not math.isfinite(value) or (isinstance(value, int) and abs(value) >= INT64_LIMIT):
-                    raise ConfigError(f"where value of {key!r} must be a finite number within 64 bits, got {value!r}")
+                if (isinstance(value, int) and abs(value) >= INT64_LIMIT) or not math.isfinite(value):
+                    huge = isinstance(value, int) and value.bit_length() > 4096  # past int's repr limit
+                    shown = f"an integer of {value.bit_length()} bits" if huge else repr(value)
+                    raise ConfigError(f"where value of {key!r} must be a finite number within 64 bits, got {shown}")
             elif isinstance(value, str):
                 if sqlite and not _utf8(value):
                     raise ConfigError(f"where value of {key!r} is not valid Unicode text (a lone surrogate?)")

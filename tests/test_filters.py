@@ -60,6 +60,14 @@ def test_parse_refuses_what_is_not_a_dict(where, empty, message):
     assert str(e.value) == message
 
 
+def test_an_integer_too_large_for_a_float_is_refused_as_out_of_range():
+    """math.isfinite(10**400) raises OverflowError: the range is checked first."""
+    with pytest.raises(ConfigError, match=r"'n' must be a finite number within 64 bits, got 1000000000000000000"):
+        Where.parse({"n": 10**400})
+    with pytest.raises(ConfigError, match="within 64 bits, got an integer of 16610 bits"):
+        Where.parse({"n": -(10**5000)})  # too long for int's repr
+
+
 def test_the_first_offending_item_is_named():
     with pytest.raises(ConfigError, match="'a'"):
         Where.parse({"ok": 1, "a": math.nan, 'b"': 1})
