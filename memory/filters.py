@@ -139,8 +139,8 @@ class Where:
         for key, value in self.items:
             if isinstance(value, bool):
                 clauses.append(f'metadata["{key}"] == {"true" if value else "false"}')
-            elif isinstance(value, int | float):
-                clauses.append(f'metadata["{key}"] == {value!r}')
+            elif isinstance(value, int | float):  # as a plain number: np.float64's repr is "np.float64(…)"
+                clauses.append(f'metadata["{key}"] == {float(value) if isinstance(value, float) else int(value)!r}')
             elif isinstance(value, str):
                 clauses.append(f'metadata["{key}"] == {json.dumps(value)}')
         return " and ".join(clauses)

@@ -8,14 +8,21 @@ real in-memory SQLite (json1) over rows of metadata kept as the local store keep
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import math
 import sqlite3
 
+import numpy as np
 import pytest
 
 from hashmem.memory import ConfigError
 from hashmem.memory.filters import Where
+
+
+class Level(enum.IntEnum):
+    ONE = 1
+
 
 KEY_MSG = "metadata keys in where must be non-empty strings without double quotes"
 
@@ -159,6 +166,8 @@ CASES = [  # where → ids it must find
     ({"obj": "a"}, []),
     ({"x') OR 1=1 --": 1}, []),
     ({"a\\b": 1}, []),
+    ({"n": np.float64(1.0)}, [3, 4, 17]),  # a float subclass is a float
+    ({"n": Level.ONE}, [3, 4, 17]),  # an int subclass is an int
 ]
 
 
@@ -235,6 +244,8 @@ def test_to_sql_over_a_merged_document_keeps_explicit_nulls(db):
     ({"z": None, "n": 2}, 'metadata["n"] == 2'),
     ({"a": "x", "b": True, "c": 3}, 'metadata["a"] == "x" and metadata["b"] == true and metadata["c"] == 3'),
     ({}, ""),
+    ({"n": np.float64(2.5)}, 'metadata["n"] == 2.5'),  # float subclasses as plain numbers
+    ({"n": Level.ONE}, 'metadata["n"] == 1'),
 ])
 def test_to_milvus(where, expr):
     assert Where.parse(where, "milvus").to_milvus() == expr
