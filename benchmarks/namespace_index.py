@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def main() -> None:
     from hashmem.memory.backends.local.storage import _NS_INDEX, Storage
+    from hashmem.memory.filters import Where
 
     ap = argparse.ArgumentParser()
     ap.add_argument("store", type=Path)
@@ -60,7 +61,7 @@ def main() -> None:
                 "count()": lambda: s.count(),
                 "count(namespace)": lambda: s.count(ns),
                 "namespaces()": lambda: s.namespaces(),
-                "filter_ids(source)": lambda: s.filter_ids(ns, {"source": source}),
+                "filter_ids(source)": lambda: s.filter_ids(ns, Where.parse({"source": source})),
                 "iter_qvecs(namespace)": lambda: sum(len(i) for i, _ in s.iter_qvecs(dim, namespace=ns)),
             }
 

@@ -49,6 +49,7 @@ from .errors import (
     StoreCorruptError,
     StoreError,
 )
+from .filters import Where
 from .results import Hit, Record, StoreStats
 from .rwlock import RWLock
 from .search import SearchMode
@@ -462,17 +463,16 @@ class Memory:
             raise InputError(f"query embeddings must have {self.config.dim} columns, got shape {queries.shape}")
         if not np.isfinite(queries).all():
             raise InputError("query embeddings hold NaN or infinite values")
-        if where is not None and not isinstance(where, dict):
-            raise ConfigError(f"where must be a dict of metadata key → value, got {type(where).__name__}")
+        checked = None if where is None else Where.parse(where, self.backend.where_dialect)  # before any backend call
         if mode not in search.MODES:
             raise ConfigError(f"search mode {mode!r} is not supported; use binary+int8, binary or int8")
         self._refresh()  # see every commit made before this search, by any process
         with self._state.read():  # one hasher and one index throughout, whatever other threads do
-            return self._search(queries, k, namespace, where, candidates, mode)
+            return self._search(queries, k, namespace, checked, candidates, mode)
 
     def _search(self, queries, k, namespace, where, candidates, mode) -> list[list[Hit]]:
         allowed = None
-        if where:
+        if where:  # a Where; an empty one filters nothing
             allowed = self.backend.filter_ids(namespace, where)
             if not allowed:
                 return [[] for _ in queries]
@@ -677,9 +677,7 @@ class Memory:
         Raises:
             ConfigError: a key or value ``where`` cannot hold (see ``search``).
         """
-        if not isinstance(where, dict) or not where:
-            raise ConfigError(f"where must be a non-empty dict of metadata key → value, got {where!r}")
-        return sorted(self.backend.filter_ids(namespace, where))
+        return sorted(self.backend.filter_ids(namespace, Where.parse(where, self.backend.where_dialect, empty=False)))
 
 
 # -- helpers -------------------------------------------------------------------------------

@@ -82,6 +82,7 @@ def check_namespaces_and_where(open_mem) -> None:
         assert mem.find_ids({"flag": True}) == [ids[3]]
         assert mem.find_ids({"n": True}) == []  # true is not 1
         assert mem.find_ids({"n": "3"}) == []  # "3" is not 3
+        assert mem.find_ids({"n": np.float64(3.0)}) == [ids[3]]  # a float subclass is a float
         assert mem.search("Curie", k=5, where={"kind": "none"}) == []
     finally:
         mem.close()

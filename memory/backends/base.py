@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import StoreConfig
+from ..filters import Dialect, Where
 from ..hints import Lexicon
 
 __all__ = ["Backend", "Row"]
@@ -65,12 +66,15 @@ class Backend(abc.ABC):
         readonly: writes raise StoreError.
         is_new: nothing was created yet (``initialize`` creates the store).
         local: the local SQLite backend (IVF partitions, API keys, text tiers, file stats).
+        where_dialect: the rules ``filters.Where.parse`` checks a ``where`` under for this
+            backend (``"sqlite"`` or ``"milvus"``); ``filter_ids`` takes a ``Where`` parsed so.
     """
 
     location: str
     readonly: bool
     is_new: bool
     local: bool = False
+    where_dialect: Dialect
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -182,8 +186,9 @@ class Backend(abc.ABC):
         """The highest id assigned so far (0 for an empty store)."""
 
     @abc.abstractmethod
-    def filter_ids(self, namespace: str, where: dict) -> list[int]:
-        """Ids of a namespace's records whose metadata equals every key/value of ``where``."""
+    def filter_ids(self, namespace: str, where: Where) -> list[int]:
+        """Ids of a namespace's records whose metadata equals every key/value of ``where``
+        (checked at the door, under this backend's ``where_dialect``)."""
 
     @abc.abstractmethod
     def count(self, namespace: str | None = None) -> int: ...

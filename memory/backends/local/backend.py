@@ -32,6 +32,7 @@ class LocalBackend(Backend):
     """
 
     local = True
+    where_dialect = "sqlite"  # filters.Where: keys and strings must be valid UTF-8
 
     def __init__(self, path, *, create: bool, readonly: bool = False, durable: bool = False) -> None:
         self.path = Path(path)

@@ -70,7 +70,6 @@ delete, iterate codes, config) so another backend can replace it.
 from __future__ import annotations
 
 import json
-import math
 import os
 import sqlite3
 import time
@@ -84,6 +83,7 @@ import numpy as np
 
 from ...config import FORMAT_VERSION, StoreConfig
 from ...errors import ConfigError, StoreCorruptError, StoreError, reading_stored
+from ...filters import Where
 from ...hints import Lexicon
 from ..base import Row
 from . import sqlconn
@@ -731,48 +731,17 @@ class Storage:
         arr = np.concatenate(parts) if parts else np.zeros((0, 2), np.int64)
         return arr[:, 0].copy(), arr[:, 1].astype(np.int32)
 
-    def filter_ids(self, namespace: str, where: dict) -> list[int]:
-        """Ids in a namespace whose metadata equals every key/value in ``where``.
+    def filter_ids(self, namespace: str, where: Where) -> list[int]:
+        """Ids in a namespace whose metadata equals every key/value of a checked ``where``
+        (``filters.Where``: exact JSON types, keys and values bound as parameters).
 
-        Types match exactly, as JSON types: ``True`` matches only JSON ``true`` (not 1),
-        a number matches a JSON number of equal value (1 and 1.0 alike), a string only a
-        string, ``None`` only an explicit ``null``. Keys and values are bound parameters:
-        no SQL is built from them. A record's metadata is its own object merged with its
-        interned ``meta_set`` (disjoint keys; sets hold only strings, so the merge keeps
-        the record's explicit nulls).
-
-        Raises:
-            ConfigError: a key that is not a non-empty string (or holds a double quote,
-                which a JSON path cannot name), or a value that is not a finite
-                str / int / float / bool / None.
+        A record's metadata is its own object merged with its interned ``meta_set``
+        (disjoint keys; sets hold only strings, so the merge keeps the record's explicit nulls).
         """
-        clauses, args = ["r.namespace = ?"], [self._ns_key(namespace)]
         sets = self.meta_sets and self._has("meta_sets")
         join = "LEFT JOIN meta_sets s ON s.id = r.meta_set " if sets else ""
-        doc = "json_patch(r.metadata, coalesce(s.json, '{}'))" if sets else "r.metadata"
-        for key, value in where.items():
-            if not isinstance(key, str) or not key or '"' in key or not _utf8(key):
-                raise ConfigError(f"metadata keys in where must be non-empty strings without double quotes, "
-                                  f"got {key!r}")
-            path = f'$."{key}"'
-            if isinstance(value, bool):
-                clauses.append(f"json_type({doc}, ?) = ?")
-                args += [path, "true" if value else "false"]
-            elif value is None:
-                clauses.append(f"json_type({doc}, ?) = 'null'")
-                args.append(path)
-            elif isinstance(value, int | float):
-                if not math.isfinite(value) or (isinstance(value, int) and abs(value) > _INT64_MAX):
-                    raise ConfigError(f"where value of {key!r} must be a finite number within 64 bits, got {value!r}")
-                clauses.append(f"json_type({doc}, ?) IN ('integer', 'real') AND json_extract({doc}, ?) = ?")
-                args += [path, path, value]
-            elif isinstance(value, str):
-                if not _utf8(value):
-                    raise ConfigError(f"where value of {key!r} is not valid Unicode text (a lone surrogate?)")
-                clauses.append(f"json_type({doc}, ?) = 'text' AND json_extract({doc}, ?) = ?")
-                args += [path, path, value]
-            else:
-                raise ConfigError(f"where values must be str, int, float, bool or None, got {type(value).__name__}")
+        clauses, args = where.to_sql("json_patch(r.metadata, coalesce(s.json, '{}'))" if sets else "r.metadata")
+        clauses, args = ["r.namespace = ?", *clauses], [self._ns_key(namespace), *args]
         sql = f"SELECT r.id FROM records r {join}WHERE {' AND '.join(clauses)}"  # only fixed clause texts are joined
         return [r[0] for r in self.conn.execute(sql, args)]
 
@@ -1094,15 +1063,6 @@ class Storage:
         with self.transaction() as c:
             cur = c.execute("UPDATE api_keys SET revoked = ? WHERE name = ? AND revoked IS NULL", (time.time(), name))
         return cur.rowcount > 0
-
-
-def _utf8(text: str) -> bool:
-    """False for strings SQLite cannot store as UTF-8 (lone surrogates)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _pack_df(df: Sequence[int]) -> bytes:

@@ -70,7 +70,6 @@ import base64
 import contextlib
 import json
 import logging
-import math
 import os
 import re
 import secrets
@@ -91,6 +90,7 @@ from ...errors import (
     StoreCorruptError,
     StoreError,
 )
+from ...filters import Where
 from ...hints import Lexicon
 from ..base import Backend, Row
 
@@ -291,6 +291,7 @@ class MilvusBackend(Backend):
     """
 
     local = False
+    where_dialect = "milvus"  # filters.Where: a backslash in a key is refused
 
     def __init__(self, uri: str, *, create: bool, readonly: bool = False) -> None:
         self.opts = parse_uri(uri)
@@ -823,30 +824,17 @@ class MilvusBackend(Backend):
         """Not the last id but a bound above every id assigned so far (ids are time-based)."""
         return self._ids.bound()
 
-    def filter_ids(self, namespace: str, where: dict) -> list[int]:
-        """Ids in a namespace whose metadata equals every key/value (exact JSON types, as the local store).
+    def filter_ids(self, namespace: str, where: Where) -> list[int]:
+        """Ids in a namespace whose metadata equals every key/value of a checked ``where`` (``filters.Where``).
 
-        The server filters by a JSON expression where one can say it; the exact types
-        (``true`` is not ``1``) are checked here on what comes back.
+        The server filters by ``where.to_milvus()``, a JSON expression that narrows; the exact
+        types (``true`` is not ``1``, ``None`` only an explicit null) are checked here on what
+        comes back, by ``where.matches``.
         """
-        clauses = [f"namespace == {json.dumps(namespace)}"]
-        for key, value in where.items():
-            if not isinstance(key, str) or not key or '"' in key or "\\" in key:
-                raise ConfigError(f"metadata keys in where must be non-empty strings without double quotes, "
-                                  f"got {key!r}")
-            if isinstance(value, bool):
-                clauses.append(f'metadata["{key}"] == {"true" if value else "false"}')
-            elif isinstance(value, int | float) and value is not None:
-                if not math.isfinite(value) or (isinstance(value, int) and abs(value) >= 2**63):
-                    raise ConfigError(f"where value of {key!r} must be a finite number within 64 bits, got {value!r}")
-                clauses.append(f'metadata["{key}"] == {value!r}')
-            elif isinstance(value, str):
-                clauses.append(f'metadata["{key}"] == {json.dumps(value)}')
-            elif value is not None:
-                raise ConfigError(f"where values must be str, int, float, bool or None, got {type(value).__name__}")
+        expr = " and ".join(c for c in (f"namespace == {json.dumps(namespace)}", where.to_milvus()) if c)
         out = []
-        for page in self._iter(" and ".join(clauses), ["id", "metadata"], namespace=namespace):
-            out += [int(r["id"]) for r in page if _matches(r["metadata"] or {}, where)]
+        for page in self._iter(expr, ["id", "metadata"], namespace=namespace):
+            out += [int(r["id"]) for r in page if where.matches(r["metadata"] or {})]
         return sorted(out)
 
     def count(self, namespace: str | None = None) -> int:
@@ -947,20 +935,6 @@ def _code_bytes(v) -> bytes:
     if isinstance(v, list | tuple):
         v = v[0] if len(v) == 1 and isinstance(v[0], bytes | bytearray) else bytes(v)
     return bytes(v)
-
-
-def _matches(meta: dict, where: dict) -> bool:
-    """Exact JSON-type equality, as ``storage.Storage.filter_ids``: ``true`` is not ``1``, 1 and 1.0 are equal."""
-    for key, value in where.items():
-        if key not in meta:
-            return False
-        have = meta[key]
-        if isinstance(value, bool) or value is None or isinstance(value, str):
-            if type(have) is not type(value) or have != value:
-                return False
-        elif isinstance(have, bool) or not isinstance(have, int | float) or have != value:
-            return False
-    return True
 
 
 class _Bodies:
