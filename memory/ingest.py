@@ -18,7 +18,7 @@ import numpy as np
 
 from . import hints, quantize
 from . import refit as refitting
-from .backends.local import partition
+from .backends.base import AfterCommitUpkeep
 from .errors import AddIncompleteError, StoreError, UpkeepWarning
 from .progress import progress_bar
 from .validate import check_metadata, check_namespace, check_text
@@ -57,7 +57,7 @@ def add_passages(
             try:
                 ids += add_batch(mem, texts, metas, namespace, emb)
             except StoreError as e:
-                if not ids and mem.backend.local:  # nothing of this add stored: the error as it is
+                if not ids and mem.backend.transactional:  # nothing of this add stored: the error as it is
                     raise
                 failed = list(getattr(mem.backend, "last_attempt", []))
                 raise AddIncompleteError(
@@ -84,9 +84,9 @@ def upkeep(mem, namespace: str, *, progress: bool) -> None:
     """
     try:
         refitting.maybe_refit(mem, progress=progress)
-        if mem.backend.local:  # IVF lists of large namespaces: the local index's
+        if isinstance(mem.backend, AfterCommitUpkeep):  # the local index's IVF lists of large namespaces
             with mem._state.write():
-                partition.maybe_build(mem, namespace, progress=progress)
+                mem.backend.upkeep(namespace, dim=mem.config.dim, quantizer=mem.quantizer, progress=progress)
         if mem.config.fidelity in ("text", "llm"):  # retrain the zstd dictionary when it pays
             mem._text_tier().maybe_retrain()
     except StoreError as e:
@@ -128,7 +128,8 @@ def add_batch(mem, texts, metas, namespace, emb) -> list[int]:
             deq = quantizer.decode(qvecs)
             codes = mem.hasher.encode(deq)
             # None unless the namespace has IVF lists (local index only)
-            lists = partition.lists_for(mem, namespace, deq) if mem.backend.local else None
+            lists = (mem.backend.ivf_lists(namespace, deq, dim=mem.config.dim, quantizer=quantizer)
+                     if isinstance(mem.backend, AfterCommitUpkeep) else None)
             lexicon = mem.lexicon
             new_ids = lexicon.observe(term_sets)
             touched = {lexicon.ids[t] for s in term_sets for t in s}
@@ -150,7 +151,7 @@ def add_batch(mem, texts, metas, namespace, emb) -> list[int]:
                 texts=bodies,
             )
             if lists is not None:
-                mem.storage.set_lists(c, ids, lists)
+                mem.backend.store_ivf_lists(c, ids, lists)
     except BaseException:
         mem._lexicon = None  # undo the in-memory counts: reload on the next add
         raise

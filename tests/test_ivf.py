@@ -145,7 +145,7 @@ def _brute_hits(path, queries, monkeypatch):
     from hashmem.memory.backends.local import partition
 
     with monkeypatch.context() as mp:
-        mp.setattr(partition, "load", lambda mem: None)
+        mp.setattr(partition, "load", lambda target: None)
         with Memory(path, create=False) as mem:
             assert not mem.index.spaces["default"].is_ivf
             return _hits(mem, queries)
@@ -285,10 +285,10 @@ def test_read_only_store_without_stored_lists_falls_back_to_code_lists(ivf_store
             c.execute("DELETE FROM ivf_lists")
             c.execute("DELETE FROM meta WHERE key = 'ivf.default'")
     real_load = partition.load
-    monkeypatch.setattr(partition, "load", lambda mem: None)
+    monkeypatch.setattr(partition, "load", lambda target: None)
     with Memory(path, create=False) as mem:
         mem.storage.readonly = True  # as for a file without write permission (chmod does not bind root)
-        real_load(mem)
+        real_load(partition.Target(mem.storage, mem.index, mem.config.dim, mem.quantizer))
         space = mem.index.spaces["default"]
         assert space.is_ivf and space.vectors is None  # k-majority lists over the codes, nothing written
         assert partition.stored(mem.storage, "default") is None and not _stored_lists(mem)

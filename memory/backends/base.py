@@ -34,6 +34,7 @@ import abc
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -58,6 +59,23 @@ class Row:
     gen: int
 
 
+@runtime_checkable
+class AfterCommitUpkeep(Protocol):
+    """A backend with work of its own on new records (the local index's IVF lists of large namespaces).
+
+    ``ivf_lists``: the lists of records about to be inserted (dequantized vectors), or None
+    when the namespace has no partition, which ``store_ivf_lists`` keeps in the insert's
+    transaction; ``upkeep``: after a committed batch, fit or refit
+    what has grown enough. Checked with ``isinstance``; a backend without it has nothing to do.
+    """
+
+    def ivf_lists(self, namespace: str, vectors: np.ndarray, *, dim: int, quantizer) -> np.ndarray | None: ...
+
+    def store_ivf_lists(self, txn, ids: Sequence[int], lists: np.ndarray) -> None: ...
+
+    def upkeep(self, namespace: str, *, dim: int, quantizer, progress: bool = False) -> None: ...
+
+
 class Backend(abc.ABC):
     """Where a ``Memory`` keeps its records and settings, and finds Hamming candidates.
 
@@ -66,6 +84,8 @@ class Backend(abc.ABC):
         readonly: writes raise StoreError.
         is_new: nothing was created yet (``initialize`` creates the store).
         local: the local SQLite backend (IVF partitions, API keys, text tiers, file stats).
+        transactional: a failed write batch leaves nothing behind (SQLite); False where
+            writes apply as they are made (Milvus), so a failed add may have stored a part.
         where_dialect: the rules ``filters.Where.parse`` checks a ``where`` under for this
             backend (``"sqlite"`` or ``"milvus"``); ``filter_ids`` takes a ``Where`` parsed so.
     """
@@ -74,6 +94,7 @@ class Backend(abc.ABC):
     readonly: bool
     is_new: bool
     local: bool = False
+    transactional: bool = True
     where_dialect: Dialect
 
     # -- lifecycle -----------------------------------------------------------------------

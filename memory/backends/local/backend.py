@@ -165,7 +165,21 @@ class LocalBackend(Backend):
         for ids, namespaces, codes, _ in self.storage.iter_codes(batch=8192, upto=seen):
             self._index_rows(mem.config.bits, ids, namespaces, codes, fresh)
         self.index, self._index_gen, self._seen_id = fresh, mem.hasher.generation, seen
-        partition.load(mem)  # large namespaces' IVF lists, stored (or fitted now, once)
+        partition.load(self._partition(mem.config.dim, mem.quantizer))  # large namespaces' IVF lists
+
+    def _partition(self, dim: int, quantizer) -> partition.Target:
+        return partition.Target(self.storage, self.index, dim, quantizer)
+
+    # -- after-commit upkeep (base.AfterCommitUpkeep): the IVF lists of large namespaces ---------
+
+    def ivf_lists(self, namespace, vectors, *, dim, quantizer):
+        return partition.lists_for(self._partition(dim, quantizer), namespace, vectors)
+
+    def store_ivf_lists(self, txn, ids, lists) -> None:
+        self.storage.set_lists(txn, ids, lists)
+
+    def upkeep(self, namespace, *, dim, quantizer, progress=False) -> None:
+        partition.maybe_build(self._partition(dim, quantizer), namespace, progress=progress)
 
     def start(self, mem) -> None:
         """First load after open: remember the file's version and delete counter, then build the index."""

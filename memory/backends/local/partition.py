@@ -29,6 +29,8 @@ What it does not do: scan codes (``index``), or decide thresholds for probing (`
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import msgpack
 import numpy as np
 
@@ -38,6 +40,17 @@ from . import index as index_mod
 from . import ivf
 
 LISTS_REFIT_GROWTH = 4  # a namespace's stored IVF lists are refitted once it has grown this many times
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the partition works on: the local backend's file and in-RAM index, the vectors' dimension and
+    the int8 calibration (never ``Memory``)."""
+
+    storage: object  # storage.Storage
+    index: object  # index.HammingIndex
+    dim: int
+    quantizer: object  # quantize.Quantizer
 
 
 def _key(namespace: str) -> str:
@@ -57,78 +70,78 @@ def stored(storage, namespace: str) -> dict | None:
     return d
 
 
-def load(mem) -> None:
+def load(t: Target) -> None:
     """Give every namespace of an opened store its partition (reads codes' lists, not vectors)."""
-    for namespace, space in mem.index.spaces.items():
-        _load_one(mem, namespace, space)
+    for namespace, space in t.index.spaces.items():
+        _load_one(t, namespace, space)
     index_mod.release_freed_heap()  # the lists read from SQLite are garbage now: hand the heap back
 
 
-def _load_one(mem, namespace: str, space) -> None:
-    part = stored(mem.storage, namespace)
+def _load_one(t: Target, namespace: str, space) -> None:
+    part = stored(t.storage, namespace)
     if part is None:
         if space.n_alive >= index_mod.IVF_MIN_ROWS:
-            if mem.storage.readonly:
+            if t.storage.readonly:
                 space.build_ivf()  # cannot store one: lists fitted on the codes, for this process
             else:
-                build(mem, namespace)
+                build(t, namespace)
         return
-    if part["dim"] != mem.config.dim:
-        raise StoreCorruptError(f"{mem.storage.path}: the IVF centroids of namespace {namespace!r} have "
-                                f"{part['dim']} dimensions, the store's vectors {mem.config.dim}")
-    ids, lists = mem.storage.lists_of(namespace)
+    if part["dim"] != t.dim:
+        raise StoreCorruptError(f"{t.storage.path}: the IVF centroids of namespace {namespace!r} have "
+                                f"{part['dim']} dimensions, the store's vectors {t.dim}")
+    ids, lists = t.storage.lists_of(namespace)
     missing = np.setdiff1d(space.live_ids(), ids, assume_unique=True)
     if len(missing):  # records written by a version without partitions: assign them now
-        extra = _assign_ids(mem, missing, part["centroids"])
+        extra = _assign_ids(t, missing, part["centroids"])
         ids, lists = np.concatenate([ids, missing]), np.concatenate([lists, extra])
     try:
-        mem.index.set_partition(namespace, part["centroids"], ids, lists)
+        t.index.set_partition(namespace, part["centroids"], ids, lists)
     except ValueError as e:  # a list number outside the stored centroids
-        raise StoreCorruptError(f"{mem.storage.path}: the IVF lists of namespace {namespace!r} are damaged ({e})") from e
+        raise StoreCorruptError(f"{t.storage.path}: the IVF lists of namespace {namespace!r} are damaged ({e})") from e
     space.fitted_on = int(part["fitted_on"])
 
 
-def lists_for(mem, namespace: str, vectors: np.ndarray) -> np.ndarray | None:
+def lists_for(t: Target, namespace: str, vectors: np.ndarray) -> np.ndarray | None:
     """Lists of new records (dequantized vectors [n, dim]) of a namespace, or None if it has no partition."""
-    space = mem.index.spaces.get(namespace)
+    space = t.index.spaces.get(namespace)
     if space is None or space.vectors is None:
         return None
     return ivf.assign_vectors(vectors, space.vectors)
 
 
-def maybe_build(mem, namespace: str, *, progress: bool = False) -> bool:
+def maybe_build(t: Target, namespace: str, *, progress: bool = False) -> bool:
     """Fit (or refit) a namespace's partition when it has reached the size for one; True if it did."""
-    space = mem.index.spaces.get(namespace)
-    if space is None or mem.storage.readonly:
+    space = t.index.spaces.get(namespace)
+    if space is None or t.storage.readonly:
         return False
     if space.vectors is None:
         due = space.n_alive >= index_mod.IVF_MIN_ROWS
     else:
         due = space.n_alive >= LISTS_REFIT_GROWTH * space.fitted_on
     if due:
-        build(mem, namespace, progress=progress)
+        build(t, namespace, progress=progress)
     return due
 
 
-def build(mem, namespace: str, *, nlist: int | None = None, seed: int = 0, progress: bool = False) -> None:
+def build(t: Target, namespace: str, *, nlist: int | None = None, seed: int = 0, progress: bool = False) -> None:
     """Fit centroids on a sample of the namespace's vectors and store every record's list, in one transaction.
 
     ``progress``: a progress bar on stderr while the records are assigned to lists.
     """
-    _build(mem, namespace, nlist=nlist, seed=seed, progress=progress)
+    _build(t, namespace, nlist=nlist, seed=seed, progress=progress)
     index_mod.release_freed_heap()  # the build's temporaries are freed only now
 
 
-def _build(mem, namespace: str, *, nlist: int | None, seed: int, progress: bool = False) -> None:
+def _build(t: Target, namespace: str, *, nlist: int | None, seed: int, progress: bool = False) -> None:
 
-    space = mem.index.spaces[namespace]
+    space = t.index.spaces[namespace]
     live = space.live_ids()
     n = len(live)
     nlist = max(1, min(ivf.default_nlist(n) if nlist is None else nlist, n))
     rng = np.random.default_rng(seed)
     m = min(n, max(nlist, ivf.VECTOR_SAMPLE_PER_LIST * nlist))
     pick = np.sort(rng.choice(live, size=m, replace=False))
-    sample = mem.quantizer.decode(mem.storage.fetch_qvecs(pick.tolist(), mem.config.dim))
+    sample = t.quantizer.decode(t.storage.fetch_qvecs(pick.tolist(), t.dim))
     centroids = ivf.fit_vector_centroids(sample, nlist, seed=seed)
     del sample
     ids_all, lists_all = [], []
@@ -136,24 +149,24 @@ def _build(mem, namespace: str, *, nlist: int | None, seed: int, progress: bool 
                           "centroids": centroids.astype(np.float32).tobytes()})
     bar = progress_bar(n, progress, desc=f"IVF lists ({nlist})")
     try:
-        with mem.storage.transaction() as c:
-            for ids, qvecs in mem.storage.iter_qvecs(mem.config.dim, namespace=namespace):
-                lists = ivf.assign_vectors(mem.quantizer.decode(qvecs), centroids)
-                mem.storage.set_lists(c, ids, lists)
+        with t.storage.transaction() as c:
+            for ids, qvecs in t.storage.iter_qvecs(t.dim, namespace=namespace):
+                lists = ivf.assign_vectors(t.quantizer.decode(qvecs), centroids)
+                t.storage.set_lists(c, ids, lists)
                 ids_all.append(ids)
                 lists_all.append(lists)
                 if bar is not None:
                     bar.update(len(ids))
-            mem.storage.set_meta(c, _key(namespace), blob)
+            t.storage.set_meta(c, _key(namespace), blob)
     finally:
         if bar is not None:
             bar.close()
-    mem.index.set_partition(namespace, centroids, np.concatenate(ids_all), np.concatenate(lists_all))
+    t.index.set_partition(namespace, centroids, np.concatenate(ids_all), np.concatenate(lists_all))
 
 
-def _assign_ids(mem, ids: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    lists = ivf.assign_vectors(mem.quantizer.decode(mem.storage.fetch_qvecs(ids.tolist(), mem.config.dim)), centroids)
-    if not mem.storage.readonly:
-        with mem.storage.transaction() as c:
-            mem.storage.set_lists(c, ids, lists)
+def _assign_ids(t: Target, ids: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    lists = ivf.assign_vectors(t.quantizer.decode(t.storage.fetch_qvecs(ids.tolist(), t.dim)), centroids)
+    if not t.storage.readonly:
+        with t.storage.transaction() as c:
+            t.storage.set_lists(c, ids, lists)
     return lists

@@ -290,7 +290,7 @@ class MilvusBackend(Backend):
         StoreError: no store in that collection (and not ``create``).
     """
 
-    local = False
+    local = transactional = False  # no transactions: writes apply as they are made
     where_dialect = "milvus"  # filters.Where: a backslash in a key is refused
 
     def __init__(self, uri: str, *, create: bool, readonly: bool = False) -> None:
