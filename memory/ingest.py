@@ -59,7 +59,7 @@ def add_passages(
             except StoreError as e:
                 if not ids and mem.backend.transactional:  # nothing of this add stored: the error as it is
                     raise
-                failed = list(getattr(mem.backend, "last_attempt", []))
+                failed = list(mem.backend.last_attempt)
                 raise AddIncompleteError(
                     f"{str(e).splitlines()[0]}; {len(ids)} passage(s) of this add were stored "
                     f"({_id_span(ids)}), the next {len(batch)} were not"

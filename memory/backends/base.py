@@ -86,6 +86,8 @@ class Backend(abc.ABC):
         local: the local SQLite backend (IVF partitions, API keys, text tiers, file stats).
         transactional: a failed write batch leaves nothing behind (SQLite); False where
             writes apply as they are made (Milvus), so a failed add may have stored a part.
+        last_attempt: ids of the insert in progress on a backend that is not transactional
+            (what a failed add reports as absent); empty otherwise.
         where_dialect: the rules ``filters.Where.parse`` checks a ``where`` under for this
             backend (``"sqlite"`` or ``"milvus"``); ``filter_ids`` takes a ``Where`` parsed so.
     """
@@ -95,6 +97,7 @@ class Backend(abc.ABC):
     is_new: bool
     local: bool = False
     transactional: bool = True
+    last_attempt: Sequence[int] = ()
     where_dialect: Dialect
 
     # -- lifecycle -----------------------------------------------------------------------
