@@ -119,45 +119,45 @@ def add_batch(mem, texts, metas, namespace, emb) -> list[int]:
         # before the write lock (llm coding is slow), against the hints this handle would write now
         preview = hint_preview(mem, toks, term_sets) if mem.config.fidelity == "llm" else None
         bodies, fallbacks = texts_for_tier(mem, texts, preview)
-        with mem._state.write(), mem.backend.transaction() as c:
-            mem._refresh()
-            quantizer = mem.quantizer or fitted
-            if mem.quantizer is None:
-                mem.backend.set_meta(c, "quantizer", quantizer.to_bytes())
-            qvecs = quantizer.encode(emb)
-            deq = quantizer.decode(qvecs)
-            codes = mem.hasher.encode(deq)
-            # None unless the namespace has IVF lists (local index only)
-            lists = (mem.backend.ivf_lists(namespace, deq, dim=mem.config.dim, quantizer=quantizer)
-                     if isinstance(mem.backend, AfterCommitUpkeep) else None)
-            lexicon = mem.lexicon
-            new_ids = lexicon.observe(term_sets)
-            touched = {lexicon.ids[t] for s in term_sets for t in s}
-            hint_blobs = [hints.encode(t, lexicon, budget=mem.config.hint_bytes) for t in toks]
-            if preview is not None:  # another writer's commit changed a passage's hints: keep its text body
-                final = [hints.decode(b, lexicon) for b in hint_blobs]
-                bodies = [b if f == p else fb for b, fb, f, p in zip(bodies, fallbacks, final, preview, strict=True)]
-            if bodies is not None:  # made before the lock: another process may have re-trained the dictionary
-                bodies = mem._text_tier().current_bodies(texts, bodies)
-            mem.backend.save_lexicon(c, lexicon, new_ids, touched)
-            ids = mem.backend.insert(
-                c,
-                namespace=namespace,
-                metadata=metas,
-                codes=codes,
-                qvecs=qvecs,
-                hints=hint_blobs,
-                gen=mem.hasher.generation,
-                texts=bodies,
-            )
-            if lists is not None:
-                mem.backend.store_ivf_lists(c, ids, lists)
+        with mem._state.write():  # the commit and this handle's index change as one for its other threads
+            with mem.backend.transaction() as c:
+                mem._refresh()
+                quantizer = mem.quantizer or fitted
+                if mem.quantizer is None:
+                    mem.backend.set_meta(c, "quantizer", quantizer.to_bytes())
+                qvecs = quantizer.encode(emb)
+                deq = quantizer.decode(qvecs)
+                codes = mem.hasher.encode(deq)
+                # None unless the namespace has IVF lists (local index only)
+                lists = (mem.backend.ivf_lists(namespace, deq, dim=mem.config.dim, quantizer=quantizer)
+                         if isinstance(mem.backend, AfterCommitUpkeep) else None)
+                lexicon = mem.lexicon
+                new_ids = lexicon.observe(term_sets)
+                touched = {lexicon.ids[t] for s in term_sets for t in s}
+                hint_blobs = [hints.encode(t, lexicon, budget=mem.config.hint_bytes) for t in toks]
+                if preview is not None:  # another writer's commit changed a passage's hints: keep its text body
+                    final = [hints.decode(b, lexicon) for b in hint_blobs]
+                    bodies = [b if f == p else fb for b, fb, f, p in zip(bodies, fallbacks, final, preview, strict=True)]
+                if bodies is not None:  # made before the lock: another process may have re-trained the dictionary
+                    bodies = mem._text_tier().current_bodies(texts, bodies)
+                mem.backend.save_lexicon(c, lexicon, new_ids, touched)
+                ids = mem.backend.insert(
+                    c,
+                    namespace=namespace,
+                    metadata=metas,
+                    codes=codes,
+                    qvecs=qvecs,
+                    hints=hint_blobs,
+                    gen=mem.hasher.generation,
+                    texts=bodies,
+                )
+                if lists is not None:
+                    mem.backend.store_ivf_lists(c, ids, lists)
+            mem.quantizer = quantizer
+            mem.backend.index_add(namespace, ids, codes, lists)
     except BaseException:
         mem._lexicon = None  # undo the in-memory counts: reload on the next add
         raise
-    with mem._state.write():
-        mem.quantizer = quantizer
-        mem.backend.index_add(namespace, ids, codes, lists)
     return ids
 
 

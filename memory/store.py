@@ -257,8 +257,9 @@ class Memory:
 
     def _hint_strings(self, blobs: Sequence[bytes]) -> list[list[str]]:
         """Decode hint blobs, looking up only the terms they use unless the lexicon is loaded."""
-        if self._lexicon is not None:
-            return [hints.decode(b, self._lexicon) for b in blobs]
+        lexicon = self._lexicon  # once: a catch-up in another thread may drop it meanwhile
+        if lexicon is not None:
+            return [hints.decode(b, lexicon) for b in blobs]
         terms = self.backend.terms([i for b in blobs for i in hints.term_ids(b)])
         return [hints.decode(b, terms) for b in blobs]
 
@@ -507,10 +508,8 @@ class Memory:
             RecordNotFoundError: no such id.
         """
         id = check_id(id)
-        with self._state.read():
-            return self._get(id)
-
-    def _get(self, id: int) -> Record:
+        # no lock: neither the hasher nor the index is read, and a text body (an llm one decodes for a
+        # second) is decoded without keeping writers, and the readers queued behind them, waiting
         rows = self.backend.fetch([id])
         if id not in rows:
             raise RecordNotFoundError(f"no record with id {id} in {self.path}")

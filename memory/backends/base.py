@@ -11,18 +11,21 @@ looks up goes through a ``Backend``:
   bodies), ``fetch``, ``fetch_present_qvecs``, ``fetch_qvecs``, ``fetch_texts``,
   ``delete``, ``update_codes`` (a refit's new codes under a new generation),
   ``iter_qvecs``, ``sample_qvecs``, ``filter_ids``, ``count``, ``namespaces``;
-- **Hamming stage**: ``hamming_topk`` (top-C ids and distances within a namespace,
-  optionally restricted to ``where``-filtered ids), ``codes_of`` (the candidates' codes
-  for the asymmetric stage), ``live_ids``, ``n_records``;
-- **keeping up with other writers**: ``sync`` (called before every search and inside
-  every write), ``load_index`` / ``index_add`` / ``index_remove`` / ``mark_synced``;
+- **Hamming stage**: ``candidates`` (stage 1: top-C ids and distances within a namespace,
+  optionally restricted to ``where``-filtered ids, with the codes and int8 vectors where the
+  engine returns them; ``hamming_topk`` is the same without them), ``codes_of`` and
+  ``fetch_present_qvecs`` (what the later stages read when stage 1 did not give it),
+  ``live_ids``, ``n_records``;
+- **keeping up with other writers**: ``stale`` (a cheap look) and ``sync`` (before every
+  search and inside every write), ``load_index`` / ``index_add`` / ``index_remove`` / ``mark_synced``;
 - **writes** happen inside ``transaction()``; the handle it yields is passed back to the
   write methods.
 
-Two implementations: ``LocalBackend`` (``local_backend.py``, the default: it delegates to
-``storage.Storage`` and ``index.HammingIndex`` unchanged, so the local store keeps its
-speed, RAM and crash safety) and ``milvus_backend.MilvusBackend`` (a Milvus server or
-cluster; ``Memory("milvus://host:port/collection")``).
+Two implementations: ``local.backend.LocalBackend`` (the default: it delegates to
+``storage.Storage`` and ``index.HammingIndex``, so the local store keeps its speed, RAM and
+crash safety) and ``milvus.backend.MilvusBackend`` (a Milvus server or cluster;
+``Memory("milvus://host:port/collection")``). ``AfterCommitUpkeep`` is an optional protocol
+(the local IVF lists), checked with ``isinstance``.
 
 What it does not do: embed, hash, quantize or rank (``store``), SQL (``storage``) or
 Hamming kernels (``index``).
@@ -41,6 +44,7 @@ import numpy as np
 from ..config import StoreConfig
 from ..filters import Dialect, Where
 from ..hints import Lexicon
+from ..search import Candidates
 
 __all__ = ["Backend", "Row"]
 
@@ -269,8 +273,6 @@ class Backend(abc.ABC):
         """Stage 1 (``search.Candidates``): ``hamming_topk``'s ids and distances, with the codes and int8
         vectors of those rows where the engine returns them with the ids (then the later stages ask
         nothing more; no state is kept between calls)."""
-        from ..search import Candidates
-
         ids, ham = self.hamming_topk(namespace, qcode, n, generation=generation, allowed_ids=allowed_ids,
                                      query_proj=query_proj, query_vec=query_vec)
         return Candidates(ids, ham)

@@ -92,6 +92,7 @@ from ...errors import (
 )
 from ...filters import Where
 from ...hints import Lexicon
+from ...search import Candidates
 from ..base import Backend, Row
 
 DEFAULT_PORT = 19530
@@ -893,8 +894,6 @@ class MilvusBackend(Backend):
 
     def candidates(self, namespace, qcode, n, *, generation, allowed_ids=None, query_proj=None, query_vec=None):
         """One HAMMING search that also returns each hit's code and int8 vector (nothing is cached)."""
-        from ...search import Candidates
-
         expr = f"namespace == {json.dumps(namespace)} and gen == {int(generation)}"
         if allowed_ids is not None:
             expr += f" and id in {sorted(int(i) for i in allowed_ids)}"
