@@ -297,7 +297,7 @@ def verify(store: str, events: list[dict]) -> dict:
                 rec = m.get(i)
             except StoreCorruptError:
                 unreadable.append(i)
-                rec = m.backend.fetch([i])[i]
+                rec = m.backend.rows([i]).record(i)
             meta = rec.metadata
             present[i] = key = (meta.get("w"), meta.get("seq"), meta.get("j"))
             attempts[i] = meta.get("a")

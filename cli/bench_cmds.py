@@ -125,5 +125,5 @@ def _plot_vectors(ctx, data: Path | None, *, required: bool = True):
 def _store_vectors(mem):
     import numpy as np
 
-    parts = [mem.quantizer.decode(v) for _, v in mem.backend.iter_qvecs(mem.config.dim)]
+    parts = [mem.quantizer.decode(v) for _, v in mem.backend.scan("qvec")]
     return np.concatenate(parts) if parts else np.zeros((0, mem.config.dim), np.float32)

@@ -85,7 +85,7 @@ def upkeep(mem, namespace: str, *, progress: bool) -> None:
     try:
         refitting.maybe_refit(mem, progress=progress)
         if isinstance(mem.backend, AfterCommitUpkeep):  # the local index's IVF lists of large namespaces
-            with mem._state.write():
+            with mem._lock.write():
                 mem.backend.upkeep(namespace, dim=mem.config.dim, quantizer=mem.quantizer, progress=progress)
         if mem.config.fidelity in ("text", "llm"):  # retrain the zstd dictionary when it pays
             mem._text_tier().maybe_retrain()
@@ -119,12 +119,12 @@ def add_batch(mem, texts, metas, namespace, emb) -> list[int]:
         # before the write lock (llm coding is slow), against the hints this handle would write now
         preview = hint_preview(mem, toks, term_sets) if mem.config.fidelity == "llm" else None
         bodies, fallbacks = texts_for_tier(mem, texts, preview)
-        with mem._state.write():  # the commit and this handle's index change as one for its other threads
+        with mem._lock.write():  # the commit and this handle's index change as one for its other threads
             with mem.backend.transaction() as c:
                 mem._refresh()
                 quantizer = mem.quantizer or fitted
                 if mem.quantizer is None:
-                    mem.backend.set_meta(c, "quantizer", quantizer.to_bytes())
+                    mem.backend.put_setting(c, "quantizer", quantizer.to_bytes())
                 qvecs = quantizer.encode(emb)
                 deq = quantizer.decode(qvecs)
                 codes = mem.hasher.encode(deq)
@@ -153,10 +153,11 @@ def add_batch(mem, texts, metas, namespace, emb) -> list[int]:
                 )
                 if lists is not None:
                     mem.backend.store_ivf_lists(c, ids, lists)
-            mem.quantizer = quantizer
-            mem.backend.index_add(namespace, ids, codes, lists)
+            mem.state.set_quantizer(quantizer)
+            if isinstance(mem.backend, AfterCommitUpkeep):
+                mem.backend.index_add(namespace, ids, codes, lists)
     except BaseException:
-        mem._lexicon = None  # undo the in-memory counts: reload on the next add
+        mem.state.drop_lexicon()  # undo the in-memory counts: reload on the next add
         raise
     return ids
 

@@ -6,8 +6,11 @@ URL-safe base64, shown once when the key is made and never stored) and grants:
 keeps the token's SHA-256 digest, so a copy of the store file does not give
 the tokens away.
 
-What it does not do: store keys (``storage``: one small table) or check a
-request against a key's grants (``hashmem.server.tenancy``).
+The functions at the end make, list, find and revoke keys in a backend that keeps
+them (``backends.base.ApiKeys``: both backends do).
+
+What it does not do: store keys (the backend: one small table) or check a request
+against a key's grants (``hashmem.server.tenancy``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 
-from .errors import ConfigError
+from .errors import ConfigError, RecordNotFoundError
 
 TOKEN_PREFIX = "hm_"
 ACCESS = ("read", "write")
@@ -84,3 +87,38 @@ def check_grants(grants) -> dict[str, str]:
             raise ConfigError(f"access to {ns!r} must be 'read' or 'write', got {access!r}")
         out[ns] = access
     return out
+
+
+def _keeper(mem):
+    from .backends.base import ApiKeys
+
+    if not isinstance(mem.backend, ApiKeys):
+        raise ConfigError(f"{mem.path} keeps no API keys (its backend has no key table)")
+    return mem.backend
+
+
+def add(mem, name: str, grants: dict[str, str]) -> str:
+    """Make a key in ``mem``'s backend; returns its token (see ``Memory.add_key``)."""
+    token = new_token()
+    _keeper(mem).put_key(check_name(name), digest(token), check_grants(grants))
+    return token
+
+
+def listed(mem) -> list[ApiKey]:
+    """Every key of ``mem``'s backend (valid and revoked), oldest first."""
+    return [ApiKey(n, g, c, r, d) for n, d, g, c, r in _keeper(mem).keys()]
+
+
+def find(mem, token: str) -> ApiKey | None:
+    """The key whose token this is (revoked or not), or None."""
+    rows = _keeper(mem).keys(digest=digest(token)) if isinstance(token, str) and token else []
+    if not rows:
+        return None
+    name, dig, grants, created, revoked = rows[0]
+    return ApiKey(name, grants, created, revoked, dig)
+
+
+def revoke(mem, name: str) -> None:
+    """Revoke a key by name. Raises RecordNotFoundError when no valid key has it."""
+    if not _keeper(mem).revoke_key(name):
+        raise RecordNotFoundError(f"no valid key named {name!r} in {mem.path}")

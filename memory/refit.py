@@ -6,13 +6,12 @@ re-encoding run outside the write lock; one short transaction writes the new cod
 parameters unless another process refitted first (then its fit is kept).
 
 What it does not do: fit the hashing itself (``hashing.fit``) or rebuild the in-RAM index
-(the backend's ``load_index``).
+(the backend's ``follow``).
 """
 
 from __future__ import annotations
 
 from . import hashing
-from .errors import ConfigError
 from .progress import progress_bar
 
 FIRST_FIT = 1024
@@ -49,7 +48,7 @@ def refit(mem, *, progress: bool = False) -> None:
     n = mem.backend.count()
     if n < 2 or mem.quantizer is None:
         return
-    sample = mem.quantizer.decode(mem.backend.sample_qvecs(mem.config.dim, FIT_SAMPLE))
+    sample = mem.quantizer.decode(mem.backend.sample(FIT_SAMPLE))
     if mem.config.method == "itq" and len(sample) < mem.config.bits:
         return
     base = mem.hasher
@@ -59,33 +58,29 @@ def refit(mem, *, progress: bool = False) -> None:
     bar = progress_bar(n, progress, desc="refitting codes")
     encoded = []
     try:
-        for ids, q in mem.backend.iter_qvecs(mem.config.dim, upto=upto):
+        for ids, q in mem.backend.scan("qvec", upto=upto):
             encoded.append((ids, new.encode(mem.quantizer.decode(q))))
             if bar is not None:
                 bar.update(len(ids))
     finally:
         if bar is not None:
             bar.close()
-    raw = new.to_bytes(compress=compressed_hasher(mem))
-    with mem._state.write():  # this handle's searches see the new hasher only with the new index
+    raw = new.to_bytes(compress=compressed_hasher(mem.backend))
+    with mem._lock.write():  # this handle's searches see the new hasher only with the new index
         with mem.backend.transaction() as c:
             mem._refresh()
             if mem.hasher.generation != base.generation:  # another process refitted meanwhile
                 return
             for ids, codes in encoded:  # rows deleted meanwhile: their UPDATE changes nothing
-                mem.backend.update_codes(c, ids, codes, new.generation)
-            for ids, q in mem.backend.iter_qvecs(mem.config.dim, after=upto):  # added meanwhile
-                mem.backend.update_codes(c, ids, new.encode(mem.quantizer.decode(q)), new.generation)
-            mem.backend.set_meta(c, "hasher", raw)
-            mem.hasher, mem._hasher_raw = new, raw
-            mem.backend.mark_synced()
-        mem._load_index()  # after the commit: the file's write lock is not held while the index is rebuilt
+                mem.backend.update(c, ids, codes=codes, gen=new.generation)
+            for ids, q in mem.backend.scan("qvec", after=upto):  # added meanwhile
+                mem.backend.update(c, ids, codes=new.encode(mem.quantizer.decode(q)), gen=new.generation)
+            mem.backend.put_setting(c, "hasher", raw)
+            mem.state.set_hasher(new, raw)
+        mem.backend.follow(mem.state)  # after the commit: the file's write lock is not held while the index is rebuilt
 
 
-def compressed_hasher(mem) -> bool:
+def compressed_hasher(backend) -> bool:
     """Whether the store keeps its hasher compressed: a format 3 SQLite store does (``Storage.batch_times``);
     format 1 and 2 stores keep the archive their versions read, and a store without a SQLite file its own."""
-    try:
-        return bool(getattr(mem.storage, "batch_times", False))
-    except ConfigError:  # not a local SQLite store
-        return False
+    return bool(getattr(getattr(backend, "storage", None), "batch_times", False))

@@ -39,14 +39,16 @@ class Candidates:
     Attributes:
         ids: int64 [n].
         hamming: uint32 [n], ascending.
-        codes: packed uint8 [n, bits/8] of the same rows, or None (then ``Backend.codes_of``).
-        qvecs: int8 [n, dim] of the same rows, or None (then ``Backend.fetch_present_qvecs``).
+        codes: packed uint8 [n, bits/8] of the same rows, or None (then read with ``Backend.rows``).
+        qvecs: int8 [n, dim] of the same rows, or None (then read with ``Backend.rows``).
+        hints: the hint blobs of the same rows (a list of bytes), or None.
     """
 
     ids: np.ndarray
     hamming: np.ndarray
     codes: np.ndarray | None = None
     qvecs: np.ndarray | None = None
+    hints: list[bytes] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -55,7 +57,8 @@ class Candidates:
         """The candidates at ``index`` (positions, or a boolean mask), in that order."""
         return Candidates(self.ids[index], self.hamming[index],
                           None if self.codes is None else self.codes[index],
-                          None if self.qvecs is None else self.qvecs[index])
+                          None if self.qvecs is None else self.qvecs[index],
+                          None if self.hints is None else [self.hints[j] for j in np.arange(len(self))[index]])
 
 
 @dataclass(frozen=True)
@@ -93,16 +96,22 @@ def rank(backend, hasher, quantizer, queries: np.ndarray, k: int, *, namespace: 
         if mode == "binary":
             out.append(Ranked(cands.ids, 1.0 - 2.0 * cands.hamming.astype(np.float32) / hasher.bits, cands.hamming))
             continue
-        cands = asymmetric(backend, namespace, projs[qi], cands, c, hasher.bits)
+        cands = asymmetric(backend, projs[qi], cands, c, hasher.bits)
         out.append(rerank_int8(backend, quantizer, queries[qi], cands, k, dim))
     return out
 
 
-def asymmetric(backend, namespace: str, proj: np.ndarray, cands: Candidates, c: int, bits: int) -> Candidates:
+def asymmetric(backend, proj: np.ndarray, cands: Candidates, c: int, bits: int) -> Candidates:
     """Stage 2: the ``c`` candidates whose ±1 codes best match the query's float projection (ties by id)."""
     if len(cands) <= c:
         return cands
-    codes = cands.codes if cands.codes is not None else backend.codes_of(namespace, cands.ids)
+    if cands.codes is None:  # the engine did not give them with the ids: read them (a delete may race)
+        got = backend.rows(cands.ids, ("code",))
+        cands = cands.take(np.isin(cands.ids, got.ids))
+        cands = Candidates(cands.ids, cands.hamming, got.array("code", np.uint8), cands.qvecs, cands.hints)
+        if len(cands) <= c:
+            return cands
+    codes = cands.codes
     s = hashing.unpack_signs(codes, bits) @ proj  # [n_candidates]
     return cands.take(np.lexsort((cands.ids, -s))[:c])
 
@@ -112,8 +121,9 @@ def rerank_int8(backend, quantizer, query: np.ndarray, cands: Candidates, k: int
     if cands.qvecs is not None:
         qv = cands.qvecs
     else:
-        present, qv = backend.fetch_present_qvecs(cands.ids, dim)  # a delete may race
-        cands = cands.take(present)
+        got = backend.rows(cands.ids, ("qvec",))  # a delete may race: the rows that are left
+        cands = cands.take(np.isin(cands.ids, got.ids))
+        qv = got.array("qvec", np.int8)
     scores = quantize.cosine(query[None, :], qv, quantizer)[0] if len(cands) else np.zeros(0, np.float32)
     order = np.lexsort((cands.ids, -scores))[:k]
     return Ranked(cands.ids[order], scores[order], cands.hamming[order])
@@ -123,14 +133,16 @@ def exhaustive_int8(backend, quantizer, q: np.ndarray, namespace: str, allowed, 
                     ) -> tuple[np.ndarray, np.ndarray]:
     """``mode="int8"``: every live record of the namespace scored by int8 cosine; the top k (ties by id)."""
     best_ids, best_scores = np.empty(0, np.int64), np.empty(0, np.float32)
-    live = backend.live_ids(namespace)
+    live = backend.select(namespace)
     if not len(live):
         return best_ids, best_scores
     if allowed is not None:
         live = np.intersect1d(live, np.asarray(allowed, dtype=np.int64))
     for s in range(0, len(live), EXHAUSTIVE_CHUNK):
         chunk = live[s : s + EXHAUSTIVE_CHUNK]
-        sc = quantize.cosine(q[None, :], backend.fetch_qvecs(chunk.tolist(), dim), quantizer)[0]
+        got = backend.rows(chunk, ("qvec",))  # a delete may race: the rows that are left
+        chunk = got.ids
+        sc = quantize.cosine(q[None, :], got.array("qvec", np.int8).reshape(len(chunk), dim), quantizer)[0]
         ids = np.concatenate([best_ids, chunk])
         scores = np.concatenate([best_scores, sc])
         order = np.lexsort((ids, -scores))[:k]
@@ -142,5 +154,7 @@ def hamming_of(backend, qcode: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """Hamming distances (uint32) of the query code to the stored codes of ``ids``."""
     if len(ids) == 0:
         return np.zeros(0, np.uint32)
-    rows = backend.fetch(ids.tolist())
-    return hashing.hamming(qcode, np.stack([np.frombuffer(rows[int(i)].code, np.uint8) for i in ids]))
+    got = backend.rows(ids, ("code",))
+    codes = got.array("code", np.uint8)
+    pos = got.positions
+    return hashing.hamming(qcode, codes[[pos[int(i)] for i in ids]])

@@ -106,3 +106,54 @@ def check_text(text, what: str) -> None:
     if "\x00" in text:
         raise InputError(f"{what} contains a NUL character at position {text.index(chr(0))}; not text")
     check_str(text, what)
+
+
+def check_k(k, what: str = "k") -> None:
+    """A result count: a positive integer no larger than ``config.MAX_K``.
+
+    Raises:
+        ConfigError: naming what was given.
+    """
+    from .config import MAX_K
+
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
+        raise ConfigError(f"{what} must be a positive integer, got {k!r}")
+    if k > MAX_K:
+        raise ConfigError(f"{what} must be at most {MAX_K:,}, got {k:,}; page through results instead")
+
+
+def check_queries(queries, dim: int) -> np.ndarray:
+    """Query embeddings as float32 [m, dim], finite.
+
+    Raises:
+        InputError: another width, NaN or infinite values.
+    """
+    queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+    if queries.ndim != 2 or queries.shape[1] != dim:
+        raise InputError(f"query embeddings must have {dim} columns, got shape {queries.shape}")
+    if not np.isfinite(queries).all():
+        raise InputError("query embeddings hold NaN or infinite values")
+    return queries
+
+
+def normalize_metadata(metadata, n: int) -> list[dict]:
+    """One checked metadata dict per text: from None, one dict for all, or a list of n.
+
+    Raises:
+        InputError: another type, another count, or a dict ``check_metadata`` refuses.
+    """
+    from collections.abc import Iterable
+
+    if metadata is None:
+        return [{} for _ in range(n)]
+    if isinstance(metadata, dict):
+        metas = [dict(metadata) for _ in range(n)]
+    elif isinstance(metadata, str | bytes) or not isinstance(metadata, Iterable):
+        raise InputError(f"metadata must be a dict or a list of dicts, got {type(metadata).__name__}")
+    else:
+        metas = list(metadata)
+        if len(metas) != n:
+            raise InputError(f"got {len(metas)} metadata dicts for {n} texts; give one per text or one for all")
+    for i, m in enumerate(metas):
+        check_metadata(m, f"metadata {i}")
+    return metas

@@ -47,23 +47,29 @@ def check_add_search_get(open_mem) -> None:
 
 
 def check_hamming_stage_matches_brute_force(open_mem) -> None:
-    """``Backend.hamming_topk``: the exact Hamming top-n of the stored codes (tie-aware)."""
+    """``Backend.candidates``: the exact Hamming top-n of the stored codes (tie-aware), with their codes."""
     mem, ids = filled(open_mem)
     try:
         codes = np.stack([mem.get(i).code for i in ids])
         q = mem.hasher.encode(mem.embedder.encode(["a plane from London"]))[0]
         truth = hashing.hamming(q, codes)
-        got_ids, got_ham = mem.backend.hamming_topk("default", q, 4, generation=mem.hasher.generation)
+        got = mem.backend.candidates("default", q, 4, generation=mem.hasher.generation)
+        got_ids, got_ham = got.ids, got.hamming
         assert len(got_ids) == 4
         by_id = dict(zip(ids, truth.tolist(), strict=True))
         assert [by_id[int(i)] for i in got_ids] == got_ham.tolist()  # distances are the true ones
         assert got_ham.tolist() == sorted(truth.tolist())[:4]  # and the smallest (ties may swap ids)
         allowed = [ids[1], ids[6]]
-        only_ids, _ = mem.backend.hamming_topk("default", q, 4, generation=mem.hasher.generation,
-                                               allowed_ids=allowed)
-        assert sorted(only_ids.tolist()) == allowed
-        assert len(mem.backend.hamming_topk("nowhere", q, 4, generation=mem.hasher.generation)[0]) == 0
-        np.testing.assert_array_equal(mem.backend.codes_of("default", np.array(ids[:2])), codes[:2])
+        by_pos = {int(i): j for j, i in enumerate(ids)}
+        if got.codes is not None:  # what the engine gave back with the ids is the stored codes
+            np.testing.assert_array_equal(got.codes, codes[[by_pos[int(i)] for i in got_ids]])
+        only = mem.backend.candidates("default", q, 4, generation=mem.hasher.generation, allowed_ids=allowed)
+        assert sorted(only.ids.tolist()) == allowed
+        assert len(mem.backend.candidates("nowhere", q, 4, generation=mem.hasher.generation)) == 0
+        rows = mem.backend.rows([ids[1], 10**15, ids[0]], ("code", "qvec"))  # asked order; missing left out
+        assert rows.ids.tolist() == [ids[1], ids[0]]
+        np.testing.assert_array_equal(rows.array("code", np.uint8), codes[[1, 0]])
+        np.testing.assert_array_equal(rows.array("qvec", np.int8), np.stack([mem.get(ids[1]).qvec, mem.get(ids[0]).qvec]))
     finally:
         mem.close()
 
@@ -109,7 +115,7 @@ def check_second_handle_sees_the_same_memory(open_mem) -> None:
         other = open_mem()
         try:
             assert other.config == mem.config
-            assert other._hasher_raw == mem._hasher_raw
+            assert other.state.hasher_raw == mem.state.hasher_raw
             assert other.quantizer.to_bytes() == mem.quantizer.to_bytes()
             assert [(h.id, h.score, h.hints) for h in other.search("a budget for a library", k=4)] == first
             assert other.lexicon.terms == mem.lexicon.terms
@@ -134,7 +140,7 @@ def check_refit_generation(open_mem) -> None:
             r = mem.get(i)
             np.testing.assert_array_equal(r.code, mem.hasher.encode(mem.quantizer.decode(r.qvec[None, :]))[0])
         assert mem.search("Nobel Prize in Physics", k=1)[0].id == before
-        found, _ = mem.backend.hamming_topk("default", mem.get(ids[0]).code, 20, generation=gen)
+        found = mem.backend.candidates("default", mem.get(ids[0]).code, 20, generation=gen)
         assert len(found) == 0  # no code of the old generation is left to mix in
         other = open_mem()
         try:
@@ -194,10 +200,10 @@ def check_text_bodies(open_mem) -> None:
     assert mem.stats().bytes_per_passage["text"] > 0
 
     tier = texttier.for_storage(mem.backend.body_store())
-    before = {i: b for i, b in mem.backend.fetch_texts(ids).items()}
+    before = dict(zip(ids, mem.backend.rows(ids, ("text",))["text"], strict=True))
     trained = zstandard.train_dictionary(2048, [t.encode() for t in texts] * 40, level=texttier.LEVEL)
     tier._adopt(trained, tier.current_generation(), len(ids))  # what maybe_retrain does when a dictionary pays
-    after = mem.backend.fetch_texts(ids)
+    after = dict(zip(ids, mem.backend.rows(ids, ("text",))["text"], strict=True))
     assert tier.current_generation() == 1
     assert any(after[i] != before[i] for i in ids)  # bodies were rewritten under the new dictionary
     assert [mem.get(i).text for i in ids] == texts

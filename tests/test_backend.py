@@ -12,7 +12,7 @@ import pytest
 
 from hashmem.memory import Memory
 from hashmem.memory.backends import is_milvus_uri, open_backend
-from hashmem.memory.backends.base import Backend
+from hashmem.memory.backends.base import AfterCommitUpkeep, ApiKeys, Backend, FileStatistics
 from hashmem.memory.backends.local.backend import LocalBackend
 
 
@@ -37,7 +37,8 @@ class TestLocalBackend(contract.BackendContract):
 def test_local_is_the_default_and_keeps_its_file_and_index(open_mem, tmp_path):
     mem = open_mem()
     mem.add(contract.PASSAGES)
-    assert isinstance(mem.backend, LocalBackend) and mem.backend.local
+    assert isinstance(mem.backend, LocalBackend)
+    assert all(isinstance(mem.backend, p) for p in (AfterCommitUpkeep, ApiKeys, FileStatistics))
     assert mem.storage is mem.backend.storage and mem.index is mem.backend.index
     assert mem.path == tmp_path / "store.db" and mem.stats().file_bytes > 0
 
@@ -81,7 +82,7 @@ def test_memory_runs_the_search_stages_through_the_interface(open_mem):
     mem.add(contract.PASSAGES)
     seen = []
     backend = mem.backend
-    for name in ("hamming_topk", "codes_of", "fetch_present_qvecs", "fetch", "stale"):
+    for name in ("candidates", "rows", "stale"):
         real = getattr(backend, name)
 
         def spy(*a, _real=real, _name=name, **kw):
@@ -90,5 +91,34 @@ def test_memory_runs_the_search_stages_through_the_interface(open_mem):
 
         setattr(backend, name, spy)
     hits = mem.search("Marie Curie", k=2, candidates=2)
-    assert hits and {"stale", "hamming_topk", "codes_of", "fetch_present_qvecs", "fetch"} <= set(seen)
+    assert hits and {"stale", "candidates", "rows"} <= set(seen)
     assert np.isfinite([h.score for h in hits]).all()
+
+
+def test_the_interface_is_narrow_and_shared_state_is_not_the_backends():
+    """About twenty methods a backend must have; the optional protocols are separate; a backend
+    follows the shared state, never writes a handle's fields."""
+    import inspect
+
+    abstract = sorted(Backend.__abstractmethods__)
+    assert len(abstract) <= 22, abstract
+    assert {"rows", "scan", "select", "update", "changes", "candidates", "setting", "put_setting"} <= set(abstract)
+    public = [n for n, _ in inspect.getmembers(Backend, callable) if not n.startswith("_")]
+    assert len(public) <= 32, public
+    for gone in ("fetch", "fetch_qvecs", "fetch_present_qvecs", "fetch_texts", "codes_of", "sync", "hamming_topk"):
+        assert not hasattr(Backend, gone)
+
+
+def test_a_stale_handle_follows_the_change_feed(open_mem):
+    """Another handle's refit reaches this one through ``changes``: new hasher, reloaded index, same hits."""
+    mem = open_mem(method="sign")
+    ids = mem.add(contract.PASSAGES)
+    other = open_mem()
+    versions = dict(mem.state.versions)
+    assert mem.backend.changes(versions) == {}  # nothing moved
+    other.refit()
+    moved = mem.backend.changes(versions)
+    assert {"records", "hasher"} <= set(moved)
+    hits = mem.search("Who won the Nobel Prize twice?", k=1)
+    assert mem.hasher.generation == other.hasher.generation and mem.state.hasher_raw == other.state.hasher_raw
+    assert hits[0].id == ids[5]

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 
 from hashmem.memory import hashing, quantize, search
+from hashmem.memory.backends.base import Rows
 from hashmem.memory.search import Candidates
 
 DIM, BITS, N = 96, 64, 600
@@ -32,23 +31,14 @@ class FakeBackend:
             return Candidates(ids, ham, self.codes[ids - 1], self.qvecs[ids - 1])
         return Candidates(ids, ham)
 
-    def codes_of(self, namespace, ids):
-        self.calls.append("codes_of")
-        return self.codes[np.asarray(ids) - 1]
+    def rows(self, ids, fields):
+        self.calls.append(f"rows:{','.join(fields)}")
+        ids = np.array([int(i) for i in ids if int(i) not in self.deleted], dtype=np.int64)
+        cols = {"code": self.codes[ids - 1], "qvec": self.qvecs[ids - 1]}
+        return Rows(ids, {f: cols[f] for f in fields})
 
-    def fetch_present_qvecs(self, ids, dim):
-        self.calls.append("fetch_present_qvecs")
-        mask = np.array([int(i) not in self.deleted for i in ids], dtype=bool)
-        return mask, self.qvecs[np.asarray(ids)[mask] - 1]
-
-    def live_ids(self, namespace):
+    def select(self, namespace, where=None):
         return np.array([i for i in range(1, len(self.codes) + 1) if i not in self.deleted], dtype=np.int64)
-
-    def fetch_qvecs(self, ids, dim):
-        return self.qvecs[np.asarray(ids) - 1]
-
-    def fetch(self, ids):
-        return {int(i): SimpleNamespace(code=self.codes[int(i) - 1].tobytes()) for i in ids}
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +69,7 @@ def test_rank_runs_the_three_stages_and_matches_them_done_by_hand(data):
         top = np.lexsort((stage2, -cos))[:10]
         assert r.ids.tolist() == stage2[top].tolist()
         assert np.array_equal(r.scores, cos[top]) and np.array_equal(r.hamming, ham[stage2[top] - 1])
-    assert backend.calls.count("codes_of") == 5 and backend.calls.count("fetch_present_qvecs") == 5
+    assert backend.calls.count("rows:code") == 5 and backend.calls.count("rows:qvec") == 5
 
 
 def test_codes_and_vectors_given_with_the_candidates_are_used_and_give_the_same_ranking(data):
@@ -116,4 +106,4 @@ def test_fewer_candidates_than_c_skip_the_asymmetric_stage(data):
     q, qv, hasher, codes, queries = data
     backend = FakeBackend(codes[:30], qv[:30])
     r = search.rank(backend, hasher, q, queries[:1], 5, namespace="n", candidates=100)[0]
-    assert len(r.ids) == 5 and "codes_of" not in backend.calls
+    assert len(r.ids) == 5 and "rows:code" not in backend.calls

@@ -1,40 +1,42 @@
 """The storage-backend interface: what ``Memory`` needs of a store, whatever keeps it.
 
 ``Memory`` (``store.py``) embeds, quantizes, hashes, keeps the lexicon and runs the
-three search stages (Hamming top-C → asymmetric → int8 rerank); everything it keeps or
-looks up goes through a ``Backend``:
+three search stages (``search.py``); everything it keeps or looks up goes through a
+``Backend`` — about twenty methods in five groups:
 
-- **settings**: the store config and named blobs (hasher parameters, int8 calibration,
-  text dictionaries, …): ``initialize``, ``load_config``, ``get_meta``, ``set_meta``;
-- **lexicon**: ``load_lexicon``, ``terms``, ``save_lexicon``;
-- **records**: ``insert`` (codes, int8 vectors, hints, metadata, optional text/llm-tier
-  bodies), ``fetch``, ``fetch_present_qvecs``, ``fetch_qvecs``, ``fetch_texts``,
-  ``delete``, ``update_codes`` (a refit's new codes under a new generation),
-  ``iter_qvecs``, ``sample_qvecs``, ``filter_ids``, ``count``, ``namespaces``;
-- **Hamming stage**: ``candidates`` (stage 1: top-C ids and distances within a namespace,
-  optionally restricted to ``where``-filtered ids, with the codes and int8 vectors where the
-  engine returns them; ``hamming_topk`` is the same without them), ``codes_of`` and
-  ``fetch_present_qvecs`` (what the later stages read when stage 1 did not give it),
-  ``live_ids``, ``n_records``;
-- **keeping up with other writers**: ``stale`` (a cheap look) and ``sync`` (before every
-  search and inside every write), ``load_index`` / ``index_add`` / ``index_remove`` / ``mark_synced``;
-- **writes** happen inside ``transaction()``; the handle it yields is passed back to the
-  write methods.
+- **lifecycle and transactions**: ``closed``, ``close``, ``transaction`` (writes happen
+  inside it; the handle it yields is passed back to the write methods), ``initialize``,
+  ``load_config``;
+- **settings**, a key–value store of named blobs (hasher parameters, int8 calibration,
+  text dictionaries, …) with a change feed: ``setting``, ``put_setting``,
+  ``changes(since)`` (the version tags that moved since the ones a handle holds;
+  ``state.SharedState`` follows it, the backend never touches a handle's fields);
+- **records**: ``insert``, ``delete``, ``update`` (a refit's codes), ``rows(ids, fields)``
+  (any columns of given ids, as ``Rows``), ``scan`` (one column of every record, in id
+  order), ``select`` (ids of a namespace, optionally matching a ``filters.Where``),
+  ``last_id``, ``count``, ``namespaces``, ``byte_sums``;
+- **stage 1**: ``candidates`` — the Hamming top-n of one namespace as ``search.Candidates``,
+  with whatever the engine gives back with the ids (codes, int8 vectors), so no later
+  stage asks again and no state is kept between calls;
+- **lexicon**: ``load_lexicon``, ``save_lexicon`` (and ``terms``, a lookup of a few).
 
-Two implementations: ``local.backend.LocalBackend`` (the default: it delegates to
-``storage.Storage`` and ``index.HammingIndex``, so the local store keeps its speed, RAM and
-crash safety) and ``milvus.backend.MilvusBackend`` (a Milvus server or cluster;
-``Memory("milvus://host:port/collection")``). ``AfterCommitUpkeep`` is an optional protocol
-(the local IVF lists), checked with ``isinstance``.
+Hooks with defaults: ``follow`` (bring what the engine keeps in RAM up to the shared
+state: the local index), ``stale``, ``sample``, ``has_namespace``, ``check``,
+``check_bodies``, ``body_store``. Small optional protocols, checked with ``isinstance``:
+``AfterCommitUpkeep`` (the local index and its IVF lists), ``ApiKeys``, ``FileStatistics``.
 
-What it does not do: embed, hash, quantize or rank (``store``), SQL (``storage``) or
-Hamming kernels (``index``).
+Two implementations: ``local.backend.LocalBackend`` (the default: one SQLite file and
+an in-RAM Hamming index) and ``milvus.backend.MilvusBackend`` (a Milvus server or
+cluster; ``Memory("milvus://host:port/collection")``).
+
+What it does not do: embed, hash, quantize or rank (``store``, ``search``), SQL
+(``local.storage``) or Hamming kernels (``local.index``).
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -46,7 +48,10 @@ from ..filters import Dialect, Where
 from ..hints import Lexicon
 from ..search import Candidates
 
-__all__ = ["Backend", "Row"]
+__all__ = ["FIELDS", "AfterCommitUpkeep", "ApiKeys", "Backend", "FileStatistics", "Row", "Rows"]
+
+FIELDS = ("namespace", "created", "metadata", "code", "qvec", "hints", "gen", "text")
+RECORD = FIELDS[:-1]  # what ``Row`` holds: every field but the text-tier body
 
 
 @dataclass(frozen=True)
@@ -63,21 +68,109 @@ class Row:
     gen: int
 
 
+@dataclass(frozen=True)
+class Rows:
+    """``Backend.rows``'s answer: the asked ids that exist, in the asked order, and their columns.
+
+    Attributes:
+        ids: int64 [n]; an asked id with no record (never stored, or deleted meanwhile) is absent.
+        columns: field → values aligned with ``ids``: ``code`` and ``qvec`` as bytes or as
+            a 2-D array (uint8 [n, bits/8], int8 [n, dim]), ``text`` as bytes (None: the
+            record has no body), the others as ``Row`` has them.
+    """
+
+    ids: np.ndarray
+    columns: Mapping[str, Sequence]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __contains__(self, id) -> bool:
+        return int(id) in self.positions
+
+    def __getitem__(self, field: str) -> Sequence:
+        return self.columns[field]
+
+    @property
+    def positions(self) -> dict[int, int]:
+        """id → position in ``ids``."""
+        return {int(i): j for j, i in enumerate(self.ids)}
+
+    def array(self, field: str, dtype) -> np.ndarray:
+        """``code`` or ``qvec`` as one 2-D array (dtype uint8 or int8), rows in the order of ``ids``."""
+        col = self.columns[field]
+        if isinstance(col, np.ndarray):
+            return col
+        if not len(col):
+            return np.zeros((0, 0), dtype)
+        return np.frombuffer(b"".join(col), dtype=dtype).reshape(len(col), -1)
+
+    def record(self, id: int) -> Row:
+        """The ``Row`` of one id (``columns`` must hold every field of ``RECORD``)."""
+        j = self.positions[int(id)]
+        c = self.columns
+        return Row(int(id), c["namespace"][j], c["created"][j], c["metadata"][j], bytes(c["code"][j]),
+                   bytes(c["qvec"][j]), c["hints"][j], c["gen"][j])
+
+    @classmethod
+    def of(cls, ids: Sequence[int], found: Mapping[int, object], fields: Sequence[str]) -> Rows:
+        """From id → ``Row`` (or id → text body when ``fields`` is ``("text",)``), in the order of ``ids``."""
+        present = [int(i) for i in ids if int(i) in found]
+        if tuple(fields) == ("text",):
+            columns = {"text": [found[i] for i in present]}
+        else:
+            columns = {f: [getattr(found[i], f) for i in present] for f in fields}
+        return cls(np.array(present, dtype=np.int64), columns)
+
+
 @runtime_checkable
 class AfterCommitUpkeep(Protocol):
-    """A backend with work of its own on new records (the local index's IVF lists of large namespaces).
+    """A backend that keeps something of its own in step with the records (the local in-RAM index).
 
-    ``ivf_lists``: the lists of records about to be inserted (dequantized vectors), or None
-    when the namespace has no partition, which ``store_ivf_lists`` keeps in the insert's
-    transaction; ``upkeep``: after a committed batch, fit or refit
-    what has grown enough. Checked with ``isinstance``; a backend without it has nothing to do.
+    ``ivf_lists``: the IVF lists of records about to be inserted (dequantized vectors), or
+    None when the namespace has no partition, which ``store_ivf_lists`` keeps in the
+    insert's transaction; after the commit, ``index_add`` / ``index_remove`` take the
+    records this handle inserted or deleted, and ``upkeep`` fits or refits what has grown
+    enough. Checked with ``isinstance``; a backend without it has nothing to do.
     """
 
     def ivf_lists(self, namespace: str, vectors: np.ndarray, *, dim: int, quantizer) -> np.ndarray | None: ...
 
     def store_ivf_lists(self, txn, ids: Sequence[int], lists: np.ndarray) -> None: ...
 
+    def index_add(self, namespace: str, ids: Sequence[int], codes: np.ndarray, lists=None) -> None: ...
+
+    def index_remove(self, namespace: str, ids: Sequence[int]) -> None: ...
+
     def upkeep(self, namespace: str, *, dim: int, quantizer, progress: bool = False) -> None: ...
+
+
+@runtime_checkable
+class ApiKeys(Protocol):
+    """A backend that keeps the servers' API keys (hashed tokens and their grants; see ``memory.keys``)."""
+
+    def put_key(self, name: str, digest: str, grants: dict[str, str]) -> None:
+        """Store a new key. Raises ConfigError when a key with this name exists."""
+
+    def keys(self, *, digest: str | None = None) -> list[tuple[str, str, dict, float, float | None]]:
+        """(name, digest, grants, created, revoked) of every key, oldest first, or of the key with this digest."""
+
+    def revoke_key(self, name: str) -> bool:
+        """Mark a valid key revoked; False when no valid key has this name."""
+
+
+@runtime_checkable
+class FileStatistics(Protocol):
+    """A backend with a file of its own to describe (the local SQLite store)."""
+
+    def file_bytes(self) -> int:
+        """Bytes of the file (and its WAL)."""
+
+    def file_parts(self) -> dict[str, int]:
+        """Bytes of the file by table and index."""
+
+    def partitions(self) -> dict[str, dict]:
+        """The IVF partition of each partitioned namespace (nlist, what its lists were fitted from)."""
 
 
 class Backend(abc.ABC):
@@ -87,75 +180,74 @@ class Backend(abc.ABC):
         location: what to name the store in messages (a path, or a URI without secrets).
         readonly: writes raise StoreError.
         is_new: nothing was created yet (``initialize`` creates the store).
-        local: the local SQLite backend (IVF partitions, API keys, text tiers, file stats).
         transactional: a failed write batch leaves nothing behind (SQLite); False where
             writes apply as they are made (Milvus), so a failed add may have stored a part.
         last_attempt: ids of the insert in progress on a backend that is not transactional
             (what a failed add reports as absent); empty otherwise.
         where_dialect: the rules ``filters.Where.parse`` checks a ``where`` under for this
-            backend (``"sqlite"`` or ``"milvus"``); ``filter_ids`` takes a ``Where`` parsed so.
+            backend (``"sqlite"`` or ``"milvus"``); ``select`` takes a ``Where`` parsed so.
     """
 
     location: str
     readonly: bool
     is_new: bool
-    local: bool = False
     transactional: bool = True
     last_attempt: Sequence[int] = ()
     where_dialect: Dialect
 
-    # -- lifecycle -----------------------------------------------------------------------
+    # -- lifecycle and transactions ------------------------------------------------------
 
     @property
     @abc.abstractmethod
     def closed(self) -> bool: ...
 
     @abc.abstractmethod
-    def close(self) -> None: ...
-
-    def checkpoint(self) -> None:  # noqa: B027 - optional hook
-        """Flush what the backend buffers (the local WAL); nothing by default."""
+    def close(self) -> None:
+        """Flush what the backend buffers (the local WAL) and close; a second call does nothing."""
 
     def discard_failed_creation(self, created: bool = False) -> None:  # noqa: B027 - optional hook
         """Close after a failed open; remove what a failed creation left, if this handle created it."""
         self.close()
 
-    def start(self, mem) -> None:
-        """First load after ``mem`` has its config and hasher (builds the local index)."""
-        self.load_index(mem)
-
     @abc.abstractmethod
     def transaction(self) -> AbstractContextManager:
         """A write: all of it or nothing where the backend can (see each implementation)."""
 
-    # -- settings ------------------------------------------------------------------------
-
     @abc.abstractmethod
-    def initialize(self, config: StoreConfig, extra_meta: dict[str, bytes | str] | None = None) -> bool:
-        """Create the store; False if another process created it first."""
+    def initialize(self, config: StoreConfig, settings: dict[str, bytes | str] | None = None) -> bool:
+        """Create the store with these first settings; False if another process created it first."""
 
     @abc.abstractmethod
     def load_config(self) -> StoreConfig: ...
 
-    @abc.abstractmethod
-    def get_meta(self, key: str) -> bytes | str | None: ...
-
-    @abc.abstractmethod
-    def set_meta(self, txn, key: str, value: bytes | str) -> None: ...
-
-    def check(self, *, bits: int, dim: int, generation: int | None) -> None:  # noqa: B027 - optional
+    def check(self, *, bits: int, dim: int, generation: int | None) -> None:  # noqa: B027 - optional hook
         """Integrity check on open (raises StoreCorruptError); nothing by default."""
 
-    # -- lexicon -------------------------------------------------------------------------
+    # -- settings and their change feed ---------------------------------------------------
 
     @abc.abstractmethod
-    def load_lexicon(self) -> Lexicon: ...
+    def setting(self, key: str) -> bytes | str | None:
+        """A named setting's value, or None."""
 
     @abc.abstractmethod
-    def terms(self, ids: Sequence[int]) -> dict[int, str]: ...
+    def put_setting(self, txn, key: str, value: bytes | str) -> None: ...
 
     @abc.abstractmethod
-    def save_lexicon(self, txn, lex: Lexicon, new_ids: Sequence[int], touched: set[int]) -> None: ...
+    def changes(self, since: Mapping[str, str]) -> dict[str, str]:
+        """The change feed: version tags of the watched state (``hasher``, ``quantizer``, ``lexicon``,
+        and ``records`` where the backend can tell) that differ from ``since``; empty when nothing moved.
+
+        A key absent from the answer has not changed; ``records`` (when given) is read first, so
+        a handle that follows the feed never marks a later commit as seen."""
+
+    def stale(self) -> bool:
+        """Whether ``changes`` may have anything to say (a cheap look; True when the backend cannot tell)."""
+        return True
+
+    def follow(self, state) -> None:  # noqa: B027 - optional hook
+        """Bring what the engine keeps in RAM (the local index) up to ``state`` (``state.SharedState``,
+        just updated from ``changes``) and to the records of ``state.versions["records"]``; reads the
+        state, never writes it. Nothing for a remote engine."""
 
     # -- records -------------------------------------------------------------------------
 
@@ -165,23 +257,56 @@ class Backend(abc.ABC):
         """Store records (codes uint8 [n, bits/8], qvecs int8 [n, dim]); their new ids in order."""
 
     @abc.abstractmethod
-    def fetch(self, ids: Sequence[int]) -> dict[int, Row]:
-        """Rows by id; missing ids are absent."""
+    def delete(self, txn, ids: Sequence[int]) -> list[tuple[int, str]]:
+        """Delete; (id, namespace) of the records that existed."""
 
     @abc.abstractmethod
-    def fetch_present_qvecs(self, ids: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
-        """(mask bool [len(ids)] of ids that exist, int8 [mask.sum(), dim] in the order of ids)."""
+    def update(self, txn, ids: np.ndarray, *, codes: np.ndarray, gen: int) -> None:
+        """Overwrite codes with a refit's codes of generation ``gen`` (rows gone meanwhile: nothing)."""
 
-    def fetch_qvecs(self, ids: Sequence[int], dim: int) -> np.ndarray:
-        """int8 [len(ids), dim] in the order of ids (all must exist)."""
-        return self.fetch_present_qvecs(np.asarray(ids, dtype=np.int64), dim)[1]
+    @abc.abstractmethod
+    def rows(self, ids: Sequence[int], fields: Sequence[str] = RECORD) -> Rows:
+        """Columns ``fields`` (names from ``FIELDS``) of the records with these ids, as ``Rows``."""
 
-    def fetch_texts(self, ids: Sequence[int]) -> dict[int, bytes]:
-        """Text-tier bodies by id (none by default)."""
-        return {}
+    @abc.abstractmethod
+    def scan(self, field: str, *, after: int = -1, upto: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids int64 [b], values [b, …]) batches of one column (``qvec`` int8 or ``code`` uint8) of
+        every record with id in (after, upto], in id order."""
+
+    @abc.abstractmethod
+    def select(self, namespace: str | None, where: Where | None = None) -> np.ndarray:
+        """int64 ids, ascending: of a namespace (None: of all), those whose metadata equals every
+        key/value of ``where`` when given (checked at the door under ``where_dialect``)."""
+
+    def sample(self, n: int) -> np.ndarray:
+        """int8 [min(n, count), dim]: stored vectors to fit on (by default the first n in scan order)."""
+        parts, have = [], 0
+        for _, v in self.scan("qvec"):
+            parts.append(v[: n - have])
+            have += len(parts[-1])
+            if have >= n:
+                break
+        return np.concatenate(parts) if parts else np.zeros((0, 0), np.int8)
+
+    @abc.abstractmethod
+    def last_id(self) -> int:
+        """The highest id assigned so far (0 for an empty store)."""
+
+    @abc.abstractmethod
+    def count(self, namespace: str | None = None) -> int: ...
+
+    @abc.abstractmethod
+    def namespaces(self) -> dict[str, int]: ...
+
+    def has_namespace(self, namespace: str) -> bool:
+        return self.count(namespace) > 0
+
+    @abc.abstractmethod
+    def byte_sums(self) -> dict[str, int]:
+        """``records`` (count) and total stored bytes of each part (code, qvec, hints, metadata, text, lexicon)."""
 
     def body_store(self):
-        """What the text and llm tiers (``texttier``, ``llmtier``) keep their bodies and settings in.
+        """What the text and llm tiers (``tiers.text``, ``tiers.llm``) keep their bodies and settings in.
 
         An object with ``path``, ``is_new``, ``get_meta``, ``set_meta``, ``delete_meta``,
         ``transaction``, ``count``, ``byte_sums``, ``iter_texts`` and ``update_texts`` (the
@@ -192,116 +317,26 @@ class Backend(abc.ABC):
     def check_bodies(self, bodies: Sequence[bytes]) -> None:  # noqa: B027 - optional hook
         """Raise InputError, before anything is written, when a body cannot be stored here."""
 
-    @abc.abstractmethod
-    def delete(self, txn, ids: Sequence[int]) -> list[tuple[int, str]]:
-        """Delete; (id, namespace) of the records that existed."""
+    # -- stage 1 -------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def update_codes(self, txn, ids: np.ndarray, codes: np.ndarray, gen: int) -> None:
-        """Overwrite codes with a refit's codes of generation ``gen``."""
-
-    @abc.abstractmethod
-    def iter_qvecs(self, dim: int, *, after: int = -1, upto: int | None = None
-                   ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(ids int64 [b], int8 [b, dim]) batches over all records with ids in (after, upto]."""
-
-    @abc.abstractmethod
-    def sample_qvecs(self, dim: int, n: int) -> np.ndarray:
-        """int8 [min(n, count), dim]: a deterministic sample of stored vectors."""
-
-    @abc.abstractmethod
-    def last_id(self) -> int:
-        """The highest id assigned so far (0 for an empty store)."""
-
-    @abc.abstractmethod
-    def filter_ids(self, namespace: str, where: Where) -> list[int]:
-        """Ids of a namespace's records whose metadata equals every key/value of ``where``
-        (checked at the door, under this backend's ``where_dialect``)."""
-
-    @abc.abstractmethod
-    def count(self, namespace: str | None = None) -> int: ...
-
-    @abc.abstractmethod
-    def namespaces(self) -> dict[str, int]: ...
-
-    @abc.abstractmethod
-    def byte_sums(self) -> dict[str, int]:
-        """``records`` (count) and total stored bytes of each part (code, qvec, hints, metadata, text, lexicon)."""
-
-    def file_bytes(self) -> int:
-        """Bytes of the local file (0 for a remote engine)."""
-        return 0
-
-    def file_parts(self) -> dict[str, int]:
-        return {}
-
-    # -- Hamming stage -------------------------------------------------------------------
-
-    @abc.abstractmethod
-    def sync(self, mem) -> None:
-        """Bring ``mem`` (hasher, quantizer, lexicon) and the index up to the backend's latest state."""
-
-    def stale(self) -> bool:
-        """Whether ``sync`` may have anything to do (a cheap look; True when the backend cannot tell)."""
-        return True
-
-    def load_index(self, mem) -> None:  # noqa: B027 - optional hook
-        """(Re)build whatever the Hamming stage keeps in RAM; nothing for a remote engine."""
-
-    def mark_synced(self) -> None:  # noqa: B027 - optional hook
-        """This handle's own write (inside ``transaction``) needs no reload by the next ``sync``."""
-
-    def index_add(self, namespace: str, ids: Sequence[int], codes: np.ndarray, lists=None) -> None:  # noqa: B027
-        """Records this handle just inserted (after the commit)."""
-
-    def index_remove(self, namespace: str, ids: Sequence[int]) -> None:  # noqa: B027
-        """Records this handle just deleted (after the commit)."""
-
-    def hamming_topk(self, namespace: str, qcode: np.ndarray, n: int, *, generation: int,
-                     allowed_ids=None, query_proj=None, query_vec=None) -> tuple[np.ndarray, np.ndarray]:
-        """The ``n`` nearest ids (int64) by Hamming distance (uint32) to packed ``qcode`` in one namespace.
-
-        Only codes of hashing ``generation`` are compared; ``allowed_ids`` restricts the
-        search (a ``where`` filter). Ties are broken by id. A backend implements this or
-        ``candidates`` (each defaults to the other)."""
-        c = self.candidates(namespace, qcode, n, generation=generation, allowed_ids=allowed_ids,
-                            query_proj=query_proj, query_vec=query_vec)
-        return c.ids, c.hamming
-
     def candidates(self, namespace: str, qcode: np.ndarray, n: int, *, generation: int, allowed_ids=None,
-                   query_proj=None, query_vec=None):
-        """Stage 1 (``search.Candidates``): ``hamming_topk``'s ids and distances, with the codes and int8
-        vectors of those rows where the engine returns them with the ids (then the later stages ask
-        nothing more; no state is kept between calls)."""
-        ids, ham = self.hamming_topk(namespace, qcode, n, generation=generation, allowed_ids=allowed_ids,
-                                     query_proj=query_proj, query_vec=query_vec)
-        return Candidates(ids, ham)
+                   query_proj=None, query_vec=None) -> Candidates:
+        """The ``n`` nearest records by Hamming distance to packed ``qcode`` in one namespace, as
+        ``search.Candidates`` (ties by id), with the codes and int8 vectors the engine returns with them.
+
+        Only codes of hashing ``generation`` are compared; ``allowed_ids`` restricts the search
+        (a ``where`` filter); ``query_proj`` / ``query_vec`` may steer an engine's own probing."""
+
+    # -- lexicon -------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def codes_of(self, namespace: str, ids: np.ndarray) -> np.ndarray:
-        """Packed codes uint8 [len(ids), bits/8] of candidates, in the order of ids."""
+    def load_lexicon(self) -> Lexicon: ...
+
+    def terms(self, ids: Sequence[int]) -> dict[int, str]:
+        """The strings of a few term ids (by default from the whole lexicon)."""
+        lex = self.load_lexicon()
+        return {int(i): lex.terms[int(i)] for i in ids if 0 <= int(i) < len(lex.terms)}
 
     @abc.abstractmethod
-    def live_ids(self, namespace: str | None = None) -> np.ndarray:
-        """int64 ids (of one namespace, or all), ascending."""
-
-    @abc.abstractmethod
-    def n_records(self) -> int:
-        """How many records the store holds (after ``sync``)."""
-
-    def has_namespace(self, namespace: str) -> bool:
-        return self.count(namespace) > 0
-
-    # -- API keys (hashed tokens and their grants; see memory/keys.py) ------------------
-
-    @abc.abstractmethod
-    def put_key(self, name: str, digest: str, grants: dict[str, str]) -> None:
-        """Store a new key. Raises ConfigError when a key with this name exists."""
-
-    @abc.abstractmethod
-    def keys(self, *, digest: str | None = None) -> list[tuple[str, str, dict, float, float | None]]:
-        """(name, digest, grants, created, revoked) of every key, oldest first, or of the key with this digest."""
-
-    @abc.abstractmethod
-    def revoke_key(self, name: str) -> bool:
-        """Mark a valid key revoked; False when no valid key has this name."""
+    def save_lexicon(self, txn, lex: Lexicon, new_ids: Sequence[int], touched: set[int]) -> None: ...

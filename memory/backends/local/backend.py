@@ -1,62 +1,78 @@
 """The default backend: one SQLite file (``storage.Storage``) + the in-RAM Hamming index (``index.HammingIndex``).
 
-What it does not do: embed, hash, quantize or rank (``store``), SQL (``storage``) or
-Hamming kernels (``index``).
+What it does not do: embed, hash, quantize or rank (``store``, ``search``), SQL
+(``storage``) or Hamming kernels (``index``).
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
 
 from ...config import StoreConfig
+from ...errors import StoreCorruptError
 from ...hints import Lexicon
-from ..base import Backend
+from ...search import Candidates
+from ..base import RECORD, Backend, Rows
 from . import partition
 from .index import HammingIndex
 from .storage import Storage
+
+_INT64_MAX = 2**63 - 1
 
 
 class LocalBackend(Backend):
     """The default: one SQLite file (``storage.Storage``) + the in-RAM Hamming index (``index.HammingIndex``).
 
-    Every call delegates to those two unchanged; this class adds only the bookkeeping
-    that keeps the index in step with the file (ids seen, ``PRAGMA data_version``,
-    deletes by other processes). Writes are SQLite transactions: a killed process loses
-    at most the uncommitted batch.
+    Reads and writes go to ``Storage``; this class adds the index and the bookkeeping that
+    keeps it in step with the file (ids seen, ``PRAGMA data_version``, deletes by other
+    processes). Writes are SQLite transactions: a killed process loses at most the
+    uncommitted batch. Implements ``AfterCommitUpkeep``, ``ApiKeys`` and ``FileStatistics``.
 
     Args:
         path: the store file.
         create / readonly / durable: as ``storage.Storage``.
+
+    Raises:
+        StoreCorruptError: opened read-only where there is no store (an empty file or none).
     """
 
-    local = True
     where_dialect = "sqlite"  # filters.Where: keys and strings must be valid UTF-8
 
     def __init__(self, path, *, create: bool, readonly: bool = False, durable: bool = False) -> None:
         self.path = Path(path)
         self.location = str(self.path)
         self.storage = Storage(self.path, create=create, readonly=readonly, durable=durable)
+        if readonly and self.storage.is_new:  # a zero-byte file or none: Storage says "no store"
+            self.storage.close_quietly()
+            raise StoreCorruptError(f"{self.path} is an SQLite database with no tables, not a hashmem store "
+                                    "(an empty database, or a creation killed before its commit); create a "
+                                    "store there with `hashmem init` or Memory(path)")
         self.index: HammingIndex | None = None
+        self._dim = 0
         self._seen_id = 0
         self._version = None
         self._deletes = 0
-        self._index_gen = None
+        self._hasher = None  # the hasher the index's codes were made with
 
-    # lifecycle / settings: straight to Storage
     readonly = property(lambda self: self.storage.readonly)
     is_new = property(lambda self: self.storage.is_new)
+
+    # -- lifecycle and settings ----------------------------------------------------------
 
     @property
     def closed(self) -> bool:
         return self.storage.closed
 
     def close(self) -> None:
-        self.storage.close()
-
-    def checkpoint(self) -> None:
-        self.storage.checkpoint()
+        if self.storage.closed:
+            return
+        try:
+            self.storage.checkpoint()
+        finally:
+            self.storage.close()
 
     def discard_failed_creation(self, created: bool = False) -> None:
         empty = created and self.storage.is_new and not self._has_tables()
@@ -74,20 +90,103 @@ class LocalBackend(Backend):
     def transaction(self):
         return self.storage.transaction()
 
-    def initialize(self, config, extra_meta=None) -> bool:
-        return self.storage.initialize(config, extra_meta)
+    def initialize(self, config, settings=None) -> bool:
+        self._dim = config.dim
+        return self.storage.initialize(config, settings)
 
     def load_config(self) -> StoreConfig:
-        return self.storage.load_config()
-
-    def get_meta(self, key):
-        return self.storage.get_meta(key)
-
-    def set_meta(self, txn, key, value) -> None:
-        self.storage.set_meta(txn, key, value)
+        config = self.storage.load_config()
+        self._dim = config.dim
+        return config
 
     def check(self, *, bits, dim, generation) -> None:
         self.storage.check(bits=bits, dim=dim, generation=generation)
+
+    def setting(self, key):
+        return self.storage.get_meta(key)
+
+    def put_setting(self, txn, key, value) -> None:
+        self.storage.set_meta(txn, key, value)
+
+    def changes(self, since):
+        """Cheap when nothing moved: one ``PRAGMA data_version`` (it changes when another connection commits)."""
+        version = str(self.storage.data_version())  # first: a commit after this is seen next time
+        if since.get("records") == version:
+            return {}
+        moved = {"records": version, "lexicon": version}
+        raw = self.storage.get_meta("hasher")
+        if raw is not None and (tag := hashlib.sha1(bytes(raw)).hexdigest()) != since.get("hasher"):
+            moved["hasher"] = tag
+        if "quantizer" not in since and self.storage.get_meta("quantizer") is not None:
+            moved["quantizer"] = "set"  # written once, with the first add
+        return moved
+
+    def stale(self) -> bool:
+        return not self.storage.closed and self.storage.data_version() != self._version
+
+    # -- records -------------------------------------------------------------------------
+
+    def insert(self, txn, **kw) -> list[int]:
+        return self.storage.insert(txn, **kw)
+
+    def delete(self, txn, ids):
+        gone = self.storage.delete(txn, ids)
+        self._deletes = self.storage.deletes_count()
+        return gone
+
+    def update(self, txn, ids, *, codes, gen) -> None:
+        self.storage.update_codes(txn, ids, codes, gen)
+
+    def rows(self, ids, fields=RECORD) -> Rows:
+        fields = tuple(fields)
+        if fields == ("qvec",):  # stage 3's read: one column, no Row objects
+            asked = np.asarray(ids, dtype=np.int64)
+            present, qv = self.storage.fetch_present_qvecs(asked, self._dim)
+            return Rows(asked[present], {"qvec": qv})
+        if fields == ("text",):
+            return Rows.of(ids, self.storage.fetch_texts([int(i) for i in ids]), fields)
+        if "text" in fields:
+            raise ValueError("rows: ask for text alone")
+        return Rows.of(ids, self.storage.fetch([int(i) for i in ids]), fields)
+
+    def scan(self, field, *, after=-1, upto=None):
+        upto = _INT64_MAX if upto is None else upto
+        if field == "qvec":
+            return self.storage.iter_qvecs(self._dim, after=after, upto=upto)
+        if field == "code":
+            return ((ids, np.frombuffer(b"".join(codes), np.uint8).reshape(len(ids), -1))
+                    for ids, _, codes, _ in self.storage.iter_codes(after=after, upto=upto))
+        raise ValueError(f"scan field {field!r} is not supported; use qvec or code")
+
+    def select(self, namespace, where=None) -> np.ndarray:
+        if where is not None:
+            return np.array(sorted(self.storage.filter_ids(namespace, where)), dtype=np.int64)
+        spaces = self.index.spaces.values() if namespace is None else [self.index.spaces.get(namespace)]
+        out = [s.live_ids() for s in spaces if s is not None]
+        return np.sort(np.concatenate(out)) if out else np.zeros(0, np.int64)
+
+    def sample(self, n):
+        return self.storage.sample_qvecs(self._dim, n)
+
+    def last_id(self) -> int:
+        return self.storage.last_id()
+
+    def count(self, namespace=None) -> int:
+        return self.storage.count(namespace)
+
+    def namespaces(self):
+        return self.storage.namespaces()
+
+    def has_namespace(self, namespace: str) -> bool:
+        return namespace in self.index.spaces
+
+    def byte_sums(self):
+        return self.storage.byte_sums()
+
+    def body_store(self):
+        return self.storage
+
+    # -- lexicon -------------------------------------------------------------------------
 
     def load_lexicon(self) -> Lexicon:
         return self.storage.load_lexicon()
@@ -98,94 +197,66 @@ class LocalBackend(Backend):
     def save_lexicon(self, txn, lex, new_ids, touched) -> None:
         self.storage.save_lexicon(txn, lex, new_ids, touched)
 
-    # records
-    def insert(self, txn, **kw) -> list[int]:
-        return self.storage.insert(txn, **kw)
+    # -- stage 1 and the in-RAM index ---------------------------------------------------
 
-    def fetch(self, ids):
-        return self.storage.fetch(ids)
+    def candidates(self, namespace, qcode, n, *, generation, allowed_ids=None, query_proj=None, query_vec=None):
+        """The index's top-n, with the candidates' codes from the index (stage 2 reads them)."""
+        space = self.index.spaces.get(namespace)
+        if space is None or self._hasher is None or generation != self._hasher.generation:
+            return Candidates(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint32))
+        ids, ham = self.index.search(namespace, qcode, n, allowed_ids=allowed_ids, query_proj=query_proj,
+                                     query_vec=query_vec)
+        return Candidates(ids, ham, codes=space.codes_of(ids))
 
-    def fetch_present_qvecs(self, ids, dim):
-        return self.storage.fetch_present_qvecs(ids, dim)
+    def follow(self, state) -> None:
+        """Bring the index up to the file's commit ``state.versions["records"]``: other processes' adds,
+        deletes and refits.
 
-    def fetch_qvecs(self, ids, dim):
-        return self.storage.fetch_qvecs(ids, dim)
+        New rows are appended (ids only grow), deleted ones dropped, and a new hasher (a
+        refit, here or elsewhere) reloads the whole index.
+        """
+        if self.storage.closed:
+            return
+        version = state.versions.get("records")
+        if self.index is None or state.hasher is not self._hasher:
+            self._load(state, version)
+            return
+        if version == self._version:
+            return
+        deletes = self.storage.deletes_count()
+        deleted_elsewhere, self._deletes = deletes != self._deletes, deletes
+        last = self.storage.last_id()
+        for ids, namespaces, codes, gens in self.storage.iter_codes(batch=8192, after=self._seen_id, upto=last):
+            partitioned = {n for n in namespaces if (sp := self.index.spaces.get(n)) is not None and sp.is_ivf}
+            if partitioned or np.any(gens != state.hasher.generation):
+                # a partitioned namespace needs each row's list, and a row of another generation a
+                # refit the state has not seen yet: reload (rare, large stores)
+                self._load(state, version)
+                return
+            self._index_rows(state.config.bits, ids, namespaces, codes)
+        if deleted_elsewhere:  # drop the ids another process deleted (a scan of the ids: deletes are rare)
+            for name, space in list(self.index.spaces.items()):
+                if space.n_alive:
+                    gone = np.setdiff1d(space.live_ids(), self.storage.live_ids(name, last), assume_unique=True)
+                    if len(gone):
+                        self.index.remove(name, gone.tolist())
+        self._seen_id = max(self._seen_id, last)
+        self._version = version
 
-    def fetch_texts(self, ids):
-        return self.storage.fetch_texts(ids)
-
-    def body_store(self):
-        return self.storage
-
-    def delete(self, txn, ids):
-        gone = self.storage.delete(txn, ids)
-        self._deletes = self.storage.deletes_count()
-        return gone
-
-    def update_codes(self, txn, ids, codes, gen) -> None:
-        self.storage.update_codes(txn, ids, codes, gen)
-
-    def iter_qvecs(self, dim, *, after=-1, upto=None):
-        if upto is None:
-            return self.storage.iter_qvecs(dim, after=after)
-        return self.storage.iter_qvecs(dim, after=after, upto=upto)
-
-    def sample_qvecs(self, dim, n):
-        return self.storage.sample_qvecs(dim, n)
-
-    def last_id(self) -> int:
-        return self.storage.last_id()
-
-    def filter_ids(self, namespace, where):
-        return self.storage.filter_ids(namespace, where)
-
-    def count(self, namespace=None) -> int:
-        return self.storage.count(namespace)
-
-    def namespaces(self):
-        return self.storage.namespaces()
-
-    def byte_sums(self):
-        return self.storage.byte_sums()
-
-    def file_bytes(self) -> int:
-        return self.storage.file_bytes()
-
-    def file_parts(self):
-        return self.storage.file_parts()
-
-    # -- the in-RAM index ----------------------------------------------------------------
-
-    def load_index(self, mem) -> None:
+    def _load(self, state, version) -> None:
         """Build the in-RAM index from every stored code (and note the last id seen)."""
         # built aside and swapped in whole: a search in another thread meanwhile sees the old index,
         # never a half-filled one without some namespace (which the servers would answer with a 404)
-        fresh = HammingIndex(mem.config.bits, ivf_min_rows=None)  # IVF lists: memory.partition
+        fresh = HammingIndex(state.config.bits, ivf_min_rows=None)  # IVF lists: partition
         seen = self.storage.last_id()
-        for ids, namespaces, codes, _ in self.storage.iter_codes(batch=8192, upto=seen):
-            self._index_rows(mem.config.bits, ids, namespaces, codes, fresh)
-        self.index, self._index_gen, self._seen_id = fresh, mem.hasher.generation, seen
-        partition.load(self._partition(mem.config.dim, mem.quantizer))  # large namespaces' IVF lists
-
-    def _partition(self, dim: int, quantizer) -> partition.Target:
-        return partition.Target(self.storage, self.index, dim, quantizer)
-
-    # -- after-commit upkeep (base.AfterCommitUpkeep): the IVF lists of large namespaces ---------
-
-    def ivf_lists(self, namespace, vectors, *, dim, quantizer):
-        return partition.lists_for(self._partition(dim, quantizer), namespace, vectors)
-
-    def store_ivf_lists(self, txn, ids, lists) -> None:
-        self.storage.set_lists(txn, ids, lists)
-
-    def upkeep(self, namespace, *, dim, quantizer, progress=False) -> None:
-        partition.maybe_build(self._partition(dim, quantizer), namespace, progress=progress)
-
-    def start(self, mem) -> None:
-        """First load after open: remember the file's version and delete counter, then build the index."""
-        self._version = self.storage.data_version()
+        mixed = False
+        for ids, namespaces, codes, gens in self.storage.iter_codes(batch=8192, upto=seen):
+            mixed = mixed or bool(np.any(gens != state.hasher.generation))
+            self._index_rows(state.config.bits, ids, namespaces, codes, fresh)
+        self.index, self._hasher, self._seen_id = fresh, state.hasher, seen
         self._deletes = self.storage.deletes_count()
-        self.load_index(mem)
+        self._version = None if mixed else version  # codes of a refit the state lags behind: look again
+        partition.load(self._partition(state.config.dim, state.quantizer))  # large namespaces' IVF lists
 
     def _index_rows(self, bits: int, ids: np.ndarray, namespaces: list[str], codes: list[bytes],
                     index: HammingIndex | None = None) -> None:
@@ -196,8 +267,16 @@ class LocalBackend(Backend):
             sel = ns == name
             index.add(name, ids[sel], arr[sel])
 
-    def mark_synced(self) -> None:
-        self._version = self.storage.data_version()
+    # -- AfterCommitUpkeep: the index and the IVF lists of large namespaces -------------------
+
+    def _partition(self, dim: int, quantizer) -> partition.Target:
+        return partition.Target(self.storage, self.index, dim, quantizer)
+
+    def ivf_lists(self, namespace, vectors, *, dim, quantizer):
+        return partition.lists_for(self._partition(dim, quantizer), namespace, vectors)
+
+    def store_ivf_lists(self, txn, ids, lists) -> None:
+        self.storage.set_lists(txn, ids, lists)
 
     def index_add(self, namespace, ids, codes, lists=None) -> None:
         self.index.add(namespace, ids, codes, lists)
@@ -206,76 +285,10 @@ class LocalBackend(Backend):
     def index_remove(self, namespace, ids) -> None:
         self.index.remove(namespace, ids)
 
-    def stale(self) -> bool:
-        return not self.storage.closed and self.storage.data_version() != self._version
+    def upkeep(self, namespace, *, dim, quantizer, progress=False) -> None:
+        partition.maybe_build(self._partition(dim, quantizer), namespace, progress=progress)
 
-    def sync(self, mem) -> None:
-        """Bring this handle up to the file's latest commit: other processes' adds, deletes and refits.
-
-        Cheap when nothing changed (one ``PRAGMA data_version``). New rows are appended to
-        the index (ids only grow), deleted ones dropped, and a refit elsewhere (new hashing
-        parameters) reloads the whole index. Called before each search and inside each write
-        transaction, where nobody else can commit meanwhile.
-        """
-        from ... import hashing, quantize
-
-        if self.storage.closed:
-            return
-        version = self.storage.data_version()
-        if version == self._version:
-            return
-        mem._lexicon = None  # document frequencies changed: reloaded by the next add
-        raw = self.storage.get_meta("hasher")
-        if mem.quantizer is None and (q := self.storage.get_meta("quantizer")) is not None:
-            mem.quantizer = quantize.Quantizer.from_bytes(q)
-        deletes = self.storage.deletes_count()
-        deleted_elsewhere, self._deletes = deletes != self._deletes, deletes
-        if raw is not None and bytes(raw) != mem._hasher_raw:  # refitted by another process
-            mem._hasher_raw = bytes(raw)
-            mem.hasher = hashing.Hasher.from_bytes(raw)
-            self._version = version
-            self.load_index(mem)
-            return
-        last = self.storage.last_id()
-        full = False
-        for ids, namespaces, codes, gens in self.storage.iter_codes(batch=8192, after=self._seen_id, upto=last):
-            partitioned = {n for n in namespaces if (sp := self.index.spaces.get(n)) is not None and sp.is_ivf}
-            if partitioned or np.any(gens != mem.hasher.generation):
-                full = True  # a partitioned namespace needs each row's list: reload (rare, large stores)
-                break
-            self._index_rows(mem.config.bits, ids, namespaces, codes)
-        if full:
-            self._version = version
-            self.load_index(mem)
-            return
-        if deleted_elsewhere:  # drop the ids another process deleted (a scan of the ids: deletes are rare)
-            for name, space in list(self.index.spaces.items()):
-                if space.n_alive:
-                    gone = np.setdiff1d(space.live_ids(), self.storage.live_ids(name, last), assume_unique=True)
-                    if len(gone):
-                        self.index.remove(name, gone.tolist())
-        self._seen_id = max(self._seen_id, last)
-        self._version = version
-
-    def hamming_topk(self, namespace, qcode, n, *, generation, allowed_ids=None, query_proj=None, query_vec=None):
-        if generation != self._index_gen:  # the index holds one generation's codes (a refit reloads it)
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint32)
-        return self.index.search(namespace, qcode, n, allowed_ids=allowed_ids, query_proj=query_proj,
-                                 query_vec=query_vec)
-
-    def codes_of(self, namespace, ids):
-        return self.index.spaces[namespace].codes_of(ids)
-
-    def live_ids(self, namespace=None) -> np.ndarray:
-        spaces = self.index.spaces.values() if namespace is None else [self.index.spaces.get(namespace)]
-        out = [s.live_ids() for s in spaces if s is not None]
-        return np.sort(np.concatenate(out)) if out else np.zeros(0, np.int64)
-
-    def n_records(self) -> int:
-        return len(self.index)
-
-    def has_namespace(self, namespace: str) -> bool:
-        return namespace in self.index.spaces
+    # -- ApiKeys and FileStatistics ------------------------------------------------------
 
     def put_key(self, name, digest, grants) -> None:
         self.storage.put_key(name, digest, grants)
@@ -285,3 +298,14 @@ class LocalBackend(Backend):
 
     def revoke_key(self, name) -> bool:
         return self.storage.revoke_key(name)
+
+    def file_bytes(self) -> int:
+        return self.storage.file_bytes()
+
+    def file_parts(self):
+        return self.storage.file_parts()
+
+    def partitions(self) -> dict[str, dict]:
+        return {ns: {"nlist": sp.nlist, "lists_from": "vectors" if sp.vectors is not None else "codes",
+                     "fitted_on": sp.fitted_on}
+                for ns, sp in self.index.spaces.items() if sp.is_ivf}

@@ -1,0 +1,91 @@
+"""Stored rows made into what the memory returns: ``Hit`` and ``Record``, with their hint strings and texts.
+
+Hint blobs decode against the lexicon (or, when it is not loaded, the few terms they
+use); a text-tier body decodes with the store's zstd dictionary, an llm-tier body with
+the llm tier's model.
+
+What it does not do: search, lock, or store anything (``store.Memory``, ``backends``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from . import hints
+from .errors import RecordNotFoundError
+from .results import Hit, Record
+from .tiers import text as texttier
+
+
+def hint_strings(mem, blobs: Sequence[bytes]) -> list[list[str]]:
+    """Decode hint blobs, looking up only the terms they use unless the lexicon is loaded."""
+    lexicon = mem.state.lexicon  # once: a catch-up in another thread may drop it meanwhile
+    if lexicon is not None:
+        return [hints.decode(b, lexicon) for b in blobs]
+    terms = mem.backend.terms([i for b in blobs for i in hints.term_ids(b)])
+    return [hints.decode(b, terms) for b in blobs]
+
+
+def hits(mem, ids: np.ndarray, scores: np.ndarray, ham: np.ndarray) -> list[Hit]:
+    """``Hit`` objects of ranked ids; a record deleted by another process just now drops out."""
+    got = mem.backend.rows(ids, ("namespace", "metadata", "hints"))
+    pos = got.positions
+    keep = np.array([int(i) in pos for i in ids], dtype=bool)
+    ids, scores, ham = np.asarray(ids)[keep], np.asarray(scores)[keep], np.asarray(ham)[keep]
+    at = [pos[int(i)] for i in ids]
+    strings = hint_strings(mem, [got["hints"][j] for j in at])
+    return [
+        Hit(id=int(i), score=float(s), hamming=int(h), hints=words, metadata=got["metadata"][j],
+            namespace=got["namespace"][j])
+        for i, s, h, words, j in zip(ids, scores, ham, strings, at, strict=True)
+    ]
+
+
+def record(mem, id: int) -> Record:
+    """The ``Record`` of a checked id, its text decoded on a ``text`` or ``llm`` store.
+
+    Raises:
+        RecordNotFoundError: no such id (or it was deleted while its text was read).
+    """
+    got = mem.backend.rows([id])
+    if id not in got:
+        raise RecordNotFoundError(f"no record with id {id} in {mem.path}")
+    r = got.record(id)
+    text = None
+    strings = hint_strings(mem, [r.hints])[0]
+    if mem.config.fidelity in ("text", "llm"):
+        text = read_text(mem, r.id, strings)
+        if text is None and id not in mem.backend.rows([id], ("namespace",)):  # deleted between the two reads
+            raise RecordNotFoundError(f"no record with id {id} in {mem.path}")
+    return Record(id=r.id, namespace=r.namespace, created=r.created, metadata=r.metadata, hints=strings,
+                  code=np.frombuffer(r.code, dtype=np.uint8).copy(), qvec=np.frombuffer(r.qvec, dtype=np.int8).copy(),
+                  text=text)
+
+
+def read_text(mem, id: int, strings: Sequence[str]) -> str | None:
+    """The exact text of a record (None: it has no body, or was deleted meanwhile).
+
+    A body read just before another process's dictionary re-training committed names a
+    dictionary that is gone by the time it is decoded: the body is read again (it was
+    recompressed in the same transaction that dropped the dictionary).
+    """
+    for attempt in range(3):
+        got = mem.backend.rows([id], ("text",))
+        body = got["text"][0] if len(got) else None
+        if body is None:
+            return None
+        try:
+            return decode_text(mem, body, strings)
+        except texttier.DictionaryGoneError:
+            if attempt == 2:  # a third miss is a real loss
+                raise
+    return None
+
+
+def decode_text(mem, body: bytes, strings: Sequence[str] = ()) -> str:
+    """A stored body's text: llm-coded bodies through the llm tier, the others through the text tier."""
+    if body[:1] == bytes([texttier.LLM_TAG]):
+        return mem._llm().decode(body, strings)
+    return mem._text_tier().decode(body)
