@@ -24,7 +24,7 @@ Backends:
 - ``numpy``: ``np.bitwise_count`` and ``np.argpartition``; no compiler needed.
 - ``auto``: numba when importable, else numpy.
 
-What it does not do: own the codes (``index``), choose lists (``ivf``).
+What it does not do: own the codes (``backends/local/rows``), choose lists (``ivf``).
 """
 
 from __future__ import annotations

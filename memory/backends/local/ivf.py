@@ -26,8 +26,9 @@ exact float probe 0.09 / 0.30 ms against hnswlib's 0.18 / 0.38 ms, and hnswlib
 found only 0.985 / 0.774 of the exact lists; for binary centroids the popcount
 probe 0.04 / 0.10 ms against 0.18 / 0.28 ms.
 
-What it does not do: hold the codes or answer queries (``index``), or store
-anything (``partition``); it only fits centroids and probes them.
+What it does not do: hold the codes (``rows``), lay them out by list
+(``ivf_layout``) or answer queries (``index``), or store anything
+(``partition``); it only fits centroids and probes them.
 """
 
 from __future__ import annotations
