@@ -6,7 +6,10 @@ processes' commits (lexicon, quantizer, hasher) and inserts; ``upkeep`` runs aft
 committed batch (refit, IVF lists, text dictionary). A killed process keeps exactly the
 batches committed before it died.
 
-What it does not do: validate a whole add up front (``store.Memory.add``), search, or SQL.
+``Adding`` holds ``Memory``'s public ``add``, ``add_documents`` and ``add_passages``, which
+check a whole add up front and hand it to the pipeline.
+
+What it does not do: search, or SQL.
 """
 
 from __future__ import annotations
@@ -19,9 +22,16 @@ import numpy as np
 from . import hints, quantize
 from . import refit as refitting
 from .backends.base import AfterCommitUpkeep
-from .errors import AddIncompleteError, StoreError, UpkeepWarning
+from .chunk import DEFAULT_PASSAGE_TOKENS, chunk_text
+from .errors import AddIncompleteError, InputError, StoreError, UpkeepWarning
 from .progress import progress_bar
-from .validate import check_metadata, check_namespace, check_text
+from .validate import (
+    check_embeddings,
+    check_metadata,
+    check_namespace,
+    check_text,
+    normalize_metadata,
+)
 
 
 def add_passages(
@@ -198,3 +208,90 @@ def _batched(items: Iterable, n: int) -> Iterator[list]:
             batch = []
     if batch:
         yield batch
+
+
+class Adding:
+    """``Memory``'s adding methods (a mixin: ``self`` is the ``Memory``); the pipeline is this module's functions."""
+
+    def add(
+        self,
+        texts: Sequence[str],
+        *,
+        metadata: Sequence[dict] | dict | None = None,
+        namespace: str = "default",
+        embeddings: np.ndarray | None = None,
+        progress: bool | None = None,
+    ) -> list[int]:
+        """Store passages; returns their new ids in order.
+
+        Args:
+            texts: the passages (non-empty strings, no NUL characters).
+            metadata: one dict for all, or one dict per text (JSON-serializable).
+            namespace: the partition to store them in.
+            embeddings: optional float32 [len(texts), dim] embeddings *made with the
+                store's model* (skips embedding; they are normalized here).
+            progress: show a progress bar on stderr (default: for large inputs).
+
+        Raises:
+            InputError: empty or invalid texts or metadata; nothing is written.
+        """
+        if isinstance(texts, str):
+            raise InputError("add() takes a list of texts; wrap a single text in a list")
+        texts = list(texts)
+        metas = normalize_metadata(metadata, len(texts))
+        for i, t in enumerate(texts):
+            check_text(t, f"text {i}")
+        if embeddings is not None:
+            embeddings = check_embeddings(embeddings, len(texts), self.config.dim)
+        return self.add_passages(zip(texts, metas, strict=True), namespace=namespace, total=len(texts),
+                                 embeddings=embeddings, progress=progress)
+
+    def add_documents(
+        self,
+        documents: Sequence[str],
+        *,
+        metadata: Sequence[dict] | dict | None = None,
+        namespace: str = "default",
+        passage_tokens: int = DEFAULT_PASSAGE_TOKENS,
+        progress: bool | None = None,
+    ) -> list[int]:
+        """Chunk documents into passages of about ``passage_tokens`` tokens and store them.
+
+        Each passage's metadata is its document's metadata plus ``doc`` (the
+        document's position in ``documents``, unless metadata already has a
+        ``source``), ``start`` and ``end`` (character offsets in the document).
+
+        Returns:
+            Ids of all passages, in document order.
+        """
+        if isinstance(documents, str):
+            raise InputError("add_documents() takes a list of documents; wrap a single one in a list")
+        documents = list(documents)
+        metas = normalize_metadata(metadata, len(documents))
+        rows = []
+        for d, (doc, meta) in enumerate(zip(documents, metas, strict=True)):
+            check_text(doc, f"document {d}")
+            for p in chunk_text(doc, tokens=passage_tokens):
+                extra = {"start": p.start, "end": p.end}
+                if "source" not in meta:
+                    extra["doc"] = d
+                rows.append((p.text, {**meta, **extra}))
+        return self.add_passages(rows, namespace=namespace, total=len(rows), progress=progress)
+
+    def add_passages(
+        self,
+        passages: Iterable[tuple[str, dict]],
+        *,
+        namespace: str = "default",
+        total: int | None = None,
+        embeddings: np.ndarray | None = None,
+        progress: bool | None = None,
+    ) -> list[int]:
+        """Store a stream of (text, metadata) pairs lazily, one transaction per batch; returns the ids.
+
+        Texts are checked as they come (see ``ingest.add_passages``): a caller that needs
+        all-or-nothing validates up front, as ``add`` does.
+        """
+        return add_passages(self, passages, namespace=namespace, total=total, embeddings=embeddings,
+                                   progress=progress)
+

@@ -122,3 +122,35 @@ def revoke(mem, name: str) -> None:
     """Revoke a key by name. Raises RecordNotFoundError when no valid key has it."""
     if not _keeper(mem).revoke_key(name):
         raise RecordNotFoundError(f"no valid key named {name!r} in {mem.path}")
+
+
+class KeyMethods:
+    """``Memory``'s API-key methods (a mixin: ``self`` is the ``Memory``)."""
+
+    def add_key(self, name: str, grants: dict[str, str]) -> str:
+        """Make an API key granting namespaces; returns its token (shown once, stored only hashed).
+
+        Args:
+            name: unique name of the key.
+            grants: namespace → ``read`` or ``write`` (``write`` includes reading).
+
+        Raises:
+            ConfigError: a bad name or grants, or a key with this name exists.
+        """
+        return add(self, name, grants)
+
+    def keys(self) -> list[ApiKey]:
+        """Every API key (valid and revoked), oldest first, as ``memory.keys.ApiKey``."""
+        return listed(self)
+
+    def key_for(self, token: str) -> ApiKey | None:
+        """The ``ApiKey`` whose token this is (revoked or not), or None."""
+        return find(self, token)
+
+    def revoke_key(self, name: str) -> None:
+        """Revoke an API key by name (it stays listed, marked revoked).
+
+        Raises:
+            RecordNotFoundError: no valid key has this name.
+        """
+        revoke(self, name)

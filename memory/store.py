@@ -43,7 +43,6 @@ from . import refit as refitting
 from . import stats as statistics
 from .backends import open_backend
 from .backends.base import AfterCommitUpkeep, Backend
-from .chunk import DEFAULT_PASSAGE_TOKENS, chunk_text
 from .config import validate_settings
 from .errors import ConfigError, InputError
 from .filters import Where
@@ -51,17 +50,14 @@ from .results import Hit, Record, StoreStats
 from .rwlock import RWLock
 from .search import SearchMode
 from .validate import (
-    check_embeddings,
     check_id,
     check_k,
     check_queries,
     check_str,
-    check_text,
-    normalize_metadata,
 )
 
 
-class Memory:
+class Memory(ingest.Adding, keys.KeyMethods):
     """A hashmem store in one SQLite file.
 
     Args:
@@ -212,90 +208,6 @@ class Memory:
         with self._lock.read():
             return self.backend.count()
 
-    # -- adding (the pipeline: ingest.py) --------------------------------------------------
-
-    def add(
-        self,
-        texts: Sequence[str],
-        *,
-        metadata: Sequence[dict] | dict | None = None,
-        namespace: str = "default",
-        embeddings: np.ndarray | None = None,
-        progress: bool | None = None,
-    ) -> list[int]:
-        """Store passages; returns their new ids in order.
-
-        Args:
-            texts: the passages (non-empty strings, no NUL characters).
-            metadata: one dict for all, or one dict per text (JSON-serializable).
-            namespace: the partition to store them in.
-            embeddings: optional float32 [len(texts), dim] embeddings *made with the
-                store's model* (skips embedding; they are normalized here).
-            progress: show a progress bar on stderr (default: for large inputs).
-
-        Raises:
-            InputError: empty or invalid texts or metadata; nothing is written.
-        """
-        if isinstance(texts, str):
-            raise InputError("add() takes a list of texts; wrap a single text in a list")
-        texts = list(texts)
-        metas = normalize_metadata(metadata, len(texts))
-        for i, t in enumerate(texts):
-            check_text(t, f"text {i}")
-        if embeddings is not None:
-            embeddings = check_embeddings(embeddings, len(texts), self.config.dim)
-        return self.add_passages(zip(texts, metas, strict=True), namespace=namespace, total=len(texts),
-                                 embeddings=embeddings, progress=progress)
-
-    def add_documents(
-        self,
-        documents: Sequence[str],
-        *,
-        metadata: Sequence[dict] | dict | None = None,
-        namespace: str = "default",
-        passage_tokens: int = DEFAULT_PASSAGE_TOKENS,
-        progress: bool | None = None,
-    ) -> list[int]:
-        """Chunk documents into passages of about ``passage_tokens`` tokens and store them.
-
-        Each passage's metadata is its document's metadata plus ``doc`` (the
-        document's position in ``documents``, unless metadata already has a
-        ``source``), ``start`` and ``end`` (character offsets in the document).
-
-        Returns:
-            Ids of all passages, in document order.
-        """
-        if isinstance(documents, str):
-            raise InputError("add_documents() takes a list of documents; wrap a single one in a list")
-        documents = list(documents)
-        metas = normalize_metadata(metadata, len(documents))
-        rows = []
-        for d, (doc, meta) in enumerate(zip(documents, metas, strict=True)):
-            check_text(doc, f"document {d}")
-            for p in chunk_text(doc, tokens=passage_tokens):
-                extra = {"start": p.start, "end": p.end}
-                if "source" not in meta:
-                    extra["doc"] = d
-                rows.append((p.text, {**meta, **extra}))
-        return self.add_passages(rows, namespace=namespace, total=len(rows), progress=progress)
-
-    def add_passages(
-        self,
-        passages: Iterable[tuple[str, dict]],
-        *,
-        namespace: str = "default",
-        total: int | None = None,
-        embeddings: np.ndarray | None = None,
-        progress: bool | None = None,
-    ) -> list[int]:
-        """Store a stream of (text, metadata) pairs lazily, one transaction per batch; returns the ids.
-
-        Texts are checked as they come (see ``ingest.add_passages``): a caller that needs
-        all-or-nothing validates up front, as ``add`` does.
-        """
-        return ingest.add_passages(self, passages, namespace=namespace, total=total, embeddings=embeddings,
-                                   progress=progress)
-
     # -- refitting (refit.py) and searching (search.py) ------------------------------------
 
     def refit(self, *, progress: bool = False) -> None:
@@ -437,33 +349,3 @@ class Memory:
             ConfigError: a key or value ``where`` cannot hold (see ``search``).
         """
         return self.backend.select(namespace, Where.parse(where, self.backend.where_dialect, empty=False)).tolist()
-
-    # -- API keys (for the servers' tenants; see memory.keys) --------------------------------
-
-    def add_key(self, name: str, grants: dict[str, str]) -> str:
-        """Make an API key granting namespaces; returns its token (shown once, stored only hashed).
-
-        Args:
-            name: unique name of the key.
-            grants: namespace → ``read`` or ``write`` (``write`` includes reading).
-
-        Raises:
-            ConfigError: a bad name or grants, or a key with this name exists.
-        """
-        return keys.add(self, name, grants)
-
-    def keys(self) -> list[keys.ApiKey]:
-        """Every API key (valid and revoked), oldest first, as ``memory.keys.ApiKey``."""
-        return keys.listed(self)
-
-    def key_for(self, token: str) -> keys.ApiKey | None:
-        """The ``ApiKey`` whose token this is (revoked or not), or None."""
-        return keys.find(self, token)
-
-    def revoke_key(self, name: str) -> None:
-        """Revoke an API key by name (it stays listed, marked revoked).
-
-        Raises:
-            RecordNotFoundError: no valid key has this name.
-        """
-        keys.revoke(self, name)
