@@ -266,17 +266,18 @@ def test_get_reads_a_body_again_when_another_process_retrained_since_it_was_read
     try:
         other.add(_prose(random.Random(10), 200), embeddings=emb[len(texts):])
         gen = tt.for_storage(reader.storage).current_generation()
-        real = reader.backend.fetch_texts
+        real = reader.backend.rows
         calls = []
 
-        def fetch_then_retrain(ids_):
-            got = real(ids_)
-            if not calls:  # the body is read under generation gen; then the other process retrains
+        def fetch_then_retrain(ids_, *fields):
+            got = real(ids_, *fields)
+            if fields == (("text",),) and not calls:  # the body is read under generation gen; then the
+                # other process retrains
                 calls.append(1)
                 assert tt.for_storage(other.storage).maybe_retrain(force=True)
             return got
 
-        monkeypatch.setattr(reader.backend, "fetch_texts", fetch_then_retrain)
+        monkeypatch.setattr(reader.backend, "rows", fetch_then_retrain)
         tt.for_storage(reader.storage)._dicts.clear()  # a reader that had not met this dictionary yet
         assert reader.get(ids[5]).text == texts[5]
         assert len(calls) == 1 and tt.for_storage(other.storage).current_generation() == gen + 1
@@ -292,13 +293,14 @@ def test_get_of_a_record_deleted_between_its_two_reads_is_not_found_not_textless
         ids = m.add(["one passage", "another passage", "a third"], embeddings=emb)
     reader, other = Memory(path), Memory(path)
     try:
-        real = reader.backend.fetch_texts
+        real = reader.backend.rows
 
-        def delete_first(ids_):  # the record row was read; another process deletes it before its body is
-            other.delete(list(ids_))
-            return real(ids_)
+        def delete_first(ids_, *fields):  # the record row was read; another process deletes it
+            if fields == (("text",),):  # before its body is
+                other.delete(list(ids_))
+            return real(ids_, *fields)
 
-        monkeypatch.setattr(reader.backend, "fetch_texts", delete_first)
+        monkeypatch.setattr(reader.backend, "rows", delete_first)
         with pytest.raises(RecordNotFoundError, match=f"no record with id {ids[1]}"):
             reader.get(ids[1])
     finally:
