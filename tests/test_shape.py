@@ -26,7 +26,6 @@ OVERSIZE = {
     "memory/backends/local/storage.py": 1151,
     "memory/backends/milvus/backend.py": 985,
     "memory/backends/local/index.py": 513,
-    "memory/tiers/llm.py": 462,
     "decoders/llama.py": 635,
     "class memory/store.py:Memory": 616,
     "class memory/backends/local/storage.py:Storage": 942,
