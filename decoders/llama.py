@@ -338,11 +338,6 @@ class LlamaDecoder(Decoder):
         evaluated (``chat.reply_logprob``; the cache is cut back to the prompt afterwards)."""
         return chat.reply_logprob(self.llm, n_prompt, tokens, first)
 
-    def _check(self, draft: str, question: str, hits: Sequence[Hit], started: float) -> Answer:
-        """Turn a draft into an Answer (see ``check_answer``)."""
-        contents = {h.id: memory_content(self.memory, h) for h in hits}
-        return check_answer(draft, question, hits, contents, started=started, decoder=self.name)
-
 
 def _target_words(record: Record) -> int:
     """Words of the original passage: from its character span when the metadata has one."""
