@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from hashmem.decoders import llama as dl
-from hashmem.decoders import spans
+from hashmem.decoders import prompts, spans
 from hashmem.decoders.base import answerable, memory_blocks
 from hashmem.evaluation.ask import ANSWERABLE, _day, load, pick, token_f1
 from hashmem.memory import Memory
@@ -55,9 +55,8 @@ def collect(out: str, k: int, limit: int, data: Path) -> None:
             contents = {h.id: mem.get(h.id).text for h in rel}
             started = time.perf_counter()
             cands = spans.candidates(q["text"], contents, [h.id for h in rel])
-            parts = [("Memories:\n", True), (memory_blocks(mem, rel), False), ("\n\nQuestion: ", True),
-                     (q["text"].strip(), False), ("\nAnswer:", True)]
-            prompt = dec._prompt_tokens(dl.SPAN_SYSTEM, parts)
+            parts = prompts.question_turn(memory_blocks(mem, rel), q["text"])
+            prompt = dec._prompt_tokens(prompts.SPAN_SYSTEM, parts)
             scores = []
             if cands:
                 first = dec.first_token_logprobs(prompt)

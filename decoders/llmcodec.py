@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from . import threads as threadpick
-from .llama import adapt_threads, import_llama_cpp, resolve_model
+from .llamacpp import adapt_threads, import_llama_cpp, resolve_model
 
 N_BATCH = 512
 N_CTX = 2048

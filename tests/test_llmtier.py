@@ -1,6 +1,7 @@
 """The llm tier's coder and body format, with a small deterministic byte-level model (fast unit tests).
 
-The real GGUF model runs the same paths in tests/test_llmcodec.py.
+The real GGUF model runs the same paths in tests/test_llmcodec.py; the coder's arithmetic alone
+in tests/test_arith.py.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from hashmem.memory import Memory, ModelMismatchError, StoreCorruptError, ingest
+from hashmem.memory.tiers import arith
 from hashmem.memory.tiers import llm as llmtier
 from hashmem.memory.tiers import text as texttier
 
@@ -71,17 +73,6 @@ class ByteModel:
         return z
 
 
-def test_frequency_table_is_integer_complete_and_breaks_ties_by_id():
-    z = np.array([1.0, 3.0, 3.0, -1.0, 0.5], np.float32)
-    top, cum = llmtier.frequency_table(z, top_k=3, total_bits=12)
-    assert top.tolist() == [1, 2, 0]  # equal logits: the smaller id first
-    freq = np.diff(cum)
-    assert cum[0] == 0 and cum[-1] == 1 << 12 and (freq >= 1).all()
-    assert freq[0] == freq[1] > freq[2]  # equal probabilities, equal frequencies
-    again = llmtier.frequency_table(z.copy(), top_k=3, total_bits=12)
-    assert np.array_equal(again[0], top) and np.array_equal(again[1], cum)
-
-
 @pytest.mark.parametrize("text", AWKWARD + [""])
 def test_coder_round_trips_awkward_text_exactly(text, monkeypatch):
     monkeypatch.setattr(llmtier, "TOP_K", 8)  # most bytes go through the escape: both paths run
@@ -98,7 +89,7 @@ def test_the_code_is_within_a_few_bytes_of_the_ideal_code_length():
     bits = 0.0
     model.start(llmtier.prompt_for([]))
     for t in text.encode():
-        top, cum = llmtier.frequency_table(model.logits())
+        top, cum = arith.frequency_table(model.logits())
         i = int(np.flatnonzero(top == t)[0])
         bits -= np.log2((cum[i + 1] - cum[i]) / cum[-1])
         model.feed(t)

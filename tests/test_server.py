@@ -466,7 +466,7 @@ def test_another_gguf_than_the_stores_is_409_and_nothing_stored(tmp_path):
     import shutil
 
     pytest.importorskip("llama_cpp")
-    from hashmem.decoders.llama import default_model_path
+    from hashmem.decoders.llamacpp import default_model_path
 
     store = tmp_path / "llm.db"
     with Memory(store, fidelity="llm") as mem:

@@ -6,7 +6,8 @@ language model's next-token predictions, the model having first read the
 passage's own hints (which the store keeps anyway): the hints give the model
 the gist, the bits carry only what it could not guess.
 
-This module holds the coder and the body format; it knows nothing of
+This module holds the body format and the tier; the arithmetic coder, the
+frequency table and the header fields are ``arith``'s. It knows nothing of
 llama.cpp. The model comes in through the small ``TokenModel`` interface,
 implemented over llama-cpp-python in ``hashmem.decoders.llmcodec`` and handed to
 ``Memory(token_model=...)`` (or registered as the default with
@@ -18,10 +19,10 @@ Determinism (the crux). Encoder and decoder must see bit-identical
 probabilities, so both run the *same evaluation sequence*: reset, the prompt in
 one batch, then the passage one token at a time (the ``TokenModel`` is
 responsible for that; llama.cpp's logits do not depend on its thread count,
-which may differ between encoding and decoding). Logits become integer frequencies
-deterministically: the ``TOP_K`` most likely tokens (ties broken by token id)
-get ``1 + floor(p · (TOTAL − K − 1))``, and an escape symbol the rest, after
-which the token id is coded uniformly. A body also carries 16 bits of the
+which may differ between encoding and decoding). Logits become integer
+frequencies deterministically (``arith.frequency_table``): the ``TOP_K`` most
+likely tokens (ties broken by token id) get ``1 + floor(p · (TOTAL − K − 1))``,
+and an escape symbol the rest, after which the token id is coded uniformly. A body also carries 16 bits of the
 passage's CRC-32, so a decode under a model or a runtime that computes other
 probabilities is detected and reported, never returned as garbage.
 
@@ -55,7 +56,6 @@ from __future__ import annotations
 
 import json
 import threading
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -63,19 +63,22 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import ModelLoadError, ModelMismatchError, StoreCorruptError
+from .arith import (
+    TOP_K,
+    TOTAL_BITS,
+    ArithmeticDecoder,
+    ArithmeticEncoder,
+    check16,
+    frequency_table,
+    read_varint,
+    varint,
+)
 
 LLM_TAG = 255
 META_KEY = "llm_codec"
 CODER_VERSION = 1
-TOP_K = 512  # tokens given their own frequency; the rest share the escape
-TOTAL_BITS = 20  # frequencies sum to 2**TOTAL_BITS
 PROMPT_VERSION = 1
 PARAMS = {"coder": CODER_VERSION, "top_k": TOP_K, "total_bits": TOTAL_BITS, "prompt": PROMPT_VERSION}
-
-_STATE_BITS = 32
-_FULL = (1 << _STATE_BITS) - 1
-_HALF = 1 << (_STATE_BITS - 1)
-_QUARTER = 1 << (_STATE_BITS - 2)
 
 
 class TokenModel(Protocol):
@@ -112,126 +115,6 @@ def prompt_for(hints: Sequence[str]) -> str:
     return "Keywords: " + " ".join(hints) + "\nText:\n"
 
 
-# -- frequencies --------------------------------------------------------------------------
-
-
-def frequency_table(logits: np.ndarray, *, top_k: int = TOP_K, total_bits: int = TOTAL_BITS
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Integer frequencies of the top-K tokens and an escape, deterministically from logits.
-
-    Args:
-        logits: float [n_vocab].
-        top_k: tokens with their own frequency.
-        total_bits: the frequencies (top-K and escape) sum to ``2**total_bits``.
-
-    Returns:
-        ``(tokens, cum)``: int64 [K] token ids, most likely first (ties by id),
-        and int64 [K + 2] cumulative frequencies; symbol ``i < K`` is
-        ``tokens[i]``, symbol ``K`` the escape.
-    """
-    z = np.asarray(logits, dtype=np.float64)
-    k = min(top_k, z.size)
-    top = np.argpartition(-z, k - 1)[:k]
-    top = top[np.lexsort((top, -z[top]))]  # by logit descending, then id ascending
-    p = np.exp(z - z[top[0]])
-    p_top = p[top] / p.sum()
-    total = 1 << total_bits
-    freq = np.floor(p_top * (total - k - 1)).astype(np.int64) + 1  # each ≥ 1, sum ≤ total − 1
-    cum = np.zeros(k + 2, dtype=np.int64)
-    np.cumsum(freq, out=cum[1 : k + 1])
-    cum[k + 1] = total  # the escape takes the rest (≥ 1)
-    return top.astype(np.int64), cum
-
-
-# -- arithmetic coder (integer, 32-bit state; after Witten, Neal & Cleary 1987) -----------
-
-
-class _Encoder:
-    def __init__(self) -> None:
-        self.low, self.high, self.pending = 0, _FULL, 0
-        self.bits: list[int] = []
-
-    def _emit(self, bit: int) -> None:
-        self.bits.append(bit)
-        self.bits.extend([bit ^ 1] * self.pending)
-        self.pending = 0
-
-    def update(self, lo: int, hi: int, total: int) -> None:
-        rng = self.high - self.low + 1
-        self.high = self.low + hi * rng // total - 1
-        self.low = self.low + lo * rng // total
-        while ((self.low ^ self.high) & _HALF) == 0:
-            self._emit(self.low >> (_STATE_BITS - 1))
-            self.low = (self.low << 1) & _FULL
-            self.high = ((self.high << 1) & _FULL) | 1
-        while self.low & ~self.high & _QUARTER:
-            self.pending += 1
-            self.low = (self.low << 1) ^ _HALF
-            self.high = ((self.high ^ _HALF) << 1) | _HALF | 1
-
-    def finish(self) -> bytes:
-        self._emit(1)
-        out = np.packbits(np.array(self.bits, dtype=np.uint8)).tobytes()  # MSB first, zero-padded
-        return out.rstrip(b"\x00")  # the decoder reads zeros past the end
-
-
-class _Decoder:
-    def __init__(self, data: bytes) -> None:
-        self.bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8)).tolist()
-        self.pos = 0
-        self.low, self.high, self.code = 0, _FULL, 0
-        for _ in range(_STATE_BITS):
-            self.code = (self.code << 1) | self._bit()
-
-    def _bit(self) -> int:
-        b = self.bits[self.pos] if self.pos < len(self.bits) else 0
-        self.pos += 1
-        return b
-
-    def target(self, total: int) -> int:
-        rng = self.high - self.low + 1
-        return ((self.code - self.low + 1) * total - 1) // rng
-
-    def update(self, lo: int, hi: int, total: int) -> None:
-        rng = self.high - self.low + 1
-        self.high = self.low + hi * rng // total - 1
-        self.low = self.low + lo * rng // total
-        while ((self.low ^ self.high) & _HALF) == 0:
-            self.low = (self.low << 1) & _FULL
-            self.high = ((self.high << 1) & _FULL) | 1
-            self.code = ((self.code << 1) & _FULL) | self._bit()
-        while self.low & ~self.high & _QUARTER:
-            self.low = (self.low << 1) ^ _HALF
-            self.high = ((self.high ^ _HALF) << 1) | _HALF | 1
-            self.code = (self.code & _HALF) | ((self.code << 1) & (_FULL >> 1)) | self._bit()
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _read_varint(body: bytes, pos: int) -> tuple[int, int]:
-    n = shift = 0
-    while True:
-        if pos >= len(body) or shift > 35:
-            raise ValueError("a truncated token count")
-        byte = body[pos]
-        pos += 1
-        n |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return n, pos
-
-
-def _check16(data: bytes) -> bytes:
-    return (zlib.crc32(data) & 0xFFFF).to_bytes(2, "big")
-
-
 # -- the codec ------------------------------------------------------------------------------
 
 
@@ -249,7 +132,7 @@ def encode_one(model: TokenModel, text: str, hints: Sequence[str]) -> bytes | No
     if len(model.tokenize(prompt.encode("utf-8"))) + len(tokens) + 2 > model.max_tokens:
         return None
     total = 1 << TOTAL_BITS
-    enc = _Encoder()
+    enc = ArithmeticEncoder()
     model.start(prompt)
     for i_tok, t in enumerate(tokens):
         top, cum = frequency_table(model.logits())
@@ -263,7 +146,7 @@ def encode_one(model: TokenModel, text: str, hints: Sequence[str]) -> bytes | No
             enc.update(t, t + 1, model.n_vocab)
         if i_tok + 1 < len(tokens):  # the decoder needs no logits after the last token
             model.feed(t)
-    return bytes([LLM_TAG]) + _varint(len(tokens)) + _check16(data) + enc.finish()
+    return bytes([LLM_TAG]) + varint(len(tokens)) + check16(data) + enc.finish()
 
 
 def decode_one(model: TokenModel, body: bytes, hints: Sequence[str]) -> str:
@@ -276,12 +159,12 @@ def decode_one(model: TokenModel, body: bytes, hints: Sequence[str]) -> str:
     body = bytes(body)
     if not body or body[0] != LLM_TAG:
         raise ValueError("not an LLM-coded body")
-    n, pos = _read_varint(body, 1)
+    n, pos = read_varint(body, 1)
     if pos + 2 > len(body):
         raise ValueError("a truncated body")
     check, code = body[pos : pos + 2], body[pos + 2 :]
     total = 1 << TOTAL_BITS
-    dec = _Decoder(code)
+    dec = ArithmeticDecoder(code)
     model.start(prompt_for(hints))
     tokens = []
     for _ in range(n):
@@ -300,7 +183,7 @@ def decode_one(model: TokenModel, body: bytes, hints: Sequence[str]) -> str:
         if len(tokens) < n:
             model.feed(t)
     data = model.detokenize(tokens)
-    if _check16(data) != check:
+    if check16(data) != check:
         raise ValueError("the decoded passage fails its check")
     try:
         return data.decode("utf-8")
