@@ -75,11 +75,21 @@ class ByteModel:
 
 @pytest.mark.parametrize("text", AWKWARD + [""])
 def test_coder_round_trips_awkward_text_exactly(text, monkeypatch):
-    monkeypatch.setattr(llmtier, "TOP_K", 8)  # most bytes go through the escape: both paths run
+    # most bytes go through the escape: both paths run (TOP_K is bound as frequency_table's default, so
+    # patching the constant would change nothing)
+    escaped = []
+
+    def counting(logits, **kw):
+        top, cum = arith.frequency_table(logits, top_k=8, **kw)
+        escaped.append(len(top))
+        return top, cum
+
+    monkeypatch.setattr(llmtier, "frequency_table", counting)
     model = ByteModel()
     body = llmtier.encode_one(model, text, ["some", "hints"])
     assert body[0] == llmtier.LLM_TAG
     assert llmtier.decode_one(model, body, ["some", "hints"]) == text
+    assert not text or (escaped and max(escaped) == 8)  # 8 tokens of their own, the rest escaped
 
 
 def test_the_code_is_within_a_few_bytes_of_the_ideal_code_length():
