@@ -107,7 +107,7 @@ def asymmetric(backend, proj: np.ndarray, cands: Candidates, c: int, bits: int) 
         return cands
     if cands.codes is None:  # the engine did not give them with the ids: read them (a delete may race)
         got = backend.rows(cands.ids, ("code",))
-        cands = cands.take(np.isin(cands.ids, got.ids))
+        cands = _present(cands, got)
         cands = Candidates(cands.ids, cands.hamming, got.array("code", np.uint8), cands.qvecs, cands.hints)
         if len(cands) <= c:
             return cands
@@ -122,11 +122,19 @@ def rerank_int8(backend, quantizer, query: np.ndarray, cands: Candidates, k: int
         qv = cands.qvecs
     else:
         got = backend.rows(cands.ids, ("qvec",))  # a delete may race: the rows that are left
-        cands = cands.take(np.isin(cands.ids, got.ids))
+        cands = _present(cands, got)
         qv = got.array("qvec", np.int8)
     scores = quantize.cosine(query[None, :], qv, quantizer)[0] if len(cands) else np.zeros(0, np.float32)
     order = np.lexsort((cands.ids, -scores))[:k]
     return Ranked(cands.ids[order], scores[order], cands.hamming[order])
+
+
+def _present(cands: Candidates, got) -> Candidates:
+    """The candidates whose rows ``got`` holds (``Backend.rows`` keeps the asked order, drops the missing)."""
+    if len(got) == len(cands):  # the usual case: nobody deleted one meanwhile
+        return cands
+    keep = set(got.ids.tolist())
+    return cands.take(np.fromiter((int(i) in keep for i in cands.ids), dtype=bool, count=len(cands)))
 
 
 def exhaustive_int8(backend, quantizer, q: np.ndarray, namespace: str, allowed, k: int, dim: int

@@ -122,3 +122,17 @@ def test_a_stale_handle_follows_the_change_feed(open_mem):
     hits = mem.search("Who won the Nobel Prize twice?", k=1)
     assert mem.hasher.generation == other.hasher.generation and mem.state.hasher_raw == other.state.hasher_raw
     assert hits[0].id == ids[5]
+
+
+def test_a_handle_nobody_else_wrote_to_is_not_stale(open_mem):
+    """``stale`` is the cheap look before each search: after a catch-up, and after this handle's own
+    writes, it says no (else every search would take the write lock to catch up with nothing)."""
+    mem = open_mem()
+    mem.add(contract.PASSAGES)
+    mem.search("Marie Curie", k=1)
+    assert not mem.backend.stale()
+    other = open_mem()
+    other.add(["The library in Boston opened its doors in 2001."])
+    assert mem.backend.stale()
+    mem.search("library", k=1)
+    assert not mem.backend.stale()

@@ -122,7 +122,7 @@ class LocalBackend(Backend):
         return moved
 
     def stale(self) -> bool:
-        return not self.storage.closed and self.storage.data_version() != self._version
+        return not self.storage.closed and str(self.storage.data_version()) != self._version
 
     # -- records -------------------------------------------------------------------------
 
