@@ -498,12 +498,12 @@ def test_format_3_keeps_times_per_batch_and_makes_tables_on_need(store_path, pas
         assert st.conn.execute("SELECT count(*) FROM batches").fetchone()[0] == 2
         import zstandard
 
-        from hashmem.memory.backends.local.storage import _front_encode
+        from hashmem.memory.backends.local.lexicon_codec import front_encode
 
         blob, tail = st.conn.execute("SELECT terms, tail FROM lexicon").fetchone()  # the second add: a tail
         lex = st.load_lexicon()
-        assert zstandard.decompress(blob) == _front_encode(lex.terms[: len(lex.terms) - len(st._front_cache[1])])
-        assert zstandard.decompress(tail) == _front_encode(st._front_cache[1]) and st._front_cache[1] == lex.terms[-len(
+        assert zstandard.decompress(blob) == front_encode(lex.terms[: len(lex.terms) - len(st._front_cache[1])])
+        assert zstandard.decompress(tail) == front_encode(st._front_cache[1]) and st._front_cache[1] == lex.terms[-len(
             st._front_cache[1]):]
         assert st.count() == 6 and st.count("default") == 6 and st.count("nobody") == 0
         assert st.live_ids("default", b[1]).tolist() == a + b[:2] and len(st.live_ids("nobody", b[-1])) == 0
@@ -528,33 +528,33 @@ def test_format_3_keeps_times_per_batch_and_makes_tables_on_need(store_path, pas
 
 
 def test_front_coded_lexicon_blocks_round_trip():
-    from hashmem.memory.backends.local.storage import _front_decode, _front_encode
+    from hashmem.memory.backends.local.lexicon_codec import front_decode, front_encode
 
     long = "x" * 300
     # an empty suffix, a shared prefix cut inside a UTF-8 character, one longer than 255 bytes,
     # and one of exactly 10 bytes (the prefix byte is then a newline)
     terms = ["", "a", "ab", "abc", "ab", "étude", "étage", "été", long, long + "y", "x" * 10 + " ",
              "Zürich", "Zürichsee", "日本", "日本語"]
-    assert _front_decode(_front_encode(terms)) == terms
-    assert _front_decode(_front_encode([])) == []
-    assert _front_encode(["international", "internationally"]) == b"\x02\0\0\0\x00\x0dinternational\nly"
+    assert front_decode(front_encode(terms)) == terms
+    assert front_decode(front_encode([])) == []
+    assert front_encode(["international", "internationally"]) == b"\x02\0\0\0\x00\x0dinternational\nly"
     for bad in (bytes([1, 0, 0, 0, 5]) + b"abc",  # shares 5 bytes with nothing
                 bytes([2, 0, 0, 0, 0, 0]) + b"abc",  # two terms, one rest
                 b"\0\0"):  # no count
         with pytest.raises(ValueError):
-            _front_decode(bad)
+            front_decode(bad)
 
 
 def test_frequencies_pack_in_one_byte_each_and_large_ones_after():
     import numpy as np
 
-    from hashmem.memory.backends.local.storage import _pack_df, _unpack_df
+    from hashmem.memory.backends.local.lexicon_codec import pack_df, unpack_df
 
     df = [1, 2, 254, 255, 256, 70_000, 1, 2**32 - 1, 0]
-    packed = _pack_df(df)
+    packed = pack_df(df)
     assert len(packed) == 4 + len(df) + 8 * 4  # four of 255 or more
-    assert _unpack_df(packed).tolist() == df and _unpack_df(_pack_df([])).tolist() == []
-    assert len(_pack_df(np.ones(1000, int).tolist())) == 4 + 1000
+    assert unpack_df(packed).tolist() == df and unpack_df(pack_df([])).tolist() == []
+    assert len(pack_df(np.ones(1000, int).tolist())) == 4 + 1000
     for bad in (packed[:-1], packed[:4 + 3] + b"\x07" + packed[8:], b"\x01"):
         with pytest.raises(ValueError):
-            _unpack_df(bad)
+            unpack_df(bad)

@@ -22,12 +22,12 @@ File layout (one SQLite database, WAL journal), format 3 (formats 1 and 2 below)
 - ``lexicon(block INTEGER PRIMARY KEY, terms BLOB, df BLOB, tail BLOB)``: the lexicon in
   blocks of ``LEXICON_BLOCK`` consecutive term ids (block ``b`` holds ids ``b *
   LEXICON_BLOCK`` …); ``terms`` is zstd of the block's terms front-coded
-  (``_front_encode``: shared-prefix bytes, then the rests; a batch's new terms get
+  (``lexicon_codec.front_encode``: shared-prefix bytes, then the rests; a batch's new terms get
   consecutive ids in sorted order, ``hints.Lexicon.observe``): level 19 once the block
   is full; while it grows, its older terms at level 9 and its newest (at most
   ``LEXICON_TAIL``) in ``tail`` at level 3, so an add compresses only the tail
   (``Storage._grow_block``). ``df`` is zstd of their document
-  frequencies (``_pack_df``: one byte each, larger ones listed after). One copy of each term: no
+  frequencies (``lexicon_codec.pack_df``: one byte each, larger ones listed after). One copy of each term: no
   index on the term (the in-memory ``Lexicon`` maps term → id). A block is rewritten
   by a delete then an insert, so its old pages are reused at once.
 - created on first need: ``meta_sets(id INTEGER PRIMARY KEY, json TEXT)``: metadata
@@ -87,6 +87,7 @@ from ...filters import Where
 from ...hints import Lexicon
 from ..base import Row
 from . import sqlconn
+from .lexicon_codec import front_decode, front_pack, front_parts, pack_df, unpack_df
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
@@ -779,10 +780,10 @@ class Storage:
 
         try:
             if self.batch_times:  # format 3: front-coded terms, one-byte frequencies
-                terms = _front_decode(zstandard.decompress(terms_blob))
+                terms = front_decode(zstandard.decompress(terms_blob))
                 if tail_blob:
-                    terms += _front_decode(zstandard.decompress(tail_blob))
-                df = _unpack_df(zstandard.decompress(df_blob))
+                    terms += front_decode(zstandard.decompress(tail_blob))
+                df = unpack_df(zstandard.decompress(df_blob))
             else:
                 terms = zstandard.decompress(terms_blob).decode("utf-8").split("\n")
                 df = np.frombuffer(zstandard.decompress(df_blob), dtype="<u4")
@@ -819,17 +820,17 @@ class Storage:
         return zstandard.compress(self._front_coded(block, 0, terms, max(known, 0)), 9), None
 
     def _front_coded(self, block: int, start: int, terms: list[str], known: int) -> bytes:
-        """``_front_encode(terms)`` (terms from id ``block * size + start`` on), of which the first
+        """``front_encode(terms)`` (terms from id ``block * size + start`` on), of which the first
         ``known`` were coded before: the last part this handle coded is kept, so only new terms are."""
         cached = self._front_cache
         if cached is not None and cached[0] == (block, start) and 0 < known == len(cached[1]) \
                 and cached[1] == terms[:known]:
-            more = _front_parts(terms[known:], cached[1][-1].encode("utf-8"))
+            more = front_parts(terms[known:], cached[1][-1].encode("utf-8"))
             shared, rest = cached[2] + more[0], cached[3] + more[1]
         else:
-            shared, rest = _front_parts(terms)
+            shared, rest = front_parts(terms)
         self._front_cache = ((block, start), terms, shared, rest)
-        return _front_pack(shared, rest)
+        return front_pack(shared, rest)
 
     def _lexicon_block(self) -> int:
         """Term ids per lexicon block: format 3 keeps fewer, larger blocks (zstd sees more context)."""
@@ -885,7 +886,7 @@ class Storage:
             for b in sorted({i // size for i in new | touched}):
                 lo, hi = b * size, min((b + 1) * size, len(lex.terms))
                 if self.batch_times:  # format 3: most frequencies take one byte
-                    df = zstandard.compress(_pack_df(lex.df[lo:hi]), 3)
+                    df = zstandard.compress(pack_df(lex.df[lo:hi]), 3)
                 else:
                     df = zstandard.compress(np.asarray(lex.df[lo:hi], dtype="<u4").tobytes(), 3)
                 if self.batch_times:
@@ -1063,86 +1064,6 @@ class Storage:
         with self.transaction() as c:
             cur = c.execute("UPDATE api_keys SET revoked = ? WHERE name = ? AND revoked IS NULL", (time.time(), name))
         return cur.rowcount > 0
-
-
-def _pack_df(df: Sequence[int]) -> bytes:
-    """Document frequencies of a format 3 lexicon block before zstd: their count (uint32
-    little-endian), one byte each (255: look further), then (position, frequency) uint32 pairs
-    of those of 255 or more. Most are 1 or 2."""
-    a = np.asarray(df, dtype=np.int64)
-    big = np.flatnonzero(a >= 255)
-    pairs = np.stack([big, a[big]], axis=1).astype("<u4")
-    return len(a).to_bytes(4, "little") + np.minimum(a, 255).astype(np.uint8).tobytes() + pairs.tobytes()
-
-
-def _unpack_df(data: bytes) -> np.ndarray:
-    """int64 frequencies of ``_pack_df``'s bytes.
-
-    Raises:
-        ValueError: the bytes are not such a block.
-    """
-    if len(data) < 4:
-        raise ValueError("frequencies start with their count")
-    n = int.from_bytes(data[:4], "little")
-    if len(data) < 4 + n or (len(data) - 4 - n) % 8:
-        raise ValueError(f"{len(data)} bytes do not hold {n} frequencies")
-    small = np.frombuffer(data, dtype=np.uint8, count=n, offset=4)
-    pairs = np.frombuffer(data, dtype="<u4", offset=4 + n).reshape(-1, 2).astype(np.int64)
-    if not np.array_equal(np.flatnonzero(small == 255), pairs[:, 0]):
-        raise ValueError("the large frequencies do not match their places")
-    a = small.astype(np.int64)
-    a[pairs[:, 0]] = pairs[:, 1]
-    return a
-
-
-def _front_parts(terms: Sequence[str], prev: bytes = b"") -> tuple[bytes, list[bytes]]:
-    """Front coding of terms following ``prev`` (UTF-8): per term, the number of bytes it shares
-    with the term before (one byte, at most 255), and the rest of its bytes."""
-    shared = bytearray()
-    rest = []
-    for term in terms:
-        cur = term.encode("utf-8")
-        k, top = 0, min(len(cur), len(prev), 255)
-        while k < top and cur[k] == prev[k]:
-            k += 1
-        shared.append(k)
-        rest.append(cur[k:])
-        prev = cur
-    return bytes(shared), rest
-
-
-def _front_pack(shared: bytes, rest: Sequence[bytes]) -> bytes:
-    """A format 3 lexicon block before zstd: the term count (uint32 little-endian), the shared
-    byte counts, then the rests joined by ``\\n`` (terms never hold a newline)."""
-    return len(shared).to_bytes(4, "little") + shared + b"\n".join(rest)
-
-
-def _front_encode(terms: Sequence[str]) -> bytes:
-    """A lexicon block's terms, front-coded (``_front_parts``, ``_front_pack``)."""
-    return _front_pack(*_front_parts(terms))
-
-
-def _front_decode(data: bytes) -> list[str]:
-    """The terms of ``_front_encode``'s bytes.
-
-    Raises:
-        ValueError: the bytes are not a front-coded block.
-    """
-    if len(data) < 4:
-        raise ValueError("a front-coded block starts with its term count")
-    n = int.from_bytes(data[:4], "little")
-    shared = data[4 : 4 + n]
-    rest = data[4 + n :].split(b"\n") if n else []
-    if len(shared) != n or len(rest) != n or (not n and len(data) > 4):
-        raise ValueError(f"a front-coded block of {n} terms holds {len(shared)} counts and {len(rest)} rests")
-    out = []
-    prev = b""
-    for k, tail in zip(shared, rest, strict=True):
-        if k > len(prev):
-            raise ValueError(f"front-coded term shares {k} bytes with a {len(prev)}-byte term")
-        prev = prev[:k] + tail
-        out.append(prev)
-    return b"\n".join(out).decode("utf-8").split("\n") if out else []
 
 
 def _chunks(seq: list, n: int) -> Iterator[list]:
