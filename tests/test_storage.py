@@ -121,7 +121,7 @@ def test_read_only_open_changes_nothing_and_needs_no_wal_files(mem, store_path, 
     real = os.access
     monkeypatch.setattr(os, "access", lambda p, mode: False if mode == os.W_OK else real(p, mode))
     with Memory(store_path, readonly=True) as m:
-        assert "immutable=1" in m.storage._uri()
+        assert "immutable=1" in m.storage.file.uri()
         assert m.search("Boeing", k=1)[0].id == 1
         assert m.get(2).metadata["n"] == 1
         with pytest.raises(StoreError, match="read-only"):
@@ -134,7 +134,7 @@ def test_read_only_open_changes_nothing_and_needs_no_wal_files(mem, store_path, 
 def test_read_only_open_among_writers_sees_their_commits(mem, store_path):
     before = _sha(store_path)
     with Memory(store_path, readonly=True) as reader:
-        assert "mode=ro" in reader.storage._uri()
+        assert "mode=ro" in reader.storage.file.uri()
         n = len(reader)
         mem.add(["The lighthouse at Alexandria was one of the seven wonders."])
         assert len(reader) == n + 1
@@ -238,15 +238,15 @@ def test_new_store_has_16k_pages_and_one_compressed_copy_of_each_term(mem):
 
 
 def test_lexicon_spanning_blocks_survives_reopen(store_path, passages, monkeypatch):
-    from hashmem.memory.backends.local import storage
+    from hashmem.memory.backends.local import lexicon
 
-    monkeypatch.setattr(storage, "LEXICON_BLOCK", 5)  # many blocks, full and partial
+    monkeypatch.setattr(lexicon, "LEXICON_BLOCK", 5)  # many blocks, full and partial
     with Memory(store_path) as m:
         m.add(passages[:4])
         m.add(passages[4:])
         before = m.lexicon
-    monkeypatch.setattr(storage, "LEXICON_BLOCK", 40)  # a growing block with a tail, sealed when it outgrows 25
-    monkeypatch.setattr(storage, "LEXICON_TAIL", 25)
+    monkeypatch.setattr(lexicon, "LEXICON_BLOCK", 40)  # a growing block with a tail, sealed when it outgrows 25
+    monkeypatch.setattr(lexicon, "LEXICON_TAIL", 25)
     store_path.unlink()
     with Memory(store_path) as m:
         seen = set()
@@ -258,7 +258,7 @@ def test_lexicon_spanning_blocks_survives_reopen(store_path, passages, monkeypat
             assert m.storage.load_lexicon().terms == m.lexicon.terms
         assert seen == {0, 1} and len(rows) > 1
     store_path.unlink()
-    monkeypatch.setattr(storage, "LEXICON_BLOCK", 5)
+    monkeypatch.setattr(lexicon, "LEXICON_BLOCK", 5)
     with Memory(store_path) as m:
         m.add(passages[:4])
         m.add(passages[4:])
@@ -502,9 +502,9 @@ def test_format_3_keeps_times_per_batch_and_makes_tables_on_need(store_path, pas
 
         blob, tail = st.conn.execute("SELECT terms, tail FROM lexicon").fetchone()  # the second add: a tail
         lex = st.load_lexicon()
-        assert zstandard.decompress(blob) == front_encode(lex.terms[: len(lex.terms) - len(st._front_cache[1])])
-        assert zstandard.decompress(tail) == front_encode(st._front_cache[1]) and st._front_cache[1] == lex.terms[-len(
-            st._front_cache[1]):]
+        assert zstandard.decompress(blob) == front_encode(lex.terms[: len(lex.terms) - len(st.lexicon.front_cache[1])])
+        assert zstandard.decompress(tail) == front_encode(st.lexicon.front_cache[1]) and st.lexicon.front_cache[1] == lex.terms[-len(
+            st.lexicon.front_cache[1]):]
         assert st.count() == 6 and st.count("default") == 6 and st.count("nobody") == 0
         assert st.live_ids("default", b[1]).tolist() == a + b[:2] and len(st.live_ids("nobody", b[-1])) == 0
         assert m.namespaces() == {"default": 6}
