@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> None:
-    from hashmem.memory.backends.local.storage import _NS_INDEX, Storage
+    from hashmem.memory.backends.local.interning import NAMESPACE_INDEX
+    from hashmem.memory.backends.local.storage import Storage
     from hashmem.memory.filters import Where
 
     ap = argparse.ArgumentParser()
@@ -46,7 +47,7 @@ def main() -> None:
             raise SystemExit(f"{args.store}: not a format 3 store without the namespace index")
         before = st.file_bytes()
         with stores["with"].transaction() as c:
-            c.execute(_NS_INDEX)
+            c.execute(NAMESPACE_INDEX)
         stores["with"].checkpoint()
         index_bytes = stores["with"].file_parts().get("namespace_index", 0)
         (ns,) = st.namespaces()

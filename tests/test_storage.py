@@ -121,7 +121,7 @@ def test_read_only_open_changes_nothing_and_needs_no_wal_files(mem, store_path, 
     real = os.access
     monkeypatch.setattr(os, "access", lambda p, mode: False if mode == os.W_OK else real(p, mode))
     with Memory(store_path, readonly=True) as m:
-        assert "immutable=1" in m.storage._uri()
+        assert "immutable=1" in m.storage.file.uri()
         assert m.search("Boeing", k=1)[0].id == 1
         assert m.get(2).metadata["n"] == 1
         with pytest.raises(StoreError, match="read-only"):
@@ -134,7 +134,7 @@ def test_read_only_open_changes_nothing_and_needs_no_wal_files(mem, store_path, 
 def test_read_only_open_among_writers_sees_their_commits(mem, store_path):
     before = _sha(store_path)
     with Memory(store_path, readonly=True) as reader:
-        assert "mode=ro" in reader.storage._uri()
+        assert "mode=ro" in reader.storage.file.uri()
         n = len(reader)
         mem.add(["The lighthouse at Alexandria was one of the seven wonders."])
         assert len(reader) == n + 1
@@ -238,15 +238,15 @@ def test_new_store_has_16k_pages_and_one_compressed_copy_of_each_term(mem):
 
 
 def test_lexicon_spanning_blocks_survives_reopen(store_path, passages, monkeypatch):
-    from hashmem.memory.backends.local import storage
+    from hashmem.memory.backends.local import lexicon
 
-    monkeypatch.setattr(storage, "LEXICON_BLOCK", 5)  # many blocks, full and partial
+    monkeypatch.setattr(lexicon, "LEXICON_BLOCK", 5)  # many blocks, full and partial
     with Memory(store_path) as m:
         m.add(passages[:4])
         m.add(passages[4:])
         before = m.lexicon
-    monkeypatch.setattr(storage, "LEXICON_BLOCK", 40)  # a growing block with a tail, sealed when it outgrows 25
-    monkeypatch.setattr(storage, "LEXICON_TAIL", 25)
+    monkeypatch.setattr(lexicon, "LEXICON_BLOCK", 40)  # a growing block with a tail, sealed when it outgrows 25
+    monkeypatch.setattr(lexicon, "LEXICON_TAIL", 25)
     store_path.unlink()
     with Memory(store_path) as m:
         seen = set()
@@ -258,7 +258,7 @@ def test_lexicon_spanning_blocks_survives_reopen(store_path, passages, monkeypat
             assert m.storage.load_lexicon().terms == m.lexicon.terms
         assert seen == {0, 1} and len(rows) > 1
     store_path.unlink()
-    monkeypatch.setattr(storage, "LEXICON_BLOCK", 5)
+    monkeypatch.setattr(lexicon, "LEXICON_BLOCK", 5)
     with Memory(store_path) as m:
         m.add(passages[:4])
         m.add(passages[4:])
@@ -498,13 +498,13 @@ def test_format_3_keeps_times_per_batch_and_makes_tables_on_need(store_path, pas
         assert st.conn.execute("SELECT count(*) FROM batches").fetchone()[0] == 2
         import zstandard
 
-        from hashmem.memory.backends.local.storage import _front_encode
+        from hashmem.memory.backends.local.lexicon_codec import front_encode
 
         blob, tail = st.conn.execute("SELECT terms, tail FROM lexicon").fetchone()  # the second add: a tail
         lex = st.load_lexicon()
-        assert zstandard.decompress(blob) == _front_encode(lex.terms[: len(lex.terms) - len(st._front_cache[1])])
-        assert zstandard.decompress(tail) == _front_encode(st._front_cache[1]) and st._front_cache[1] == lex.terms[-len(
-            st._front_cache[1]):]
+        assert zstandard.decompress(blob) == front_encode(lex.terms[: len(lex.terms) - len(st.lexicon.front_cache[1])])
+        assert zstandard.decompress(tail) == front_encode(st.lexicon.front_cache[1]) and st.lexicon.front_cache[1] == lex.terms[-len(
+            st.lexicon.front_cache[1]):]
         assert st.count() == 6 and st.count("default") == 6 and st.count("nobody") == 0
         assert st.live_ids("default", b[1]).tolist() == a + b[:2] and len(st.live_ids("nobody", b[-1])) == 0
         assert m.namespaces() == {"default": 6}
@@ -528,33 +528,33 @@ def test_format_3_keeps_times_per_batch_and_makes_tables_on_need(store_path, pas
 
 
 def test_front_coded_lexicon_blocks_round_trip():
-    from hashmem.memory.backends.local.storage import _front_decode, _front_encode
+    from hashmem.memory.backends.local.lexicon_codec import front_decode, front_encode
 
     long = "x" * 300
     # an empty suffix, a shared prefix cut inside a UTF-8 character, one longer than 255 bytes,
     # and one of exactly 10 bytes (the prefix byte is then a newline)
     terms = ["", "a", "ab", "abc", "ab", "étude", "étage", "été", long, long + "y", "x" * 10 + " ",
              "Zürich", "Zürichsee", "日本", "日本語"]
-    assert _front_decode(_front_encode(terms)) == terms
-    assert _front_decode(_front_encode([])) == []
-    assert _front_encode(["international", "internationally"]) == b"\x02\0\0\0\x00\x0dinternational\nly"
+    assert front_decode(front_encode(terms)) == terms
+    assert front_decode(front_encode([])) == []
+    assert front_encode(["international", "internationally"]) == b"\x02\0\0\0\x00\x0dinternational\nly"
     for bad in (bytes([1, 0, 0, 0, 5]) + b"abc",  # shares 5 bytes with nothing
                 bytes([2, 0, 0, 0, 0, 0]) + b"abc",  # two terms, one rest
                 b"\0\0"):  # no count
         with pytest.raises(ValueError):
-            _front_decode(bad)
+            front_decode(bad)
 
 
 def test_frequencies_pack_in_one_byte_each_and_large_ones_after():
     import numpy as np
 
-    from hashmem.memory.backends.local.storage import _pack_df, _unpack_df
+    from hashmem.memory.backends.local.lexicon_codec import pack_df, unpack_df
 
     df = [1, 2, 254, 255, 256, 70_000, 1, 2**32 - 1, 0]
-    packed = _pack_df(df)
+    packed = pack_df(df)
     assert len(packed) == 4 + len(df) + 8 * 4  # four of 255 or more
-    assert _unpack_df(packed).tolist() == df and _unpack_df(_pack_df([])).tolist() == []
-    assert len(_pack_df(np.ones(1000, int).tolist())) == 4 + 1000
+    assert unpack_df(packed).tolist() == df and unpack_df(pack_df([])).tolist() == []
+    assert len(pack_df(np.ones(1000, int).tolist())) == 4 + 1000
     for bad in (packed[:-1], packed[:4 + 3] + b"\x07" + packed[8:], b"\x01"):
         with pytest.raises(ValueError):
-            _unpack_df(bad)
+            unpack_df(bad)
