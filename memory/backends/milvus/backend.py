@@ -3,7 +3,7 @@
 Collections (names from the URI's collection ``C``):
 
 - ``C``: one row per passage. ``id`` INT64 primary key (assigned by the client, see
-  ``_IdAllocator``); ``code`` ``BINARY_VECTOR`` of ``bits`` searched by ``HAMMING``
+  ``ids.IdAllocator``); ``code`` ``BINARY_VECTOR`` of ``bits`` searched by ``HAMMING``
   (index ``BIN_FLAT`` by default, ``BIN_IVF_FLAT`` with ``?index=BIN_IVF_FLAT&nlist=N``);
   ``namespace`` VARCHAR, whose hash picks one of ``PARTITIONS`` partitions (what a
   Milvus *partition key* does; it is done here because server 2.3.5's ``upsert``
@@ -71,13 +71,8 @@ import contextlib
 import json
 import logging
 import os
-import re
-import secrets
-import threading
 import time
-import urllib.parse
 import uuid
-import zlib
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -94,9 +89,9 @@ from ...filters import Where
 from ...hints import Lexicon
 from ...search import Candidates
 from ..base import Backend, Row
+from .ids import IdAllocator
+from .uri import MAX_TEXT_BYTES, PARTITIONS, parse_uri, partition_of
 
-DEFAULT_PORT = 19530
-TOKEN_ENV = "HASHMEM_MILVUS_TOKEN"  # user:password or an API token, for a cluster with authentication
 TIMEOUT_ENV = "HASHMEM_MILVUS_TIMEOUT"
 DEFAULT_TIMEOUT = 30.0
 READ = "Session"  # see the module docstring
@@ -106,136 +101,8 @@ _KEY_PREFIX = "apikey:"
 _CHUNK = 48_000  # base64 characters per settings row (VARCHAR max 65,535)
 _QUERY_WINDOW = 16_384  # Milvus's largest query/search result window
 _BATCH = 2_000  # rows per insert / upsert call
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,180}$")
 _DUMMY = "v"  # Milvus 2.3 requires a vector field in every collection; settings and lexicon get a 2-d one
 QVEC_LAYOUT = "base64-varchar"  # how qvec is kept; "int8-vector" where the server has INT8_VECTOR (≥ 2.6)
-INDEX_TYPES = ("BIN_FLAT", "BIN_IVF_FLAT")
-PARTITIONS = 16  # namespace buckets (a partition key's default count)
-TEXT_BYTES = 4_096  # default bound of one text/llm-tier body, in bytes (``?text_bytes=N`` in the URI)
-MAX_TEXT_BYTES = 49_149  # the largest bound whose base64 fits one VARCHAR (65,535 characters)
-
-
-def partition_of(namespace: str, n: int = PARTITIONS) -> str:
-    """The partition a namespace's rows live in: a stable hash of its name."""
-    return f"ns{zlib.crc32(namespace.encode('utf-8')) % n:03d}"
-
-
-def parse_uri(uri: str) -> dict:
-    """Split ``milvus://[user[:password]@]host[:port]/collection[?options]`` into client settings.
-
-    Options: ``secure=true`` (TLS; ``milvus+tls://`` is the same), ``server_pem=PATH``
-    and ``server_name=NAME`` (a private CA), ``db=NAME``, ``index=BIN_FLAT|BIN_IVF_FLAT``,
-    ``nlist=N`` (``BIN_IVF_FLAT`` lists), ``nprobe=N``, ``text_bytes=N`` (the largest
-    text/llm-tier body of a store created with this URI, default ``TEXT_BYTES``). A token (``user:password`` or an
-    API key) may also come from ``$HASHMEM_MILVUS_TOKEN``, which keeps it out of the URI
-    and out of process listings. Secrets never appear in ``location``.
-
-    Raises:
-        ConfigError: a malformed URI, naming what is wrong.
-    """
-    parts = urllib.parse.urlsplit(uri)
-    scheme = parts.scheme.lower()
-    if scheme not in ("milvus", "milvus+tls"):
-        raise ConfigError(f"a Milvus store URI starts with milvus://, got {redact(uri)!r}")
-    try:
-        port = parts.port or DEFAULT_PORT
-    except ValueError as e:
-        raise ConfigError(f"bad port in {redact(uri)!r}: {e}") from e
-    host = parts.hostname
-    if not host:
-        raise ConfigError(f"no host in {redact(uri)!r}; expected milvus://HOST:PORT/COLLECTION")
-    collection = parts.path.strip("/")
-    if not _NAME.match(collection):
-        raise ConfigError(
-            f"bad collection name {collection!r} in {redact(uri)!r}: expected milvus://HOST:PORT/COLLECTION "
-            "with a name of letters, digits and underscores (not starting with a digit)"
-        )
-    opts = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
-    known = {"secure", "server_pem", "server_name", "db", "index", "nlist", "nprobe", "text_bytes"}
-    if unknown := sorted(set(opts) - known):
-        raise ConfigError(f"unknown option(s) {', '.join(unknown)} in the Milvus URI; known: {', '.join(sorted(known))}")
-    secure = scheme == "milvus+tls" or opts.get("secure", "").lower() in ("1", "true", "yes")
-    index = opts.get("index", "BIN_FLAT").upper()
-    if index not in INDEX_TYPES:
-        raise ConfigError(f"index={index} is not supported; use {' or '.join(INDEX_TYPES)}")
-    ints = {}
-    for k, default in (("nlist", 1024), ("nprobe", 16), ("text_bytes", TEXT_BYTES)):
-        try:
-            ints[k] = int(opts.get(k, default))
-        except ValueError as e:
-            raise ConfigError(f"{k} in the Milvus URI must be an integer, got {opts[k]!r}") from e
-        if ints[k] <= 0:
-            raise ConfigError(f"{k} in the Milvus URI must be positive, got {ints[k]}")
-    if ints["text_bytes"] > MAX_TEXT_BYTES:
-        raise ConfigError(f"text_bytes in the Milvus URI is at most {MAX_TEXT_BYTES} (one VARCHAR of base64), "
-                          f"got {ints['text_bytes']}")
-    user = urllib.parse.unquote(parts.username or "")
-    password = urllib.parse.unquote(parts.password or "")
-    token = os.environ.get(TOKEN_ENV, "")
-    netloc = f"{host}:{port}"
-    where = f"milvus{'+tls' if scheme == 'milvus+tls' else ''}://{user + ':***@' if user else ''}{netloc}/{collection}"
-    return {
-        "address": f"{'https' if secure else 'http'}://{netloc}",
-        "user": user,
-        "password": password,
-        "token": token,
-        "db": opts.get("db", ""),
-        "secure": secure,
-        "server_pem": opts.get("server_pem"),
-        "server_name": opts.get("server_name"),
-        "collection": collection,
-        "index": index,
-        "nlist": ints["nlist"],
-        "nprobe": ints["nprobe"],
-        "text_bytes": ints["text_bytes"],
-        "location": where,
-    }
-
-
-def redact(uri: str) -> str:
-    """A URI with its password replaced by ``***``."""
-    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", uri)
-
-
-class _IdAllocator:
-    """Record ids unique across processes without a round trip: a Snowflake-like layout.
-
-    ``id = milliseconds since 2024-01-01 << 22 | node << 10 | sequence``: 41 bits of
-    time (69 years), a random 12-bit node per handle, a 10-bit per-millisecond sequence.
-    Ids grow within a process and roughly with time across processes; two writers
-    collide only if they draw the same node *and* write in the same millisecond
-    (with 8 writers, ≈ 0.7 % that any pair share a node at all).
-    """
-
-    EPOCH_MS = 1_704_067_200_000
-
-    def __init__(self) -> None:
-        self.node = secrets.randbelow(1 << 12)
-        self.last = 0
-        self.lock = threading.Lock()
-
-    def take(self, n: int) -> list[int]:
-        out: list[int] = []
-        with self.lock:
-            while len(out) < n:
-                ms = int(time.time() * 1000) - self.EPOCH_MS
-                first = (ms << 22) | (self.node << 10)
-                if self.last >= first:  # this millisecond (or a clock step back): go on after the last id
-                    nxt = self.last + 1
-                    if nxt >> 10 != self.last >> 10:  # the millisecond's 1,024 ids are used: wait for the next
-                        time.sleep(0.001)
-                        continue
-                else:
-                    nxt = first
-                end = min(nxt + (n - len(out)), ((nxt >> 10) + 1) << 10)
-                out.extend(range(nxt, end))
-                self.last = end - 1
-        return out
-
-    @classmethod
-    def bound(cls) -> int:
-        """An id above every id assigned until now (by any process whose clock agrees with ours)."""
-        return ((int(time.time() * 1000) - cls.EPOCH_MS + 1) << 22) - 1
 
 
 class _QuietIterator(logging.Filter):
@@ -303,7 +170,7 @@ class MilvusBackend(Backend):
         self.settings_name = f"{self.name}__settings"
         self.lexicon_name = f"{self.name}__lexicon"
         self._closed = False
-        self._ids = _IdAllocator()
+        self._ids = IdAllocator()
         self._seen: dict[str, str] = {}  # settings header → version this handle loaded
         self._known_ns: set[str] = set()
         self.text_bytes: int | None = None  # bound of one body; None: a store without text bodies
