@@ -68,8 +68,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import json
-import logging
 import os
 import time
 import uuid
@@ -89,13 +89,18 @@ from ...filters import Where
 from ...hints import Lexicon
 from ...search import Candidates
 from ..base import Backend, Row
+from .connection import (
+    DEFAULT_TIMEOUT,
+    READ,
+    STRONG,
+    TIMEOUT_ENV,
+    connect,
+    errors,
+    require_pymilvus,
+)
 from .ids import IdAllocator
 from .uri import MAX_TEXT_BYTES, PARTITIONS, parse_uri, partition_of
 
-TIMEOUT_ENV = "HASHMEM_MILVUS_TIMEOUT"
-DEFAULT_TIMEOUT = 30.0
-READ = "Session"  # see the module docstring
-STRONG = "Strong"
 _KEY_LOOKUP = "Bounded"  # API key lookups per request (see MilvusBackend.keys)
 _KEY_PREFIX = "apikey:"
 _CHUNK = 48_000  # base64 characters per settings row (VARCHAR max 65,535)
@@ -103,41 +108,6 @@ _QUERY_WINDOW = 16_384  # Milvus's largest query/search result window
 _BATCH = 2_000  # rows per insert / upsert call
 _DUMMY = "v"  # Milvus 2.3 requires a vector field in every collection; settings and lexicon get a 2-d one
 QVEC_LAYOUT = "base64-varchar"  # how qvec is kept; "int8-vector" where the server has INT8_VECTOR (≥ 2.6)
-
-
-class _QuietIterator(logging.Filter):
-    """Drop pymilvus's warning that a 2.3 server gives query iterators no MVCC timestamp (it then
-    uses the client's clock, which is what Session consistency reads at anyway)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "failed to get mvccTs" not in record.getMessage()
-
-
-_QUIET = _QuietIterator()
-_ITERATOR_LOG = "pymilvus.client.iterator.query_iterator"
-
-
-class _Deadline:
-    """The client with ``timeout`` on every remote call: pymilvus retries an unreachable server
-    for minutes (75 tries) unless a call carries a timeout, which bounds the retries too."""
-
-    _REMOTE = frozenset({"insert", "upsert", "delete", "query", "search", "query_iterator", "has_collection",
-                         "load_collection", "create_collection", "create_partition", "list_partitions",
-                         "describe_collection", "drop_collection"})
-
-    def __init__(self, client, timeout: float) -> None:
-        self._client, self._timeout = client, timeout
-
-    def __getattr__(self, name):
-        attr = getattr(self._client, name)
-        if name not in self._REMOTE:
-            return attr
-
-        def call(*args, **kwargs):
-            kwargs.setdefault("timeout", self._timeout)
-            return attr(*args, **kwargs)
-
-        return call
 
 
 class _Txn:
@@ -177,12 +147,9 @@ class MilvusBackend(Backend):
         self._bodies = _Bodies(self)
         self.last_attempt: list[int] = []  # ids of the insert in progress (reported if it fails)
         self.timeout = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT))
-        try:
-            from pymilvus import MilvusClient  # noqa: F401 - checked here, used in _connect
-        except ImportError as e:
-            raise ConfigError(f"a milvus:// store needs pymilvus: pip install 'hashmem[milvus]' ({e})") from e
-        logging.getLogger(_ITERATOR_LOG).addFilter(_QUIET)  # a no-op when already there
-        self.client = self._connect()
+        self._errors = functools.partial(errors, opts=self.opts)  # pymilvus / gRPC errors → BackendUnavailableError
+        require_pymilvus()
+        self.client = connect(self.opts, self.timeout)
         with self._errors("open"):
             exists = self.client.has_collection(self.name) and self.client.has_collection(self.settings_name)
         self.is_new = not exists
@@ -193,38 +160,6 @@ class MilvusBackend(Backend):
             with self._errors("open"):
                 for name in (self.name, self.settings_name, self.lexicon_name):
                     self.client.load_collection(name)
-
-    # -- connection and errors --------------------------------------------------------------
-
-    def _connect(self):
-        from pymilvus import MilvusClient
-
-        o = self.opts
-        kw = {}
-        if o["secure"]:
-            kw["secure"] = True
-            if o["server_pem"]:
-                kw["server_pem_path"] = o["server_pem"]
-            if o["server_name"]:
-                kw["server_name"] = o["server_name"]
-        token = o["token"] or (f"{o['user']}:{o['password']}" if o["user"] else "")
-        with self._errors("connect to"):
-            client = MilvusClient(uri=o["address"], token=token, db_name=o["db"], timeout=self.timeout, **kw)
-        return _Deadline(client, self.timeout)
-
-    @contextlib.contextmanager
-    def _errors(self, what: str):
-        """pymilvus / gRPC errors → BackendUnavailableError (one line, no secrets)."""
-        try:
-            yield
-        except (StoreError, ConfigError):
-            raise
-        except Exception as e:  # noqa: BLE001 - pymilvus raises many types (MilvusException, gRPC, OSError)
-            msg = " ".join(str(e).split())[:300]
-            for secret in (self.opts["password"], self.opts["token"]):
-                if secret:
-                    msg = msg.replace(secret, "***")
-            raise BackendUnavailableError(f"cannot {what} Milvus at {self.location}: {type(e).__name__}: {msg}") from e
 
     @property
     def closed(self) -> bool:
