@@ -400,6 +400,6 @@ def test_http_server_with_api_keys_on_a_milvus_store(open_mem):
 def test_varchar_bounds_hold_the_base64_they_are_declared_for(n):
     import base64
 
-    from hashmem.memory.backends.milvus.backend import _b64_len
+    from hashmem.memory.backends.milvus.schema import b64_len
 
-    assert len(base64.b64encode(b"\xff" * n)) <= _b64_len(n) <= len(base64.b64encode(b"\xff" * n)) + 4
+    assert len(base64.b64encode(b"\xff" * n)) <= b64_len(n) <= len(base64.b64encode(b"\xff" * n)) + 4

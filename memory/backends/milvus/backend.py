@@ -1,23 +1,11 @@
 """The Milvus backend: a hashmem store in a Milvus server or cluster (``milvus://host:port/collection``).
 
-Collections (names from the URI's collection ``C``):
+Collections (names from the URI's collection ``C``; fields, indexes and partitions in ``schema``):
 
-- ``C``: one row per passage. ``id`` INT64 primary key (assigned by the client, see
-  ``ids.IdAllocator``); ``code`` ``BINARY_VECTOR`` of ``bits`` searched by ``HAMMING``
-  (index ``BIN_FLAT`` by default, ``BIN_IVF_FLAT`` with ``?index=BIN_IVF_FLAT&nlist=N``);
-  ``namespace`` VARCHAR, whose hash picks one of ``PARTITIONS`` partitions (what a
-  Milvus *partition key* does; it is done here because server 2.3.5's ``upsert``
-  puts partition-key rows in the wrong partition, measured), so a search reads only its
-  namespace's partition and the namespace filter costs next to nothing; ``gen`` INT64, the hashing generation of the code; ``qvec`` the int8
-  vector and ``hints`` the hint bytes, both base64 in VARCHAR (Milvus 2.3 allows one
-  vector field per collection, has no ``INT8_VECTOR`` (≥ 2.6) and no bytes scalar;
-  the layout is recorded in the settings as ``qvec_layout`` so a store made on a
-  server with ``INT8_VECTOR`` can use it without a format guess); ``metadata`` JSON;
-  ``created`` DOUBLE; and, only in a store created with ``text`` or ``llm`` fidelity,
-  ``body``: the passage's text-tier (zstd) or llm-tier body, base64 in a VARCHAR declared
-  at ``text_bytes`` (``?text_bytes=N`` of the creating URI, default ``TEXT_BYTES``, at
-  most ``MAX_TEXT_BYTES``; recorded in the ``layout`` setting). A longer body is refused
-  whole (``InputError``, before anything is written), never truncated.
+- ``C``: one row per passage (id, code, namespace, generation, int8 vector, hints, metadata,
+  created, and the text/llm-tier body in a store with ``text`` or ``llm`` fidelity), in one of
+  ``uri.PARTITIONS`` partitions picked by the namespace's hash, so a search reads only its
+  namespace's partition.
 - ``C__settings``: named values (config, hasher parameters, int8 calibration, the
   lexicon's document count, namespace names, the text tier's zstd dictionaries and the
   llm tier's coder meta (model hash, parameters)). Blobs larger than one VARCHAR are split
@@ -99,15 +87,14 @@ from .connection import (
     require_pymilvus,
 )
 from .ids import IdAllocator
-from .uri import MAX_TEXT_BYTES, PARTITIONS, parse_uri, partition_of
+from .schema import DUMMY, code_bytes, create_collections, layout_of
+from .uri import MAX_TEXT_BYTES, parse_uri, partition_of
 
 _KEY_LOOKUP = "Bounded"  # API key lookups per request (see MilvusBackend.keys)
 _KEY_PREFIX = "apikey:"
 _CHUNK = 48_000  # base64 characters per settings row (VARCHAR max 65,535)
 _QUERY_WINDOW = 16_384  # Milvus's largest query/search result window
 _BATCH = 2_000  # rows per insert / upsert call
-_DUMMY = "v"  # Milvus 2.3 requires a vector field in every collection; settings and lexicon get a 2-d one
-QVEC_LAYOUT = "base64-varchar"  # how qvec is kept; "int8-vector" where the server has INT8_VECTOR (≥ 2.6)
 
 
 class _Txn:
@@ -184,8 +171,6 @@ class MilvusBackend(Backend):
     # -- creation and settings ----------------------------------------------------------
 
     def initialize(self, config: StoreConfig, extra_meta=None) -> bool:
-        from pymilvus import DataType
-
         text_bytes = self.opts["text_bytes"] if config.fidelity in ("text", "llm") else None
 
         c = self.client
@@ -193,45 +178,9 @@ class MilvusBackend(Backend):
             if c.has_collection(self.settings_name) and self._get_setting("config", STRONG) is not None:
                 self.is_new = False
                 return False
-            for name, key_type in ((self.settings_name, DataType.VARCHAR), (self.lexicon_name, DataType.INT64)):
-                if not c.has_collection(name):
-                    schema = c.create_schema(auto_id=False, enable_dynamic_field=False)
-                    if key_type == DataType.VARCHAR:
-                        schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=512)
-                        schema.add_field("value", DataType.VARCHAR, max_length=65535)
-                    else:
-                        schema.add_field("id", DataType.INT64, is_primary=True)
-                        schema.add_field("term", DataType.VARCHAR, max_length=512)
-                        schema.add_field("df", DataType.INT64)
-                    schema.add_field(_DUMMY, DataType.FLOAT_VECTOR, dim=2)
-                    idx = c.prepare_index_params()
-                    idx.add_index(field_name=_DUMMY, index_type="FLAT", metric_type="L2")
-                    c.create_collection(name, schema=schema, index_params=idx, consistency_level=READ)
-            if not c.has_collection(self.name):
-                schema = c.create_schema(auto_id=False, enable_dynamic_field=False)
-                schema.add_field("id", DataType.INT64, is_primary=True)
-                schema.add_field("code", DataType.BINARY_VECTOR, dim=config.bits)
-                schema.add_field("namespace", DataType.VARCHAR, max_length=1024)
-                schema.add_field("gen", DataType.INT64)
-                # declared at their real bound: Milvus sizes segments from the declared lengths
-                schema.add_field("qvec", DataType.VARCHAR, max_length=_b64_len(config.dim))
-                schema.add_field("hints", DataType.VARCHAR, max_length=_b64_len(config.hint_bytes + 2))
-                if text_bytes:  # only stores with text fidelity have (and pay for) a body field
-                    schema.add_field("body", DataType.VARCHAR, max_length=_b64_len(text_bytes))
-                schema.add_field("metadata", DataType.JSON)
-                schema.add_field("created", DataType.DOUBLE)
-                idx = c.prepare_index_params()
-                params = {"nlist": self.opts["nlist"]} if self.opts["index"] == "BIN_IVF_FLAT" else {}
-                idx.add_index(field_name="code", index_type=self.opts["index"], metric_type="HAMMING", params=params)
-                c.create_collection(self.name, schema=schema, index_params=idx, consistency_level=READ)
-                have = set(c.list_partitions(self.name))
-                for i in range(PARTITIONS):
-                    if f"ns{i:03d}" not in have:
-                        c.create_partition(self.name, f"ns{i:03d}")
-            for name in (self.name, self.settings_name, self.lexicon_name):
-                c.load_collection(name)
-            layout = {"qvec_layout": QVEC_LAYOUT, "index": self.opts["index"], "nlist": self.opts["nlist"],
-                      "partitions": PARTITIONS, "text_bytes": text_bytes}
+            create_collections(c, config, self.opts, records=self.name, settings=self.settings_name,
+                               lexicon=self.lexicon_name, text_bytes=text_bytes)
+            layout = layout_of(self.opts, text_bytes)
             for key, value in {"lexicon_docs": "0", "layout": json.dumps(layout), "namespaces": "[]",
                                **(extra_meta or {})}.items():
                 self._put_setting(key, value)
@@ -304,11 +253,11 @@ class MilvusBackend(Backend):
         else:
             parts = [text[i : i + _CHUNK] for i in range(0, len(text), _CHUNK)]
             head["n"] = len(parts)
-            rows = [{"key": f"{key}@{ver}#{i}", "value": p, _DUMMY: [0.0, 0.0]} for i, p in enumerate(parts)]
+            rows = [{"key": f"{key}@{ver}#{i}", "value": p, DUMMY: [0.0, 0.0]} for i, p in enumerate(parts)]
         with self._errors("write"):
             for s in range(0, len(rows), 16):
                 self.client.upsert(self.settings_name, rows[s : s + 16])
-            self.client.upsert(self.settings_name, [{"key": key, "value": json.dumps(head), _DUMMY: [0.0, 0.0]}])
+            self.client.upsert(self.settings_name, [{"key": key, "value": json.dumps(head), DUMMY: [0.0, 0.0]}])
             old = self._seen.get(key)
             if old is not None and old != ver:  # the previous value's chunks (if any)
                 self.client.delete(self.settings_name, filter=f'key like "{key}@{old}#%"')
@@ -408,7 +357,7 @@ class MilvusBackend(Backend):
             raise StoreError(f"cannot write {self.location}: another process added to the lexicon since this one "
                              f"read it (term id {clash[0]}); nothing from this batch was stored, add it again")
         ids = sorted(set(new_ids) | set(touched))
-        rows = [{"id": i, "term": lex.terms[i], "df": int(lex.df[i]), _DUMMY: [0.0, 0.0]} for i in ids]
+        rows = [{"id": i, "term": lex.terms[i], "df": int(lex.df[i]), DUMMY: [0.0, 0.0]} for i in ids]
         with self._errors("write"):
             for s in range(0, len(rows), _BATCH):
                 self.client.upsert(self.lexicon_name, rows[s : s + _BATCH])
@@ -477,7 +426,7 @@ class MilvusBackend(Backend):
         out = {}
         for r in self._rows(ids, self._FIELDS):
             out[int(r["id"])] = Row(int(r["id"]), r["namespace"], float(r["created"]), dict(r["metadata"] or {}),
-                                    _code_bytes(r["code"]), base64.b64decode(r["qvec"]), base64.b64decode(r["hints"]),
+                                    code_bytes(r["code"]), base64.b64decode(r["qvec"]), base64.b64decode(r["hints"]),
                                     int(r["gen"]))
         return out
 
@@ -522,7 +471,7 @@ class MilvusBackend(Backend):
             by_part: dict[str, list[dict]] = {}
             for r in self._rows(keys[s : s + _BATCH], self._all_fields()):
                 r["body"] = new[int(r["id"])]
-                r["code"] = _code_bytes(r["code"])  # read back as a list holding the bytes
+                r["code"] = code_bytes(r["code"])  # read back as a list holding the bytes
                 by_part.setdefault(partition_of(r["namespace"]), []).append(r)
             with self._errors("write"):
                 for part, group in by_part.items():
@@ -708,13 +657,13 @@ class MilvusBackend(Backend):
         hits = [(h, h.get("entity", h)) for h in (res[0] if res else [])]
         ids = np.array([int(h.get("id", e.get("id"))) for h, e in hits], np.int64)
         ham = np.array([int(round(h["distance"])) for h, _ in hits], np.uint32)
-        codes = np.array([np.frombuffer(_code_bytes(e["code"]), np.uint8) for _, e in hits], np.uint8)
+        codes = np.array([np.frombuffer(code_bytes(e["code"]), np.uint8) for _, e in hits], np.uint8)
         qvecs = np.array([np.frombuffer(base64.b64decode(e["qvec"]), np.int8) for _, e in hits], np.int8)
         order = np.lexsort((ids, ham))  # ties by id, as the local index
         return Candidates(ids[order], ham[order], codes[order], qvecs[order])
 
     def codes_of(self, namespace, ids):
-        rows = {int(r["id"]): _code_bytes(r["code"]) for r in self._rows([int(i) for i in ids], ["id", "code"])}
+        rows = {int(r["id"]): code_bytes(r["code"]) for r in self._rows([int(i) for i in ids], ["id", "code"])}
         return np.stack([np.frombuffer(rows[int(i)], np.uint8) for i in ids])
 
     def live_ids(self, namespace=None) -> np.ndarray:
@@ -724,18 +673,6 @@ class MilvusBackend(Backend):
 
     def n_records(self) -> int:
         return self.count()
-
-
-def _b64_len(n_bytes: int) -> int:
-    """Characters of the base64 text of ``n_bytes`` bytes (padding included)."""
-    return 4 * max(1, -(-n_bytes // 3))
-
-
-def _code_bytes(v) -> bytes:
-    """A BINARY_VECTOR value as pymilvus returns it (bytes, or a list holding bytes)."""
-    if isinstance(v, list | tuple):
-        v = v[0] if len(v) == 1 and isinstance(v[0], bytes | bytearray) else bytes(v)
-    return bytes(v)
 
 
 class _Bodies:
