@@ -6,11 +6,9 @@ Collections (names from the URI's collection ``C``; fields, indexes and partitio
   created, and the text/llm-tier body in a store with ``text`` or ``llm`` fidelity), in one of
   ``uri.PARTITIONS`` partitions picked by the namespace's hash, so a search reads only its
   namespace's partition.
-- ``C__settings``: named values (config, hasher parameters, int8 calibration, the
-  lexicon's document count, namespace names, the text tier's zstd dictionaries and the
-  llm tier's coder meta (model hash, parameters)). Blobs larger than one VARCHAR are split
-  into chunks under a fresh version tag, then one header row names the version: a
-  reader sees the old value or the new one, never a mix.
+- ``C__settings``: named values (config, hasher, calibration, dictionaries, API keys, …),
+  chunked and versioned so a reader sees the old value or the new one, never a mix
+  (``settings.Settings``, which the backend holds as ``settings``).
 - ``C__lexicon``: one row per lexicon term (id, term, document frequency).
 
 A second process (or machine) opening the same URI reads the same settings and
@@ -41,9 +39,9 @@ The text and llm tiers (``texttier``, ``llmtier``) work on ``body_store()`` (``_
 which gives them what ``Storage`` gives them locally; a dictionary re-training rewrites
 every body (``update_texts``: rows read whole and upserted).
 
-API keys (``hashmem keys``, the servers' tenants) are settings rows ``apikey:<digest>``;
-a server looks a caller's key up with Bounded consistency, so a revocation made by another
-process takes effect within Milvus's staleness bound (seconds), not at once as locally.
+API keys (``hashmem keys``, the servers' tenants) are settings rows ``apikey:<digest>``
+(``settings``): a revocation made by another process takes effect within Milvus's
+staleness bound (seconds), not at once as locally.
 
 What it does not do: IVF partitions of the local index, bodies split over several rows (a passage whose body
 exceeds ``text_bytes`` must be split by the caller), or transactions across several
@@ -60,7 +58,6 @@ import functools
 import json
 import os
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -88,11 +85,9 @@ from .connection import (
 )
 from .ids import IdAllocator
 from .schema import DUMMY, code_bytes, create_collections, layout_of
+from .settings import Settings
 from .uri import MAX_TEXT_BYTES, parse_uri, partition_of
 
-_KEY_LOOKUP = "Bounded"  # API key lookups per request (see MilvusBackend.keys)
-_KEY_PREFIX = "apikey:"
-_CHUNK = 48_000  # base64 characters per settings row (VARCHAR max 65,535)
 _QUERY_WINDOW = 16_384  # Milvus's largest query/search result window
 _BATCH = 2_000  # rows per insert / upsert call
 
@@ -128,8 +123,6 @@ class MilvusBackend(Backend):
         self.lexicon_name = f"{self.name}__lexicon"
         self._closed = False
         self._ids = IdAllocator()
-        self._seen: dict[str, str] = {}  # settings header → version this handle loaded
-        self._known_ns: set[str] = set()
         self.text_bytes: int | None = None  # bound of one body; None: a store without text bodies
         self._bodies = _Bodies(self)
         self.last_attempt: list[int] = []  # ids of the insert in progress (reported if it fails)
@@ -137,6 +130,7 @@ class MilvusBackend(Backend):
         self._errors = functools.partial(errors, opts=self.opts)  # pymilvus / gRPC errors → BackendUnavailableError
         require_pymilvus()
         self.client = connect(self.opts, self.timeout)
+        self.settings = Settings(self.client, self.settings_name, self.opts)
         with self._errors("open"):
             exists = self.client.has_collection(self.name) and self.client.has_collection(self.settings_name)
         self.is_new = not exists
@@ -175,7 +169,7 @@ class MilvusBackend(Backend):
 
         c = self.client
         with self._errors("create a store in"):
-            if c.has_collection(self.settings_name) and self._get_setting("config", STRONG) is not None:
+            if c.has_collection(self.settings_name) and self.settings.get("config", STRONG) is not None:
                 self.is_new = False
                 return False
             create_collections(c, config, self.opts, records=self.name, settings=self.settings_name,
@@ -183,14 +177,14 @@ class MilvusBackend(Backend):
             layout = layout_of(self.opts, text_bytes)
             for key, value in {"lexicon_docs": "0", "layout": json.dumps(layout), "namespaces": "[]",
                                **(extra_meta or {})}.items():
-                self._put_setting(key, value)
-            self._put_setting("config", config.to_json())  # last: its presence means "created"
+                self.settings.put(key, value)
+            self.settings.put("config", config.to_json())  # last: its presence means "created"
         self.is_new = False
         self.text_bytes = text_bytes
         return True
 
     def load_config(self) -> StoreConfig:
-        raw = self._get_setting("config", STRONG)
+        raw = self.settings.get("config", STRONG)
         if raw is None:
             raise StoreCorruptError(f"{self.location} is not a hashmem store (no config in {self.settings_name})")
         try:
@@ -198,7 +192,7 @@ class MilvusBackend(Backend):
         except (ValueError, TypeError) as e:
             raise StoreCorruptError(f"{self.location} has an unreadable config ({e})") from e
         if config.fidelity in ("text", "llm"):
-            layout = json.loads(self._get_setting("layout", STRONG) or "{}")
+            layout = json.loads(self.settings.get("layout", STRONG) or "{}")
             if not layout.get("text_bytes"):
                 raise StoreCorruptError(f"{self.location}: a {config.fidelity}-fidelity store without a body field")
             self.text_bytes = int(layout["text_bytes"])
@@ -213,119 +207,27 @@ class MilvusBackend(Backend):
             raise StoreCorruptError(f"{self.location}: the code field holds {have} bits, the config says {bits}")
 
     def get_meta(self, key: str, level: str = STRONG) -> bytes | str | None:
-        return self._get_setting(key, level)
+        return self.settings.get(key, level)
 
     def set_meta(self, txn, key: str, value: bytes | str) -> None:
-        self._put_setting(key, value)
+        self.settings.put(key, value)
 
-    def _get_setting(self, key: str, level: str = READ) -> bytes | str | None:
-        """A settings value (bytes or str as written), or None; chunked values are joined."""
-        with self._errors("read"):
-            rows = self.client.query(self.settings_name, filter=f"key == {json.dumps(key)}",
-                                     output_fields=["value"], consistency_level=level)
-            if not rows:
-                return None
-            head = json.loads(rows[0]["value"])
-            self._seen[key] = head["ver"]
-            if "inline" in head:
-                value = head["inline"]
-            else:
-                keys = [f"{key}@{head['ver']}#{i}" for i in range(head["n"])]
-                got = {}
-                for s in range(0, len(keys), 256):
-                    part = keys[s : s + 256]
-                    expr = f"key in {json.dumps(part)}"
-                    got.update((r["key"], r["value"]) for r in self.client.query(
-                        self.settings_name, filter=expr, output_fields=["key", "value"], consistency_level=level))
-                if len(got) != len(keys):
-                    raise StoreCorruptError(f"{self.location}: setting {key!r} is missing chunks")
-                value = "".join(got[k] for k in keys)
-        return base64.b64decode(value) if head["bytes"] else value
-
-    def _put_setting(self, key: str, value: bytes | str) -> None:
-        is_bytes = isinstance(value, bytes | bytearray | memoryview)
-        text = base64.b64encode(bytes(value)).decode() if is_bytes else value
-        ver = uuid.uuid4().hex
-        head = {"ver": ver, "bytes": is_bytes}
-        rows = []
-        if len(text) <= _CHUNK:
-            head["inline"] = text
-        else:
-            parts = [text[i : i + _CHUNK] for i in range(0, len(text), _CHUNK)]
-            head["n"] = len(parts)
-            rows = [{"key": f"{key}@{ver}#{i}", "value": p, DUMMY: [0.0, 0.0]} for i, p in enumerate(parts)]
-        with self._errors("write"):
-            for s in range(0, len(rows), 16):
-                self.client.upsert(self.settings_name, rows[s : s + 16])
-            self.client.upsert(self.settings_name, [{"key": key, "value": json.dumps(head), DUMMY: [0.0, 0.0]}])
-            old = self._seen.get(key)
-            if old is not None and old != ver:  # the previous value's chunks (if any)
-                self.client.delete(self.settings_name, filter=f'key like "{key}@{old}#%"')
-        self._seen[key] = ver
-
-    def _delete_setting(self, key: str) -> None:
-        """Remove a settings value (its header, then its chunks)."""
-        with self._errors("write"):
-            rows = self.client.query(self.settings_name, filter=f"key == {json.dumps(key)}",
-                                     output_fields=["value"], consistency_level=READ)
-            self.client.delete(self.settings_name, filter=f"key == {json.dumps(key)}")
-            for r in rows:
-                ver = json.loads(r["value"])["ver"]
-                self.client.delete(self.settings_name, filter=f'key like "{key}@{ver}#%"')
-        self._seen.pop(key, None)
-
-    # -- API keys: one settings row per key, ``apikey:<digest>`` -> JSON ---------------------
-
-    def _key_rows(self, level: str = STRONG) -> list[tuple[str, str, dict, float, float | None]]:
-        with self._errors("read"):
-            rows = self.client.query(self.settings_name, filter=f'key like "{_KEY_PREFIX}%"',
-                                     output_fields=["key", "value"], consistency_level=level)
-        out = []
-        for r in rows:
-            if "@" in r["key"]:  # a chunk of a long value, read through its header
-                continue
-            head = json.loads(r["value"])
-            d = json.loads(head["inline"] if "inline" in head else self._get_setting(r["key"], level))
-            out.append((d["name"], r["key"][len(_KEY_PREFIX):], d["grants"], d["created"], d["revoked"]))
-        return sorted(out, key=lambda k: (k[3], k[0]))
+    # -- API keys: settings rows (``settings.Settings``) ---------------------------------------
 
     def put_key(self, name: str, digest: str, grants: dict[str, str]) -> None:
-        if any(k[0] == name for k in self._key_rows()):
-            raise ConfigError(f"a key named {name!r} exists; revoke it or choose another name")
-        value = {"name": name, "grants": grants, "created": time.time(), "revoked": None}
-        self._put_setting(_KEY_PREFIX + digest, json.dumps(value, sort_keys=True))
+        self.settings.put_key(name, digest, grants)
 
     def keys(self, *, digest: str | None = None):
-        if digest is None:
-            return self._key_rows()
-        # a server looks its callers' keys up per request: Bounded (tens of ms, not a strong read's
-        # 300-400 ms), so a revocation by another process takes effect within Milvus's staleness bound
-        raw = self._get_setting(_KEY_PREFIX + digest, _KEY_LOOKUP)
-        if raw is None:
-            return []
-        d = json.loads(raw)
-        return [(d["name"], digest, d["grants"], d["created"], d["revoked"])]
+        return self.settings.keys(digest=digest)
 
     def revoke_key(self, name: str) -> bool:
-        for n, digest, grants, created, revoked in self._key_rows():
-            if n == name and revoked is None:
-                value = {"name": n, "grants": grants, "created": created, "revoked": time.time()}
-                self._put_setting(_KEY_PREFIX + digest, json.dumps(value, sort_keys=True))
-                return True
-        return False
-
-    def _versions(self, keys: Sequence[str]) -> dict[str, str]:
-        """The current version tag of settings headers (one query)."""
-        with self._errors("read"):
-            rows = self.client.query(self.settings_name, filter=f"key in {json.dumps(list(keys))}",
-                                     output_fields=["key", "value"], consistency_level=READ)
-        return {r["key"]: json.loads(r["value"])["ver"] for r in rows}
+        return self.settings.revoke_key(name)
 
     # -- lexicon ------------------------------------------------------------------------
 
     def load_lexicon(self) -> Lexicon:
         lex = Lexicon()
-        lex.n_docs = int(self._get_setting("lexicon_docs") or 0)
+        lex.n_docs = int(self.settings.get("lexicon_docs") or 0)
         rows = self._scan(self.lexicon_name, "id >= 0", ["id", "term", "df"])
         rows.sort(key=lambda r: r["id"])
         for expected, r in enumerate(rows):
@@ -361,7 +263,7 @@ class MilvusBackend(Backend):
         with self._errors("write"):
             for s in range(0, len(rows), _BATCH):
                 self.client.upsert(self.lexicon_name, rows[s : s + _BATCH])
-        self._put_setting("lexicon_docs", str(lex.n_docs))
+        self.settings.put("lexicon_docs", str(lex.n_docs))
 
     # -- records ------------------------------------------------------------------------
 
@@ -373,7 +275,7 @@ class MilvusBackend(Backend):
         ids = self._ids.take(len(hints))
         self.last_attempt = list(ids)  # what Memory reports if this insert fails
         now = time.time()
-        self._note_namespace(namespace)
+        self.settings.note_namespace(namespace)
         rows = [
             {"id": ids[j], "code": codes[j].tobytes(), "namespace": namespace, "gen": int(gen),
              "qvec": base64.b64encode(qvecs[j].tobytes()).decode(), "hints": base64.b64encode(hints[j]).decode(),
@@ -393,18 +295,6 @@ class MilvusBackend(Backend):
             raise
         self.last_attempt = []
         return ids
-
-    def _note_namespace(self, namespace: str) -> None:
-        if namespace in self._known_ns:
-            return
-        known = self._namespace_names()
-        if namespace not in known:
-            self._put_setting("namespaces", json.dumps(sorted({*known, namespace})))
-        self._known_ns = {*known, namespace}
-
-    def _namespace_names(self) -> list[str]:
-        raw = self._get_setting("namespaces")
-        return json.loads(raw) if raw else []
 
     _FIELDS = ["id", "namespace", "created", "metadata", "code", "qvec", "hints", "gen"]
 
@@ -491,25 +381,8 @@ class MilvusBackend(Backend):
         if gone:
             with self._errors("delete from"):
                 self.client.delete(self.name, ids=[i for i, _ in gone])
-            self._after_delete()
+            self.settings.after_delete(self.name)
         return gone
-
-    def _after_delete(self) -> None:
-        """Keep read-your-writes after a delete.
-
-        A 2.3 server answers a delete with timestamp 0, so pymilvus's Session level would not
-        wait for it. A write to the settings collection gets a server timestamp later than
-        the delete's; making it this client's last-write time of the records collection makes
-        every later Session read include the delete."""
-        from pymilvus.client import ts_utils
-
-        self._put_setting("last_delete", str(time.time()))
-        with self._errors("write"):
-            endpoint = self.client._get_connection().server_address
-        db = self.opts["db"]
-        ts = ts_utils.get_collection_ts(self.settings_name, endpoint, db)
-        if ts:
-            ts_utils.update_collection_ts(self.name, ts, endpoint, db)
 
     def update_codes(self, txn, ids, codes, gen) -> None:
         """A refit's codes: rows are read whole and upserted with the new code and generation."""
@@ -598,7 +471,7 @@ class MilvusBackend(Backend):
         return int(rows[0]["count(*)"]) if rows else 0
 
     def namespaces(self) -> dict[str, int]:
-        counts = {ns: self.count(ns) for ns in self._namespace_names()}
+        counts = {ns: self.count(ns) for ns in self.settings.namespace_names()}
         return dict(sorted((k, v) for k, v in counts.items() if v))
 
     def byte_sums(self) -> dict[str, int]:
@@ -629,19 +502,19 @@ class MilvusBackend(Backend):
         if self._closed:
             return
         keys = ["hasher", "quantizer", "lexicon_docs"]
-        vers = self._versions(keys)
-        if vers.get("hasher") not in (None, self._seen.get("hasher")):
-            raw = self._get_setting("hasher")
+        vers = self.settings.versions(keys)
+        if vers.get("hasher") not in (None, self.settings.seen.get("hasher")):
+            raw = self.settings.get("hasher")
             if raw is not None and bytes(raw) != mem._hasher_raw:
                 mem._hasher_raw = bytes(raw)
                 mem.hasher = hashing.Hasher.from_bytes(raw)
         if mem.quantizer is None and "quantizer" in vers:
-            q = self._get_setting("quantizer")
+            q = self.settings.get("quantizer")
             if q is not None:
                 mem.quantizer = quantize.Quantizer.from_bytes(q)
-        if vers.get("lexicon_docs") != self._seen.get("lexicon_docs"):
+        if vers.get("lexicon_docs") != self.settings.seen.get("lexicon_docs"):
             mem._lexicon = None  # another writer added terms: reloaded by the next add
-            self._seen["lexicon_docs"] = vers.get("lexicon_docs")
+            self.settings.seen["lexicon_docs"] = vers.get("lexicon_docs")
 
     def candidates(self, namespace, qcode, n, *, generation, allowed_ids=None, query_proj=None, query_vec=None):
         """One HAMMING search that also returns each hit's code and int8 vector (nothing is cached)."""
@@ -692,20 +565,20 @@ class _Bodies:
     readonly = property(lambda self: self._b.readonly)
 
     def get_meta(self, key: str) -> bytes | str | None:
-        raw = self._b._get_setting(key, READ)
+        raw = self._b.settings.get(key, READ)
         if raw is None and key.startswith("text_dict."):
-            raw = self._b._get_setting(key, STRONG)
+            raw = self._b.settings.get(key, STRONG)
         return raw
 
     def set_meta(self, txn, key: str, value: bytes | str) -> None:
-        self._b._put_setting(key, value)
+        self._b.settings.put(key, value)
 
     def delete_meta(self, txn, key: str) -> None:
         if key.startswith("text_dict."):
             # kept: Milvus has no transaction, so an add by another client during a re-training
             # may have written bodies under the old dictionary (a few KB per re-training)
             return
-        self._b._delete_setting(key)
+        self._b.settings.delete(key)
 
     def transaction(self):
         return self._b.transaction()
