@@ -58,22 +58,20 @@ import functools
 import json
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from ...config import StoreConfig
 from ...errors import (
-    BackendUnavailableError,
     ConfigError,
-    InputError,
     StoreCorruptError,
     StoreError,
 )
 from ...filters import Where
 from ...hints import Lexicon
-from ...search import Candidates
 from ..base import Backend, Row
+from .bodies import Bodies
 from .connection import (
     DEFAULT_TIMEOUT,
     READ,
@@ -84,12 +82,19 @@ from .connection import (
     require_pymilvus,
 )
 from .ids import IdAllocator
+from .records import (
+    BATCH,
+    FIELDS,
+    QUERY_WINDOW,
+    Records,
+    decode_hits,
+    decode_row,
+    encode_rows,
+    fields_of,
+)
 from .schema import DUMMY, code_bytes, create_collections, layout_of
 from .settings import Settings
-from .uri import MAX_TEXT_BYTES, parse_uri, partition_of
-
-_QUERY_WINDOW = 16_384  # Milvus's largest query/search result window
-_BATCH = 2_000  # rows per insert / upsert call
+from .uri import parse_uri, partition_of
 
 
 class _Txn:
@@ -124,13 +129,14 @@ class MilvusBackend(Backend):
         self._closed = False
         self._ids = IdAllocator()
         self.text_bytes: int | None = None  # bound of one body; None: a store without text bodies
-        self._bodies = _Bodies(self)
+        self._bodies = Bodies(self)
         self.last_attempt: list[int] = []  # ids of the insert in progress (reported if it fails)
         self.timeout = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT))
         self._errors = functools.partial(errors, opts=self.opts)  # pymilvus / gRPC errors → BackendUnavailableError
         require_pymilvus()
         self.client = connect(self.opts, self.timeout)
         self.settings = Settings(self.client, self.settings_name, self.opts)
+        self.records = Records(self.client, self.name, self.opts)
         with self._errors("open"):
             exists = self.client.has_collection(self.name) and self.client.has_collection(self.settings_name)
         self.is_new = not exists
@@ -242,8 +248,8 @@ class MilvusBackend(Backend):
         ids = sorted({int(i) for i in ids})
         out = {}
         with self._errors("read"):
-            for s in range(0, len(ids), _QUERY_WINDOW):
-                part = ids[s : s + _QUERY_WINDOW]
+            for s in range(0, len(ids), QUERY_WINDOW):
+                part = ids[s : s + QUERY_WINDOW]
                 for r in self.client.query(self.lexicon_name, filter=f"id in {part}", output_fields=["id", "term"],
                                            consistency_level=READ):
                     out[int(r["id"])] = r["term"]
@@ -261,8 +267,8 @@ class MilvusBackend(Backend):
         ids = sorted(set(new_ids) | set(touched))
         rows = [{"id": i, "term": lex.terms[i], "df": int(lex.df[i]), DUMMY: [0.0, 0.0]} for i in ids]
         with self._errors("write"):
-            for s in range(0, len(rows), _BATCH):
-                self.client.upsert(self.lexicon_name, rows[s : s + _BATCH])
+            for s in range(0, len(rows), BATCH):
+                self.client.upsert(self.lexicon_name, rows[s : s + BATCH])
         self.settings.put("lexicon_docs", str(lex.n_docs))
 
     # -- records ------------------------------------------------------------------------
@@ -276,48 +282,16 @@ class MilvusBackend(Backend):
         self.last_attempt = list(ids)  # what Memory reports if this insert fails
         now = time.time()
         self.settings.note_namespace(namespace)
-        rows = [
-            {"id": ids[j], "code": codes[j].tobytes(), "namespace": namespace, "gen": int(gen),
-             "qvec": base64.b64encode(qvecs[j].tobytes()).decode(), "hints": base64.b64encode(hints[j]).decode(),
-             "metadata": metadata[j], "created": now}
-            for j in range(len(ids))
-        ]
-        if texts is not None:
-            for r, body in zip(rows, texts, strict=True):
-                r["body"] = base64.b64encode(bytes(body)).decode()
-        try:
-            with self._errors("add to"):
-                for s in range(0, len(rows), _BATCH):
-                    self.client.insert(self.name, rows[s : s + _BATCH], partition_name=partition_of(namespace))
-        except BackendUnavailableError:
-            with contextlib.suppress(Exception):  # not acknowledged: make sure it is absent, where we still can
-                self.client.delete(self.name, ids=ids, timeout=5)
-            raise
+        rows = encode_rows(ids, namespace=namespace, metadata=metadata, codes=codes, qvecs=qvecs, hints=hints,
+                           gen=gen, created=now, texts=texts)
+        self.records.insert(namespace, rows, ids)
         self.last_attempt = []
         return ids
 
-    _FIELDS = ["id", "namespace", "created", "metadata", "code", "qvec", "hints", "gen"]
-
-    def _all_fields(self) -> list[str]:
-        """Every field of a row (what an upsert must write back)."""
-        return self._FIELDS + (["body"] if self.text_bytes else [])
-
-    def _rows(self, ids: Sequence[int], fields: list[str]) -> list[dict]:
-        ids = [int(i) for i in ids if 0 < int(i) < 2**63]
-        out = []
-        with self._errors("read"):
-            for s in range(0, len(ids), _QUERY_WINDOW):
-                part = ids[s : s + _QUERY_WINDOW]
-                out += self.client.query(self.name, filter=f"id in {part}", output_fields=fields,
-                                         consistency_level=READ)
-        return out
-
     def fetch(self, ids: Sequence[int]) -> dict[int, Row]:
         out = {}
-        for r in self._rows(ids, self._FIELDS):
-            out[int(r["id"])] = Row(int(r["id"]), r["namespace"], float(r["created"]), dict(r["metadata"] or {}),
-                                    code_bytes(r["code"]), base64.b64decode(r["qvec"]), base64.b64decode(r["hints"]),
-                                    int(r["gen"]))
+        for r in self.records.rows(ids, FIELDS):
+            out[int(r["id"])] = decode_row(r)
         return out
 
     # -- text/llm-tier bodies ------------------------------------------------------------
@@ -327,57 +301,24 @@ class MilvusBackend(Backend):
 
     def check_bodies(self, bodies) -> None:
         """A body longer than the store's bound is refused whole (never truncated), before any write."""
-        if not self.text_bytes:
-            return
-        for j, b in enumerate(bodies):
-            if len(b) > self.text_bytes:
-                raise InputError(
-                    f"passage {j} of this batch needs a {len(b):,}-byte text body; this Milvus store keeps at most "
-                    f"{self.text_bytes:,} bytes per passage (text_bytes of the URI that created it): split the "
-                    "passage, or create the store with a larger ?text_bytes= (at most "
-                    f"{MAX_TEXT_BYTES:,}); nothing was stored")
+        self._bodies.check(bodies)
 
     def fetch_texts(self, ids):
         if not self.text_bytes:
             return {}
-        return {int(r["id"]): base64.b64decode(r["body"]) for r in self._rows(ids, ["id", "body"])}
-
-    def iter_texts(self, *, batch: int = 2_000, after: int = -1) -> Iterator[tuple[list[int], list[bytes]]]:
-        """(ids, bodies) with id > after in id order, in batches. The ids are listed first, so updating
-        the bodies while iterating (a dictionary re-training) neither skips nor repeats a row."""
-        ids = [i for i in self.live_ids().tolist() if i > after]
-        for s in range(0, len(ids), batch):
-            part = ids[s : s + batch]
-            got = self.fetch_texts(part)
-            keep = [i for i in part if i in got]  # a row deleted meanwhile
-            yield keep, [got[i] for i in keep]
-
-    def update_texts(self, txn, ids, bodies) -> None:
-        """Overwrite bodies (a re-trained dictionary): rows are read whole and upserted with the new body."""
-        self.check_bodies(bodies)
-        new = {int(i): base64.b64encode(bytes(b)).decode() for i, b in zip(ids, bodies, strict=True)}
-        keys = list(new)
-        for s in range(0, len(keys), _BATCH):
-            by_part: dict[str, list[dict]] = {}
-            for r in self._rows(keys[s : s + _BATCH], self._all_fields()):
-                r["body"] = new[int(r["id"])]
-                r["code"] = code_bytes(r["code"])  # read back as a list holding the bytes
-                by_part.setdefault(partition_of(r["namespace"]), []).append(r)
-            with self._errors("write"):
-                for part, group in by_part.items():
-                    self.client.upsert(self.name, group, partition_name=part)
+        return {int(r["id"]): base64.b64decode(r["body"]) for r in self.records.rows(ids, ["id", "body"])}
 
     def fetch_present_qvecs(self, ids, dim):
         ids = np.asarray(ids, dtype=np.int64)
         if not len(ids):
             return np.zeros(0, dtype=bool), np.zeros((0, dim), dtype=np.int8)
-        found = {int(r["id"]): base64.b64decode(r["qvec"]) for r in self._rows([int(i) for i in ids], ["id", "qvec"])}
+        found = {int(r["id"]): base64.b64decode(r["qvec"]) for r in self.records.rows([int(i) for i in ids], ["id", "qvec"])}
         mask = np.array([int(i) in found for i in ids], dtype=bool)
         blob = b"".join(found[int(i)] for i in ids[mask])
         return mask, np.frombuffer(blob, dtype=np.int8).reshape(int(mask.sum()), dim)
 
     def delete(self, txn, ids) -> list[tuple[int, str]]:
-        gone = [(int(r["id"]), r["namespace"]) for r in self._rows(ids, ["id", "namespace"])]
+        gone = [(int(r["id"]), r["namespace"]) for r in self.records.rows(ids, ["id", "namespace"])]
         if gone:
             with self._errors("delete from"):
                 self.client.delete(self.name, ids=[i for i, _ in gone])
@@ -387,17 +328,12 @@ class MilvusBackend(Backend):
     def update_codes(self, txn, ids, codes, gen) -> None:
         """A refit's codes: rows are read whole and upserted with the new code and generation."""
         new = {int(i): codes[j].tobytes() for j, i in enumerate(ids)}
-        keys = list(new)
-        for s in range(0, len(keys), _BATCH):
-            rows = self._rows(keys[s : s + _BATCH], self._all_fields())
-            by_part: dict[str, list[dict]] = {}
-            for r in rows:
-                r["code"] = new[int(r["id"])]
-                r["gen"] = int(gen)
-                by_part.setdefault(partition_of(r["namespace"]), []).append(r)
-            with self._errors("write"):
-                for part, group in by_part.items():
-                    self.client.upsert(self.name, group, partition_name=part)
+
+        def change(r: dict) -> None:
+            r["code"] = new[int(r["id"])]
+            r["gen"] = int(gen)
+
+        self.records.rewrite(list(new), fields_of(self.text_bytes), change)
 
     def _scan(self, collection: str, expr: str, fields: list[str], batch: int = 8192) -> list[dict]:
         with self._errors("read"):
@@ -411,26 +347,9 @@ class MilvusBackend(Backend):
                 it.close()
         return out
 
-    def _iter(self, expr: str, fields: list[str], batch: int = 8192, namespace: str | None = None
-              ) -> Iterator[list[dict]]:
-        parts = None if namespace is None else [partition_of(namespace)]
-        with self._errors("read"):
-            it = self.client.query_iterator(self.name, batch_size=batch, filter=expr, output_fields=fields,
-                                            partition_names=parts, consistency_level=READ)
-        try:
-            while True:
-                with self._errors("read"):
-                    page = it.next()
-                if not page:
-                    return
-                yield page
-        finally:
-            with contextlib.suppress(Exception):
-                it.close()
-
     def iter_qvecs(self, dim, *, after=-1, upto=None):
         expr = f"id > {int(after)}" + (f" and id <= {int(upto)}" if upto is not None else "")
-        for page in self._iter(expr, ["id", "qvec"]):
+        for page in self.records.pages(expr, ["id", "qvec"]):
             page.sort(key=lambda r: r["id"])
             ids = np.array([r["id"] for r in page], dtype=np.int64)
             vecs = np.frombuffer(b"".join(base64.b64decode(r["qvec"]) for r in page), np.int8).reshape(len(page), dim)
@@ -458,7 +377,7 @@ class MilvusBackend(Backend):
         """
         expr = " and ".join(c for c in (f"namespace == {json.dumps(namespace)}", where.to_milvus()) if c)
         out = []
-        for page in self._iter(expr, ["id", "metadata"], namespace=namespace):
+        for page in self.records.pages(expr, ["id", "metadata"], namespace=namespace):
             out += [int(r["id"]) for r in page if where.matches(r["metadata"] or {})]
         return sorted(out)
 
@@ -479,7 +398,7 @@ class MilvusBackend(Backend):
         n = self.count()
         cfg = self.load_config()
         fields = ["hints", "metadata"] + (["body"] if self.text_bytes else [])
-        sample = next(self._iter("id > 0", fields), []) if n else []
+        sample = next(self.records.pages("id > 0", fields), []) if n else []
         scale = n / len(sample) if sample else 0.0
         hints = sum(len(base64.b64decode(r["hints"])) for r in sample) * scale
         meta = sum(len(json.dumps(r["metadata"], ensure_ascii=False).encode()) for r in sample) * scale
@@ -522,75 +441,21 @@ class MilvusBackend(Backend):
         if allowed_ids is not None:
             expr += f" and id in {sorted(int(i) for i in allowed_ids)}"
         params = {"metric_type": "HAMMING", "params": {"nprobe": self.opts["nprobe"]}}
-        n = min(int(n), _QUERY_WINDOW)
+        n = min(int(n), QUERY_WINDOW)
         with self._errors("search"):
             res = self.client.search(self.name, data=[bytes(np.asarray(qcode, np.uint8).tobytes())], anns_field="code",
                                      filter=expr, limit=n, output_fields=["code", "qvec"], search_params=params,
                                      partition_names=[partition_of(namespace)], consistency_level=READ)
-        hits = [(h, h.get("entity", h)) for h in (res[0] if res else [])]
-        ids = np.array([int(h.get("id", e.get("id"))) for h, e in hits], np.int64)
-        ham = np.array([int(round(h["distance"])) for h, _ in hits], np.uint32)
-        codes = np.array([np.frombuffer(code_bytes(e["code"]), np.uint8) for _, e in hits], np.uint8)
-        qvecs = np.array([np.frombuffer(base64.b64decode(e["qvec"]), np.int8) for _, e in hits], np.int8)
-        order = np.lexsort((ids, ham))  # ties by id, as the local index
-        return Candidates(ids[order], ham[order], codes[order], qvecs[order])
+        return decode_hits(res)
 
     def codes_of(self, namespace, ids):
-        rows = {int(r["id"]): code_bytes(r["code"]) for r in self._rows([int(i) for i in ids], ["id", "code"])}
+        rows = {int(r["id"]): code_bytes(r["code"]) for r in self.records.rows([int(i) for i in ids], ["id", "code"])}
         return np.stack([np.frombuffer(rows[int(i)], np.uint8) for i in ids])
 
     def live_ids(self, namespace=None) -> np.ndarray:
         expr = "id > 0" if namespace is None else f"namespace == {json.dumps(namespace)}"
-        ids = [int(r["id"]) for page in self._iter(expr, ["id"], namespace=namespace) for r in page]
+        ids = [int(r["id"]) for page in self.records.pages(expr, ["id"], namespace=namespace) for r in page]
         return np.array(sorted(ids), dtype=np.int64)
 
     def n_records(self) -> int:
         return self.count()
-
-
-class _Bodies:
-    """The text and llm tiers' view of a Milvus store (what ``Storage`` gives them locally).
-
-    Settings (the zstd dictionaries, ``text_dict``, the llm coder's ``llm_codec``) are read at
-    Session consistency: they are read on every add and ``get``, where a strong read would
-    cost 300-400 ms. A dictionary is written before any body that needs it, so when another
-    client's new dictionary is not visible yet it is read again at Strong consistency.
-    """
-
-    def __init__(self, backend: MilvusBackend) -> None:
-        self._b = backend
-
-    path = property(lambda self: self._b.location)
-    is_new = property(lambda self: self._b.is_new)
-    readonly = property(lambda self: self._b.readonly)
-
-    def get_meta(self, key: str) -> bytes | str | None:
-        raw = self._b.settings.get(key, READ)
-        if raw is None and key.startswith("text_dict."):
-            raw = self._b.settings.get(key, STRONG)
-        return raw
-
-    def set_meta(self, txn, key: str, value: bytes | str) -> None:
-        self._b.settings.put(key, value)
-
-    def delete_meta(self, txn, key: str) -> None:
-        if key.startswith("text_dict."):
-            # kept: Milvus has no transaction, so an add by another client during a re-training
-            # may have written bodies under the old dictionary (a few KB per re-training)
-            return
-        self._b.settings.delete(key)
-
-    def transaction(self):
-        return self._b.transaction()
-
-    def count(self) -> int:
-        return self._b.count()
-
-    def byte_sums(self) -> dict[str, int]:
-        return self._b.byte_sums()
-
-    def iter_texts(self, *, batch: int = 2_000, after: int = -1):
-        return self._b.iter_texts(batch=batch, after=after)
-
-    def update_texts(self, txn, ids, bodies) -> None:
-        self._b.update_texts(txn, ids, bodies)
