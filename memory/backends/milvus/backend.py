@@ -1,18 +1,15 @@
 """The Milvus backend: a hashmem store in a Milvus server or cluster (``milvus://host:port/collection``).
 
-Collections (names from the URI's collection ``C``; fields, indexes and partitions in ``schema``):
-
-- ``C``: one row per passage (id, code, namespace, generation, int8 vector, hints, metadata,
-  created, and the text/llm-tier body in a store with ``text`` or ``llm`` fidelity), in one of
-  ``uri.PARTITIONS`` partitions picked by the namespace's hash, so a search reads only its
-  namespace's partition.
-- ``C__settings``: named values (config, hasher, calibration, dictionaries, API keys, …),
-  chunked and versioned so a reader sees the old value or the new one, never a mix
-  (``settings.Settings``, which the backend holds as ``settings``).
-- ``C__lexicon``: one row per lexicon term (id, term, document frequency).
-
-A second process (or machine) opening the same URI reads the same settings and
-lexicon, so it gets the same memory.
+``MilvusBackend`` is the backend interface (``backends/base.py``) over three collections
+named from the URI's collection ``C``: ``C``, one row per passage, in one of ``uri.PARTITIONS``
+partitions picked by the namespace's hash, so a search reads only its namespace's partition
+(``records``); ``C__settings``, named values (config, hasher, calibration, dictionaries, API
+keys, …) chunked and versioned so a reader sees the old value or the new one, never a mix
+(``settings``); ``C__lexicon``, one row per term (``lexicon``). Their fields and indexes are
+in ``schema``, the URI in ``uri``, the client with its timeouts and one-line errors in
+``connection``, record ids in ``ids``, the text and llm tiers' view of the store in ``bodies``.
+A second process (or machine) opening the same URI reads the same settings and lexicon, so
+it gets the same memory.
 
 **Consistency, per call** (Milvus's levels: Strong, Session, Bounded, Eventually):
 
@@ -35,14 +32,6 @@ already re-encoded are briefly invisible to searches with the old hasher).
 (``AddIncompleteError``). An insert Milvus acknowledged is in its write-ahead log
 and survives a server restart.
 
-The text and llm tiers (``texttier``, ``llmtier``) work on ``body_store()`` (``_Bodies``),
-which gives them what ``Storage`` gives them locally; a dictionary re-training rewrites
-every body (``update_texts``: rows read whole and upserted).
-
-API keys (``hashmem keys``, the servers' tenants) are settings rows ``apikey:<digest>``
-(``settings``): a revocation made by another process takes effect within Milvus's
-staleness bound (seconds), not at once as locally.
-
 What it does not do: IVF partitions of the local index, bodies split over several rows (a passage whose body
 exceeds ``text_bytes`` must be split by the caller), or transactions across several
 calls (Milvus has none: an add is one insert call per batch; a re-training that fails
@@ -63,38 +52,18 @@ from collections.abc import Sequence
 import numpy as np
 
 from ...config import StoreConfig
-from ...errors import (
-    ConfigError,
-    StoreCorruptError,
-    StoreError,
-)
+from ...errors import ConfigError, StoreCorruptError, StoreError
 from ...filters import Where
 from ...hints import Lexicon
 from ..base import Backend, Row
 from .bodies import Bodies
-from .connection import (
-    DEFAULT_TIMEOUT,
-    READ,
-    STRONG,
-    TIMEOUT_ENV,
-    connect,
-    errors,
-    require_pymilvus,
-)
+from .connection import DEFAULT_TIMEOUT, STRONG, TIMEOUT_ENV, connect, errors, require_pymilvus
 from .ids import IdAllocator
-from .records import (
-    BATCH,
-    FIELDS,
-    QUERY_WINDOW,
-    Records,
-    decode_hits,
-    decode_row,
-    encode_rows,
-    fields_of,
-)
-from .schema import DUMMY, code_bytes, create_collections, layout_of
+from .lexicon import LexiconRows
+from .records import FIELDS, Records, decode_row, encode_rows, fields_of
+from .schema import code_bytes, create_collections, layout_of, load_collections
 from .settings import Settings
-from .uri import parse_uri, partition_of
+from .uri import parse_uri
 
 
 class _Txn:
@@ -120,8 +89,7 @@ class MilvusBackend(Backend):
 
     def __init__(self, uri: str, *, create: bool, readonly: bool = False) -> None:
         self.opts = parse_uri(uri)
-        self.location = self.opts["location"]
-        self.path = self.location
+        self.location = self.path = self.opts["location"]
         self.readonly = readonly
         self.name = self.opts["collection"]
         self.settings_name = f"{self.name}__settings"
@@ -137,16 +105,14 @@ class MilvusBackend(Backend):
         self.client = connect(self.opts, self.timeout)
         self.settings = Settings(self.client, self.settings_name, self.opts)
         self.records = Records(self.client, self.name, self.opts)
+        self.lexicon = LexiconRows(self.client, self.lexicon_name, self.opts)
         with self._errors("open"):
-            exists = self.client.has_collection(self.name) and self.client.has_collection(self.settings_name)
+            exists = load_collections(self.client, records=self.name, settings=self.settings_name,
+                                      lexicon=self.lexicon_name)
         self.is_new = not exists
         if self.is_new and not create:
             self.close()
             raise StoreError(f"no store at {self.location}; create one with `hashmem init` or Memory(uri)")
-        if exists:
-            with self._errors("open"):
-                for name in (self.name, self.settings_name, self.lexicon_name):
-                    self.client.load_collection(name)
 
     @property
     def closed(self) -> bool:
@@ -168,11 +134,10 @@ class MilvusBackend(Backend):
             raise StoreError(f"cannot write {self.location}: opened read-only")
         yield _Txn()
 
-    # -- creation and settings ----------------------------------------------------------
+    # -- creation and settings (API keys are settings rows) ------------------------------
 
     def initialize(self, config: StoreConfig, extra_meta=None) -> bool:
         text_bytes = self.opts["text_bytes"] if config.fidelity in ("text", "llm") else None
-
         c = self.client
         with self._errors("create a store in"):
             if c.has_collection(self.settings_name) and self.settings.get("config", STRONG) is not None:
@@ -180,28 +145,15 @@ class MilvusBackend(Backend):
                 return False
             create_collections(c, config, self.opts, records=self.name, settings=self.settings_name,
                                lexicon=self.lexicon_name, text_bytes=text_bytes)
-            layout = layout_of(self.opts, text_bytes)
-            for key, value in {"lexicon_docs": "0", "layout": json.dumps(layout), "namespaces": "[]",
-                               **(extra_meta or {})}.items():
-                self.settings.put(key, value)
-            self.settings.put("config", config.to_json())  # last: its presence means "created"
+            self.settings.seed(config, layout_of(self.opts, text_bytes), extra_meta)
         self.is_new = False
         self.text_bytes = text_bytes
         return True
 
     def load_config(self) -> StoreConfig:
-        raw = self.settings.get("config", STRONG)
-        if raw is None:
-            raise StoreCorruptError(f"{self.location} is not a hashmem store (no config in {self.settings_name})")
-        try:
-            config = StoreConfig.from_json(raw.decode() if isinstance(raw, bytes) else raw)
-        except (ValueError, TypeError) as e:
-            raise StoreCorruptError(f"{self.location} has an unreadable config ({e})") from e
-        if config.fidelity in ("text", "llm"):
-            layout = json.loads(self.settings.get("layout", STRONG) or "{}")
-            if not layout.get("text_bytes"):
-                raise StoreCorruptError(f"{self.location}: a {config.fidelity}-fidelity store without a body field")
-            self.text_bytes = int(layout["text_bytes"])
+        config, text_bytes = self.settings.config()
+        if text_bytes is not None:
+            self.text_bytes = text_bytes
         return config
 
     def check(self, *, bits: int, dim: int, generation: int | None) -> None:
@@ -218,8 +170,6 @@ class MilvusBackend(Backend):
     def set_meta(self, txn, key: str, value: bytes | str) -> None:
         self.settings.put(key, value)
 
-    # -- API keys: settings rows (``settings.Settings``) ---------------------------------------
-
     def put_key(self, name: str, digest: str, grants: dict[str, str]) -> None:
         self.settings.put_key(name, digest, grants)
 
@@ -232,28 +182,10 @@ class MilvusBackend(Backend):
     # -- lexicon ------------------------------------------------------------------------
 
     def load_lexicon(self) -> Lexicon:
-        lex = Lexicon()
-        lex.n_docs = int(self.settings.get("lexicon_docs") or 0)
-        rows = self._scan(self.lexicon_name, "id >= 0", ["id", "term", "df"])
-        rows.sort(key=lambda r: r["id"])
-        for expected, r in enumerate(rows):
-            if r["id"] != expected:
-                raise StoreCorruptError(f"{self.location}: the lexicon has a gap at term id {expected}")
-            lex.ids[r["term"]] = expected
-            lex.terms.append(r["term"])
-            lex.df.append(int(r["df"]))
-        return lex
+        return self.lexicon.load(n_docs=int(self.settings.get("lexicon_docs") or 0))
 
     def terms(self, ids: Sequence[int]) -> dict[int, str]:
-        ids = sorted({int(i) for i in ids})
-        out = {}
-        with self._errors("read"):
-            for s in range(0, len(ids), QUERY_WINDOW):
-                part = ids[s : s + QUERY_WINDOW]
-                for r in self.client.query(self.lexicon_name, filter=f"id in {part}", output_fields=["id", "term"],
-                                           consistency_level=READ):
-                    out[int(r["id"])] = r["term"]
-        return out
+        return self.lexicon.terms(ids)
 
     def save_lexicon(self, txn, lex: Lexicon, new_ids, touched) -> None:
         """Upsert new and touched terms; refuse when another writer took one of the new ids meanwhile.
@@ -264,11 +196,7 @@ class MilvusBackend(Backend):
         if clash := [i for i, t in taken.items() if t != lex.terms[i]]:
             raise StoreError(f"cannot write {self.location}: another process added to the lexicon since this one "
                              f"read it (term id {clash[0]}); nothing from this batch was stored, add it again")
-        ids = sorted(set(new_ids) | set(touched))
-        rows = [{"id": i, "term": lex.terms[i], "df": int(lex.df[i]), DUMMY: [0.0, 0.0]} for i in ids]
-        with self._errors("write"):
-            for s in range(0, len(rows), BATCH):
-                self.client.upsert(self.lexicon_name, rows[s : s + BATCH])
+        self.lexicon.write(lex, sorted(set(new_ids) | set(touched)))
         self.settings.put("lexicon_docs", str(lex.n_docs))
 
     # -- records ------------------------------------------------------------------------
@@ -289,10 +217,7 @@ class MilvusBackend(Backend):
         return ids
 
     def fetch(self, ids: Sequence[int]) -> dict[int, Row]:
-        out = {}
-        for r in self.records.rows(ids, FIELDS):
-            out[int(r["id"])] = decode_row(r)
-        return out
+        return {int(r["id"]): decode_row(r) for r in self.records.rows(ids, FIELDS)}
 
     # -- text/llm-tier bodies ------------------------------------------------------------
 
@@ -328,24 +253,8 @@ class MilvusBackend(Backend):
     def update_codes(self, txn, ids, codes, gen) -> None:
         """A refit's codes: rows are read whole and upserted with the new code and generation."""
         new = {int(i): codes[j].tobytes() for j, i in enumerate(ids)}
-
-        def change(r: dict) -> None:
-            r["code"] = new[int(r["id"])]
-            r["gen"] = int(gen)
-
-        self.records.rewrite(list(new), fields_of(self.text_bytes), change)
-
-    def _scan(self, collection: str, expr: str, fields: list[str], batch: int = 8192) -> list[dict]:
-        with self._errors("read"):
-            it = self.client.query_iterator(collection, batch_size=batch, filter=expr, output_fields=fields,
-                                            consistency_level=READ)
-            out = []
-            try:
-                while page := it.next():
-                    out += page
-            finally:
-                it.close()
-        return out
+        self.records.rewrite(list(new), fields_of(self.text_bytes),
+                             lambda r: r.update(code=new[int(r["id"])], gen=int(gen)))
 
     def iter_qvecs(self, dim, *, after=-1, upto=None):
         expr = f"id > {int(after)}" + (f" and id <= {int(upto)}" if upto is not None else "")
@@ -382,12 +291,7 @@ class MilvusBackend(Backend):
         return sorted(out)
 
     def count(self, namespace: str | None = None) -> int:
-        expr = "id > 0" if namespace is None else f"namespace == {json.dumps(namespace)}"
-        parts = None if namespace is None else [partition_of(namespace)]
-        with self._errors("read"):
-            rows = self.client.query(self.name, filter=expr, output_fields=["count(*)"], partition_names=parts,
-                                     consistency_level=READ)
-        return int(rows[0]["count(*)"]) if rows else 0
+        return self.records.count(namespace)
 
     def namespaces(self) -> dict[str, int]:
         counts = {ns: self.count(ns) for ns in self.settings.namespace_names()}
@@ -397,12 +301,7 @@ class MilvusBackend(Backend):
         """Counts from the engine; hint and metadata bytes measured on up to 8,192 rows and scaled."""
         n = self.count()
         cfg = self.load_config()
-        fields = ["hints", "metadata"] + (["body"] if self.text_bytes else [])
-        sample = next(self.records.pages("id > 0", fields), []) if n else []
-        scale = n / len(sample) if sample else 0.0
-        hints = sum(len(base64.b64decode(r["hints"])) for r in sample) * scale
-        meta = sum(len(json.dumps(r["metadata"], ensure_ascii=False).encode()) for r in sample) * scale
-        text = sum(len(base64.b64decode(r["body"])) for r in sample) * scale if self.text_bytes else 0
+        hints, meta, text = self.records.sampled_bytes(n, body=bool(self.text_bytes))
         if self.text_bytes:  # the text tier's dictionary counts as text, as in a local store
             from ...tiers.text import for_storage
 
@@ -437,16 +336,8 @@ class MilvusBackend(Backend):
 
     def candidates(self, namespace, qcode, n, *, generation, allowed_ids=None, query_proj=None, query_vec=None):
         """One HAMMING search that also returns each hit's code and int8 vector (nothing is cached)."""
-        expr = f"namespace == {json.dumps(namespace)} and gen == {int(generation)}"
-        if allowed_ids is not None:
-            expr += f" and id in {sorted(int(i) for i in allowed_ids)}"
-        params = {"metric_type": "HAMMING", "params": {"nprobe": self.opts["nprobe"]}}
-        n = min(int(n), QUERY_WINDOW)
-        with self._errors("search"):
-            res = self.client.search(self.name, data=[bytes(np.asarray(qcode, np.uint8).tobytes())], anns_field="code",
-                                     filter=expr, limit=n, output_fields=["code", "qvec"], search_params=params,
-                                     partition_names=[partition_of(namespace)], consistency_level=READ)
-        return decode_hits(res)
+        return self.records.search(namespace, qcode, n, generation=generation, allowed_ids=allowed_ids,
+                                   nprobe=self.opts["nprobe"])
 
     def codes_of(self, namespace, ids):
         rows = {int(r["id"]): code_bytes(r["code"]) for r in self.records.rows([int(i) for i in ids], ["id", "code"])}

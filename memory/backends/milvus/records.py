@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import functools
+import json
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -108,6 +109,40 @@ class Records:
             with self._errors("write"):
                 for part, group in by_part.items():
                     self.client.upsert(self.name, group, partition_name=part)
+
+    def count(self, namespace: str | None = None) -> int:
+        """Rows in the collection, or in one namespace (read in its partition only)."""
+        expr = "id > 0" if namespace is None else f"namespace == {json.dumps(namespace)}"
+        parts = None if namespace is None else [partition_of(namespace)]
+        with self._errors("read"):
+            rows = self.client.query(self.name, filter=expr, output_fields=["count(*)"], partition_names=parts,
+                                     consistency_level=READ)
+        return int(rows[0]["count(*)"]) if rows else 0
+
+    def search(self, namespace: str, qcode: np.ndarray, n: int, *, generation: int, allowed_ids=None,
+               nprobe: int) -> Candidates:
+        """One HAMMING search among a namespace's codes of ``generation`` (and ``allowed_ids``): at most
+        ``QUERY_WINDOW`` hits, each with its code and int8 vector, ties by id (``decode_hits``)."""
+        expr = f"namespace == {json.dumps(namespace)} and gen == {int(generation)}"
+        if allowed_ids is not None:
+            expr += f" and id in {sorted(int(i) for i in allowed_ids)}"
+        params = {"metric_type": "HAMMING", "params": {"nprobe": nprobe}}
+        n = min(int(n), QUERY_WINDOW)
+        with self._errors("search"):
+            res = self.client.search(self.name, data=[bytes(np.asarray(qcode, np.uint8).tobytes())], anns_field="code",
+                                     filter=expr, limit=n, output_fields=["code", "qvec"], search_params=params,
+                                     partition_names=[partition_of(namespace)], consistency_level=READ)
+        return decode_hits(res)
+
+    def sampled_bytes(self, n: int, *, body: bool) -> tuple[float, float, float]:
+        """Hint, metadata and (``body``) body bytes of all ``n`` rows, measured on up to 8,192 rows and scaled."""
+        fields = ["hints", "metadata"] + (["body"] if body else [])
+        sample = next(self.pages("id > 0", fields), []) if n else []
+        scale = n / len(sample) if sample else 0.0
+        hints = sum(len(base64.b64decode(r["hints"])) for r in sample) * scale
+        meta = sum(len(json.dumps(r["metadata"], ensure_ascii=False).encode()) for r in sample) * scale
+        text = sum(len(base64.b64decode(r["body"])) for r in sample) * scale if body else 0
+        return hints, meta, text
 
 
 def encode_rows(ids: Sequence[int], *, namespace: str, metadata: Sequence[dict], codes: np.ndarray,

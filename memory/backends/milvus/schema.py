@@ -91,6 +91,15 @@ def create_collections(client, config: StoreConfig, opts: dict, *, records: str,
         c.load_collection(name)
 
 
+def load_collections(client, *, records: str, settings: str, lexicon: str) -> bool:
+    """Load the three collections of a store that exists (its records and settings collections do); False if not."""
+    if not (client.has_collection(records) and client.has_collection(settings)):
+        return False
+    for name in (records, settings, lexicon):
+        client.load_collection(name)
+    return True
+
+
 def layout_of(opts: dict, text_bytes: int | None) -> dict:
     """The ``layout`` setting of a store created with ``opts``: what a reader needs beyond the config."""
     return {"qvec_layout": QVEC_LAYOUT, "index": opts["index"], "nlist": opts["nlist"],

@@ -13,7 +13,10 @@ API keys (``hashmem keys``, the servers' tenants) are values ``apikey:<digest>``
 looks a caller's key up with Bounded consistency, so a revocation made by another process
 takes effect within Milvus's staleness bound (seconds), not at once as locally.
 
-What it does not do: create the collection (``schema``), decide which value means what
+``seed`` writes a new store's first values (its config last: its presence means "created");
+``config`` reads the config back with the body bound of the ``layout`` value.
+
+What it does not do: create the collection (``schema``), decide what the other values mean
 (``Memory``, the tiers, ``keys``) or make several values change together (no transactions).
 """
 
@@ -26,6 +29,7 @@ import time
 import uuid
 from collections.abc import Sequence
 
+from ...config import StoreConfig
 from ...errors import ConfigError, StoreCorruptError
 from .connection import READ, STRONG, errors
 from .schema import DUMMY
@@ -107,6 +111,33 @@ class Settings:
                 ver = json.loads(r["value"])["ver"]
                 self.client.delete(self.name, filter=f'key like "{key}@{ver}#%"')
         self.seen.pop(key, None)
+
+    def seed(self, config: StoreConfig, layout: dict, extra: dict[str, bytes | str] | None = None) -> None:
+        """A new store's first values (the ``layout``, ``extra``), then its config: its presence means "created"."""
+        for key, value in {"lexicon_docs": "0", "layout": json.dumps(layout), "namespaces": "[]",
+                           **(extra or {})}.items():
+            self.put(key, value)
+        self.put("config", config.to_json())  # last: its presence means "created"
+
+    def config(self) -> tuple[StoreConfig, int | None]:
+        """The store config (a Strong read), and the bound of one body in a text or llm-fidelity store (else None).
+
+        Raises:
+            StoreCorruptError: no config (not a hashmem store), an unreadable one, or a text store without a body field.
+        """
+        raw = self.get("config", STRONG)
+        if raw is None:
+            raise StoreCorruptError(f"{self.location} is not a hashmem store (no config in {self.name})")
+        try:
+            config = StoreConfig.from_json(raw.decode() if isinstance(raw, bytes) else raw)
+        except (ValueError, TypeError) as e:
+            raise StoreCorruptError(f"{self.location} has an unreadable config ({e})") from e
+        if config.fidelity not in ("text", "llm"):
+            return config, None
+        layout = json.loads(self.get("layout", STRONG) or "{}")
+        if not layout.get("text_bytes"):
+            raise StoreCorruptError(f"{self.location}: a {config.fidelity}-fidelity store without a body field")
+        return config, int(layout["text_bytes"])
 
     def versions(self, keys: Sequence[str]) -> dict[str, str]:
         """The current version tag of settings headers (one query)."""
