@@ -133,7 +133,7 @@ def _remote_store_exists(uri: str) -> bool:
 
 
 def _redacted(uri: str) -> str:
-    from hashmem.memory.backends.milvus.backend import redact
+    from hashmem.memory.backends.milvus.uri import redact
 
     return redact(uri)
 

@@ -32,7 +32,9 @@ from hashmem.memory import (
     RecordNotFoundError,
     StoreError,
 )
-from hashmem.memory.backends.milvus.backend import MilvusBackend, _IdAllocator, parse_uri
+from hashmem.memory.backends.milvus.backend import MilvusBackend
+from hashmem.memory.backends.milvus.ids import IdAllocator
+from hashmem.memory.backends.milvus.uri import parse_uri
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scifact-train"
 
@@ -94,10 +96,10 @@ def test_parse_uri_errors(uri, match):
 
 
 def test_ids_are_unique_increasing_and_in_range():
-    a, b = _IdAllocator(), _IdAllocator()
+    a, b = IdAllocator(), IdAllocator()
     ids = a.take(5000) + a.take(1)
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
-    assert 0 < ids[0] and ids[-1] < 2**63 and ids[-1] <= _IdAllocator.bound()
+    assert 0 < ids[0] and ids[-1] < 2**63 and ids[-1] <= IdAllocator.bound()
     b.node = (a.node + 1) % 4096
     assert not set(b.take(3000)) & set(ids)
 
@@ -398,6 +400,6 @@ def test_http_server_with_api_keys_on_a_milvus_store(open_mem):
 def test_varchar_bounds_hold_the_base64_they_are_declared_for(n):
     import base64
 
-    from hashmem.memory.backends.milvus.backend import _b64_len
+    from hashmem.memory.backends.milvus.schema import b64_len
 
-    assert len(base64.b64encode(b"\xff" * n)) <= _b64_len(n) <= len(base64.b64encode(b"\xff" * n)) + 4
+    assert len(base64.b64encode(b"\xff" * n)) <= b64_len(n) <= len(base64.b64encode(b"\xff" * n)) + 4

@@ -1,32 +1,15 @@
 """The Milvus backend: a hashmem store in a Milvus server or cluster (``milvus://host:port/collection``).
 
-Collections (names from the URI's collection ``C``):
-
-- ``C``: one row per passage. ``id`` INT64 primary key (assigned by the client, see
-  ``_IdAllocator``); ``code`` ``BINARY_VECTOR`` of ``bits`` searched by ``HAMMING``
-  (index ``BIN_FLAT`` by default, ``BIN_IVF_FLAT`` with ``?index=BIN_IVF_FLAT&nlist=N``);
-  ``namespace`` VARCHAR, whose hash picks one of ``PARTITIONS`` partitions (what a
-  Milvus *partition key* does; it is done here because server 2.3.5's ``upsert``
-  puts partition-key rows in the wrong partition, measured), so a search reads only its
-  namespace's partition and the namespace filter costs next to nothing; ``gen`` INT64, the hashing generation of the code; ``qvec`` the int8
-  vector and ``hints`` the hint bytes, both base64 in VARCHAR (Milvus 2.3 allows one
-  vector field per collection, has no ``INT8_VECTOR`` (≥ 2.6) and no bytes scalar;
-  the layout is recorded in the settings as ``qvec_layout`` so a store made on a
-  server with ``INT8_VECTOR`` can use it without a format guess); ``metadata`` JSON;
-  ``created`` DOUBLE; and, only in a store created with ``text`` or ``llm`` fidelity,
-  ``body``: the passage's text-tier (zstd) or llm-tier body, base64 in a VARCHAR declared
-  at ``text_bytes`` (``?text_bytes=N`` of the creating URI, default ``TEXT_BYTES``, at
-  most ``MAX_TEXT_BYTES``; recorded in the ``layout`` setting). A longer body is refused
-  whole (``InputError``, before anything is written), never truncated.
-- ``C__settings``: named values (config, hasher parameters, int8 calibration, the
-  lexicon's document count, namespace names, the text tier's zstd dictionaries and the
-  llm tier's coder meta (model hash, parameters)). Blobs larger than one VARCHAR are split
-  into chunks under a fresh version tag, then one header row names the version: a
-  reader sees the old value or the new one, never a mix.
-- ``C__lexicon``: one row per lexicon term (id, term, document frequency).
-
-A second process (or machine) opening the same URI reads the same settings and
-lexicon, so it gets the same memory.
+``MilvusBackend`` is the backend interface (``backends/base.py``) over three collections
+named from the URI's collection ``C``: ``C``, one row per passage, in one of ``uri.PARTITIONS``
+partitions picked by the namespace's hash, so a search reads only its namespace's partition
+(``records``); ``C__settings``, named values (config, hasher, calibration, dictionaries, API
+keys, …) chunked and versioned so a reader sees the old value or the new one, never a mix
+(``settings``); ``C__lexicon``, one row per term (``lexicon``). Their fields and indexes are
+in ``schema``, the URI in ``uri``, the client with its timeouts and one-line errors in
+``connection``, record ids in ``ids``, the text and llm tiers' view of the store in ``bodies``.
+A second process (or machine) opening the same URI reads the same settings and lexicon, so
+it gets the same memory.
 
 **Consistency, per call** (Milvus's levels: Strong, Session, Bounded, Eventually):
 
@@ -49,14 +32,6 @@ already re-encoded are briefly invisible to searches with the old hasher).
 (``AddIncompleteError``). An insert Milvus acknowledged is in its write-ahead log
 and survives a server restart.
 
-The text and llm tiers (``texttier``, ``llmtier``) work on ``body_store()`` (``_Bodies``),
-which gives them what ``Storage`` gives them locally; a dictionary re-training rewrites
-every body (``update_texts``: rows read whole and upserted).
-
-API keys (``hashmem keys``, the servers' tenants) are settings rows ``apikey:<digest>``;
-a server looks a caller's key up with Bounded consistency, so a revocation made by another
-process takes effect within Milvus's staleness bound (seconds), not at once as locally.
-
 What it does not do: IVF partitions of the local index, bodies split over several rows (a passage whose body
 exceeds ``text_bytes`` must be split by the caller), or transactions across several
 calls (Milvus has none: an add is one insert call per batch; a re-training that fails
@@ -68,209 +43,27 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import json
-import logging
 import os
-import re
-import secrets
-import threading
 import time
-import urllib.parse
-import uuid
-import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from ...config import StoreConfig
-from ...errors import (
-    BackendUnavailableError,
-    ConfigError,
-    InputError,
-    StoreCorruptError,
-    StoreError,
-)
+from ...errors import ConfigError, StoreCorruptError, StoreError
 from ...filters import Where
 from ...hints import Lexicon
-from ...search import Candidates
 from ..base import Backend, Row
-
-DEFAULT_PORT = 19530
-TOKEN_ENV = "HASHMEM_MILVUS_TOKEN"  # user:password or an API token, for a cluster with authentication
-TIMEOUT_ENV = "HASHMEM_MILVUS_TIMEOUT"
-DEFAULT_TIMEOUT = 30.0
-READ = "Session"  # see the module docstring
-STRONG = "Strong"
-_KEY_LOOKUP = "Bounded"  # API key lookups per request (see MilvusBackend.keys)
-_KEY_PREFIX = "apikey:"
-_CHUNK = 48_000  # base64 characters per settings row (VARCHAR max 65,535)
-_QUERY_WINDOW = 16_384  # Milvus's largest query/search result window
-_BATCH = 2_000  # rows per insert / upsert call
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,180}$")
-_DUMMY = "v"  # Milvus 2.3 requires a vector field in every collection; settings and lexicon get a 2-d one
-QVEC_LAYOUT = "base64-varchar"  # how qvec is kept; "int8-vector" where the server has INT8_VECTOR (≥ 2.6)
-INDEX_TYPES = ("BIN_FLAT", "BIN_IVF_FLAT")
-PARTITIONS = 16  # namespace buckets (a partition key's default count)
-TEXT_BYTES = 4_096  # default bound of one text/llm-tier body, in bytes (``?text_bytes=N`` in the URI)
-MAX_TEXT_BYTES = 49_149  # the largest bound whose base64 fits one VARCHAR (65,535 characters)
-
-
-def partition_of(namespace: str, n: int = PARTITIONS) -> str:
-    """The partition a namespace's rows live in: a stable hash of its name."""
-    return f"ns{zlib.crc32(namespace.encode('utf-8')) % n:03d}"
-
-
-def parse_uri(uri: str) -> dict:
-    """Split ``milvus://[user[:password]@]host[:port]/collection[?options]`` into client settings.
-
-    Options: ``secure=true`` (TLS; ``milvus+tls://`` is the same), ``server_pem=PATH``
-    and ``server_name=NAME`` (a private CA), ``db=NAME``, ``index=BIN_FLAT|BIN_IVF_FLAT``,
-    ``nlist=N`` (``BIN_IVF_FLAT`` lists), ``nprobe=N``, ``text_bytes=N`` (the largest
-    text/llm-tier body of a store created with this URI, default ``TEXT_BYTES``). A token (``user:password`` or an
-    API key) may also come from ``$HASHMEM_MILVUS_TOKEN``, which keeps it out of the URI
-    and out of process listings. Secrets never appear in ``location``.
-
-    Raises:
-        ConfigError: a malformed URI, naming what is wrong.
-    """
-    parts = urllib.parse.urlsplit(uri)
-    scheme = parts.scheme.lower()
-    if scheme not in ("milvus", "milvus+tls"):
-        raise ConfigError(f"a Milvus store URI starts with milvus://, got {redact(uri)!r}")
-    try:
-        port = parts.port or DEFAULT_PORT
-    except ValueError as e:
-        raise ConfigError(f"bad port in {redact(uri)!r}: {e}") from e
-    host = parts.hostname
-    if not host:
-        raise ConfigError(f"no host in {redact(uri)!r}; expected milvus://HOST:PORT/COLLECTION")
-    collection = parts.path.strip("/")
-    if not _NAME.match(collection):
-        raise ConfigError(
-            f"bad collection name {collection!r} in {redact(uri)!r}: expected milvus://HOST:PORT/COLLECTION "
-            "with a name of letters, digits and underscores (not starting with a digit)"
-        )
-    opts = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
-    known = {"secure", "server_pem", "server_name", "db", "index", "nlist", "nprobe", "text_bytes"}
-    if unknown := sorted(set(opts) - known):
-        raise ConfigError(f"unknown option(s) {', '.join(unknown)} in the Milvus URI; known: {', '.join(sorted(known))}")
-    secure = scheme == "milvus+tls" or opts.get("secure", "").lower() in ("1", "true", "yes")
-    index = opts.get("index", "BIN_FLAT").upper()
-    if index not in INDEX_TYPES:
-        raise ConfigError(f"index={index} is not supported; use {' or '.join(INDEX_TYPES)}")
-    ints = {}
-    for k, default in (("nlist", 1024), ("nprobe", 16), ("text_bytes", TEXT_BYTES)):
-        try:
-            ints[k] = int(opts.get(k, default))
-        except ValueError as e:
-            raise ConfigError(f"{k} in the Milvus URI must be an integer, got {opts[k]!r}") from e
-        if ints[k] <= 0:
-            raise ConfigError(f"{k} in the Milvus URI must be positive, got {ints[k]}")
-    if ints["text_bytes"] > MAX_TEXT_BYTES:
-        raise ConfigError(f"text_bytes in the Milvus URI is at most {MAX_TEXT_BYTES} (one VARCHAR of base64), "
-                          f"got {ints['text_bytes']}")
-    user = urllib.parse.unquote(parts.username or "")
-    password = urllib.parse.unquote(parts.password or "")
-    token = os.environ.get(TOKEN_ENV, "")
-    netloc = f"{host}:{port}"
-    where = f"milvus{'+tls' if scheme == 'milvus+tls' else ''}://{user + ':***@' if user else ''}{netloc}/{collection}"
-    return {
-        "address": f"{'https' if secure else 'http'}://{netloc}",
-        "user": user,
-        "password": password,
-        "token": token,
-        "db": opts.get("db", ""),
-        "secure": secure,
-        "server_pem": opts.get("server_pem"),
-        "server_name": opts.get("server_name"),
-        "collection": collection,
-        "index": index,
-        "nlist": ints["nlist"],
-        "nprobe": ints["nprobe"],
-        "text_bytes": ints["text_bytes"],
-        "location": where,
-    }
-
-
-def redact(uri: str) -> str:
-    """A URI with its password replaced by ``***``."""
-    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", uri)
-
-
-class _IdAllocator:
-    """Record ids unique across processes without a round trip: a Snowflake-like layout.
-
-    ``id = milliseconds since 2024-01-01 << 22 | node << 10 | sequence``: 41 bits of
-    time (69 years), a random 12-bit node per handle, a 10-bit per-millisecond sequence.
-    Ids grow within a process and roughly with time across processes; two writers
-    collide only if they draw the same node *and* write in the same millisecond
-    (with 8 writers, ≈ 0.7 % that any pair share a node at all).
-    """
-
-    EPOCH_MS = 1_704_067_200_000
-
-    def __init__(self) -> None:
-        self.node = secrets.randbelow(1 << 12)
-        self.last = 0
-        self.lock = threading.Lock()
-
-    def take(self, n: int) -> list[int]:
-        out: list[int] = []
-        with self.lock:
-            while len(out) < n:
-                ms = int(time.time() * 1000) - self.EPOCH_MS
-                first = (ms << 22) | (self.node << 10)
-                if self.last >= first:  # this millisecond (or a clock step back): go on after the last id
-                    nxt = self.last + 1
-                    if nxt >> 10 != self.last >> 10:  # the millisecond's 1,024 ids are used: wait for the next
-                        time.sleep(0.001)
-                        continue
-                else:
-                    nxt = first
-                end = min(nxt + (n - len(out)), ((nxt >> 10) + 1) << 10)
-                out.extend(range(nxt, end))
-                self.last = end - 1
-        return out
-
-    @classmethod
-    def bound(cls) -> int:
-        """An id above every id assigned until now (by any process whose clock agrees with ours)."""
-        return ((int(time.time() * 1000) - cls.EPOCH_MS + 1) << 22) - 1
-
-
-class _QuietIterator(logging.Filter):
-    """Drop pymilvus's warning that a 2.3 server gives query iterators no MVCC timestamp (it then
-    uses the client's clock, which is what Session consistency reads at anyway)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "failed to get mvccTs" not in record.getMessage()
-
-
-_QUIET = _QuietIterator()
-_ITERATOR_LOG = "pymilvus.client.iterator.query_iterator"
-
-
-class _Deadline:
-    """The client with ``timeout`` on every remote call: pymilvus retries an unreachable server
-    for minutes (75 tries) unless a call carries a timeout, which bounds the retries too."""
-
-    _REMOTE = frozenset({"insert", "upsert", "delete", "query", "search", "query_iterator", "has_collection",
-                         "load_collection", "create_collection", "create_partition", "list_partitions",
-                         "describe_collection", "drop_collection"})
-
-    def __init__(self, client, timeout: float) -> None:
-        self._client, self._timeout = client, timeout
-
-    def __getattr__(self, name):
-        attr = getattr(self._client, name)
-        if name not in self._REMOTE:
-            return attr
-
-        def call(*args, **kwargs):
-            kwargs.setdefault("timeout", self._timeout)
-            return attr(*args, **kwargs)
-
-        return call
+from .bodies import Bodies
+from .connection import DEFAULT_TIMEOUT, STRONG, TIMEOUT_ENV, connect, errors, require_pymilvus
+from .ids import IdAllocator
+from .lexicon import LexiconRows
+from .records import FIELDS, Records, decode_row, encode_rows, fields_of
+from .schema import code_bytes, create_collections, layout_of, load_collections
+from .settings import Settings
+from .uri import parse_uri
 
 
 class _Txn:
@@ -296,68 +89,30 @@ class MilvusBackend(Backend):
 
     def __init__(self, uri: str, *, create: bool, readonly: bool = False) -> None:
         self.opts = parse_uri(uri)
-        self.location = self.opts["location"]
-        self.path = self.location
+        self.location = self.path = self.opts["location"]
         self.readonly = readonly
         self.name = self.opts["collection"]
         self.settings_name = f"{self.name}__settings"
         self.lexicon_name = f"{self.name}__lexicon"
         self._closed = False
-        self._ids = _IdAllocator()
-        self._seen: dict[str, str] = {}  # settings header → version this handle loaded
-        self._known_ns: set[str] = set()
+        self._ids = IdAllocator()
         self.text_bytes: int | None = None  # bound of one body; None: a store without text bodies
-        self._bodies = _Bodies(self)
+        self._bodies = Bodies(self)
         self.last_attempt: list[int] = []  # ids of the insert in progress (reported if it fails)
         self.timeout = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT))
-        try:
-            from pymilvus import MilvusClient  # noqa: F401 - checked here, used in _connect
-        except ImportError as e:
-            raise ConfigError(f"a milvus:// store needs pymilvus: pip install 'hashmem[milvus]' ({e})") from e
-        logging.getLogger(_ITERATOR_LOG).addFilter(_QUIET)  # a no-op when already there
-        self.client = self._connect()
+        self._errors = functools.partial(errors, opts=self.opts)  # pymilvus / gRPC errors → BackendUnavailableError
+        require_pymilvus()
+        self.client = connect(self.opts, self.timeout)
+        self.settings = Settings(self.client, self.settings_name, self.opts)
+        self.records = Records(self.client, self.name, self.opts)
+        self.lexicon = LexiconRows(self.client, self.lexicon_name, self.opts)
         with self._errors("open"):
-            exists = self.client.has_collection(self.name) and self.client.has_collection(self.settings_name)
+            exists = load_collections(self.client, records=self.name, settings=self.settings_name,
+                                      lexicon=self.lexicon_name)
         self.is_new = not exists
         if self.is_new and not create:
             self.close()
             raise StoreError(f"no store at {self.location}; create one with `hashmem init` or Memory(uri)")
-        if exists:
-            with self._errors("open"):
-                for name in (self.name, self.settings_name, self.lexicon_name):
-                    self.client.load_collection(name)
-
-    # -- connection and errors --------------------------------------------------------------
-
-    def _connect(self):
-        from pymilvus import MilvusClient
-
-        o = self.opts
-        kw = {}
-        if o["secure"]:
-            kw["secure"] = True
-            if o["server_pem"]:
-                kw["server_pem_path"] = o["server_pem"]
-            if o["server_name"]:
-                kw["server_name"] = o["server_name"]
-        token = o["token"] or (f"{o['user']}:{o['password']}" if o["user"] else "")
-        with self._errors("connect to"):
-            client = MilvusClient(uri=o["address"], token=token, db_name=o["db"], timeout=self.timeout, **kw)
-        return _Deadline(client, self.timeout)
-
-    @contextlib.contextmanager
-    def _errors(self, what: str):
-        """pymilvus / gRPC errors → BackendUnavailableError (one line, no secrets)."""
-        try:
-            yield
-        except (StoreError, ConfigError):
-            raise
-        except Exception as e:  # noqa: BLE001 - pymilvus raises many types (MilvusException, gRPC, OSError)
-            msg = " ".join(str(e).split())[:300]
-            for secret in (self.opts["password"], self.opts["token"]):
-                if secret:
-                    msg = msg.replace(secret, "***")
-            raise BackendUnavailableError(f"cannot {what} Milvus at {self.location}: {type(e).__name__}: {msg}") from e
 
     @property
     def closed(self) -> bool:
@@ -379,78 +134,26 @@ class MilvusBackend(Backend):
             raise StoreError(f"cannot write {self.location}: opened read-only")
         yield _Txn()
 
-    # -- creation and settings ----------------------------------------------------------
+    # -- creation and settings (API keys are settings rows) ------------------------------
 
     def initialize(self, config: StoreConfig, extra_meta=None) -> bool:
-        from pymilvus import DataType
-
         text_bytes = self.opts["text_bytes"] if config.fidelity in ("text", "llm") else None
-
         c = self.client
         with self._errors("create a store in"):
-            if c.has_collection(self.settings_name) and self._get_setting("config", STRONG) is not None:
+            if c.has_collection(self.settings_name) and self.settings.get("config", STRONG) is not None:
                 self.is_new = False
                 return False
-            for name, key_type in ((self.settings_name, DataType.VARCHAR), (self.lexicon_name, DataType.INT64)):
-                if not c.has_collection(name):
-                    schema = c.create_schema(auto_id=False, enable_dynamic_field=False)
-                    if key_type == DataType.VARCHAR:
-                        schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=512)
-                        schema.add_field("value", DataType.VARCHAR, max_length=65535)
-                    else:
-                        schema.add_field("id", DataType.INT64, is_primary=True)
-                        schema.add_field("term", DataType.VARCHAR, max_length=512)
-                        schema.add_field("df", DataType.INT64)
-                    schema.add_field(_DUMMY, DataType.FLOAT_VECTOR, dim=2)
-                    idx = c.prepare_index_params()
-                    idx.add_index(field_name=_DUMMY, index_type="FLAT", metric_type="L2")
-                    c.create_collection(name, schema=schema, index_params=idx, consistency_level=READ)
-            if not c.has_collection(self.name):
-                schema = c.create_schema(auto_id=False, enable_dynamic_field=False)
-                schema.add_field("id", DataType.INT64, is_primary=True)
-                schema.add_field("code", DataType.BINARY_VECTOR, dim=config.bits)
-                schema.add_field("namespace", DataType.VARCHAR, max_length=1024)
-                schema.add_field("gen", DataType.INT64)
-                # declared at their real bound: Milvus sizes segments from the declared lengths
-                schema.add_field("qvec", DataType.VARCHAR, max_length=_b64_len(config.dim))
-                schema.add_field("hints", DataType.VARCHAR, max_length=_b64_len(config.hint_bytes + 2))
-                if text_bytes:  # only stores with text fidelity have (and pay for) a body field
-                    schema.add_field("body", DataType.VARCHAR, max_length=_b64_len(text_bytes))
-                schema.add_field("metadata", DataType.JSON)
-                schema.add_field("created", DataType.DOUBLE)
-                idx = c.prepare_index_params()
-                params = {"nlist": self.opts["nlist"]} if self.opts["index"] == "BIN_IVF_FLAT" else {}
-                idx.add_index(field_name="code", index_type=self.opts["index"], metric_type="HAMMING", params=params)
-                c.create_collection(self.name, schema=schema, index_params=idx, consistency_level=READ)
-                have = set(c.list_partitions(self.name))
-                for i in range(PARTITIONS):
-                    if f"ns{i:03d}" not in have:
-                        c.create_partition(self.name, f"ns{i:03d}")
-            for name in (self.name, self.settings_name, self.lexicon_name):
-                c.load_collection(name)
-            layout = {"qvec_layout": QVEC_LAYOUT, "index": self.opts["index"], "nlist": self.opts["nlist"],
-                      "partitions": PARTITIONS, "text_bytes": text_bytes}
-            for key, value in {"lexicon_docs": "0", "layout": json.dumps(layout), "namespaces": "[]",
-                               **(extra_meta or {})}.items():
-                self._put_setting(key, value)
-            self._put_setting("config", config.to_json())  # last: its presence means "created"
+            create_collections(c, config, self.opts, records=self.name, settings=self.settings_name,
+                               lexicon=self.lexicon_name, text_bytes=text_bytes)
+            self.settings.seed(config, layout_of(self.opts, text_bytes), extra_meta)
         self.is_new = False
         self.text_bytes = text_bytes
         return True
 
     def load_config(self) -> StoreConfig:
-        raw = self._get_setting("config", STRONG)
-        if raw is None:
-            raise StoreCorruptError(f"{self.location} is not a hashmem store (no config in {self.settings_name})")
-        try:
-            config = StoreConfig.from_json(raw.decode() if isinstance(raw, bytes) else raw)
-        except (ValueError, TypeError) as e:
-            raise StoreCorruptError(f"{self.location} has an unreadable config ({e})") from e
-        if config.fidelity in ("text", "llm"):
-            layout = json.loads(self._get_setting("layout", STRONG) or "{}")
-            if not layout.get("text_bytes"):
-                raise StoreCorruptError(f"{self.location}: a {config.fidelity}-fidelity store without a body field")
-            self.text_bytes = int(layout["text_bytes"])
+        config, text_bytes = self.settings.config()
+        if text_bytes is not None:
+            self.text_bytes = text_bytes
         return config
 
     def check(self, *, bits: int, dim: int, generation: int | None) -> None:
@@ -462,139 +165,27 @@ class MilvusBackend(Backend):
             raise StoreCorruptError(f"{self.location}: the code field holds {have} bits, the config says {bits}")
 
     def get_meta(self, key: str, level: str = STRONG) -> bytes | str | None:
-        return self._get_setting(key, level)
+        return self.settings.get(key, level)
 
     def set_meta(self, txn, key: str, value: bytes | str) -> None:
-        self._put_setting(key, value)
-
-    def _get_setting(self, key: str, level: str = READ) -> bytes | str | None:
-        """A settings value (bytes or str as written), or None; chunked values are joined."""
-        with self._errors("read"):
-            rows = self.client.query(self.settings_name, filter=f"key == {json.dumps(key)}",
-                                     output_fields=["value"], consistency_level=level)
-            if not rows:
-                return None
-            head = json.loads(rows[0]["value"])
-            self._seen[key] = head["ver"]
-            if "inline" in head:
-                value = head["inline"]
-            else:
-                keys = [f"{key}@{head['ver']}#{i}" for i in range(head["n"])]
-                got = {}
-                for s in range(0, len(keys), 256):
-                    part = keys[s : s + 256]
-                    expr = f"key in {json.dumps(part)}"
-                    got.update((r["key"], r["value"]) for r in self.client.query(
-                        self.settings_name, filter=expr, output_fields=["key", "value"], consistency_level=level))
-                if len(got) != len(keys):
-                    raise StoreCorruptError(f"{self.location}: setting {key!r} is missing chunks")
-                value = "".join(got[k] for k in keys)
-        return base64.b64decode(value) if head["bytes"] else value
-
-    def _put_setting(self, key: str, value: bytes | str) -> None:
-        is_bytes = isinstance(value, bytes | bytearray | memoryview)
-        text = base64.b64encode(bytes(value)).decode() if is_bytes else value
-        ver = uuid.uuid4().hex
-        head = {"ver": ver, "bytes": is_bytes}
-        rows = []
-        if len(text) <= _CHUNK:
-            head["inline"] = text
-        else:
-            parts = [text[i : i + _CHUNK] for i in range(0, len(text), _CHUNK)]
-            head["n"] = len(parts)
-            rows = [{"key": f"{key}@{ver}#{i}", "value": p, _DUMMY: [0.0, 0.0]} for i, p in enumerate(parts)]
-        with self._errors("write"):
-            for s in range(0, len(rows), 16):
-                self.client.upsert(self.settings_name, rows[s : s + 16])
-            self.client.upsert(self.settings_name, [{"key": key, "value": json.dumps(head), _DUMMY: [0.0, 0.0]}])
-            old = self._seen.get(key)
-            if old is not None and old != ver:  # the previous value's chunks (if any)
-                self.client.delete(self.settings_name, filter=f'key like "{key}@{old}#%"')
-        self._seen[key] = ver
-
-    def _delete_setting(self, key: str) -> None:
-        """Remove a settings value (its header, then its chunks)."""
-        with self._errors("write"):
-            rows = self.client.query(self.settings_name, filter=f"key == {json.dumps(key)}",
-                                     output_fields=["value"], consistency_level=READ)
-            self.client.delete(self.settings_name, filter=f"key == {json.dumps(key)}")
-            for r in rows:
-                ver = json.loads(r["value"])["ver"]
-                self.client.delete(self.settings_name, filter=f'key like "{key}@{ver}#%"')
-        self._seen.pop(key, None)
-
-    # -- API keys: one settings row per key, ``apikey:<digest>`` -> JSON ---------------------
-
-    def _key_rows(self, level: str = STRONG) -> list[tuple[str, str, dict, float, float | None]]:
-        with self._errors("read"):
-            rows = self.client.query(self.settings_name, filter=f'key like "{_KEY_PREFIX}%"',
-                                     output_fields=["key", "value"], consistency_level=level)
-        out = []
-        for r in rows:
-            if "@" in r["key"]:  # a chunk of a long value, read through its header
-                continue
-            head = json.loads(r["value"])
-            d = json.loads(head["inline"] if "inline" in head else self._get_setting(r["key"], level))
-            out.append((d["name"], r["key"][len(_KEY_PREFIX):], d["grants"], d["created"], d["revoked"]))
-        return sorted(out, key=lambda k: (k[3], k[0]))
+        self.settings.put(key, value)
 
     def put_key(self, name: str, digest: str, grants: dict[str, str]) -> None:
-        if any(k[0] == name for k in self._key_rows()):
-            raise ConfigError(f"a key named {name!r} exists; revoke it or choose another name")
-        value = {"name": name, "grants": grants, "created": time.time(), "revoked": None}
-        self._put_setting(_KEY_PREFIX + digest, json.dumps(value, sort_keys=True))
+        self.settings.put_key(name, digest, grants)
 
     def keys(self, *, digest: str | None = None):
-        if digest is None:
-            return self._key_rows()
-        # a server looks its callers' keys up per request: Bounded (tens of ms, not a strong read's
-        # 300-400 ms), so a revocation by another process takes effect within Milvus's staleness bound
-        raw = self._get_setting(_KEY_PREFIX + digest, _KEY_LOOKUP)
-        if raw is None:
-            return []
-        d = json.loads(raw)
-        return [(d["name"], digest, d["grants"], d["created"], d["revoked"])]
+        return self.settings.keys(digest=digest)
 
     def revoke_key(self, name: str) -> bool:
-        for n, digest, grants, created, revoked in self._key_rows():
-            if n == name and revoked is None:
-                value = {"name": n, "grants": grants, "created": created, "revoked": time.time()}
-                self._put_setting(_KEY_PREFIX + digest, json.dumps(value, sort_keys=True))
-                return True
-        return False
-
-    def _versions(self, keys: Sequence[str]) -> dict[str, str]:
-        """The current version tag of settings headers (one query)."""
-        with self._errors("read"):
-            rows = self.client.query(self.settings_name, filter=f"key in {json.dumps(list(keys))}",
-                                     output_fields=["key", "value"], consistency_level=READ)
-        return {r["key"]: json.loads(r["value"])["ver"] for r in rows}
+        return self.settings.revoke_key(name)
 
     # -- lexicon ------------------------------------------------------------------------
 
     def load_lexicon(self) -> Lexicon:
-        lex = Lexicon()
-        lex.n_docs = int(self._get_setting("lexicon_docs") or 0)
-        rows = self._scan(self.lexicon_name, "id >= 0", ["id", "term", "df"])
-        rows.sort(key=lambda r: r["id"])
-        for expected, r in enumerate(rows):
-            if r["id"] != expected:
-                raise StoreCorruptError(f"{self.location}: the lexicon has a gap at term id {expected}")
-            lex.ids[r["term"]] = expected
-            lex.terms.append(r["term"])
-            lex.df.append(int(r["df"]))
-        return lex
+        return self.lexicon.load(n_docs=int(self.settings.get("lexicon_docs") or 0))
 
     def terms(self, ids: Sequence[int]) -> dict[int, str]:
-        ids = sorted({int(i) for i in ids})
-        out = {}
-        with self._errors("read"):
-            for s in range(0, len(ids), _QUERY_WINDOW):
-                part = ids[s : s + _QUERY_WINDOW]
-                for r in self.client.query(self.lexicon_name, filter=f"id in {part}", output_fields=["id", "term"],
-                                           consistency_level=READ):
-                    out[int(r["id"])] = r["term"]
-        return out
+        return self.lexicon.terms(ids)
 
     def save_lexicon(self, txn, lex: Lexicon, new_ids, touched) -> None:
         """Upsert new and touched terms; refuse when another writer took one of the new ids meanwhile.
@@ -605,12 +196,8 @@ class MilvusBackend(Backend):
         if clash := [i for i, t in taken.items() if t != lex.terms[i]]:
             raise StoreError(f"cannot write {self.location}: another process added to the lexicon since this one "
                              f"read it (term id {clash[0]}); nothing from this batch was stored, add it again")
-        ids = sorted(set(new_ids) | set(touched))
-        rows = [{"id": i, "term": lex.terms[i], "df": int(lex.df[i]), _DUMMY: [0.0, 0.0]} for i in ids]
-        with self._errors("write"):
-            for s in range(0, len(rows), _BATCH):
-                self.client.upsert(self.lexicon_name, rows[s : s + _BATCH])
-        self._put_setting("lexicon_docs", str(lex.n_docs))
+        self.lexicon.write(lex, sorted(set(new_ids) | set(touched)))
+        self.settings.put("lexicon_docs", str(lex.n_docs))
 
     # -- records ------------------------------------------------------------------------
 
@@ -622,62 +209,15 @@ class MilvusBackend(Backend):
         ids = self._ids.take(len(hints))
         self.last_attempt = list(ids)  # what Memory reports if this insert fails
         now = time.time()
-        self._note_namespace(namespace)
-        rows = [
-            {"id": ids[j], "code": codes[j].tobytes(), "namespace": namespace, "gen": int(gen),
-             "qvec": base64.b64encode(qvecs[j].tobytes()).decode(), "hints": base64.b64encode(hints[j]).decode(),
-             "metadata": metadata[j], "created": now}
-            for j in range(len(ids))
-        ]
-        if texts is not None:
-            for r, body in zip(rows, texts, strict=True):
-                r["body"] = base64.b64encode(bytes(body)).decode()
-        try:
-            with self._errors("add to"):
-                for s in range(0, len(rows), _BATCH):
-                    self.client.insert(self.name, rows[s : s + _BATCH], partition_name=partition_of(namespace))
-        except BackendUnavailableError:
-            with contextlib.suppress(Exception):  # not acknowledged: make sure it is absent, where we still can
-                self.client.delete(self.name, ids=ids, timeout=5)
-            raise
+        self.settings.note_namespace(namespace)
+        rows = encode_rows(ids, namespace=namespace, metadata=metadata, codes=codes, qvecs=qvecs, hints=hints,
+                           gen=gen, created=now, texts=texts)
+        self.records.insert(namespace, rows, ids)
         self.last_attempt = []
         return ids
 
-    def _note_namespace(self, namespace: str) -> None:
-        if namespace in self._known_ns:
-            return
-        known = self._namespace_names()
-        if namespace not in known:
-            self._put_setting("namespaces", json.dumps(sorted({*known, namespace})))
-        self._known_ns = {*known, namespace}
-
-    def _namespace_names(self) -> list[str]:
-        raw = self._get_setting("namespaces")
-        return json.loads(raw) if raw else []
-
-    _FIELDS = ["id", "namespace", "created", "metadata", "code", "qvec", "hints", "gen"]
-
-    def _all_fields(self) -> list[str]:
-        """Every field of a row (what an upsert must write back)."""
-        return self._FIELDS + (["body"] if self.text_bytes else [])
-
-    def _rows(self, ids: Sequence[int], fields: list[str]) -> list[dict]:
-        ids = [int(i) for i in ids if 0 < int(i) < 2**63]
-        out = []
-        with self._errors("read"):
-            for s in range(0, len(ids), _QUERY_WINDOW):
-                part = ids[s : s + _QUERY_WINDOW]
-                out += self.client.query(self.name, filter=f"id in {part}", output_fields=fields,
-                                         consistency_level=READ)
-        return out
-
     def fetch(self, ids: Sequence[int]) -> dict[int, Row]:
-        out = {}
-        for r in self._rows(ids, self._FIELDS):
-            out[int(r["id"])] = Row(int(r["id"]), r["namespace"], float(r["created"]), dict(r["metadata"] or {}),
-                                    _code_bytes(r["code"]), base64.b64decode(r["qvec"]), base64.b64decode(r["hints"]),
-                                    int(r["gen"]))
-        return out
+        return {int(r["id"]): decode_row(r) for r in self.records.rows(ids, FIELDS)}
 
     # -- text/llm-tier bodies ------------------------------------------------------------
 
@@ -686,127 +226,39 @@ class MilvusBackend(Backend):
 
     def check_bodies(self, bodies) -> None:
         """A body longer than the store's bound is refused whole (never truncated), before any write."""
-        if not self.text_bytes:
-            return
-        for j, b in enumerate(bodies):
-            if len(b) > self.text_bytes:
-                raise InputError(
-                    f"passage {j} of this batch needs a {len(b):,}-byte text body; this Milvus store keeps at most "
-                    f"{self.text_bytes:,} bytes per passage (text_bytes of the URI that created it): split the "
-                    "passage, or create the store with a larger ?text_bytes= (at most "
-                    f"{MAX_TEXT_BYTES:,}); nothing was stored")
+        self._bodies.check(bodies)
 
     def fetch_texts(self, ids):
         if not self.text_bytes:
             return {}
-        return {int(r["id"]): base64.b64decode(r["body"]) for r in self._rows(ids, ["id", "body"])}
-
-    def iter_texts(self, *, batch: int = 2_000, after: int = -1) -> Iterator[tuple[list[int], list[bytes]]]:
-        """(ids, bodies) with id > after in id order, in batches. The ids are listed first, so updating
-        the bodies while iterating (a dictionary re-training) neither skips nor repeats a row."""
-        ids = [i for i in self.live_ids().tolist() if i > after]
-        for s in range(0, len(ids), batch):
-            part = ids[s : s + batch]
-            got = self.fetch_texts(part)
-            keep = [i for i in part if i in got]  # a row deleted meanwhile
-            yield keep, [got[i] for i in keep]
-
-    def update_texts(self, txn, ids, bodies) -> None:
-        """Overwrite bodies (a re-trained dictionary): rows are read whole and upserted with the new body."""
-        self.check_bodies(bodies)
-        new = {int(i): base64.b64encode(bytes(b)).decode() for i, b in zip(ids, bodies, strict=True)}
-        keys = list(new)
-        for s in range(0, len(keys), _BATCH):
-            by_part: dict[str, list[dict]] = {}
-            for r in self._rows(keys[s : s + _BATCH], self._all_fields()):
-                r["body"] = new[int(r["id"])]
-                r["code"] = _code_bytes(r["code"])  # read back as a list holding the bytes
-                by_part.setdefault(partition_of(r["namespace"]), []).append(r)
-            with self._errors("write"):
-                for part, group in by_part.items():
-                    self.client.upsert(self.name, group, partition_name=part)
+        return {int(r["id"]): base64.b64decode(r["body"]) for r in self.records.rows(ids, ["id", "body"])}
 
     def fetch_present_qvecs(self, ids, dim):
         ids = np.asarray(ids, dtype=np.int64)
         if not len(ids):
             return np.zeros(0, dtype=bool), np.zeros((0, dim), dtype=np.int8)
-        found = {int(r["id"]): base64.b64decode(r["qvec"]) for r in self._rows([int(i) for i in ids], ["id", "qvec"])}
+        found = {int(r["id"]): base64.b64decode(r["qvec"]) for r in self.records.rows([int(i) for i in ids], ["id", "qvec"])}
         mask = np.array([int(i) in found for i in ids], dtype=bool)
         blob = b"".join(found[int(i)] for i in ids[mask])
         return mask, np.frombuffer(blob, dtype=np.int8).reshape(int(mask.sum()), dim)
 
     def delete(self, txn, ids) -> list[tuple[int, str]]:
-        gone = [(int(r["id"]), r["namespace"]) for r in self._rows(ids, ["id", "namespace"])]
+        gone = [(int(r["id"]), r["namespace"]) for r in self.records.rows(ids, ["id", "namespace"])]
         if gone:
             with self._errors("delete from"):
                 self.client.delete(self.name, ids=[i for i, _ in gone])
-            self._after_delete()
+            self.settings.after_delete(self.name)
         return gone
-
-    def _after_delete(self) -> None:
-        """Keep read-your-writes after a delete.
-
-        A 2.3 server answers a delete with timestamp 0, so pymilvus's Session level would not
-        wait for it. A write to the settings collection gets a server timestamp later than
-        the delete's; making it this client's last-write time of the records collection makes
-        every later Session read include the delete."""
-        from pymilvus.client import ts_utils
-
-        self._put_setting("last_delete", str(time.time()))
-        with self._errors("write"):
-            endpoint = self.client._get_connection().server_address
-        db = self.opts["db"]
-        ts = ts_utils.get_collection_ts(self.settings_name, endpoint, db)
-        if ts:
-            ts_utils.update_collection_ts(self.name, ts, endpoint, db)
 
     def update_codes(self, txn, ids, codes, gen) -> None:
         """A refit's codes: rows are read whole and upserted with the new code and generation."""
         new = {int(i): codes[j].tobytes() for j, i in enumerate(ids)}
-        keys = list(new)
-        for s in range(0, len(keys), _BATCH):
-            rows = self._rows(keys[s : s + _BATCH], self._all_fields())
-            by_part: dict[str, list[dict]] = {}
-            for r in rows:
-                r["code"] = new[int(r["id"])]
-                r["gen"] = int(gen)
-                by_part.setdefault(partition_of(r["namespace"]), []).append(r)
-            with self._errors("write"):
-                for part, group in by_part.items():
-                    self.client.upsert(self.name, group, partition_name=part)
-
-    def _scan(self, collection: str, expr: str, fields: list[str], batch: int = 8192) -> list[dict]:
-        with self._errors("read"):
-            it = self.client.query_iterator(collection, batch_size=batch, filter=expr, output_fields=fields,
-                                            consistency_level=READ)
-            out = []
-            try:
-                while page := it.next():
-                    out += page
-            finally:
-                it.close()
-        return out
-
-    def _iter(self, expr: str, fields: list[str], batch: int = 8192, namespace: str | None = None
-              ) -> Iterator[list[dict]]:
-        parts = None if namespace is None else [partition_of(namespace)]
-        with self._errors("read"):
-            it = self.client.query_iterator(self.name, batch_size=batch, filter=expr, output_fields=fields,
-                                            partition_names=parts, consistency_level=READ)
-        try:
-            while True:
-                with self._errors("read"):
-                    page = it.next()
-                if not page:
-                    return
-                yield page
-        finally:
-            with contextlib.suppress(Exception):
-                it.close()
+        self.records.rewrite(list(new), fields_of(self.text_bytes),
+                             lambda r: r.update(code=new[int(r["id"])], gen=int(gen)))
 
     def iter_qvecs(self, dim, *, after=-1, upto=None):
         expr = f"id > {int(after)}" + (f" and id <= {int(upto)}" if upto is not None else "")
-        for page in self._iter(expr, ["id", "qvec"]):
+        for page in self.records.pages(expr, ["id", "qvec"]):
             page.sort(key=lambda r: r["id"])
             ids = np.array([r["id"] for r in page], dtype=np.int64)
             vecs = np.frombuffer(b"".join(base64.b64decode(r["qvec"]) for r in page), np.int8).reshape(len(page), dim)
@@ -834,32 +286,22 @@ class MilvusBackend(Backend):
         """
         expr = " and ".join(c for c in (f"namespace == {json.dumps(namespace)}", where.to_milvus()) if c)
         out = []
-        for page in self._iter(expr, ["id", "metadata"], namespace=namespace):
+        for page in self.records.pages(expr, ["id", "metadata"], namespace=namespace):
             out += [int(r["id"]) for r in page if where.matches(r["metadata"] or {})]
         return sorted(out)
 
     def count(self, namespace: str | None = None) -> int:
-        expr = "id > 0" if namespace is None else f"namespace == {json.dumps(namespace)}"
-        parts = None if namespace is None else [partition_of(namespace)]
-        with self._errors("read"):
-            rows = self.client.query(self.name, filter=expr, output_fields=["count(*)"], partition_names=parts,
-                                     consistency_level=READ)
-        return int(rows[0]["count(*)"]) if rows else 0
+        return self.records.count(namespace)
 
     def namespaces(self) -> dict[str, int]:
-        counts = {ns: self.count(ns) for ns in self._namespace_names()}
+        counts = {ns: self.count(ns) for ns in self.settings.namespace_names()}
         return dict(sorted((k, v) for k, v in counts.items() if v))
 
     def byte_sums(self) -> dict[str, int]:
         """Counts from the engine; hint and metadata bytes measured on up to 8,192 rows and scaled."""
         n = self.count()
         cfg = self.load_config()
-        fields = ["hints", "metadata"] + (["body"] if self.text_bytes else [])
-        sample = next(self._iter("id > 0", fields), []) if n else []
-        scale = n / len(sample) if sample else 0.0
-        hints = sum(len(base64.b64decode(r["hints"])) for r in sample) * scale
-        meta = sum(len(json.dumps(r["metadata"], ensure_ascii=False).encode()) for r in sample) * scale
-        text = sum(len(base64.b64decode(r["body"])) for r in sample) * scale if self.text_bytes else 0
+        hints, meta, text = self.records.sampled_bytes(n, body=bool(self.text_bytes))
         if self.text_bytes:  # the text tier's dictionary counts as text, as in a local store
             from ...tiers.text import for_storage
 
@@ -878,107 +320,33 @@ class MilvusBackend(Backend):
         if self._closed:
             return
         keys = ["hasher", "quantizer", "lexicon_docs"]
-        vers = self._versions(keys)
-        if vers.get("hasher") not in (None, self._seen.get("hasher")):
-            raw = self._get_setting("hasher")
+        vers = self.settings.versions(keys)
+        if vers.get("hasher") not in (None, self.settings.seen.get("hasher")):
+            raw = self.settings.get("hasher")
             if raw is not None and bytes(raw) != mem._hasher_raw:
                 mem._hasher_raw = bytes(raw)
                 mem.hasher = hashing.Hasher.from_bytes(raw)
         if mem.quantizer is None and "quantizer" in vers:
-            q = self._get_setting("quantizer")
+            q = self.settings.get("quantizer")
             if q is not None:
                 mem.quantizer = quantize.Quantizer.from_bytes(q)
-        if vers.get("lexicon_docs") != self._seen.get("lexicon_docs"):
+        if vers.get("lexicon_docs") != self.settings.seen.get("lexicon_docs"):
             mem._lexicon = None  # another writer added terms: reloaded by the next add
-            self._seen["lexicon_docs"] = vers.get("lexicon_docs")
+            self.settings.seen["lexicon_docs"] = vers.get("lexicon_docs")
 
     def candidates(self, namespace, qcode, n, *, generation, allowed_ids=None, query_proj=None, query_vec=None):
         """One HAMMING search that also returns each hit's code and int8 vector (nothing is cached)."""
-        expr = f"namespace == {json.dumps(namespace)} and gen == {int(generation)}"
-        if allowed_ids is not None:
-            expr += f" and id in {sorted(int(i) for i in allowed_ids)}"
-        params = {"metric_type": "HAMMING", "params": {"nprobe": self.opts["nprobe"]}}
-        n = min(int(n), _QUERY_WINDOW)
-        with self._errors("search"):
-            res = self.client.search(self.name, data=[bytes(np.asarray(qcode, np.uint8).tobytes())], anns_field="code",
-                                     filter=expr, limit=n, output_fields=["code", "qvec"], search_params=params,
-                                     partition_names=[partition_of(namespace)], consistency_level=READ)
-        hits = [(h, h.get("entity", h)) for h in (res[0] if res else [])]
-        ids = np.array([int(h.get("id", e.get("id"))) for h, e in hits], np.int64)
-        ham = np.array([int(round(h["distance"])) for h, _ in hits], np.uint32)
-        codes = np.array([np.frombuffer(_code_bytes(e["code"]), np.uint8) for _, e in hits], np.uint8)
-        qvecs = np.array([np.frombuffer(base64.b64decode(e["qvec"]), np.int8) for _, e in hits], np.int8)
-        order = np.lexsort((ids, ham))  # ties by id, as the local index
-        return Candidates(ids[order], ham[order], codes[order], qvecs[order])
+        return self.records.search(namespace, qcode, n, generation=generation, allowed_ids=allowed_ids,
+                                   nprobe=self.opts["nprobe"])
 
     def codes_of(self, namespace, ids):
-        rows = {int(r["id"]): _code_bytes(r["code"]) for r in self._rows([int(i) for i in ids], ["id", "code"])}
+        rows = {int(r["id"]): code_bytes(r["code"]) for r in self.records.rows([int(i) for i in ids], ["id", "code"])}
         return np.stack([np.frombuffer(rows[int(i)], np.uint8) for i in ids])
 
     def live_ids(self, namespace=None) -> np.ndarray:
         expr = "id > 0" if namespace is None else f"namespace == {json.dumps(namespace)}"
-        ids = [int(r["id"]) for page in self._iter(expr, ["id"], namespace=namespace) for r in page]
+        ids = [int(r["id"]) for page in self.records.pages(expr, ["id"], namespace=namespace) for r in page]
         return np.array(sorted(ids), dtype=np.int64)
 
     def n_records(self) -> int:
         return self.count()
-
-
-def _b64_len(n_bytes: int) -> int:
-    """Characters of the base64 text of ``n_bytes`` bytes (padding included)."""
-    return 4 * max(1, -(-n_bytes // 3))
-
-
-def _code_bytes(v) -> bytes:
-    """A BINARY_VECTOR value as pymilvus returns it (bytes, or a list holding bytes)."""
-    if isinstance(v, list | tuple):
-        v = v[0] if len(v) == 1 and isinstance(v[0], bytes | bytearray) else bytes(v)
-    return bytes(v)
-
-
-class _Bodies:
-    """The text and llm tiers' view of a Milvus store (what ``Storage`` gives them locally).
-
-    Settings (the zstd dictionaries, ``text_dict``, the llm coder's ``llm_codec``) are read at
-    Session consistency: they are read on every add and ``get``, where a strong read would
-    cost 300-400 ms. A dictionary is written before any body that needs it, so when another
-    client's new dictionary is not visible yet it is read again at Strong consistency.
-    """
-
-    def __init__(self, backend: MilvusBackend) -> None:
-        self._b = backend
-
-    path = property(lambda self: self._b.location)
-    is_new = property(lambda self: self._b.is_new)
-    readonly = property(lambda self: self._b.readonly)
-
-    def get_meta(self, key: str) -> bytes | str | None:
-        raw = self._b._get_setting(key, READ)
-        if raw is None and key.startswith("text_dict."):
-            raw = self._b._get_setting(key, STRONG)
-        return raw
-
-    def set_meta(self, txn, key: str, value: bytes | str) -> None:
-        self._b._put_setting(key, value)
-
-    def delete_meta(self, txn, key: str) -> None:
-        if key.startswith("text_dict."):
-            # kept: Milvus has no transaction, so an add by another client during a re-training
-            # may have written bodies under the old dictionary (a few KB per re-training)
-            return
-        self._b._delete_setting(key)
-
-    def transaction(self):
-        return self._b.transaction()
-
-    def count(self) -> int:
-        return self._b.count()
-
-    def byte_sums(self) -> dict[str, int]:
-        return self._b.byte_sums()
-
-    def iter_texts(self, *, batch: int = 2_000, after: int = -1):
-        return self._b.iter_texts(batch=batch, after=after)
-
-    def update_texts(self, txn, ids, bodies) -> None:
-        self._b.update_texts(txn, ids, bodies)
