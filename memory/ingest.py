@@ -293,5 +293,5 @@ class Adding:
         all-or-nothing validates up front, as ``add`` does.
         """
         return add_passages(self, passages, namespace=namespace, total=total, embeddings=embeddings,
-                                   progress=progress)
+                            progress=progress)
 

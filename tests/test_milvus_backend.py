@@ -32,6 +32,7 @@ from hashmem.memory import (
     RecordNotFoundError,
     StoreError,
 )
+from hashmem.memory.backends.base import AfterCommitUpkeep, FileStatistics
 from hashmem.memory.backends.milvus.backend import MilvusBackend
 from hashmem.memory.backends.milvus.ids import IdAllocator
 from hashmem.memory.backends.milvus.uri import parse_uri
@@ -154,8 +155,8 @@ def test_llm_bodies_round_trip(store_uri):
         assert again.config.fidelity == "llm"
         meta = json.loads(again.backend.body_store().get_meta(llmtier.META_KEY))
         assert meta["params"] == llmtier.PARAMS and len(meta["model_sha256"]) == 64
-        bodies = again.backend.fetch_texts(ids)
-        assert any(b[0] == llmtier.LLM_TAG for b in bodies.values())
+        bodies = again.backend.rows(ids, ("text",))["text"]
+        assert any(b[0] == llmtier.LLM_TAG for b in bodies)
         assert [again.get(i).text for i in ids] == short
 
 
@@ -190,7 +191,7 @@ def test_missing_store_and_unsupported_settings(store_uri, open_mem):
     with pytest.raises(StoreError, match="no store at"):
         Memory(store_uri, create=False)
     mem = open_mem()
-    assert isinstance(mem.backend, MilvusBackend) and not mem.backend.local
+    assert isinstance(mem.backend, MilvusBackend) and not isinstance(mem.backend, AfterCommitUpkeep | FileStatistics)
     assert mem.keys() == [] and mem.key_for("anything") is None
     s = mem.stats()
     assert s.records == 0 and s.file_bytes == 0
@@ -242,9 +243,9 @@ def test_server_going_away_mid_search_and_mid_add_loses_nothing_acknowledged(mil
         milvus_server.start()
     monkeypatch.setenv("HASHMEM_MILVUS_TIMEOUT", "180")  # a restarted server loads its collections first
     with Memory(store_uri) as again:
-        got = again.backend.fetch(acked)
+        got = again.backend.rows(acked).ids.tolist()
         assert sorted(got) == sorted(acked), f"{len(acked) - len(got)} acknowledged passages lost"
-        assert not set(again.backend.fetch(failed)) - set(acked)
+        assert not set(again.backend.rows(failed).ids.tolist()) - set(acked)
         assert again.search("passage number 7 about topic 7", k=3)
         again.add(["after the restart"])  # writable again
 

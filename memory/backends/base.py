@@ -308,9 +308,8 @@ class Backend(abc.ABC):
     def body_store(self):
         """What the text and llm tiers (``tiers.text``, ``tiers.llm``) keep their bodies and settings in.
 
-        An object with ``path``, ``is_new``, ``get_meta``, ``set_meta``, ``delete_meta``,
-        ``transaction``, ``count``, ``byte_sums``, ``iter_texts`` and ``update_texts`` (the
-        local backend's ``Storage``); the same object for the life of the backend.
+        A ``tiers.text.BodyStore`` (the local backend's ``Storage``, Milvus's ``Bodies``); the
+        same object for the life of the backend.
         """
         raise NotImplementedError(f"{type(self).__name__} keeps no text bodies")
 

@@ -55,11 +55,12 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Protocol
 
 import numpy as np
 
-from ..backends.local.storage import Storage
 from ..errors import StoreCorruptError
 
 RAW, PLAIN = 0, 1
@@ -85,6 +86,30 @@ def _dict_key(gen: int) -> str:
     return f"text_dict.{gen}"
 
 
+class BodyStore(Protocol):
+    """Where a tier keeps its bodies and settings (``Backend.body_store()``: the local ``Storage``,
+    or the Milvus backend's ``Bodies``); the same object for the life of the open store."""
+
+    path: object
+    is_new: bool
+
+    def get_meta(self, key: str) -> bytes | str | None: ...
+
+    def set_meta(self, txn, key: str, value: bytes | str) -> None: ...
+
+    def delete_meta(self, txn, key: str) -> None: ...
+
+    def transaction(self) -> AbstractContextManager: ...
+
+    def count(self) -> int: ...
+
+    def byte_sums(self) -> dict[str, int]: ...
+
+    def iter_texts(self, *, batch: int = ..., after: int = -1) -> Iterator[tuple[list[int], list[bytes]]]: ...
+
+    def update_texts(self, txn, ids: Sequence[int], bodies: Sequence[bytes]) -> None: ...
+
+
 class DictionaryGoneError(StoreCorruptError):
     """A body names a dictionary the store no longer holds.
 
@@ -101,7 +126,7 @@ class TextTier:
     once written).
     """
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: BodyStore) -> None:
         import zstandard
 
         self._z = zstandard
@@ -338,12 +363,12 @@ class TextTier:
         return True
 
 
-_tiers: weakref.WeakKeyDictionary[Storage, TextTier] = weakref.WeakKeyDictionary()
+_tiers: weakref.WeakKeyDictionary[BodyStore, TextTier] = weakref.WeakKeyDictionary()
 _tiers_lock = threading.Lock()
 
 
-def for_storage(storage: Storage) -> TextTier:
-    """The TextTier of an open store file (one per Storage object)."""
+def for_storage(storage: BodyStore) -> TextTier:
+    """The TextTier of an open store (one per body store object)."""
     with _tiers_lock:
         tier = _tiers.get(storage)
         if tier is None:
@@ -352,6 +377,6 @@ def for_storage(storage: Storage) -> TextTier:
         return tier
 
 
-def maybe_retrain(storage: Storage) -> bool:
+def maybe_retrain(storage: BodyStore) -> bool:
     """Hook for ``Memory``: retrain the text dictionary when the store has grown enough that it pays."""
     return for_storage(storage).maybe_retrain()

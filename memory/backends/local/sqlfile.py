@@ -158,18 +158,16 @@ class StoreFile:
         A yes is remembered (tables are never dropped) — unless seen inside a write
         transaction, which may still roll back.
         """
-        if table in self.tables:
-            return True
-        found = self.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name = ?", (table,)).fetchone()
-        if found and not self.conn.in_transaction:
-            self.tables.add(table)
-        return found is not None
+        return self._exists("table", table)
 
     def has_index(self, name: str) -> bool:
         """Whether an index exists now (remembered like ``has``)."""
+        return self._exists("index", name)
+
+    def _exists(self, kind: str, name: str) -> bool:
         if name in self.tables:
             return True
-        found = self.conn.execute("SELECT 1 FROM sqlite_master WHERE type='index' AND name = ?", (name,)).fetchone()
+        found = self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = ? AND name = ?", (kind, name)).fetchone()
         if found and not self.conn.in_transaction:
             self.tables.add(name)
         return found is not None

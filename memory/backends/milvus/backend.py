@@ -21,7 +21,7 @@ it gets the same memory.
 - **Strong** only where a stale read would be wrong for good: opening the store (its
   config and hasher) and the settings a refit re-reads before it writes.
 
-Searches filter on the current hashing ``gen``: a refit (``update_codes``) writes
+Searches filter on the current hashing ``gen``: a refit (``update``) writes
 rows under a new generation before publishing the new hasher, so a search sees only
 codes of the hasher it encodes the query with, never a mix (during a refit, rows
 already re-encoded are briefly invisible to searches with the old hasher).
@@ -53,9 +53,8 @@ import numpy as np
 
 from ...config import StoreConfig
 from ...errors import ConfigError, StoreCorruptError, StoreError
-from ...filters import Where
 from ...hints import Lexicon
-from ..base import Backend, Row
+from ..base import RECORD, Backend, Rows
 from .bodies import Bodies
 from .connection import DEFAULT_TIMEOUT, STRONG, TIMEOUT_ENV, connect, errors, require_pymilvus
 from .ids import IdAllocator
@@ -84,7 +83,7 @@ class MilvusBackend(Backend):
         StoreError: no store in that collection (and not ``create``).
     """
 
-    local = transactional = False  # no transactions: writes apply as they are made
+    transactional = False  # no transactions: writes apply as they are made
     where_dialect = "milvus"  # filters.Where: a backslash in a key is refused
 
     def __init__(self, uri: str, *, create: bool, readonly: bool = False) -> None:
@@ -97,6 +96,7 @@ class MilvusBackend(Backend):
         self._closed = False
         self._ids = IdAllocator()
         self.text_bytes: int | None = None  # bound of one body; None: a store without text bodies
+        self._dim = 0  # from the config, once it is read or written
         self._bodies = Bodies(self)
         self.last_attempt: list[int] = []  # ids of the insert in progress (reported if it fails)
         self.timeout = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT))
@@ -136,7 +136,7 @@ class MilvusBackend(Backend):
 
     # -- creation and settings (API keys are settings rows) ------------------------------
 
-    def initialize(self, config: StoreConfig, extra_meta=None) -> bool:
+    def initialize(self, config: StoreConfig, settings=None) -> bool:
         text_bytes = self.opts["text_bytes"] if config.fidelity in ("text", "llm") else None
         c = self.client
         with self._errors("create a store in"):
@@ -145,15 +145,16 @@ class MilvusBackend(Backend):
                 return False
             create_collections(c, config, self.opts, records=self.name, settings=self.settings_name,
                                lexicon=self.lexicon_name, text_bytes=text_bytes)
-            self.settings.seed(config, layout_of(self.opts, text_bytes), extra_meta)
+            self.settings.seed(config, layout_of(self.opts, text_bytes), settings)
         self.is_new = False
-        self.text_bytes = text_bytes
+        self.text_bytes, self._dim = text_bytes, config.dim
         return True
 
     def load_config(self) -> StoreConfig:
         config, text_bytes = self.settings.config()
         if text_bytes is not None:
             self.text_bytes = text_bytes
+        self._dim = config.dim
         return config
 
     def check(self, *, bits: int, dim: int, generation: int | None) -> None:
@@ -164,11 +165,23 @@ class MilvusBackend(Backend):
         if code is None or int(have) != bits:
             raise StoreCorruptError(f"{self.location}: the code field holds {have} bits, the config says {bits}")
 
-    def get_meta(self, key: str, level: str = STRONG) -> bytes | str | None:
+    def setting(self, key: str, level: str = STRONG) -> bytes | str | None:
         return self.settings.get(key, level)
 
-    def set_meta(self, txn, key: str, value: bytes | str) -> None:
+    def put_setting(self, txn, key: str, value: bytes | str) -> None:
         self.settings.put(key, value)
+
+    def changes(self, since):
+        """One Session-level query of the settings headers: each value is written with a fresh version tag.
+
+        No ``records`` tag: another client's adds and deletes need nothing here (there is no
+        index in RAM), so ``stale`` is always true and this runs before every search."""
+        if self._closed:
+            return {}
+        tags = self.settings.versions(["hasher", "quantizer", "lexicon_docs"])
+        if "lexicon_docs" in tags:
+            tags["lexicon"] = tags.pop("lexicon_docs")
+        return {k: v for k, v in tags.items() if since.get(k) != v}
 
     def put_key(self, name: str, digest: str, grants: dict[str, str]) -> None:
         self.settings.put_key(name, digest, grants)
@@ -191,7 +204,7 @@ class MilvusBackend(Backend):
         """Upsert new and touched terms; refuse when another writer took one of the new ids meanwhile.
 
         ``Memory`` reloads the lexicon before each add when another writer changed it
-        (``sync``), so this only catches two adds racing in the same instant."""
+        (``changes``), so this only catches two adds racing in the same instant."""
         taken = self.terms(list(new_ids)) if new_ids else {}
         if clash := [i for i, t in taken.items() if t != lex.terms[i]]:
             raise StoreError(f"cannot write {self.location}: another process added to the lexicon since this one "
@@ -216,8 +229,19 @@ class MilvusBackend(Backend):
         self.last_attempt = []
         return ids
 
-    def fetch(self, ids: Sequence[int]) -> dict[int, Row]:
-        return {int(r["id"]): decode_row(r) for r in self.records.rows(ids, FIELDS)}
+    def rows(self, ids, fields=RECORD) -> Rows:
+        fields = tuple(fields)
+        if fields == ("text",):
+            found = ({int(r["id"]): base64.b64decode(r["body"]) for r in self.records.rows(ids, ["id", "body"])}
+                     if self.text_bytes else {int(r["id"]): None for r in self.records.rows(ids, ["id"])})
+            return Rows.of(ids, found, fields)
+        if "text" in fields:
+            raise ValueError("rows: ask for text alone")
+        if fields == ("qvec",):  # stage 3's read when the search did not return them
+            found = {int(r["id"]): base64.b64decode(r["qvec"]) for r in self.records.rows(ids, ["id", "qvec"])}
+            present = [int(i) for i in ids if int(i) in found]
+            return Rows(np.array(present, np.int64), {"qvec": [found[i] for i in present]})
+        return Rows.of(ids, {int(r["id"]): decode_row(r) for r in self.records.rows(ids, FIELDS)}, fields)
 
     # -- text/llm-tier bodies ------------------------------------------------------------
 
@@ -228,20 +252,6 @@ class MilvusBackend(Backend):
         """A body longer than the store's bound is refused whole (never truncated), before any write."""
         self._bodies.check(bodies)
 
-    def fetch_texts(self, ids):
-        if not self.text_bytes:
-            return {}
-        return {int(r["id"]): base64.b64decode(r["body"]) for r in self.records.rows(ids, ["id", "body"])}
-
-    def fetch_present_qvecs(self, ids, dim):
-        ids = np.asarray(ids, dtype=np.int64)
-        if not len(ids):
-            return np.zeros(0, dtype=bool), np.zeros((0, dim), dtype=np.int8)
-        found = {int(r["id"]): base64.b64decode(r["qvec"]) for r in self.records.rows([int(i) for i in ids], ["id", "qvec"])}
-        mask = np.array([int(i) in found for i in ids], dtype=bool)
-        blob = b"".join(found[int(i)] for i in ids[mask])
-        return mask, np.frombuffer(blob, dtype=np.int8).reshape(int(mask.sum()), dim)
-
     def delete(self, txn, ids) -> list[tuple[int, str]]:
         gone = [(int(r["id"]), r["namespace"]) for r in self.records.rows(ids, ["id", "namespace"])]
         if gone:
@@ -250,45 +260,44 @@ class MilvusBackend(Backend):
             self.settings.after_delete(self.name)
         return gone
 
-    def update_codes(self, txn, ids, codes, gen) -> None:
+    def update(self, txn, ids, *, codes, gen) -> None:
         """A refit's codes: rows are read whole and upserted with the new code and generation."""
         new = {int(i): codes[j].tobytes() for j, i in enumerate(ids)}
         self.records.rewrite(list(new), fields_of(self.text_bytes),
                              lambda r: r.update(code=new[int(r["id"])], gen=int(gen)))
 
-    def iter_qvecs(self, dim, *, after=-1, upto=None):
+    def scan(self, field, *, after=-1, upto=None):
+        if field not in ("qvec", "code"):
+            raise ValueError(f"scan field {field!r} is not supported; use qvec or code")
         expr = f"id > {int(after)}" + (f" and id <= {int(upto)}" if upto is not None else "")
-        for page in self.records.pages(expr, ["id", "qvec"]):
+        for page in self.records.pages(expr, ["id", field]):
             page.sort(key=lambda r: r["id"])
             ids = np.array([r["id"] for r in page], dtype=np.int64)
-            vecs = np.frombuffer(b"".join(base64.b64decode(r["qvec"]) for r in page), np.int8).reshape(len(page), dim)
-            yield ids, vecs
-
-    def sample_qvecs(self, dim, n):
-        parts, got = [], 0
-        for _, v in self.iter_qvecs(dim):  # the first n in scan order: a sample for fitting
-            parts.append(v[: n - got])
-            got += len(parts[-1])
-            if got >= n:
-                break
-        return np.concatenate(parts) if parts else np.zeros((0, dim), np.int8)
+            if field == "qvec":
+                values = np.frombuffer(b"".join(base64.b64decode(r["qvec"]) for r in page), np.int8)
+            else:
+                values = np.frombuffer(b"".join(code_bytes(r["code"]) for r in page), np.uint8)
+            yield ids, values.reshape(len(page), -1)
 
     def last_id(self) -> int:
         """Not the last id but a bound above every id assigned so far (ids are time-based)."""
         return self._ids.bound()
 
-    def filter_ids(self, namespace: str, where: Where) -> list[int]:
-        """Ids in a namespace whose metadata equals every key/value of a checked ``where`` (``filters.Where``).
+    def select(self, namespace, where=None) -> np.ndarray:
+        """Ids of a namespace (or all) whose metadata equals every key/value of a checked ``where``.
 
         The server filters by ``where.to_milvus()``, a JSON expression that narrows; the exact
         types (``true`` is not ``1``, ``None`` only an explicit null) are checked here on what
         comes back, by ``where.matches``.
         """
-        expr = " and ".join(c for c in (f"namespace == {json.dumps(namespace)}", where.to_milvus()) if c)
+        clauses = ["id > 0" if namespace is None else f"namespace == {json.dumps(namespace)}"]
+        if where is not None:
+            clauses.append(where.to_milvus())
+        fields = ["id"] if where is None else ["id", "metadata"]
         out = []
-        for page in self.records.pages(expr, ["id", "metadata"], namespace=namespace):
-            out += [int(r["id"]) for r in page if where.matches(r["metadata"] or {})]
-        return sorted(out)
+        for page in self.records.pages(" and ".join(c for c in clauses if c), fields, namespace=namespace):
+            out += [int(r["id"]) for r in page if where is None or where.matches(r["metadata"] or {})]
+        return np.array(sorted(out), dtype=np.int64)
 
     def count(self, namespace: str | None = None) -> int:
         return self.records.count(namespace)
@@ -309,44 +318,9 @@ class MilvusBackend(Backend):
         return {"records": n, "code": n * cfg.bits // 8, "qvec": n * cfg.dim, "hints": int(hints),
                 "metadata": int(meta), "text": int(text), "lexicon": 0}
 
-    # -- the Hamming stage --------------------------------------------------------------
-
-    def sync(self, mem) -> None:
-        """Reload what another process changed: the hasher (a refit), the quantizer, the lexicon.
-
-        One Session-level query of the settings headers per call."""
-        from ... import hashing, quantize
-
-        if self._closed:
-            return
-        keys = ["hasher", "quantizer", "lexicon_docs"]
-        vers = self.settings.versions(keys)
-        if vers.get("hasher") not in (None, self.settings.seen.get("hasher")):
-            raw = self.settings.get("hasher")
-            if raw is not None and bytes(raw) != mem._hasher_raw:
-                mem._hasher_raw = bytes(raw)
-                mem.hasher = hashing.Hasher.from_bytes(raw)
-        if mem.quantizer is None and "quantizer" in vers:
-            q = self.settings.get("quantizer")
-            if q is not None:
-                mem.quantizer = quantize.Quantizer.from_bytes(q)
-        if vers.get("lexicon_docs") != self.settings.seen.get("lexicon_docs"):
-            mem._lexicon = None  # another writer added terms: reloaded by the next add
-            self.settings.seen["lexicon_docs"] = vers.get("lexicon_docs")
+    # -- stage 1 -----------------------------------------------------------------------
 
     def candidates(self, namespace, qcode, n, *, generation, allowed_ids=None, query_proj=None, query_vec=None):
         """One HAMMING search that also returns each hit's code and int8 vector (nothing is cached)."""
         return self.records.search(namespace, qcode, n, generation=generation, allowed_ids=allowed_ids,
                                    nprobe=self.opts["nprobe"])
-
-    def codes_of(self, namespace, ids):
-        rows = {int(r["id"]): code_bytes(r["code"]) for r in self.records.rows([int(i) for i in ids], ["id", "code"])}
-        return np.stack([np.frombuffer(rows[int(i)], np.uint8) for i in ids])
-
-    def live_ids(self, namespace=None) -> np.ndarray:
-        expr = "id > 0" if namespace is None else f"namespace == {json.dumps(namespace)}"
-        ids = [int(r["id"]) for page in self.records.pages(expr, ["id"], namespace=namespace) for r in page]
-        return np.array(sorted(ids), dtype=np.int64)
-
-    def n_records(self) -> int:
-        return self.count()

@@ -84,12 +84,11 @@ class Bodies:
     def iter_texts(self, *, batch: int = 2_000, after: int = -1) -> Iterator[tuple[list[int], list[bytes]]]:
         """(ids, bodies) with id > after in id order, in batches. The ids are listed first, so updating
         the bodies while iterating (a dictionary re-training) neither skips nor repeats a row."""
-        ids = [i for i in self._b.live_ids().tolist() if i > after]
+        ids = [i for i in self._b.select(None).tolist() if i > after]
         for s in range(0, len(ids), batch):
             part = ids[s : s + batch]
-            got = self._b.fetch_texts(part)
-            keep = [i for i in part if i in got]  # a row deleted meanwhile
-            yield keep, [got[i] for i in keep]
+            got = self._b.rows(part, ("text",))  # in the asked order; a row deleted meanwhile is absent
+            yield got.ids.tolist(), list(got["text"])
 
     def update_texts(self, txn, ids, bodies) -> None:
         """Overwrite bodies (a re-trained dictionary): rows are read whole and upserted with the new body."""
