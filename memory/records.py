@@ -31,15 +31,15 @@ def hint_strings(mem, blobs: Sequence[bytes]) -> list[list[str]]:
 def hits(mem, ids: np.ndarray, scores: np.ndarray, ham: np.ndarray) -> list[Hit]:
     """``Hit`` objects of ranked ids; a record deleted by another process just now drops out."""
     got = mem.backend.rows(ids, ("namespace", "metadata", "hints"))
-    pos = got.positions
-    keep = np.array([int(i) in pos for i in ids], dtype=bool)
-    ids, scores, ham = np.asarray(ids)[keep], np.asarray(scores)[keep], np.asarray(ham)[keep]
-    at = [pos[int(i)] for i in ids]
-    strings = hint_strings(mem, [got["hints"][j] for j in at])
+    if len(got) != len(ids):  # deleted by another process just now
+        pos = got.positions
+        keep = np.array([int(i) in pos for i in ids], dtype=bool)
+        ids, scores, ham = np.asarray(ids)[keep], np.asarray(scores)[keep], np.asarray(ham)[keep]
+    namespaces, metadata, blobs = got["namespace"], got["metadata"], got["hints"]  # in the order of ids
     return [
-        Hit(id=int(i), score=float(s), hamming=int(h), hints=words, metadata=got["metadata"][j],
-            namespace=got["namespace"][j])
-        for i, s, h, words, j in zip(ids, scores, ham, strings, at, strict=True)
+        Hit(id=int(i), score=float(s), hamming=int(h), hints=words, metadata=m, namespace=ns)
+        for i, s, h, words, m, ns in zip(ids, scores, ham, hint_strings(mem, blobs), metadata, namespaces,
+                                         strict=True)
     ]
 
 

@@ -6,9 +6,11 @@ What it does not do: read files (``sources``) or store anything (``store``).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 
 import numpy as np
 
+from .config import MAX_K
 from .errors import ConfigError, InputError
 
 MAX_ID = 2**63 - 1  # SQLite's largest integer: ids are 1 … MAX_ID
@@ -114,8 +116,6 @@ def check_k(k, what: str = "k") -> None:
     Raises:
         ConfigError: naming what was given.
     """
-    from .config import MAX_K
-
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
         raise ConfigError(f"{what} must be a positive integer, got {k!r}")
     if k > MAX_K:
@@ -142,8 +142,6 @@ def normalize_metadata(metadata, n: int) -> list[dict]:
     Raises:
         InputError: another type, another count, or a dict ``check_metadata`` refuses.
     """
-    from collections.abc import Iterable
-
     if metadata is None:
         return [{} for _ in range(n)]
     if isinstance(metadata, dict):

@@ -36,6 +36,7 @@ What it does not do: embed, hash, quantize or rank (``store``, ``search``), SQL
 from __future__ import annotations
 
 import abc
+import operator
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -115,11 +116,15 @@ class Rows:
     @classmethod
     def of(cls, ids: Sequence[int], found: Mapping[int, object], fields: Sequence[str]) -> Rows:
         """From id → ``Row`` (or id → text body when ``fields`` is ``("text",)``), in the order of ``ids``."""
-        present = [int(i) for i in ids if int(i) in found]
+        present = [i for i in map(int, ids) if i in found]
         if tuple(fields) == ("text",):
-            columns = {"text": [found[i] for i in present]}
+            return cls(np.array(present, dtype=np.int64), {"text": [found[i] for i in present]})
+        values = map(operator.attrgetter(*fields), map(found.__getitem__, present))
+        if len(fields) == 1:
+            columns = {fields[0]: list(values)}
         else:
-            columns = {f: [getattr(found[i], f) for i in present] for f in fields}
+            columns = dict(zip(fields, map(list, zip(*values, strict=True)), strict=True)) if present else \
+                {f: [] for f in fields}
         return cls(np.array(present, dtype=np.int64), columns)
 
 

@@ -158,7 +158,7 @@ class StoreFile:
         A yes is remembered (tables are never dropped) — unless seen inside a write
         transaction, which may still roll back.
         """
-        return self._exists("table", table)
+        return table in self.tables or self._exists("table", table)
 
     def has_index(self, name: str) -> bool:
         """Whether an index exists now (remembered like ``has``)."""
