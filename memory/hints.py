@@ -192,11 +192,25 @@ def decode(data: bytes, lexicon: Lexicon | Mapping[int, str]) -> list[str]:
         data: msgpack bytes from ``encode``.
         lexicon: the store's Lexicon, or just id → term for the ids in ``data``.
     """
-    if not data:
-        return []
+    return decode_many([data], lexicon)[0]
+
+
+def decode_many(blobs: Sequence[bytes], lexicon: Lexicon | Mapping[int, str]) -> list[list[str]]:
+    """``decode`` of each blob, checked as strictly and in one pass (the search path decodes k at once)."""
     terms = lexicon.terms if isinstance(lexicon, Lexicon) else lexicon
+    out = []
     with reading_stored("a record's hints"):
-        items = msgpack.unpackb(data)
-        if not isinstance(items, list) or not all(isinstance(i, str) or (isinstance(i, int) and i >= 0) for i in items):
-            raise ValueError(f"not a list of term ids and strings: {str(items)[:80]}")
-        return [terms[i] if isinstance(i, int) else i for i in items]
+        for data in blobs:
+            if not data:
+                out.append([])
+                continue
+            items = msgpack.unpackb(data)
+            try:  # an int below 0 or any other type is damage; its TypeError, like an unknown id's, is caught
+                words = [i if i.__class__ is str else terms[i] if i >= 0 and i.__class__ is int else None
+                         for i in items] if items.__class__ is list else None
+            except TypeError:
+                words = None
+            if words is None or None in words:
+                raise ValueError(f"not a list of term ids and strings: {str(items)[:80]}")
+            out.append(words)
+    return out

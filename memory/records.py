@@ -23,9 +23,9 @@ def hint_strings(mem, blobs: Sequence[bytes]) -> list[list[str]]:
     """Decode hint blobs, looking up only the terms they use unless the lexicon is loaded."""
     lexicon = mem.state.lexicon  # once: a catch-up in another thread may drop it meanwhile
     if lexicon is not None:
-        return [hints.decode(b, lexicon) for b in blobs]
+        return hints.decode_many(blobs, lexicon)
     terms = mem.backend.terms([i for b in blobs for i in hints.term_ids(b)])
-    return [hints.decode(b, terms) for b in blobs]
+    return hints.decode_many(blobs, terms)
 
 
 def hits(mem, ids: np.ndarray, scores: np.ndarray, ham: np.ndarray) -> list[Hit]:

@@ -70,6 +70,12 @@ def check_hamming_stage_matches_brute_force(open_mem) -> None:
         assert rows.ids.tolist() == [ids[1], ids[0]]
         np.testing.assert_array_equal(rows.array("code", np.uint8), codes[[1, 0]])
         np.testing.assert_array_equal(rows.array("qvec", np.int8), np.stack([mem.get(ids[1]).qvec, mem.get(ids[0]).qvec]))
+        asked = [ids[2], 10**15, ids[0], -1]  # the hits' read (a narrower query on the local backend)
+        listing, full = mem.backend.rows(asked, ("namespace", "metadata", "hints")), mem.backend.rows(asked)
+        assert listing.ids.tolist() == full.ids.tolist() == [ids[2], ids[0]]
+        for field in ("namespace", "metadata", "hints"):
+            assert list(listing[field]) == list(full[field]), field
+        assert listing["metadata"][1] == META[0]
     finally:
         mem.close()
 

@@ -59,6 +59,23 @@ def test_decode_empty():
     assert hints.decode(msgpack.packb([]), hints.Lexicon()) == []
 
 
+def test_decode_many_matches_decode_one_by_one():
+    lex = _lexicon(TEXT, "We met Ana yesterday.")
+    blobs = [hints.encode(hints.tokenize(t), lex, budget=48) for t in (TEXT, "We met Ana yesterday.", "")]
+    assert hints.decode_many(blobs, lex) == [hints.decode(b, lex) for b in blobs]
+    assert hints.decode_many(blobs, lex)[0] and hints.decode_many(blobs, lex)[2] == []
+
+
+@pytest.mark.parametrize("items", [[-1], [0, -3], [1.0], [None], [True], [b"x"], {"a": 1}, 7, [[0]], [99]])
+def test_decode_of_a_damaged_blob_names_the_damage(items):
+    from hashmem.memory.errors import StoreCorruptError
+
+    lex = _lexicon(TEXT)  # ids 0 .. < 99
+    good = hints.encode(hints.tokenize(TEXT), lex, budget=48)
+    with pytest.raises(StoreCorruptError, match="hints"):
+        hints.decode_many([good, msgpack.packb(items)], lex)
+
+
 def test_sentence_initial_name_keeps_its_case_when_known():
     text = "Ana said she is allergic to peanuts."
     lex = _lexicon(text, "We met Ana yesterday.")

@@ -284,7 +284,9 @@ def test_repeated_metadata_is_stored_once(store_path, passages):
         m.add(passages[:2], metadata={"source": source})  # a later batch reuses the set
         assert m.storage.conn.execute("SELECT count(*) FROM meta_sets").fetchone()[0] == 1
         assert len(m.search("flour egg", k=20, where={"source": source})) == 10
-        assert [h.id for h in m.search("flour egg", k=20, where={"source": source, "tag": "t6"})] == [ids[6]]
+        six = m.search("flour egg", k=20, where={"source": source, "tag": "t6"})
+        assert [h.id for h in six] == [ids[6]]
+        assert six[0].metadata == {"n": 6, "source": source, "tag": "t6"}  # a hit's metadata holds the set's keys
         assert m.search("flour egg", k=20, where={"tag": None}) == []  # a missing key is not an explicit null
         nulls = m.add(passages[2:4], metadata={"source": source, "tag": None})  # source interned, null kept
         assert sorted(h.id for h in m.search("flour egg", k=20, where={"tag": None})) == nulls

@@ -154,18 +154,47 @@ class RecordFormat:
                 out[r[0]] = Row(r[0], name(r[1]), r[2], meta, r[4], r[5], r[6], r[7])
         return out
 
+    def fetch_listing(self, ids: Sequence[int]) -> tuple[list[int], list[str], list[dict], list[bytes]]:
+        """(present ids in the asked order, their namespaces, metadata, hint blobs): what a hit shows.
+
+        The search path's read: three columns, none of the per-format ``created`` or ``gen``.
+        """
+        sets = self.sets.present()
+        shared = "s.json" if sets else "NULL"
+        join = "LEFT JOIN meta_sets s ON s.id = r.meta_set " if sets else ""
+        name = self.names.name
+        found: dict[int, tuple] = {}
+        for chunk in chunks([i for i in ids if 0 < i <= INT64_MAX], 900):
+            q = ",".join("?" * len(chunk))
+            found.update((r[0], r) for r in self.file.conn.execute(
+                f"SELECT r.id, r.namespace, r.metadata, r.hints, {shared} FROM records r {join}WHERE r.id IN ({q})",
+                chunk).fetchall())
+        present = [i for i in ids if i in found]
+        namespaces, metadata, blobs = [], [], []
+        for i in present:
+            _, ns, own, blob, common = found[i]
+            with reading_stored(f"the metadata of record {i}"):
+                meta = json.loads(own)
+                if common is not None:
+                    meta = dict(sorted({**json.loads(common), **meta}.items()))
+            namespaces.append(name(ns))
+            metadata.append(meta)
+            blobs.append(blob)
+        return present, namespaces, metadata, blobs
+
     def fetch_present_qvecs(self, ids: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
         """(mask bool [len(ids)] of ids that exist, int8 [mask.sum(), dim] their vectors in the order of ids).
 
         For readers racing another process's delete: a missing id is left out, never garbage.
         """
         found: dict[int, bytes] = {}
-        for chunk in chunks([int(i) for i in ids], 900):
+        asked = np.asarray(ids).tolist()  # Python ints, converted once
+        for chunk in chunks(asked, 900):
             q = ",".join("?" * len(chunk))
             found.update(self.file.conn.execute(f"SELECT id, qvec FROM records WHERE id IN ({q})", chunk).fetchall())
-        mask = np.array([int(i) in found for i in ids], dtype=bool)
-        blob = b"".join(found[int(i)] for i in np.asarray(ids)[mask])
-        return mask, np.frombuffer(blob, dtype=np.int8).reshape(int(mask.sum()), dim)
+        mask = np.fromiter(map(found.__contains__, asked), dtype=bool, count=len(asked))
+        blob = b"".join([found[i] for i in asked if i in found])
+        return mask, np.frombuffer(blob, dtype=np.int8).reshape(len(blob) // dim if dim else 0, dim)
 
     def fetch_qvecs(self, ids: Sequence[int], dim: int) -> np.ndarray:
         """int8 [len(ids), dim] vectors in the order of ids (all must exist)."""

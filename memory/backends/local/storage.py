@@ -192,6 +192,10 @@ class Storage:
         """Rows by id (missing ids, and ids no record can have, are absent from the result)."""
         return self.records.fetch(ids)
 
+    def fetch_listing(self, ids: Sequence[int]) -> tuple[list[int], list[str], list[dict], list[bytes]]:
+        """(present ids in the asked order, namespaces, metadata, hint blobs): the columns a hit shows."""
+        return self.records.fetch_listing(ids)
+
     def fetch_present_qvecs(self, ids: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
         """(mask bool [len(ids)] of ids that exist, int8 [mask.sum(), dim] their vectors in the order of ids)."""
         return self.records.fetch_present_qvecs(ids, dim)
