@@ -35,7 +35,6 @@ from .hints import Lexicon, tokenize
 
 K1 = 0.9  # BM25 term-frequency saturation (the BEIR / Anserini setting)
 B = 0.4  # BM25 length normalization
-DEFAULT_LEXICAL_WEIGHT = 0.3
 
 Postings = dict[str, tuple[np.ndarray, np.ndarray]]  # term → (passage positions int64, term counts float32)
 
