@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .hints import Lexicon, tokenize
+from .hints import Lexicon, keys
 
 K1 = 0.9  # BM25 term-frequency saturation (the BEIR / Anserini setting)
 B = 0.4  # BM25 length normalization
@@ -40,13 +40,13 @@ Postings = dict[str, tuple[np.ndarray, np.ndarray]]  # term → (passage positio
 
 
 def terms(text: str) -> list[str]:
-    """The lexical terms of a text, in order, repeats kept: ``hints.tokenize``'s keys, lowercased."""
-    return [t.key.lower() for t in tokenize(text)]
+    """The lexical terms of a text, in order, repeats kept: ``hints.tokenize``'s keys, lowercased (``hints.keys``)."""
+    return keys(text)
 
 
 def hint_terms(strings: Sequence[str]) -> list[str]:
-    """The terms of one passage's decoded hint strings (``hints.decode``), tokenized like any text."""
-    return terms(" ".join(strings))
+    """The terms of one passage's decoded hint strings (``hints.decode``): each was one token at add time."""
+    return [s.lower() for s in strings]
 
 
 def document_frequencies(lexicon: Lexicon, query: Iterable[str]) -> dict[str, int]:
@@ -108,9 +108,26 @@ def bm25_scores(query: Sequence[str], index: Postings, lengths: np.ndarray, weig
 
 def bm25(query: Sequence[str], docs: Sequence[Sequence[str]], weights: Mapping[str, float], *,
          k1: float = K1, b: float = B) -> np.ndarray:
-    """BM25 of one query against a few passages' term lists (``avgdl`` over these): float32 [n_docs]."""
-    index, lengths = postings(docs)
-    return bm25_scores(query, index, lengths, weights, k1=k1, b=b)
+    """BM25 of one query against a few passages' term lists (``avgdl`` over these): float32 [n_docs].
+
+    The same scores as ``bm25_scores`` over ``postings(docs)``, without building the index
+    (a search scores its C candidates once).
+    """
+    lengths = np.fromiter(map(len, docs), np.float32, count=len(docs))
+    scores = np.zeros(len(docs), np.float32)
+    wanted = [t for t in dict.fromkeys(query) if t in weights]
+    if not len(docs) or not wanted:
+        return scores
+    norm = k1 * (1.0 - b + b * lengths / max(float(lengths.mean()), 1e-9))  # [n_docs]
+    for j, doc in enumerate(docs):
+        counts = Counter(doc)
+        s = 0.0
+        for t in wanted:
+            tf = counts.get(t)
+            if tf:
+                s += weights[t] * tf * (k1 + 1.0) / (tf + norm[j])
+        scores[j] = s
+    return scores
 
 
 def minmax(x: np.ndarray) -> np.ndarray:
