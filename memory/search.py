@@ -158,7 +158,14 @@ def rerank_int8(backend, quantizer, query: np.ndarray, cands: Candidates, k: int
 
 def rerank_hybrid(backend, quantizer, query: np.ndarray, cands: Candidates, k: int, hybrid: Hybrid,
                   qi: int) -> Ranked:
-    """Stage 3 of ``mode="hybrid"``: the top ``k`` by the blend of int8 cosine and BM25 (ties by id)."""
+    """Stage 3 of ``mode="hybrid"``: the top ``k`` by the blend of int8 cosine and BM25 (ties by id).
+
+    Vectors and hints the engine did not give with the ids are read in one ``Backend.rows`` call.
+    """
+    if cands.qvecs is None and cands.hints is None:
+        got = backend.rows(cands.ids, ("qvec", "hints"))  # a delete may race: the rows that are left
+        cands = _present(cands, got)
+        cands = Candidates(cands.ids, cands.hamming, cands.codes, got.array("qvec", np.int8), list(got["hints"]))
     cands, dense = int8_scores(backend, quantizer, query, cands)
     bm25 = lexical.bm25(hybrid.queries[qi], hybrid.passages(cands), hybrid.weights[qi])  # [n_candidates]
     scores = lexical.blend(dense, bm25, hybrid.weight)

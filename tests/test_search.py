@@ -34,7 +34,7 @@ class FakeBackend:
     def rows(self, ids, fields):
         self.calls.append(f"rows:{','.join(fields)}")
         ids = np.array([int(i) for i in ids if int(i) not in self.deleted], dtype=np.int64)
-        cols = {"code": self.codes[ids - 1], "qvec": self.qvecs[ids - 1]}
+        cols = {"code": self.codes[ids - 1], "qvec": self.qvecs[ids - 1], "hints": [b""] * len(ids)}
         return Rows(ids, {f: cols[f] for f in fields})
 
     def select(self, namespace, where=None):
@@ -149,6 +149,8 @@ def test_hybrid_drops_candidates_deleted_after_stage_one(data):
     q, qv, hasher, codes, queries = data
     base = search.rank(FakeBackend(codes, qv), hasher, q, queries[:1], 5, namespace="n")[0]
     gone, seen = int(base.ids[0]), []
-    r = search.rank(FakeBackend(codes, qv, deleted={gone}), hasher, q, queries[:1], 5, namespace="n",
+    backend = FakeBackend(codes, qv, deleted={gone})
+    r = search.rank(backend, hasher, q, queries[:1], 5, namespace="n",
                     mode="hybrid", hybrid=_hybrid({gone: ["wing"]}, ["wing"], 0.3, seen))[0]
     assert gone not in r.ids.tolist() and gone not in seen[0].tolist()
+    assert backend.calls == ["candidates", "rows:code", "rows:qvec,hints"]  # vectors and hints in one read
