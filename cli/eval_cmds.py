@@ -27,7 +27,7 @@ METRIC_DIGITS = 4
               help="Fidelity of the evaluation store (default hints): hybrid and lexical score its hint "
                    "terms (hints) or its passages' exact words (text).")
 @click.option("--lexical-weight", type=click.FloatRange(0.0, 1.0), default=None,
-              help="BM25 share of hybrid's blend (default 0.1 on a hints store, 0.3 on a text store).")
+              help="BM25 share of hybrid's blend (default 0.15 on a hints store, 0.4 on a text store).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def eval_(ctx, dataset_dir, bits, method, candidates, namespace_field, model, fidelity, lexical_weight, as_json):

@@ -218,7 +218,7 @@ def add(ctx, paths, namespace, meta, passage_tokens):
               show_default=True, help="hybrid: the int8 stage blended with BM25 of the candidates' hint terms "
                                       "(their exact words on a text store); int8: exhaustive, slow.")
 @click.option("--lexical-weight", type=click.FloatRange(0.0, 1.0), default=None,
-              help="BM25's share in hybrid's blend (default 0.1 on a hints or llm store, 0.3 on a text store).")
+              help="BM25's share in hybrid's blend (default 0.15 on a hints or llm store, 0.4 on a text store).")
 @click.pass_context
 def search(ctx, query, k, namespace, candidates, where, as_json, recall=False, mode="binary+int8",
            lexical_weight=None):
