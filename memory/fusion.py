@@ -48,7 +48,7 @@ def check_hybrid(mode: str, weight: float | None, query_texts: Sequence[str] | N
             or not all(isinstance(t, str) for t in query_texts):
         raise InputError(f"mode='hybrid' searches the queries' words too: give query_texts, {m} strings "
                          "(the texts the query embeddings were made from)")
-    return float(DEFAULT_LEXICAL_WEIGHT.get(fidelity, 0.1) if weight is None else weight)
+    return float(DEFAULT_LEXICAL_WEIGHT.get(fidelity, DEFAULT_LEXICAL_WEIGHT["hints"]) if weight is None else weight)
 
 
 def hybrid_for(mem, query_texts: Sequence[str], weight: float) -> Hybrid:
