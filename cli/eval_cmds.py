@@ -1,4 +1,4 @@
-"""The eval command: retrieval quality of the four ranking methods on a BEIR-layout dataset."""
+"""The eval command: retrieval quality of the store's ranking methods on a BEIR-layout dataset."""
 
 from __future__ import annotations
 
@@ -23,10 +23,15 @@ METRIC_DIGITS = 4
               help="Query field naming the namespace it searches (LoCoMo: conv); passages are "
                    "stored by their own FIELD, else their id up to the first ':'.")
 @click.option("--model", default=None, help="Embedding model of the evaluation store (default all-MiniLM-L6-v2).")
+@click.option("--fidelity", type=click.Choice(["hints", "text"]), default=None,
+              help="Fidelity of the evaluation store (default hints): hybrid and lexical score its hint "
+                   "terms (hints) or its passages' exact words (text).")
+@click.option("--lexical-weight", type=click.FloatRange(0.0, 1.0), default=None,
+              help="BM25 share of hybrid's blend (default 0.15 on a hints store, 0.4 on a text store).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
-def eval_(ctx, dataset_dir, bits, method, candidates, namespace_field, model, as_json):
-    """Ingest DATASET_DIR's corpus and compare float32, int8, binary and binary+int8 search.
+def eval_(ctx, dataset_dir, bits, method, candidates, namespace_field, model, fidelity, lexical_weight, as_json):
+    """Ingest DATASET_DIR's corpus and compare float32, int8, binary, binary+int8, hybrid and lexical search.
 
     DATASET_DIR is BEIR-layout: corpus.jsonl, queries.jsonl, qrels.tsv. The corpus goes
     into a temporary store, or into the file given with `hashmem --store PATH eval ...`
@@ -43,6 +48,8 @@ def eval_(ctx, dataset_dir, bits, method, candidates, namespace_field, model, as
         method=method,
         candidates=candidates,
         namespace_field=namespace_field,
+        fidelity=fidelity,
+        lexical_weight=lexical_weight,
         progress=show_progress(ctx),
     )
     if as_json:
@@ -70,7 +77,8 @@ def format_table(result: dict) -> list[str]:
     lines = [
         f"{result['dataset']}: {result['n_docs']} passages, {result['n_queries']} judged queries{scope}",
         f"store: {c['model']}, {c['bits']}-bit {c['method']} codes (fitted on {c['hasher_fitted_on']}), "
-        f"{c['candidates']} candidates, hints {c['mean_hint_bytes']:.1f} B mean",
+        f"{c['candidates']} candidates, hints {c['mean_hint_bytes']:.1f} B mean, {c['fidelity']} fidelity, "
+        f"lexical weight {c['lexical_weight']:g}",
         "",
         f"{'method':<12} {'nDCG@10':>8} {'R@10':>7} {'R@100':>7} {'MRR@10':>7} {'ms/query':>9} {'bytes/passage':>14}",
     ]
@@ -82,6 +90,6 @@ def format_table(result: dict) -> list[str]:
             f"{row['mrr@10']:>7.4f} {row['ms_per_query']:>9.2f} {row['bytes_per_passage']:>14.1f}{rel}"
         )
     lines.append("")
-    lines.append("bytes/passage: float32 4×dim, int8 dim, binary bits/8, binary+int8 bits/8 + dim + "
-                 "mean hint bytes (metadata and SQLite overhead not counted)")
+    lines.append("bytes/passage: float32 4×dim, int8 dim, binary bits/8, binary+int8 and hybrid bits/8 + dim + "
+                 "mean hint bytes, lexical the hint (or text) bytes (metadata and SQLite overhead not counted)")
     return lines

@@ -214,12 +214,19 @@ def add(ctx, paths, namespace, meta, passage_tokens):
                    + META_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--recall", "recall", is_flag=True, help="Also reconstruct each hit (see `hashmem recall`).")
+@click.option("--mode", type=click.Choice(["binary+int8", "hybrid", "binary", "int8"]), default="binary+int8",
+              show_default=True, help="hybrid: the int8 stage blended with BM25 of the candidates' hint terms "
+                                      "(their exact words on a text store); int8: exhaustive, slow.")
+@click.option("--lexical-weight", type=click.FloatRange(0.0, 1.0), default=None,
+              help="BM25's share in hybrid's blend (default 0.15 on a hints or llm store, 0.4 on a text store).")
 @click.pass_context
-def search(ctx, query, k, namespace, candidates, where, as_json, recall=False):
+def search(ctx, query, k, namespace, candidates, where, as_json, recall=False, mode="binary+int8",
+           lexical_weight=None):
     """Search the store for passages near QUERY."""
     where = parse_meta(where, "--where", finite=False) or None  # a string "NaN" may be stored
     with open_memory(ctx) as mem:
-        hits = mem.search(query, k, namespace=namespace, candidates=candidates, where=where)
+        hits = mem.search(query, k, namespace=namespace, candidates=candidates, where=where, mode=mode,
+                          lexical_weight=lexical_weight)
         recalled = None
         if recall:
             from .decoding import recall_hits

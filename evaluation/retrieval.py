@@ -13,10 +13,12 @@ relevant passage in the qrels are not evaluated (as in BEIR).
 
 ``evaluate`` embeds the corpus once, keeps those float32 embeddings in memory only
 as the exact baseline, ingests them into a store, embeds the queries once, and
-ranks with four methods: ``float32`` (exact cosine over the float embeddings),
+ranks with six methods: ``float32`` (exact cosine over the float embeddings),
 ``int8`` (exhaustive asymmetric cosine over the stored int8 vectors), ``binary``
-(Hamming distance of the codes only) and ``binary+int8`` (the store's own search:
-Hamming → asymmetric → int8 rerank).
+(Hamming distance of the codes only), ``binary+int8`` (the store's own search:
+Hamming → asymmetric → int8 rerank), ``hybrid`` (the same with BM25 blended into the
+int8 stage) and ``lexical`` (BM25 alone over every passage of the namespace: the hint
+terms of a ``hints`` store, the exact words of a ``text`` store; ``memory.lexical``).
 
 What it does not do: print, parse options or format tables (``cli/eval_cmds.py``),
 or cache embeddings between runs (``benchmarks/eval_grid.py`` does).
@@ -38,7 +40,7 @@ from hashmem.memory.errors import ConfigError, InputError
 from hashmem.memory.progress import progress_bar
 from hashmem.memory.sources import json_object
 
-METHODS: tuple[str, ...] = ("float32", "int8", "binary", "binary+int8")
+METHODS: tuple[str, ...] = ("float32", "int8", "binary", "binary+int8", "hybrid", "lexical")
 METRICS: tuple[str, ...] = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
 RETRIEVE = 100  # hits retrieved per query and method (for recall@100)
 DEFAULT_NAMESPACE = "default"
@@ -276,6 +278,8 @@ def evaluate(
     candidates: int | None = None,
     namespace_field: str | None = None,
     hint_bytes: int | None = None,
+    fidelity: str | None = None,
+    lexical_weight: float | None = None,
     corpus_embeddings: np.ndarray | None = None,
     query_embeddings: np.ndarray | None = None,
     refit: bool = False,
@@ -283,16 +287,19 @@ def evaluate(
     return_runs: bool = False,
     progress: bool | None = None,
 ) -> dict:
-    """Compare float32, int8, binary and binary+int8 ranking on a BEIR-layout dataset.
+    """Compare float32, int8, binary, binary+int8, hybrid and lexical ranking on a BEIR-layout dataset.
 
     Args:
         dataset_dir: the dataset directory (see ``load_beir``).
         store_path: store to ingest into; a new or empty file. Default: a temporary
             store, deleted afterwards.
-        model, bits, method, hint_bytes: settings of the new store (store defaults when None).
+        model, bits, method, hint_bytes, fidelity: settings of the new store (store defaults
+            when None); ``fidelity`` decides what ``hybrid`` and ``lexical`` score: hint terms
+            (``hints``, ``llm``) or the exact words (``text``).
+        lexical_weight: ``hybrid``'s BM25 share (default the store's, ``fusion.DEFAULT_LEXICAL_WEIGHT``).
         candidates: the store's int8 rerank depth C (default the store's, 100); the
             Hamming stage keeps ``search.ASYMMETRIC_FACTOR × C``. ``binary+int8`` returns at
-            most ``max(C, 10)`` hits, so recall@100 counts those.
+            most ``max(C, 10)`` hits (``hybrid`` too), so recall@100 counts those.
         namespace_field: query field giving its namespace (LoCoMo: ``conv``); each
             passage is stored in its namespace and each query searches only its own,
             the float32 baseline included.
@@ -333,7 +340,7 @@ def evaluate(
             path = Path(tmp) / "eval.db"
         else:  # a file, or a milvus:// URI
             path = store_path if is_milvus_uri(store_path) else Path(store_path)
-        with Memory(path, model=model, bits=bits, method=method, hint_bytes=hint_bytes) as mem:
+        with Memory(path, model=model, bits=bits, method=method, hint_bytes=hint_bytes, fidelity=fidelity) as mem:
             if len(mem):
                 raise ConfigError(f"{path} already holds {len(mem)} passages; eval ingests the "
                                   "dataset itself, so give a new store path (or none)")
@@ -351,9 +358,11 @@ def evaluate(
             for m in methods:
                 if m == "float32":
                     runs[m], ms[m] = run_exact(data, docs, queries)
+                elif m == "lexical":
+                    runs[m], ms[m] = run_lexical(mem, data)
                 else:
                     runs[m], ms[m] = run_store(mem, data, queries, mode=m, candidates=candidates,
-                                               progress=progress)
+                                               lexical_weight=lexical_weight, progress=progress)
             stats = mem.stats()
             config = {
                 "model": mem.config.model,
@@ -364,7 +373,10 @@ def evaluate(
                 "candidates": candidates if candidates is not None else _default_candidates(),
                 "namespace_field": namespace_field,
                 "hint_bytes": mem.config.hint_bytes,
+                "fidelity": mem.config.fidelity,
+                "lexical_weight": _lexical_weight(mem, lexical_weight),
                 "mean_hint_bytes": stats.bytes_per_passage.get("hints", 0.0),
+                "mean_text_bytes": stats.bytes_per_passage.get("text", 0.0),
                 "hasher_fitted_on": stats.hasher["fitted_on"],
                 "unjudged_queries_skipped": data.unjudged_queries,
                 "empty_passages_skipped": data.empty_passages,
@@ -374,6 +386,8 @@ def evaluate(
         "int8": float(dim),
         "binary": config["bits"] / 8,
         "binary+int8": config["bits"] / 8 + dim + config["mean_hint_bytes"],
+        "hybrid": config["bits"] / 8 + dim + config["mean_hint_bytes"],
+        "lexical": config["mean_text_bytes"] if config["fidelity"] == "text" else config["mean_hint_bytes"],
     }
     out = {
         "dataset": data.name,
@@ -388,6 +402,12 @@ def evaluate(
     if return_runs:
         out["runs"] = runs
     return out
+
+
+def _lexical_weight(mem, weight: float | None) -> float:
+    from hashmem.memory.fusion import check_hybrid
+
+    return check_hybrid("hybrid", weight, [""], 1, mem.config.fidelity)
 
 
 def _default_candidates() -> int:
@@ -460,17 +480,18 @@ def run_exact(data: Dataset, docs: np.ndarray, queries: np.ndarray, *, k: int = 
 
 
 def run_store(mem, data: Dataset, queries: np.ndarray, *, mode: str, candidates: int | None = None,
-              k: int = RETRIEVE, progress: bool | None = None):
+              lexical_weight: float | None = None, k: int = RETRIEVE, progress: bool | None = None):
     """The store's top k of each query within its namespace (``Memory.search_embeddings``).
 
     Args:
         mem: a store holding the corpus (``ingest``).
         data: the dataset.
         queries: float32 [n_queries, dim] unit embeddings of ``data.query_texts``.
-        mode: ``binary+int8``, ``binary`` or ``int8`` (see ``Memory.search``).
-        candidates: the int8 rerank depth of ``binary+int8``; there, at most
+        mode: ``binary+int8``, ``hybrid``, ``binary`` or ``int8`` (see ``Memory.search``).
+        candidates: the int8 rerank depth of ``binary+int8`` and ``hybrid``; there, at most
             ``max(candidates, 10)`` hits are asked for, so the store searches with the
             depth asked for (it raises the depth to k otherwise).
+        lexical_weight: ``hybrid``'s BM25 share (None: the store's default).
         k: hits per query.
         progress: a progress bar over the queries on stderr (default: from 256 queries on).
 
@@ -480,20 +501,55 @@ def run_store(mem, data: Dataset, queries: np.ndarray, *, mode: str, candidates:
 
     show = len(data.query_ids) >= 256 if progress is None else progress
     bar = progress_bar(len(data.query_ids), show, desc=f"searching ({mode})")
-    if mode == "binary+int8" and candidates is not None:
+    if mode in ("binary+int8", "hybrid") and candidates is not None:
         k = min(k, max(candidates, 10))
     run: dict[str, list[str]] = {}
     seconds = 0.0
     for qi, qid in enumerate(data.query_ids):
         t = time.perf_counter()
+        texts = [data.query_texts[qi]] if mode == "hybrid" else None
         hits = mem.search_embeddings(queries[qi : qi + 1], k, namespace=data.query_namespaces[qi],
-                                     candidates=candidates, mode=mode)[0]
+                                     candidates=candidates, mode=mode, lexical_weight=lexical_weight,
+                                     query_texts=texts)[0]
         seconds += time.perf_counter() - t
         run[qid] = [h.metadata["_id"] for h in hits]
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
+    return run, 1000.0 * seconds / max(len(data.query_ids), 1)
+
+
+def run_lexical(mem, data: Dataset, *, k: int = RETRIEVE):
+    """BM25 alone: each query against every passage of its namespace (``memory.lexical``).
+
+    The passages' terms are what the store's ``hybrid`` search scores (hint terms, or the
+    exact words of a ``text`` store), indexed in RAM once per namespace; IDF from the store
+    lexicon. Ties (passages without any query term among them) by record id.
+
+    Returns:
+        (run: query id → passage ids best first, milliseconds per query: scoring and sorting
+        only, the in-RAM index not counted).
+    """
+    from hashmem.memory import fusion, lexical
+    from hashmem.memory.search import Candidates
+
+    side = fusion.hybrid_for(mem, data.query_texts, 0.0)
+    by_ns: dict[str, list[int]] = {}
+    for qi, ns in enumerate(data.query_namespaces):
+        by_ns.setdefault(ns, []).append(qi)
+    run: dict[str, list[str]] = {}
+    seconds = 0.0
+    for ns, qis in by_ns.items():
+        ids = mem.backend.select(ns)
+        names = [m["_id"] for m in mem.backend.rows(ids, ("metadata",))["metadata"]]
+        index, lengths = lexical.postings(side.passages(Candidates(ids, np.zeros(len(ids), np.uint32))))
+        for qi in qis:
+            t = time.perf_counter()
+            scores = lexical.bm25_scores(side.queries[qi], index, lengths, side.weights[qi])  # [n_ns]
+            top = np.lexsort((ids, -scores))[:k]
+            seconds += time.perf_counter() - t
+            run[data.query_ids[qi]] = [names[j] for j in top]
     return run, 1000.0 * seconds / max(len(data.query_ids), 1)
 
 

@@ -20,6 +20,7 @@ What it does not do: persist the lexicon (``storage.py``) or rebuild text
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -121,6 +122,26 @@ def tokenize(text: str) -> list[Token]:
                 continue
             out.append(Token(s, low, m.start(), "word"))
     return out
+
+
+def keys(text: str) -> list[str]:
+    """The keys of ``tokenize(text)`` lowercased, in order — the same list, without making ``Token``s.
+
+    What search scores lexically (``lexical.terms``): one C-level ``findall`` and a stopword
+    filter; only a text holding a one-letter capital that is not a stopword (``vitamin D``),
+    which ``tokenize`` keeps or drops by its place in the sentence, goes through ``tokenize``.
+    """
+    found = _TOKEN.findall(text)
+    if not _single_capitals().isdisjoint(found):
+        return [t.key.lower() for t in tokenize(text)]
+    return [low for s in found if len(s) <= MAX_TERM_CHARS and (len(s) > 1 or _NUMBER.match(s))
+            and (low := s.lower()) not in STOPWORDS]
+
+
+@functools.cache
+def _single_capitals() -> frozenset[str]:
+    """One-letter tokens ``tokenize`` may keep as names: capitals whose lowercase is no stopword."""
+    return frozenset(c for c in map(chr, range(0x110000)) if c.isupper() and c.lower() not in STOPWORDS)
 
 
 def terms_of(tokens: Sequence[Token]) -> set[str]:

@@ -9,7 +9,11 @@
 3. **int8**: cosine of the float query to each candidate's dequantized int8 vector
    ranks the top ``k`` (ties by id); candidates deleted meanwhile drop out.
 
-``mode="binary"`` stops after stage 1 (score ``1 - 2·hamming/bits``), ``mode="int8"``
+``mode="hybrid"`` changes stage 3 only: every one of the C candidates gets its int8 cosine
+and its BM25 score (``lexical``: from its hint terms, or the words of its exact text, which
+the caller's ``Hybrid.passages`` reads), and the top ``k`` are ranked by the convex blend
+of the two, each min–max normalized over the candidates (the score is that blend, in
+[0, 1]). ``mode="binary"`` stops after stage 1 (score ``1 - 2·hamming/bits``), ``mode="int8"``
 scores every record of the namespace exhaustively (the quality reference). Every function
 here works on arrays and a backend, never on ``Memory``: a fake backend tests them.
 
@@ -18,18 +22,19 @@ What it does not do: embed, validate, lock, or make ``Hit`` objects (``store.Mem
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
-from . import hashing, quantize
+from . import hashing, lexical, quantize
 from .config import DEFAULT_CANDIDATES
 
 ASYMMETRIC_FACTOR = 4  # Hamming candidates per asymmetric survivor (DESIGN: 4·C → C recovers 0.99 of float32)
 EXHAUSTIVE_CHUNK = 65536  # int8 vectors scored at once by mode="int8"
-SearchMode = Literal["binary+int8", "binary", "int8"]
-MODES: tuple[str, ...] = ("binary+int8", "binary", "int8")
+SearchMode = Literal["binary+int8", "hybrid", "binary", "int8"]
+MODES: tuple[str, ...] = ("binary+int8", "hybrid", "binary", "int8")
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,24 @@ class Candidates:
 
 
 @dataclass(frozen=True)
+class Hybrid:
+    """What ``mode="hybrid"`` needs besides the query embeddings.
+
+    Attributes:
+        queries: each query's terms (``lexical.terms``), aligned with the embeddings.
+        weights: each query's term → idf (``lexical.idf``).
+        passages: the candidates' terms, one list per candidate in their order (a
+            candidate whose hints or body is gone meanwhile: an empty list).
+        weight: the lexical share of the blend, in [0, 1].
+    """
+
+    queries: Sequence[Sequence[str]]
+    weights: Sequence[Mapping[str, float]]
+    passages: Callable[[Candidates], list[list[str]]]
+    weight: float
+
+
+@dataclass(frozen=True)
 class Ranked:
     """One query's ranking: ids, scores (float32) and Hamming distances (uint32), best first."""
 
@@ -71,7 +94,8 @@ class Ranked:
 
 
 def rank(backend, hasher, quantizer, queries: np.ndarray, k: int, *, namespace: str, candidates: int | None = None,
-         mode: SearchMode = "binary+int8", allowed: list[int] | None = None) -> list[Ranked]:
+         mode: SearchMode = "binary+int8", allowed: list[int] | None = None,
+         hybrid: Hybrid | None = None) -> list[Ranked]:
     """Rank one namespace for each query embedding (float32 [m, dim], unit length).
 
     Args:
@@ -79,7 +103,13 @@ def rank(backend, hasher, quantizer, queries: np.ndarray, k: int, *, namespace: 
         hasher / quantizer: the store's current ones (the codes in the backend are the hasher's generation).
         k: results per query; candidates: C of stage 2 (default ``DEFAULT_CANDIDATES``, at least k).
         allowed: ids a ``where`` filter kept (None: no filter).
+        hybrid: the lexical side of ``mode="hybrid"`` (required by it, ignored otherwise).
+
+    Raises:
+        ValueError: ``mode="hybrid"`` without ``hybrid``.
     """
+    if mode == "hybrid" and hybrid is None:
+        raise ValueError("mode='hybrid' needs the queries' terms and the candidates' (a Hybrid)")
     c = max(DEFAULT_CANDIDATES if candidates is None else candidates, k)
     dim = queries.shape[1]
     projs = hasher.project(queries)  # [m, bits]
@@ -97,7 +127,10 @@ def rank(backend, hasher, quantizer, queries: np.ndarray, k: int, *, namespace: 
             out.append(Ranked(cands.ids, 1.0 - 2.0 * cands.hamming.astype(np.float32) / hasher.bits, cands.hamming))
             continue
         cands = asymmetric(backend, projs[qi], cands, c, hasher.bits)
-        out.append(rerank_int8(backend, quantizer, queries[qi], cands, k, dim))
+        if mode == "hybrid":
+            out.append(rerank_hybrid(backend, quantizer, queries[qi], cands, k, hybrid, qi))
+        else:
+            out.append(rerank_int8(backend, quantizer, queries[qi], cands, k, dim))
     return out
 
 
@@ -118,6 +151,30 @@ def asymmetric(backend, proj: np.ndarray, cands: Candidates, c: int, bits: int) 
 
 def rerank_int8(backend, quantizer, query: np.ndarray, cands: Candidates, k: int, dim: int) -> Ranked:
     """Stage 3: the top ``k`` by int8 cosine (ties by id); candidates deleted since stage 1 drop out."""
+    cands, scores = int8_scores(backend, quantizer, query, cands)
+    order = np.lexsort((cands.ids, -scores))[:k]
+    return Ranked(cands.ids[order], scores[order], cands.hamming[order])
+
+
+def rerank_hybrid(backend, quantizer, query: np.ndarray, cands: Candidates, k: int, hybrid: Hybrid,
+                  qi: int) -> Ranked:
+    """Stage 3 of ``mode="hybrid"``: the top ``k`` by the blend of int8 cosine and BM25 (ties by id).
+
+    Vectors and hints the engine did not give with the ids are read in one ``Backend.rows`` call.
+    """
+    if cands.qvecs is None and cands.hints is None:
+        got = backend.rows(cands.ids, ("qvec", "hints"))  # a delete may race: the rows that are left
+        cands = _present(cands, got)
+        cands = Candidates(cands.ids, cands.hamming, cands.codes, got.array("qvec", np.int8), list(got["hints"]))
+    cands, dense = int8_scores(backend, quantizer, query, cands)
+    bm25 = lexical.bm25(hybrid.queries[qi], hybrid.passages(cands), hybrid.weights[qi])  # [n_candidates]
+    scores = lexical.blend(dense, bm25, hybrid.weight)
+    order = np.lexsort((cands.ids, -scores))[:k]
+    return Ranked(cands.ids[order], scores[order], cands.hamming[order])
+
+
+def int8_scores(backend, quantizer, query: np.ndarray, cands: Candidates) -> tuple[Candidates, np.ndarray]:
+    """The candidates still present and their int8 cosines to the query (float32 [n])."""
     if cands.qvecs is not None:
         qv = cands.qvecs
     else:
@@ -125,8 +182,7 @@ def rerank_int8(backend, quantizer, query: np.ndarray, cands: Candidates, k: int
         cands = _present(cands, got)
         qv = got.array("qvec", np.int8)
     scores = quantize.cosine(query[None, :], qv, quantizer)[0] if len(cands) else np.zeros(0, np.float32)
-    order = np.lexsort((cands.ids, -scores))[:k]
-    return Ranked(cands.ids[order], scores[order], cands.hamming[order])
+    return cands, scores
 
 
 def _present(cands: Candidates, got) -> Candidates:

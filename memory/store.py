@@ -38,7 +38,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from . import hints, ingest, keys, opening, records, search
+from . import fusion, hints, ingest, keys, opening, records, search
 from . import refit as refitting
 from . import stats as statistics
 from .backends import open_backend
@@ -227,6 +227,7 @@ class Memory(ingest.Adding, keys.KeyMethods):
         where: dict | None = None,
         candidates: int | None = None,
         mode: SearchMode = "binary+int8",
+        lexical_weight: float | None = None,
     ) -> list[Hit]:
         """The k passages nearest to a query, best first.
 
@@ -237,8 +238,10 @@ class Memory(ingest.Adding, keys.KeyMethods):
             where: metadata equality filter, e.g. ``{"source": "a.txt"}``.
             candidates: passages reranked with int8 vectors (default 100); the
                 Hamming stage keeps 4× as many for the asymmetric stage.
-            mode: ``binary+int8`` (default), ``binary`` (Hamming only) or
-                ``int8`` (exhaustive int8 cosine: slow, exact up to quantization).
+            mode: ``binary+int8`` (default), ``hybrid`` (int8 cosine blended with BM25 of the hint
+                terms, or of the exact words on a ``text`` store; scores in [0, 1]), ``binary``
+                (Hamming only) or ``int8`` (exhaustive int8 cosine: slow, exact up to quantization).
+            lexical_weight: BM25's share in ``hybrid`` (default ``fusion.DEFAULT_LEXICAL_WEIGHT``).
 
         Returns:
             Hits sorted by score (ties by id).
@@ -248,7 +251,8 @@ class Memory(ingest.Adding, keys.KeyMethods):
         check_str(query, "the query")
         check_k(k)
         return self.search_embeddings(self._embed([query]), k, namespace=namespace, where=where,
-                                      candidates=candidates, mode=mode)[0]
+                                      candidates=candidates, mode=mode, lexical_weight=lexical_weight,
+                                      query_texts=[query])[0]
 
     def search_embeddings(
         self,
@@ -259,15 +263,18 @@ class Memory(ingest.Adding, keys.KeyMethods):
         where: dict | None = None,
         candidates: int | None = None,
         mode: SearchMode = "binary+int8",
+        lexical_weight: float | None = None,
+        query_texts: Sequence[str] | None = None,
     ) -> list[list[Hit]]:
-        """Like ``search`` for query embeddings float32 [m, dim] made with the store's model."""
+        """Like ``search`` for query embeddings float32 [m, dim]; ``hybrid`` also needs their ``query_texts``."""
         check_k(k)
         if candidates is not None:
             check_k(candidates, "candidates")
         queries = check_queries(queries, self.config.dim)
         checked = None if where is None else Where.parse(where, self.backend.where_dialect)  # before any backend call
         if mode not in search.MODES:
-            raise ConfigError(f"search mode {mode!r} is not supported; use binary+int8, binary or int8")
+            raise ConfigError(f"search mode {mode!r} is not supported; use {', '.join(search.MODES)}")
+        weight = fusion.check_hybrid(mode, lexical_weight, query_texts, len(queries), self.config.fidelity)
         self._refresh()  # see every commit made before this search, by any process
         with self._lock.read():  # one hasher and one index throughout, whatever other threads do
             allowed = None
@@ -275,8 +282,9 @@ class Memory(ingest.Adding, keys.KeyMethods):
                 allowed = self.backend.select(namespace, checked).tolist()
                 if not allowed:
                     return [[] for _ in queries]
+            hybrid = fusion.hybrid_for(self, query_texts, weight) if mode == "hybrid" else None
             ranked = search.rank(self.backend, self.hasher, self.quantizer, queries, k, namespace=namespace,
-                                 candidates=candidates, mode=mode, allowed=allowed)
+                                 candidates=candidates, mode=mode, allowed=allowed, hybrid=hybrid)
             return [records.hits(self, r.ids, r.scores, r.hamming) for r in ranked]
 
     # -- records -----------------------------------------------------------------------

@@ -236,3 +236,16 @@ def test_progress_lines_without_a_terminal():
     said.clear()
     list(progress.reported(range(3), 3, said.append, every=0))
     assert [s.split(" passages stored")[0] for s in said] == ["hashmem: 1 of 3", "hashmem: 2 of 3"]
+
+
+def test_search_mode_hybrid_and_lexical_weight(filled):
+    r = filled("search", "Curie Nobel Prize", "-k", "3", "--json", "--mode", "hybrid", "--lexical-weight", "0.5")
+    assert r.exit_code == 0, r.output
+    hits = json.loads(r.output)
+    assert "Curie" in hits[0]["hints"] and all(0.0 <= h["score"] <= 1.0 for h in hits)
+    plain = json.loads(filled("search", "Curie Nobel Prize", "-k", "3", "--json").output)
+    zero = json.loads(filled("search", "Curie Nobel Prize", "-k", "3", "--json", "--mode", "hybrid",
+                             "--lexical-weight", "0").output)
+    assert [h["id"] for h in zero] == [h["id"] for h in plain]
+    r = filled("search", "Curie", "--mode", "hybrid", "--lexical-weight", "2")
+    assert r.exit_code == 2 and "Traceback" not in r.output

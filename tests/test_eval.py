@@ -282,6 +282,25 @@ def test_eval_cli_json_end_to_end(tiny):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("fidelity", ["hints", "text"])
+def test_eval_hybrid_and_lexical_on_the_store_fidelity(tiny, fidelity):
+    from hashmem.cli.main import cli
+
+    args = ["eval", str(tiny), "--json", "--fidelity", fidelity, "--lexical-weight", "0"]
+    out = json.loads(CliRunner().invoke(cli, args, catch_exceptions=False).stdout)
+    assert out["config"]["fidelity"] == fidelity and out["config"]["lexical_weight"] == 0.0
+    m = out["methods"]
+    assert m["hybrid"]["ndcg@10"] == pytest.approx(m["binary+int8"]["ndcg@10"])  # no lexical share: same ranking
+    assert m["lexical"]["ndcg@10"] > 0.3  # BM25 alone finds the written-to-be-easy answers
+    assert m["hybrid"]["bytes_per_passage"] == m["binary+int8"]["bytes_per_passage"]
+    text = out["config"]["mean_text_bytes"]
+    assert (text > 0) == (fidelity == "text")
+    assert m["lexical"]["bytes_per_passage"] == (text if fidelity == "text" else out["config"]["mean_hint_bytes"])
+    table = CliRunner().invoke(cli, args[:2] + args[3:], catch_exceptions=False).stdout
+    assert "hybrid" in table and "lexical" in table and f"{fidelity} fidelity" in table
+
+
+@pytest.mark.slow
 def test_eval_cli_table_and_store_option(tiny, tmp_path):
     from hashmem.cli.main import cli
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hashmem.memory import hashing, quantize, search
+from hashmem.memory import hashing, lexical, quantize, search
 from hashmem.memory.backends.base import Rows
 from hashmem.memory.search import Candidates
 
@@ -34,7 +34,7 @@ class FakeBackend:
     def rows(self, ids, fields):
         self.calls.append(f"rows:{','.join(fields)}")
         ids = np.array([int(i) for i in ids if int(i) not in self.deleted], dtype=np.int64)
-        cols = {"code": self.codes[ids - 1], "qvec": self.qvecs[ids - 1]}
+        cols = {"code": self.codes[ids - 1], "qvec": self.qvecs[ids - 1], "hints": [b""] * len(ids)}
         return Rows(ids, {f: cols[f] for f in fields})
 
     def select(self, namespace, where=None):
@@ -107,3 +107,50 @@ def test_fewer_candidates_than_c_skip_the_asymmetric_stage(data):
     backend = FakeBackend(codes[:30], qv[:30])
     r = search.rank(backend, hasher, q, queries[:1], 5, namespace="n", candidates=100)[0]
     assert len(r.ids) == 5 and "rows:code" not in backend.calls
+
+
+# -- mode="hybrid": stage 3 blends int8 cosine with BM25 over the same candidates ------------
+
+
+def _hybrid(words: dict[int, list[str]], query: list[str], weight: float, seen: list) -> search.Hybrid:
+    def passages(cands):
+        seen.append(cands.ids.copy())
+        return [words.get(int(i), []) for i in cands.ids]
+
+    return search.Hybrid([query] * 5, [{t: 1.0 for t in query}] * 5, passages, weight)
+
+
+def test_hybrid_reranks_the_same_candidates_by_the_blend_and_weight_zero_is_binary_int8(data):
+    q, qv, hasher, codes, queries = data
+    base = search.rank(FakeBackend(codes, qv), hasher, q, queries[:1], 20, namespace="n", candidates=20)[0]
+    seen: list = []
+    zero = search.rank(FakeBackend(codes, qv), hasher, q, queries[:1], 20, namespace="n", candidates=20,
+                       mode="hybrid", hybrid=_hybrid({}, ["wing"], 0.0, seen))[0]
+    assert zero.ids.tolist() == base.ids.tolist()  # no lexical share: today's order
+    assert set(seen[0].tolist()) == set(base.ids.tolist())  # the lexical side saw exactly stage 2's C
+    last = int(base.ids[-1])  # the int8 stage's worst candidate holds the query word twice
+    seen.clear()
+    r = search.rank(FakeBackend(codes, qv), hasher, q, queries[:1], 5, namespace="n", candidates=20,
+                    mode="hybrid", hybrid=_hybrid({last: ["wing", "wing"]}, ["wing"], 0.6, seen))[0]
+    assert r.ids[0] == last and r.scores[0] == pytest.approx(0.6)  # 0.4·minmax(cos)=0 + 0.6·1
+    dense = quantize.cosine(queries[:1], qv[seen[0] - 1], q)[0]
+    expected = lexical.blend(dense, np.array([2.0 if i == last else 0.0 for i in seen[0]]), 0.6)
+    order = np.lexsort((seen[0], -expected))[:5]
+    assert r.ids.tolist() == seen[0][order].tolist() and np.allclose(r.scores, expected[order])
+
+
+def test_hybrid_without_its_lexical_side_raises(data):
+    q, qv, hasher, codes, queries = data
+    with pytest.raises(ValueError, match="needs the queries' terms"):
+        search.rank(FakeBackend(codes, qv), hasher, q, queries[:1], 5, namespace="n", mode="hybrid")
+
+
+def test_hybrid_drops_candidates_deleted_after_stage_one(data):
+    q, qv, hasher, codes, queries = data
+    base = search.rank(FakeBackend(codes, qv), hasher, q, queries[:1], 5, namespace="n")[0]
+    gone, seen = int(base.ids[0]), []
+    backend = FakeBackend(codes, qv, deleted={gone})
+    r = search.rank(backend, hasher, q, queries[:1], 5, namespace="n",
+                    mode="hybrid", hybrid=_hybrid({gone: ["wing"]}, ["wing"], 0.3, seen))[0]
+    assert gone not in r.ids.tolist() and gone not in seen[0].tolist()
+    assert backend.calls == ["candidates", "rows:code", "rows:qvec,hints"]  # vectors and hints in one read

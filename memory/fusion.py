@@ -1,0 +1,98 @@
+"""The lexical side of ``mode="hybrid"`` for one open store: query terms, their IDF, the candidates' terms.
+
+``search.Hybrid`` asks for three things, which this module makes from a ``Memory``:
+
+- the query's terms (``lexical.terms``, the hints' tokenizer) and their IDF from the
+  store lexicon's document frequencies (``lexical.document_frequencies``; ``N`` is the
+  lexicon's passage count);
+- the candidates' terms: on a ``text`` store the words of each exact body (a zstd frame
+  decodes in ~2 µs); on a ``hints`` or ``llm`` store the hint terms (an llm body takes
+  far too long to decode per search), taken from ``Candidates.hints`` when the engine
+  gave them with the ids, else read with ``Backend.rows(ids, ("hints",))``.
+
+A body that is not zstd (an llm body in a text store) or is gone meanwhile falls back to
+the passage's hint terms, or no terms.
+
+What it does not do: score or rank (``lexical``, ``search``), lock, or keep an index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from . import lexical, records
+from .errors import ConfigError, InputError
+from .search import Candidates, Hybrid
+from .tiers import text as texttier
+
+# the best mean nDCG@10 ratio to float32 on scifact-train and cranfield (benchmarks/hybrid.py, results/hybrid.json)
+DEFAULT_LEXICAL_WEIGHT = {"hints": 0.15, "llm": 0.15, "text": 0.4}
+
+
+def check_hybrid(mode: str, weight: float | None, query_texts: Sequence[str] | None, m: int,
+                 fidelity: str) -> float:
+    """The lexical weight a search uses, checked (0.0 unless ``mode="hybrid"``).
+
+    Raises:
+        ConfigError: a weight that is not a number in [0, 1].
+        InputError: ``mode="hybrid"`` without one query text per embedding.
+    """
+    if weight is not None and (isinstance(weight, bool) or not isinstance(weight, int | float)
+                               or not 0.0 <= weight <= 1.0):
+        raise ConfigError(f"lexical_weight must be a number in [0, 1], got {weight!r}")
+    if mode != "hybrid":
+        return 0.0
+    if query_texts is None or isinstance(query_texts, str) or len(query_texts) != m \
+            or not all(isinstance(t, str) for t in query_texts):
+        raise InputError(f"mode='hybrid' searches the queries' words too: give query_texts, {m} strings "
+                         "(the texts the query embeddings were made from)")
+    return float(DEFAULT_LEXICAL_WEIGHT.get(fidelity, DEFAULT_LEXICAL_WEIGHT["hints"]) if weight is None else weight)
+
+
+def hybrid_for(mem, query_texts: Sequence[str], weight: float) -> Hybrid:
+    """The ``search.Hybrid`` of these queries on ``mem``'s store (its lexicon loads on first use)."""
+    lexicon = mem.lexicon  # once: a catch-up in another thread may drop it meanwhile
+    queries = [lexical.terms(t) for t in query_texts]
+    weights = [lexical.idf(lexical.document_frequencies(lexicon, q), lexicon.n_docs) for q in queries]
+    if mem.config.fidelity == "text":
+        return Hybrid(queries, weights, lambda cands: text_terms(mem, cands), weight)
+    return Hybrid(queries, weights, lambda cands: hint_terms(mem, cands), weight)
+
+
+def hint_blobs(mem, cands: Candidates) -> list[bytes]:
+    """The candidates' hint blobs, in their order (b"" for a record deleted meanwhile)."""
+    if cands.hints is not None:
+        return list(cands.hints)
+    got = mem.backend.rows(cands.ids, ("hints",))
+    if len(got) == len(cands):
+        return list(got["hints"])
+    pos = got.positions
+    return [got["hints"][pos[int(i)]] if int(i) in pos else b"" for i in cands.ids]
+
+
+def hint_terms(mem, cands: Candidates) -> list[list[str]]:
+    """Each candidate's hint terms."""
+    return [lexical.hint_terms(s) for s in records.hint_strings(mem, hint_blobs(mem, cands))]
+
+
+def text_terms(mem, cands: Candidates) -> list[list[str]]:
+    """Each candidate's words from its exact body (its hint terms when it has no zstd body)."""
+    got = mem.backend.rows(cands.ids, ("text",))
+    pos = got.positions
+    bodies = [got["text"][pos[int(i)]] if int(i) in pos else None for i in cands.ids]
+    out: list[list[str] | None] = [None] * len(bodies)
+    for j, body in enumerate(bodies):
+        if body is None or body[:1] == bytes([texttier.LLM_TAG]):
+            continue
+        try:
+            out[j] = lexical.terms(records.decode_text(mem, body))
+        except texttier.DictionaryGoneError:  # re-trained just now: read it again
+            text = records.read_text(mem, int(cands.ids[j]), ())
+            out[j] = lexical.terms(text) if text is not None else None
+    missing = np.flatnonzero([t is None for t in out])
+    if len(missing):
+        for j, terms in zip(missing, hint_terms(mem, cands.take(missing)), strict=True):
+            out[j] = terms
+    return out  # type: ignore[return-value]
