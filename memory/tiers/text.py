@@ -31,7 +31,9 @@ a few sizes (``DICT_SHARES`` of the stored text) are trained; the one giving the
 smallest total — a sample compressed with it, extrapolated to the whole store,
 plus the dictionary's own stored bytes — is kept only if it pays: it must beat the
 current total by ``MIN_GAIN``. Then every body is recompressed and the old
-dictionary dropped.
+dictionary dropped. The write pipeline asks after an add's last batch, and after its
+other batches only while the store has no dictionary (``ingest.upkeep``): one
+retraining per add, however many times the add doubles the store.
 
 Several processes (concurrency contract). A generation's dictionary never changes
 once written, so every process may cache it by generation. Adopting one runs in
