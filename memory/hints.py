@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import NamedTuple
 
 import msgpack
@@ -74,15 +76,16 @@ class Lexicon:
         compress better, and ids never depend on set order.
         """
         docs = list(docs)
-        fresh = sorted({t for terms in docs for t in terms if t not in self.ids})
+        counts = Counter(chain.from_iterable(docs))  # term → passages of docs holding it (each a set)
+        fresh = sorted(t for t in counts if t not in self.ids)
         base = len(self.terms)
         self.ids.update((t, base + k) for k, t in enumerate(fresh))
         self.terms += fresh
         self.df += [0] * len(fresh)
-        for terms in docs:
-            self.n_docs += 1
-            for t in terms:
-                self.df[self.ids[t]] += 1
+        ids, df = self.ids, self.df
+        for t, c in counts.items():
+            df[ids[t]] += c
+        self.n_docs += len(docs)
         return list(range(base, base + len(fresh)))
 
     def idf(self, term: str) -> float:

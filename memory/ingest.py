@@ -152,7 +152,7 @@ def add_batch(mem, texts, metas, namespace, emb) -> list[int]:
                          if isinstance(mem.backend, AfterCommitUpkeep) else None)
                 lexicon = mem.lexicon
                 new_ids = lexicon.observe(term_sets)
-                touched = {lexicon.ids[t] for s in term_sets for t in s}
+                touched = {lexicon.ids[t] for t in set().union(*term_sets)}
                 hint_blobs = [hints.encode(t, lexicon, budget=mem.config.hint_bytes) for t in toks]
                 if preview is not None:  # another writer's commit changed a passage's hints: keep its text body
                     final = [hints.decode(b, lexicon) for b in hint_blobs]
