@@ -75,7 +75,7 @@ MIN_GAIN = 0.01
 MIN_DICT_BYTES = 4096
 MAX_DICT_BYTES = 112 * 1024
 DICT_SHARES = (1 / 50, 1 / 25, 1 / 12, 1 / 6)  # dictionary sizes tried, as shares of the stored raw text
-TRAIN_SAMPLE_BYTES = 16 << 20  # at most this much text is sampled for training
+TRAIN_SAMPLE_BYTES = 4 << 20  # at most this much text is sampled for training
 EVAL_SAMPLE = 2048  # passages compressed to judge whether a new dictionary pays
 _COVER = {"k": 64, "d": 6}  # fixed COVER parameters: ~0.2 s to train instead of ~10 s of search
 
