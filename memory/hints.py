@@ -106,7 +106,7 @@ class Token(NamedTuple):
 def tokenize(text: str) -> list[Token]:
     """Candidate hint tokens of a passage, in order."""
     out: list[Token] = []
-    append = out.append
+    append, new = out.append, tuple.__new__  # new(Token, (...)): Token(...) without its Python-level __new__
     sentence_start, abbreviation = _SENTENCE_START.search, _ABBREVIATION.search
     for m in _TOKEN.finditer(text):
         s = m.group()
@@ -114,31 +114,24 @@ def tokenize(text: str) -> list[Token]:
             continue
         start = m.start()
         if s[0].isdecimal():  # what ``\d`` matches: Unicode category Nd (the regex's number branch)
-            append(Token(s, s, start, "number"))
+            append(new(Token, (s, s, start, "number")))
         elif s[0].isupper() and (
             not sentence_start(text[max(0, start - 3) : start]) or abbreviation(text[max(0, start - 8) : start])
         ):
             if s.lower() in STOPWORDS:
                 continue
-            append(Token(s, s, start, "name"))
+            append(new(Token, (s, s, start, "name")))
         else:
             low = s.lower()
             if len(low) < 2 or low in STOPWORDS:
                 continue
-            append(Token(s, low, start, "word"))
+            append(new(Token, (s, low, start, "word")))
     return out
 
 
 def terms_of(tokens: Sequence[Token]) -> set[str]:
     """Distinct lexicon keys of a passage (numbers excluded: they stay literals)."""
     return {key for _, key, _, kind in tokens if kind != "number"}
-
-
-def _item_size(item: int | str) -> int:
-    if isinstance(item, str):
-        n = len(item.encode("utf-8"))
-        return n + (1 if n < 32 else 2 if n < 256 else 3)
-    return 1 if item < 128 else 2 if item < 256 else 3 if item < 65536 else 5
 
 
 def encode(tokens: Sequence[Token], lexicon: Lexicon, *, budget: int) -> bytes:
@@ -174,7 +167,15 @@ def encode(tokens: Sequence[Token], lexicon: Lexicon, *, budget: int) -> bytes:
     chosen: list[tuple[int, int | str]] = []
     size = 1  # fixarray header
     for _, pos, item in scored:
-        add = _item_size(item) + (2 if len(chosen) == 15 else 0)  # array16 header past 15 items
+        if size >= budget:  # full: no item (one byte at least) fits any more
+            break
+        if isinstance(item, str):  # the item's msgpack size: a str with its header, an int
+            n = len(item.encode("utf-8"))
+            add = n + (1 if n < 32 else 2 if n < 256 else 3)
+        else:
+            add = 1 if item < 128 else 2 if item < 256 else 3 if item < 65536 else 5
+        if len(chosen) == 15:  # array16 header past 15 items
+            add += 2
         if size + add > budget:
             continue
         size += add
