@@ -117,39 +117,42 @@ def instrument() -> None:
     import zstandard
 
     from hashmem.memory import hints, ingest, quantize, refit
-    from hashmem.memory.backends.local import backend, lexicon, sqlfile, storage
+    from hashmem.memory.backends.local import backend, sqlfile, storage
     from hashmem.memory.hashing import Hasher
     from hashmem.memory.store import Memory
     from hashmem.memory.tiers import text
 
-    timed(ingest, "add_batch", "rest of add_batch (normalize, locks, catch-up)")
-    timed(ingest, "upkeep", "rest of upkeep")
-    timed(quantize.Quantizer, "encode", "quantize")
-    timed(quantize.Quantizer, "decode", "quantize")
-    timed(quantize, "fit", "quantizer calibration")
-    timed(Memory, "_embed", "quantizer calibration")
-    timed(Hasher, "encode", "hash")
-    timed(hints, "tokenize", "hints: tokenize")
-    timed(hints, "terms_of", "hints: terms")
-    timed(hints, "encode", "hints: encode")
-    timed(hints.Lexicon, "observe", "lexicon: observe")
-    timed(storage.Storage, "save_lexicon", "lexicon: SQLite write")
-    timed(text.TextTier, "encode", "text: compress")
-    timed(ingest, "texts_for_tier", "text: bodies at insert")
-    timed(text.TextTier, "current_bodies", "text: current_bodies")
-    timed(text.TextTier, "maybe_retrain", "text retrain: sample, choose, rest")
-    timed(text.TextTier, "_sample_texts", "text retrain: sample stored texts")
-    timed(zstandard, "train_dictionary", "text retrain: train_dictionary")
-    timed(text.TextTier, "_recompress", "text retrain: re-compression (decode + rest)")
-    timed(text.TextTier, "decode", "text: decode")
-    timed(storage.Storage, "update_texts", "text retrain: SQLite update of bodies")
-    timed(storage.Storage, "insert", "SQLite: insert records and bodies")
-    timed(storage.Storage, "set_lists", "SQLite: IVF lists")
+    stages = [  # (owner, function, stage): the pipeline's functions, each timed for its own time
+        (ingest, "add_batch", "rest of add_batch (normalize, locks, catch-up)"),
+        (ingest, "upkeep", "rest of upkeep"),
+        (quantize.Quantizer, "encode", "quantize"),
+        (quantize.Quantizer, "decode", "quantize"),
+        (quantize, "fit", "quantizer calibration"),
+        (Memory, "_embed", "quantizer calibration"),
+        (Hasher, "encode", "hash"),
+        (hints, "tokenize", "hints: tokenize"),
+        (hints, "terms_of", "hints: terms"),
+        (hints, "encode", "hints: encode"),
+        (hints.Lexicon, "observe", "lexicon: observe"),
+        (storage.Storage, "save_lexicon", "lexicon: SQLite write"),
+        (text.TextTier, "encode", "text: compress"),
+        (ingest, "texts_for_tier", "text: bodies at insert"),
+        (text.TextTier, "current_bodies", "text: current_bodies"),
+        (text.TextTier, "maybe_retrain", "text retrain: sample, choose, rest"),
+        (text.TextTier, "_sample_texts", "text retrain: sample stored texts"),
+        (zstandard, "train_dictionary", "text retrain: train_dictionary"),
+        (text.TextTier, "_recompress", "text retrain: re-compression (decode + rest)"),
+        (text.TextTier, "decode", "text: decode"),
+        (storage.Storage, "update_texts", "text retrain: SQLite update of bodies"),
+        (storage.Storage, "insert", "SQLite: insert records and bodies"),
+        (storage.Storage, "set_lists", "SQLite: IVF lists"),
+        (refit, "refit", "refit: fit + re-encode + write"),
+        (backend.LocalBackend, "index_add", "local index: add"),
+        (backend.LocalBackend, "upkeep", "local index: IVF upkeep"),
+    ]
+    for owner, name, label in stages:
+        timed(owner, name, label)
     timed_context(sqlfile.StoreFile, "transaction", "SQLite: begin/commit")
-    timed(refit, "refit", "refit: fit + re-encode + write")
-    timed(backend.LocalBackend, "index_add", "local index: add")
-    timed(backend.LocalBackend, "upkeep", "local index: IVF upkeep")
-    del lexicon
 
 
 def workload(n: int) -> tuple[list[str], np.ndarray]:
