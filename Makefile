@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test lint demo bench eval soak bench-threads clean
+.PHONY: install test lint demo bench eval soak bench-threads bench-ingest clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,11 @@ soak: install
 # choice (issue #22; not part of `make test`; ≤ 28 min: each case is cut at 2 × 150 s + 120 s)
 bench-threads: install
 	$(BIN)/python benchmarks/llm_threads.py $(BENCH_THREADS_ARGS)
+
+# passages/s of Memory.add with precomputed embeddings (hints and text stores) next to Chroma and LanceDB,
+# one run on SciFact (issue 19; not part of `make test`; ~3 min a round)
+bench-ingest: install
+	$(BIN)/python benchmarks/ingest_vs_peers.py $(BENCH_INGEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

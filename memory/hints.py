@@ -23,15 +23,17 @@ from __future__ import annotations
 import functools
 import math
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
+from typing import NamedTuple
 
 import msgpack
 
 from .errors import reading_stored
 
 _TOKEN = re.compile(r"\d+(?:[.,:/\-]\d+)*%?|[^\W\d_](?:[\w'’\-]*\w)?")
-_NUMBER = re.compile(r"\d")
 _SENTENCE_START = re.compile(r"(?:^|[.!?…:;]\s+|\n\s*)$")
 # a period after these does not end a sentence: "Dr. Smith" keeps Smith as a name
 _ABBREVIATION = re.compile(r"\b(?:Dr|Mr|Mrs|Ms|Prof|St|Sr|Jr|Mt|Gen|Col|Capt|Lt|Sgt|vs|etc|e\.g|i\.e|No|Fig|al)\.\s+$")
@@ -75,15 +77,16 @@ class Lexicon:
         compress better, and ids never depend on set order.
         """
         docs = list(docs)
-        fresh = sorted({t for terms in docs for t in terms if t not in self.ids})
+        counts = Counter(chain.from_iterable(docs))  # term → passages of docs holding it (each a set)
+        fresh = sorted(t for t in counts if t not in self.ids)
         base = len(self.terms)
         self.ids.update((t, base + k) for k, t in enumerate(fresh))
         self.terms += fresh
         self.df += [0] * len(fresh)
-        for terms in docs:
-            self.n_docs += 1
-            for t in terms:
-                self.df[self.ids[t]] += 1
+        ids, df = self.ids, self.df
+        for t, c in counts.items():
+            df[ids[t]] += c
+        self.n_docs += len(docs)
         return list(range(base, base + len(fresh)))
 
     def idf(self, term: str) -> float:
@@ -92,8 +95,9 @@ class Lexicon:
         return math.log((self.n_docs + 1) / (df + 0.5))
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
+    """One candidate hint token (a tuple: the write pipeline builds millions of them)."""
+
     text: str  # as it appears (names keep their case)
     key: str  # lexicon key: lowercased unless a name
     pos: int  # character offset in the passage
@@ -102,25 +106,27 @@ class Token:
 
 def tokenize(text: str) -> list[Token]:
     """Candidate hint tokens of a passage, in order."""
-    out = []
+    out: list[Token] = []
+    append, new = out.append, tuple.__new__  # new(Token, (...)): Token(...) without its Python-level __new__
+    sentence_start, abbreviation = _SENTENCE_START.search, _ABBREVIATION.search
     for m in _TOKEN.finditer(text):
         s = m.group()
         if len(s) > MAX_TERM_CHARS:
             continue
-        if _NUMBER.match(s):
-            out.append(Token(s, s, m.start(), "number"))
+        start = m.start()
+        if s[0].isdecimal():  # what ``\d`` matches: Unicode category Nd (the regex's number branch)
+            append(new(Token, (s, s, start, "number")))
         elif s[0].isupper() and (
-            not _SENTENCE_START.search(text[max(0, m.start() - 3) : m.start()])
-            or _ABBREVIATION.search(text[max(0, m.start() - 8) : m.start()])
+            not sentence_start(text[max(0, start - 3) : start]) or abbreviation(text[max(0, start - 8) : start])
         ):
             if s.lower() in STOPWORDS:
                 continue
-            out.append(Token(s, s, m.start(), "name"))
+            append(new(Token, (s, s, start, "name")))
         else:
             low = s.lower()
             if len(low) < 2 or low in STOPWORDS:
                 continue
-            out.append(Token(s, low, m.start(), "word"))
+            append(new(Token, (s, low, start, "word")))
     return out
 
 
@@ -146,14 +152,7 @@ def _single_capitals() -> frozenset[str]:
 
 def terms_of(tokens: Sequence[Token]) -> set[str]:
     """Distinct lexicon keys of a passage (numbers excluded: they stay literals)."""
-    return {t.key for t in tokens if t.kind != "number"}
-
-
-def _item_size(item: int | str) -> int:
-    if isinstance(item, str):
-        n = len(item.encode("utf-8"))
-        return n + (1 if n < 32 else 2 if n < 256 else 3)
-    return 1 if item < 128 else 2 if item < 256 else 3 if item < 65536 else 5
+    return {key for _, key, _, kind in tokens if kind != "number"}
 
 
 def encode(tokens: Sequence[Token], lexicon: Lexicon, *, budget: int) -> bytes:
@@ -169,32 +168,40 @@ def encode(tokens: Sequence[Token], lexicon: Lexicon, *, budget: int) -> bytes:
         msgpack bytes of a list of ints (term ids) and strs (literals); ``b"\\x90"``
         (an empty array) when nothing fits.
     """
-    seen: dict[str, Token] = {}
-    for t in tokens:
-        if t.kind == "word" and t.text[:1].isupper() and t.text in lexicon.ids:
+    ids, df, n1 = lexicon.ids, lexicon.df, lexicon.n_docs + 1
+    seen: dict[str, tuple[str, int, str]] = {}  # key → (text, pos, kind) of its first token
+    for text, key, pos, kind in tokens:
+        if kind == "word" and text[:1].isupper() and text in ids:
             # a sentence-initial word the store has seen capitalized mid-sentence: a name
-            t = Token(t.text, t.text, t.pos, "name")
-        seen.setdefault(t.key, t)
-    scored = []
-    for t in seen.values():
-        if t.kind == "number":
-            score = 100.0
-        elif t.kind == "name":
-            score = 50.0 + lexicon.idf(t.key)
-        else:
-            score = lexicon.idf(t.key)
-        scored.append((-score, t.pos, t))
-    scored.sort(key=lambda x: (x[0], x[1]))
+            key, kind = text, "name"
+        if key not in seen:
+            seen[key] = (text, pos, kind)
+    scored = []  # (-score, pos, item): (score, pos) never ties, pos being unique
+    for key, (text, pos, kind) in seen.items():
+        if kind == "number":
+            scored.append((-100.0, pos, text))
+            continue
+        i = ids.get(key)  # Lexicon.idf, inline
+        idf = math.log(n1 / ((df[i] if i is not None else 0) + 0.5))
+        scored.append((-(50.0 + idf) if kind == "name" else -idf, pos, ids[key]))
+    scored.sort()
     chosen: list[tuple[int, int | str]] = []
     size = 1  # fixarray header
-    for _, _, t in scored:
-        item: int | str = t.text if t.kind == "number" else lexicon.ids[t.key]
-        add = _item_size(item) + (2 if len(chosen) == 15 else 0)  # array16 header past 15 items
+    for _, pos, item in scored:
+        if size >= budget:  # full: no item (one byte at least) fits any more
+            break
+        if isinstance(item, str):  # the item's msgpack size: a str with its header, an int
+            n = len(item.encode("utf-8"))
+            add = n + (1 if n < 32 else 2 if n < 256 else 3)
+        else:
+            add = 1 if item < 128 else 2 if item < 256 else 3 if item < 65536 else 5
+        if len(chosen) == 15:  # array16 header past 15 items
+            add += 2
         if size + add > budget:
             continue
         size += add
-        chosen.append((t.pos, item))
-    chosen.sort(key=lambda x: x[0])
+        chosen.append((pos, item))
+    chosen.sort()
     return msgpack.packb([item for _, item in chosen])
 
 

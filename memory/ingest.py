@@ -78,19 +78,26 @@ def add_passages(
             offset += len(batch)
             if bar is not None:
                 bar.update(len(batch))
-            upkeep(mem, namespace, progress=show)
+            upkeep(mem, namespace, progress=show, last=total is not None and offset >= total)
+        if ids and (total is None or offset < total):  # a stream of unknown length: its end is known now
+            upkeep(mem, namespace, progress=show, last=True)
     finally:
         if bar is not None:
             bar.close()
     return ids
 
 
-def upkeep(mem, namespace: str, *, progress: bool) -> None:
+def upkeep(mem, namespace: str, *, progress: bool, last: bool = True) -> None:
     """After a committed batch: refit the hasher, build IVF lists, retrain the text dictionary.
 
     Each is due by the store's size, so one that fails (another process held the write
     lock too long, say) is tried again on a later add: its failure is an ``UpkeepWarning``,
     never an error of the add, whose passages are committed and acknowledged.
+
+    The text dictionary is tried after an add's ``last`` batch, and after the others only
+    while the store has none: a retraining recompresses every body, so one per add, on all
+    its passages, instead of one each time the add doubles the store (the refit and the
+    IVF lists, which decide codes and search results, keep their schedule by batch).
     """
     try:
         refitting.maybe_refit(mem, progress=progress)
@@ -98,7 +105,9 @@ def upkeep(mem, namespace: str, *, progress: bool) -> None:
             with mem._lock.write():
                 mem.backend.upkeep(namespace, dim=mem.config.dim, quantizer=mem.quantizer, progress=progress)
         if mem.config.fidelity in ("text", "llm"):  # retrain the zstd dictionary when it pays
-            mem._text_tier().maybe_retrain()
+            tier = mem._text_tier()
+            if last or not tier.current_generation():
+                tier.maybe_retrain()
     except StoreError as e:
         warnings.warn(f"{str(e).splitlines()[0]}; the passages are stored, and this upkeep is tried "
                       "again on a later add", UpkeepWarning, stacklevel=3)
@@ -143,7 +152,7 @@ def add_batch(mem, texts, metas, namespace, emb) -> list[int]:
                          if isinstance(mem.backend, AfterCommitUpkeep) else None)
                 lexicon = mem.lexicon
                 new_ids = lexicon.observe(term_sets)
-                touched = {lexicon.ids[t] for s in term_sets for t in s}
+                touched = {lexicon.ids[t] for t in set().union(*term_sets)}
                 hint_blobs = [hints.encode(t, lexicon, budget=mem.config.hint_bytes) for t in toks]
                 if preview is not None:  # another writer's commit changed a passage's hints: keep its text body
                     final = [hints.decode(b, lexicon) for b in hint_blobs]

@@ -217,11 +217,11 @@ def test_a_retraining_that_loses_the_race_writes_nothing(tmp_path, monkeypatch):
     real = tt.TextTier._recompress
     raced = []
 
-    def b_adopts_first(self, d, gen, *, after=-1):
+    def b_adopts_first(self, d, gen, *, after=-1, **kw):
         if self is tier_a and not raced:  # a has trained; b trains and adopts before a takes the lock
             raced.append(1)
             assert tier_b.maybe_retrain(force=True)
-        return real(self, d, gen, after=after)
+        return real(self, d, gen, after=after, **kw)
 
     monkeypatch.setattr(tt.TextTier, "_recompress", b_adopts_first)
     assert not tier_a.maybe_retrain(force=True)  # lost: nothing of a's is written
@@ -239,8 +239,8 @@ def test_rows_added_during_a_retraining_are_recompressed_under_the_lock(tmp_path
     late = _prose(random.Random(8), 4)
     added = []
 
-    def b_adds_meanwhile(self, d, gen, *, after=-1):
-        out = real(self, d, gen, after=after)
+    def b_adds_meanwhile(self, d, gen, *, after=-1, **kw):
+        out = real(self, d, gen, after=after, **kw)
         if not added:  # after a read every body outside the lock, before a takes it
             added.extend(_insert(b, late))
         return out

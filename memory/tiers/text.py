@@ -31,7 +31,9 @@ a few sizes (``DICT_SHARES`` of the stored text) are trained; the one giving the
 smallest total — a sample compressed with it, extrapolated to the whole store,
 plus the dictionary's own stored bytes — is kept only if it pays: it must beat the
 current total by ``MIN_GAIN``. Then every body is recompressed and the old
-dictionary dropped.
+dictionary dropped. The write pipeline asks after an add's last batch, and after its
+other batches only while the store has no dictionary (``ingest.upkeep``): one
+retraining per add, however many times the add doubles the store.
 
 Several processes (concurrency contract). A generation's dictionary never changes
 once written, so every process may cache it by generation. Adopting one runs in
@@ -73,7 +75,7 @@ MIN_GAIN = 0.01
 MIN_DICT_BYTES = 4096
 MAX_DICT_BYTES = 112 * 1024
 DICT_SHARES = (1 / 50, 1 / 25, 1 / 12, 1 / 6)  # dictionary sizes tried, as shares of the stored raw text
-TRAIN_SAMPLE_BYTES = 16 << 20  # at most this much text is sampled for training
+TRAIN_SAMPLE_BYTES = 4 << 20  # at most this much text is sampled for training
 EVAL_SAMPLE = 2048  # passages compressed to judge whether a new dictionary pays
 _COVER = {"k": 64, "d": 6}  # fixed COVER parameters: ~0.2 s to train instead of ~10 s of search
 
@@ -270,65 +272,77 @@ class TextTier:
         if n < 2 or not (force or self.retrain_due(n)) or old_gen >= MAX_GENERATION:
             return False
         try:
-            texts = self._sample_texts(TRAIN_SAMPLE_BYTES)
+            texts, stored = self._sample_texts(TRAIN_SAMPLE_BYTES)
         except DictionaryGoneError:  # another process adopted a dictionary while this one read: its job is done
             return False
         samples = [t.encode("utf-8") for t in texts]
         if not samples:
             return False
         raw_total = sum(map(len, samples)) * n / len(samples)
-        probe = texts[:: max(1, len(texts) // EVAL_SAMPLE)][:EVAL_SAMPLE]
+        step = max(1, len(texts) // EVAL_SAMPLE)
+        probe = texts[::step][:EVAL_SAMPLE]
         scale = n / max(len(probe), 1)
-        old_total = sum(map(len, self.encode(probe, generation=old_gen))) * scale + (
-            self.dictionary_bytes() if old_gen else 0)
-        trained, new_total = None, float("inf")
+        # the probe's bodies as stored: what encode(probe, generation=old_gen) would make again
+        old_total = sum(stored[::step][:EVAL_SAMPLE]) * scale + (self.dictionary_bytes() if old_gen else 0)
+        trained, new_total, made = None, float("inf"), {}
         for size in sorted({int(np.clip(raw_total * f, MIN_DICT_BYTES, MAX_DICT_BYTES)) for f in DICT_SHARES}):
             try:
                 d = self._z.train_dictionary(size, samples, level=LEVEL, **_COVER)
             except self._z.ZstdError:  # too little or too uniform text for this size
                 continue
-            total = sum(map(len, self.encode(probe, generation=old_gen + 1, _dict_data=d))) * scale + len(
-                self._pack_dict(d))
+            bodies = self.encode(probe, generation=old_gen + 1, _dict_data=d)
+            total = sum(map(len, bodies)) * scale + len(self._pack_dict(d))
             if total < new_total:
-                trained, new_total = d, total
+                trained, new_total, made = d, total, dict(zip(probe, bodies, strict=True))
         if trained is None or new_total > old_total * (1 - MIN_GAIN):
             self._record_try(n, old_gen)
             return False
-        return self._adopt(trained, old_gen, n)
+        return self._adopt(trained, old_gen, n, made=made)
 
     def _record_try(self, n: int, old_gen: int) -> None:
         with self.storage.transaction() as c:
             if self.current_generation() == old_gen:  # else another process's try (or adoption) stands
                 self.storage.set_meta(c, _KEY_TRAINED_ON, str(n))
 
-    def _sample_texts(self, max_bytes: int) -> list[str]:
-        """Stored passages, decoded: all of them, or an evenly spread sample of about max_bytes of text."""
+    def _sample_texts(self, max_bytes: int) -> tuple[list[str], list[int]]:
+        """Stored passages, decoded, and their bodies' sizes: all of them, or an evenly spread sample of
+        about max_bytes of text."""
         stored = self.storage.byte_sums()["text"]
         # bodies are ~2.5x smaller than their text: stride so the sample stays near max_bytes
         stride = max(1, int(np.ceil(stored * 2.5 / max_bytes)))
-        out, i = [], 0
+        out, sizes, i = [], [], 0
         for _, bodies in self.storage.iter_texts():
             for b in bodies:
                 if b[:1] == bytes([LLM_TAG]):
                     continue
                 if i % stride == 0:
                     out.append(self.decode(b))
+                    sizes.append(len(b))
                 i += 1
-        return out
+        return out, sizes
 
-    def _recompress(self, d, gen: int, *, after: int = -1) -> tuple[list[int], list[bytes], int]:
-        """(ids, bodies, last id read) of every non-``llm`` body with id > after, compressed with d."""
+    def _recompress(self, d, gen: int, *, after: int = -1, made: dict[str, bytes] | None = None
+                    ) -> tuple[list[int], list[bytes], int]:
+        """(ids, bodies, last id read) of every non-``llm`` body with id > after, compressed with d.
+
+        ``made``: passage → its body under d and generation gen, already compressed (the probe that
+        judged d): used as it is, the same bytes ``encode`` would make again.
+        """
+        made = made or {}
         out_ids: list[int] = []
         out_bodies: list[bytes] = []
         last = after
         for ids, bodies in self.storage.iter_texts(after=after):
             keep = [j for j, b in enumerate(bodies) if b[:1] != bytes([LLM_TAG])]
             out_ids += [ids[j] for j in keep]
-            out_bodies += self.encode([self.decode(bodies[j]) for j in keep], generation=gen, _dict_data=d)
+            texts = [self.decode(bodies[j]) for j in keep]
+            todo = [t for t in texts if t not in made]
+            fresh = iter(self.encode(todo, generation=gen, _dict_data=d))
+            out_bodies += [made[t] if t in made else next(fresh) for t in texts]
             last = ids[-1]  # batches come in id order, never empty
         return out_ids, out_bodies, last
 
-    def _adopt(self, trained, old_gen: int, n: int) -> bool:
+    def _adopt(self, trained, old_gen: int, n: int, *, made: dict[str, bytes] | None = None) -> bool:
         """Recompress every body under a new dictionary (outside the lock), then switch in one transaction.
 
         Returns:
@@ -340,8 +354,9 @@ class TextTier:
             # bodies may name it, so it is never overwritten
         d = self._z.ZstdCompressionDict(trained.as_bytes())
         packed = self._pack_dict(trained)
+        made = made if gen == old_gen + 1 else None  # the probe's bodies carry generation old_gen + 1
         try:
-            ids, bodies, last = self._recompress(d, gen)
+            ids, bodies, last = self._recompress(d, gen, made=made)
         except DictionaryGoneError:  # another process adopted meanwhile
             return False
         with self.storage.transaction() as c:
