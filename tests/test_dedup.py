@@ -106,3 +106,23 @@ def test_skip_across_batches_of_one_add(tmp_path):
     with Memory(tmp_path / "b.db", batch_size=2) as m:
         ids = m.add(PASSAGES[:3] + [PASSAGES[0], PASSAGES[2].lower()], dedup="skip")
         assert ids == [1, 2, 3, 1, 3] and len(m) == 3
+
+
+def test_cli_add_dedup_skip_says_what_it_skipped(tmp_path):
+    from click.testing import CliRunner
+
+    from hashmem.cli.main import cli
+
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("\n".join(f'{{"text": "{t}"}}' for t in PASSAGES[:3]) + "\n")
+    again = tmp_path / "again.jsonl"
+    again.write_text(f'{{"text": "{PASSAGES[1].upper()}"}}\n{{"text": "Owls hunt mice at night in the barn."}}\n')
+    store = ["--store", str(tmp_path / "c.db")]
+    r = CliRunner().invoke(cli, [*store, "add", str(rows)], catch_exceptions=False)
+    assert r.exit_code == 0 and "added 3 passages" in r.output and "skipped" not in r.output
+    r = CliRunner().invoke(cli, [*store, "add", "--dedup", "skip", str(again)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "added 1 passages from 1 file(s)" in r.output and "skipped 1 repeating passages already kept (matched id 2)" \
+        in r.output
+    r = CliRunner().invoke(cli, [*store, "add", "--dedup", "replace", str(again)], catch_exceptions=False)
+    assert r.exit_code == 2 and "'replace' is not one of 'keep', 'skip'" in r.output
