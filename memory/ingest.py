@@ -231,6 +231,17 @@ def _id_span(ids: Sequence[int]) -> str:
     return f"id {ids[0]}" if len(ids) == 1 else f"ids {ids[0]}…{ids[-1]}"
 
 
+def _checked(texts, metadata, method: str) -> tuple[list[str], list[dict]]:
+    """The texts as a list and one metadata dict per text, every one checked (InputError before any write)."""
+    if isinstance(texts, str):
+        raise InputError(f"{method}() takes a list of texts; wrap a single text in a list")
+    texts = list(texts)
+    metas = normalize_metadata(metadata, len(texts))
+    for i, t in enumerate(texts):
+        check_text(t, f"text {i}")
+    return texts, metas
+
+
 def _batched(items: Iterable, n: int) -> Iterator[list]:
     batch = []
     for x in items:
@@ -272,12 +283,7 @@ class Adding:
             InputError: empty or invalid texts or metadata; nothing is written.
             ConfigError: an unknown ``dedup`` policy.
         """
-        if isinstance(texts, str):
-            raise InputError("add() takes a list of texts; wrap a single text in a list")
-        texts = list(texts)
-        metas = normalize_metadata(metadata, len(texts))
-        for i, t in enumerate(texts):
-            check_text(t, f"text {i}")
+        texts, metas = _checked(texts, metadata, "add")
         if embeddings is not None:
             embeddings = check_embeddings(embeddings, len(texts), self.config.dim)
         dedupe.check_policy(dedup)
@@ -307,12 +313,7 @@ class Adding:
             InputError: empty or invalid texts or metadata; nothing is written.
             ConfigError: an unknown ``dedup`` policy, or a threshold outside (0, 1].
         """
-        if isinstance(texts, str):
-            raise InputError("remember() takes a list of texts; wrap a single text in a list")
-        texts = list(texts)
-        metas = normalize_metadata(metadata, len(texts))
-        for i, t in enumerate(texts):
-            check_text(t, f"text {i}")
+        texts, metas = _checked(texts, metadata, "remember")
         dedupe.check_policy(dedup)
         if not 0.0 < threshold <= 1.0:
             raise ConfigError(f"threshold must be in (0, 1] (an int8 cosine), got {threshold}")
