@@ -115,18 +115,21 @@ def best_stored(backend, hasher, quantizer, namespace: str, deq: np.ndarray, cod
         deq: float32 [n, dim], the new passages' dequantized int8 vectors.
         codes: uint8 [n, bits/8], their codes under ``hasher``.
     """
-    out: list[tuple[int, float] | None] = []
     queries = unit(deq)
-    for qi in range(len(deq)):
-        cands = backend.candidates(namespace, codes[qi], candidates, generation=hasher.generation)
-        if not len(cands):
-            out.append(None)
-            continue
+    found = [backend.candidates(namespace, codes[qi], candidates, generation=hasher.generation)
+             for qi in range(len(deq))]
+    vectors: dict[int, np.ndarray] = {}
+    missing = sorted({int(i) for c in found if c.qvecs is None for i in c.ids})
+    if missing:  # one read for the whole batch; a record deleted meanwhile drops out
+        got = backend.rows(missing, ("qvec",))
+        vectors = dict(zip(got.ids.tolist(), got.array("qvec", np.int8), strict=True))
+    out: list[tuple[int, float] | None] = []
+    for qi, cands in enumerate(found):
         if cands.qvecs is not None:
             ids, qv = cands.ids, cands.qvecs
         else:
-            got = backend.rows(cands.ids, ("qvec",))  # a record deleted meanwhile drops out
-            ids, qv = got.ids, got.array("qvec", np.int8)
+            ids = np.array([i for i in cands.ids.tolist() if i in vectors], dtype=np.int64)
+            qv = np.stack([vectors[i] for i in ids.tolist()]) if len(ids) else None
         if not len(ids):
             out.append(None)
             continue
@@ -134,7 +137,6 @@ def best_stored(backend, hasher, quantizer, namespace: str, deq: np.ndarray, cod
         j = int(np.lexsort((ids, -scores))[0])
         out.append((int(ids[j]), float(scores[j])))
     return out
-
 
 def classify(backend, hasher, quantizer, namespace: str, texts: Sequence[str], deq: np.ndarray, codes: np.ndarray,
              threshold: float) -> tuple[list[int], list]:
