@@ -20,7 +20,7 @@ from .errors import (
     StoreError,
     UpkeepWarning,
 )
-from .results import Hit, Record, StoreStats
+from .results import Hit, Match, Record, Remembered, StoreStats
 from .store import Memory
 
 try:
@@ -35,11 +35,13 @@ __all__ = [
     "HashmemError",
     "Hit",
     "InputError",
+    "Match",
     "Memory",
     "ModelLoadError",
     "ModelMismatchError",
     "Record",
     "RecordNotFoundError",
+    "Remembered",
     "StoreConfig",
     "StoreCorruptError",
     "StoreError",

@@ -6,8 +6,10 @@ processes' commits (lexicon, quantizer, hasher) and inserts; ``upkeep`` runs aft
 committed batch (refit, IVF lists, text dictionary). A killed process keeps exactly the
 batches committed before it died.
 
-``Adding`` holds ``Memory``'s public ``add``, ``add_documents`` and ``add_passages``, which
-check a whole add up front and hand it to the pipeline.
+``Adding`` holds ``Memory``'s public ``add``, ``remember``, ``add_documents`` and ``add_passages``,
+which check a whole add up front and hand it to the pipeline. With ``dedup="skip"`` the
+repeats of stored passages (``dedup``) are found inside the write transaction and left out
+of the insert.
 
 What it does not do: search, or SQL.
 """
@@ -19,12 +21,14 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from . import dedup as dedupe
 from . import hints, quantize
 from . import refit as refitting
 from .backends.base import AfterCommitUpkeep
 from .chunk import DEFAULT_PASSAGE_TOKENS, chunk_text
-from .errors import AddIncompleteError, InputError, StoreError, UpkeepWarning
+from .errors import AddIncompleteError, ConfigError, InputError, StoreError, UpkeepWarning
 from .progress import progress_bar
+from .results import Match, Remembered
 from .validate import (
     check_embeddings,
     check_metadata,
@@ -42,15 +46,21 @@ def add_passages(
     total: int | None = None,
     embeddings: np.ndarray | None = None,
     progress: bool | None = None,
+    dedup: str = "keep",
+    threshold: float = dedupe.DEFAULT_THRESHOLD,
+    matches: list[dedupe.Match] | None = None,
 ) -> list[int]:
     """Store a stream of (text, metadata) pairs, one transaction per batch.
 
     The stream is consumed lazily, so a huge input never sits in memory. A
     killed process keeps exactly the batches committed before it died.
     Texts are checked as they come; the caller validates up front when it
-    needs all-or-nothing.
+    needs all-or-nothing. With ``dedup="skip"`` a passage repeating a stored one
+    of the namespace (or an earlier one of this add) is not stored: its position
+    gets the matched id, and a ``dedup.Match`` is appended to ``matches`` when given.
     """
     check_namespace(namespace)
+    dedupe.check_policy(dedup)
     show = (total or 0) >= 256 if progress is None else progress
     bar = progress_bar(total, show)
     ids: list[int] = []
@@ -65,7 +75,11 @@ def add_passages(
                 check_metadata(m, f"metadata of passage {offset + i}")
             emb = embeddings[offset : offset + len(batch)] if embeddings is not None else None
             try:
-                ids += add_batch(mem, texts, metas, namespace, emb)
+                found: list[dedupe.Match] = []
+                ids += add_batch(mem, texts, metas, namespace, emb,
+                                 threshold=threshold if dedup == "skip" else None, found=found)
+                if matches is not None:
+                    matches += [dedupe.Match(offset + m.position, m.id, m.score, m.exact) for m in found]
             except StoreError as e:
                 if not ids and mem.backend.transactional:  # nothing of this add stored: the error as it is
                     raise
@@ -113,13 +127,16 @@ def upkeep(mem, namespace: str, *, progress: bool, last: bool = True) -> None:
                       "again on a later add", UpkeepWarning, stacklevel=3)
 
 
-def add_batch(mem, texts, metas, namespace, emb) -> list[int]:
+def add_batch(mem, texts, metas, namespace, emb, *, threshold: float | None = None,
+              found: list[dedupe.Match] | None = None) -> list[int]:
     """Embed outside the write lock; quantize, hash, count terms and insert inside it.
 
     Inside the lock this handle first catches up with other processes' commits, so the
     lexicon (term ids, document counts), the quantizer and the hashing parameters it
     writes with are the file's current ones: two writers never assign one term id twice
-    and counts never drift.
+    and counts never drift. With a ``threshold``, repeats (``dedup``) are found there too,
+    against what is committed, and left out of the insert; their positions get the
+    matched ids and ``found`` the ``dedup.Match`` of each (positions within the batch).
     """
     if emb is None:
         emb = mem._embed(texts)
@@ -147,9 +164,22 @@ def add_batch(mem, texts, metas, namespace, emb) -> list[int]:
                 qvecs = quantizer.encode(emb)
                 deq = quantizer.decode(qvecs)
                 codes = mem.hasher.encode(deq)
+                keep, stored_texts = None, texts
+                if threshold is not None:
+                    keep, matched = dedupe.classify(mem.backend, mem.hasher, mem.quantizer, namespace, texts, deq, codes,
+                                                    threshold)
+                    if len(keep) < len(texts):
+                        qvecs, deq, codes = qvecs[keep], deq[keep], codes[keep]
+                        toks, term_sets = [toks[i] for i in keep], [term_sets[i] for i in keep]
+                        metas = [metas[i] for i in keep]
+                        bodies, fallbacks, preview = (None if x is None else [x[i] for i in keep]
+                                                      for x in (bodies, fallbacks, preview))
+                        stored_texts = [texts[i] for i in keep]
+                    else:
+                        keep = None
                 # None unless the namespace has IVF lists (local index only)
                 lists = (mem.backend.ivf_lists(namespace, deq, dim=mem.config.dim, quantizer=quantizer)
-                         if isinstance(mem.backend, AfterCommitUpkeep) else None)
+                         if isinstance(mem.backend, AfterCommitUpkeep) and len(deq) else None)
                 lexicon = mem.lexicon
                 new_ids = lexicon.observe(term_sets)
                 touched = {lexicon.ids[t] for t in set().union(*term_sets)}
@@ -158,9 +188,9 @@ def add_batch(mem, texts, metas, namespace, emb) -> list[int]:
                     final = [hints.decode(b, lexicon) for b in hint_blobs]
                     bodies = [b if f == p else fb for b, fb, f, p in zip(bodies, fallbacks, final, preview, strict=True)]
                 if bodies is not None:  # made before the lock: another process may have re-trained the dictionary
-                    bodies = mem._text_tier().current_bodies(texts, bodies)
+                    bodies = mem._text_tier().current_bodies(stored_texts, bodies)
                 mem.backend.save_lexicon(c, lexicon, new_ids, touched)
-                ids = mem.backend.insert(
+                ids = [] if not len(qvecs) else mem.backend.insert(
                     c,
                     namespace=namespace,
                     metadata=metas,
@@ -170,15 +200,17 @@ def add_batch(mem, texts, metas, namespace, emb) -> list[int]:
                     gen=mem.hasher.generation,
                     texts=bodies,
                 )
-                if lists is not None:
+                if lists is not None and ids:
                     mem.backend.store_ivf_lists(c, ids, lists)
             mem.state.set_quantizer(quantizer)
-            if isinstance(mem.backend, AfterCommitUpkeep):
+            if isinstance(mem.backend, AfterCommitUpkeep) and ids:
                 mem.backend.index_add(namespace, ids, codes, lists)
     except BaseException:
         mem.state.drop_lexicon()  # undo the in-memory counts: reload on the next add
         raise
-    return ids
+    if threshold is None:
+        return ids
+    return dedupe.resolve(len(texts), keep, ids, matched, found)
 
 
 def texts_for_tier(mem, texts: Sequence[str], hint_strings: Sequence[Sequence[str]] | None = None
@@ -208,6 +240,17 @@ def _id_span(ids: Sequence[int]) -> str:
     return f"id {ids[0]}" if len(ids) == 1 else f"ids {ids[0]}…{ids[-1]}"
 
 
+def _checked(texts, metadata, method: str) -> tuple[list[str], list[dict]]:
+    """The texts as a list and one metadata dict per text, every one checked (InputError before any write)."""
+    if isinstance(texts, str):
+        raise InputError(f"{method}() takes a list of texts; wrap a single text in a list")
+    texts = list(texts)
+    metas = normalize_metadata(metadata, len(texts))
+    for i, t in enumerate(texts):
+        check_text(t, f"text {i}")
+    return texts, metas
+
+
 def _batched(items: Iterable, n: int) -> Iterator[list]:
     batch = []
     for x in items:
@@ -230,8 +273,9 @@ class Adding:
         namespace: str = "default",
         embeddings: np.ndarray | None = None,
         progress: bool | None = None,
+        dedup: dedupe.Policy = "keep",
     ) -> list[int]:
-        """Store passages; returns their new ids in order.
+        """Store passages; returns their ids in order.
 
         Args:
             texts: the passages (non-empty strings, no NUL characters).
@@ -240,20 +284,52 @@ class Adding:
             embeddings: optional float32 [len(texts), dim] embeddings *made with the
                 store's model* (skips embedding; they are normalized here).
             progress: show a progress bar on stderr (default: for large inputs).
+            dedup: ``keep`` (default) stores every passage; ``skip`` stores none that repeats a
+                passage of the namespace or an earlier one of this add (``dedup`` module), and
+                gives its position the matched id. ``remember`` also says which were repeats.
 
         Raises:
             InputError: empty or invalid texts or metadata; nothing is written.
+            ConfigError: an unknown ``dedup`` policy.
         """
-        if isinstance(texts, str):
-            raise InputError("add() takes a list of texts; wrap a single text in a list")
-        texts = list(texts)
-        metas = normalize_metadata(metadata, len(texts))
-        for i, t in enumerate(texts):
-            check_text(t, f"text {i}")
+        texts, metas = _checked(texts, metadata, "add")
         if embeddings is not None:
             embeddings = check_embeddings(embeddings, len(texts), self.config.dim)
+        dedupe.check_policy(dedup)
         return self.add_passages(zip(texts, metas, strict=True), namespace=namespace, total=len(texts),
-                                 embeddings=embeddings, progress=progress)
+                                 embeddings=embeddings, progress=progress, dedup=dedup)
+
+    def remember(
+        self,
+        texts: Sequence[str],
+        *,
+        metadata: Sequence[dict] | dict | None = None,
+        namespace: str = "default",
+        dedup: dedupe.Policy = "skip",
+        threshold: float = dedupe.DEFAULT_THRESHOLD,
+    ) -> Remembered:
+        """Store passages unless they repeat one already kept; says which did.
+
+        Like ``add`` with ``dedup="skip"`` by default, returning a ``Remembered``: one id per
+        passage (new, or the one it repeats) and a ``Match`` per repeat (the stored id, the
+        int8 cosine, whether the normalized texts were equal).
+
+        Args:
+            threshold: int8 cosine at or above which a passage repeats another (default
+                ``dedup.DEFAULT_THRESHOLD``, chosen by measurement).
+
+        Raises:
+            InputError: empty or invalid texts or metadata; nothing is written.
+            ConfigError: an unknown ``dedup`` policy, or a threshold outside (0, 1].
+        """
+        texts, metas = _checked(texts, metadata, "remember")
+        dedupe.check_policy(dedup)
+        if not 0.0 < threshold <= 1.0:
+            raise ConfigError(f"threshold must be in (0, 1] (an int8 cosine), got {threshold}")
+        found: list[Match] = []
+        ids = self.add_passages(zip(texts, metas, strict=True), namespace=namespace, total=len(texts),
+                                dedup=dedup, threshold=threshold, matches=found)
+        return Remembered(ids, found)
 
     def add_documents(
         self,
@@ -263,6 +339,7 @@ class Adding:
         namespace: str = "default",
         passage_tokens: int = DEFAULT_PASSAGE_TOKENS,
         progress: bool | None = None,
+        dedup: dedupe.Policy = "keep",
     ) -> list[int]:
         """Chunk documents into passages of about ``passage_tokens`` tokens and store them.
 
@@ -271,7 +348,7 @@ class Adding:
         ``source``), ``start`` and ``end`` (character offsets in the document).
 
         Returns:
-            Ids of all passages, in document order.
+            Ids of all passages, in document order (with ``dedup="skip"``, a repeat's is the matched id).
         """
         if isinstance(documents, str):
             raise InputError("add_documents() takes a list of documents; wrap a single one in a list")
@@ -285,7 +362,7 @@ class Adding:
                 if "source" not in meta:
                     extra["doc"] = d
                 rows.append((p.text, {**meta, **extra}))
-        return self.add_passages(rows, namespace=namespace, total=len(rows), progress=progress)
+        return self.add_passages(rows, namespace=namespace, total=len(rows), progress=progress, dedup=dedup)
 
     def add_passages(
         self,
@@ -295,12 +372,16 @@ class Adding:
         total: int | None = None,
         embeddings: np.ndarray | None = None,
         progress: bool | None = None,
+        dedup: dedupe.Policy = "keep",
+        threshold: float = dedupe.DEFAULT_THRESHOLD,
+        matches: list[Match] | None = None,
     ) -> list[int]:
         """Store a stream of (text, metadata) pairs lazily, one transaction per batch; returns the ids.
 
         Texts are checked as they come (see ``ingest.add_passages``): a caller that needs
-        all-or-nothing validates up front, as ``add`` does.
+        all-or-nothing validates up front, as ``add`` does. ``dedup`` as in ``add``; a
+        ``matches`` list gets a ``Match`` per repeat as the stream goes (``remember`` returns them).
         """
         return add_passages(self, passages, namespace=namespace, total=total, embeddings=embeddings,
-                            progress=progress)
+                            progress=progress, dedup=dedup, threshold=threshold, matches=matches)
 

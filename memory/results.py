@@ -83,3 +83,40 @@ class StoreStats:
     hasher: dict
     ivf: dict = field(default_factory=dict)
     file_parts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Match:
+    """A new passage found to repeat another.
+
+    Attributes:
+        position: the new passage's position in its add.
+        id: the stored record it repeats (for one repeating an earlier passage of the same add,
+            that passage's id once stored).
+        score: int8 cosine of the two (1.0 for an exact copy found by its text hash).
+        exact: the normalized texts are equal (known only within one batch; see the module docstring).
+    """
+
+    position: int
+    id: int
+    score: float
+    exact: bool
+
+
+@dataclass(frozen=True)
+class Remembered:
+    """What ``Memory.remember`` did with each passage.
+
+    Attributes:
+        ids: one id per passage, in order: its new id, or the id of the passage it repeats.
+        matches: one ``Match`` per passage that was not stored because it repeats another.
+    """
+
+    ids: list[int]
+    matches: list[Match]
+
+    @property
+    def added(self) -> list[int]:
+        """The new ids (the passages that were stored)."""
+        repeated = {m.position for m in self.matches}
+        return [i for p, i in enumerate(self.ids) if p not in repeated]

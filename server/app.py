@@ -28,7 +28,7 @@ import queue
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, Path, Request
 from fastapi.exceptions import RequestValidationError
@@ -59,6 +59,9 @@ class AddPassages(_Body):
     namespace: str = Field("default", min_length=1, max_length=256, description="The one namespace they go to.")
     metadata: dict[str, Any] | list[dict[str, Any]] | None = Field(
         None, description="One object for all texts, or one per text.")
+    dedup: Literal["keep", "skip"] = Field(
+        "keep", description="keep: store every text; skip: not one repeating a passage of the namespace (or an "
+        "earlier text of this request): its position gets the matched id, listed in `matches`.")
 
 
 class AddDocuments(_Body):
@@ -199,8 +202,12 @@ def create_app(service: Service, *, max_body_bytes: int = DEFAULT_MAX_BODY, lean
 
     @app.post("/v1/passages", status_code=201, tags=["write"])
     def add_passages(body: AddPassages, who: Who) -> dict:
-        """Store passages in one namespace; returns their ids in order."""
-        return {"ids": service.add(who, body.texts, namespace=body.namespace, metadata=body.metadata)}
+        """Store passages in one namespace; returns their ids in order (and the repeats ``dedup`` skipped)."""
+        matches: list = []
+        ids = service.add(who, body.texts, namespace=body.namespace, metadata=body.metadata, dedup=body.dedup,
+                          matches=matches)
+        return {"ids": ids, "matches": [{"position": m.position, "id": m.id, "score": round(m.score, 4),
+                                         "exact": m.exact} for m in matches]}
 
     @app.post("/v1/documents", status_code=201, tags=["write"])
     def add_documents(body: AddDocuments, who: Who) -> dict:

@@ -54,8 +54,11 @@ def build(service: Service, namespace: str):
         metadata: Annotated[dict[str, Any] | None, Field(
             description="Optional labels to filter by later, e.g. {\"topic\": \"food\", \"session\": 3}.")] = None,
     ) -> dict:
-        """Store one memory; returns its id (use it with recall or forget)."""
-        return {"id": call(service.add, [text], namespace=namespace, metadata=metadata)[0]}
+        """Store one memory; returns its id (use it with recall or forget). A memory that repeats one already
+        stored is not stored again: its id is returned with "duplicate": true."""
+        matches: list = []
+        id = call(service.add, [text], namespace=namespace, metadata=metadata, dedup="skip", matches=matches)[0]
+        return {"id": id, "duplicate": True, "score": round(matches[0].score, 4)} if matches else {"id": id}
 
     @server.tool(annotations=read_only)
     def search(

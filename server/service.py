@@ -24,8 +24,9 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from hashmem.memory import Hit, Memory, Record, RecordNotFoundError
+from hashmem.memory import Hit, Match, Memory, Record, RecordNotFoundError
 from hashmem.memory.chunk import DEFAULT_PASSAGE_TOKENS, chunk_text
+from hashmem.memory.dedup import check_policy
 from hashmem.memory.rwlock import RWLock
 
 from .errors import ApiError
@@ -115,12 +116,17 @@ class Service:
     # -- adding ------------------------------------------------------------------------------
 
     def add(self, p: Principal, texts: Sequence[str], *, namespace: str = "default",
-            metadata: dict | Sequence[dict] | None = None) -> list[int]:
-        """Store passages in one namespace; returns their ids. Everything is checked before anything is stored."""
+            metadata: dict | Sequence[dict] | None = None, dedup: str = "keep",
+            matches: list[Match] | None = None) -> list[int]:
+        """Store passages in one namespace; returns their ids. Everything is checked before anything is stored.
+
+        ``dedup`` as ``Memory.add`` takes it; ``matches`` gets a ``Match`` per repeat not stored.
+        """
         p.require(namespace, "write")
         metas = _metadata_list(metadata, len(texts))
         _check_texts(texts, "text")
-        return self._store(list(zip(texts, metas, strict=True)), namespace)
+        check_policy(dedup)
+        return self._store(list(zip(texts, metas, strict=True)), namespace, dedup=dedup, matches=matches)
 
     def add_documents(self, p: Principal, documents: Sequence[str], *, namespace: str = "default",
                       metadata: dict | Sequence[dict] | None = None,
@@ -138,15 +144,23 @@ class Service:
                 rows.append((c.text, {**meta, **extra}))
         return self._store(rows, namespace)
 
-    def _store(self, rows: list[tuple[str, dict]], namespace: str) -> list[int]:
+    def _store(self, rows: list[tuple[str, dict]], namespace: str, *, dedup: str = "keep",
+               matches: list[Match] | None = None) -> list[int]:
         ids: list[int] = []
         for s in range(0, len(rows), self.batch_size):
             batch = rows[s : s + self.batch_size]
             texts = [t for t, _ in batch]
             emb = self._embed(texts)  # the slow part, outside the lock
+            found: list[Match] = []
             with self.lock.write():
-                ids += self.memory.add(texts, metadata=[m for _, m in batch], namespace=namespace,
-                                       embeddings=emb, progress=False)
+                if dedup == "keep":
+                    ids += self.memory.add(texts, metadata=[m for _, m in batch], namespace=namespace,
+                                           embeddings=emb, progress=False)
+                else:
+                    ids += self.memory.add_passages(batch, namespace=namespace, total=len(batch), embeddings=emb,
+                                                    progress=False, dedup=dedup, matches=found)
+            if matches is not None:
+                matches += [Match(s + m.position, m.id, m.score, m.exact) for m in found]
         return ids
 
     # -- reading -----------------------------------------------------------------------------

@@ -55,6 +55,8 @@ def test_agent_memory_over_stdio(tmp_path):
                    for t, topic in [("The user is allergic to peanuts.", "food"),
                                     ("The user's cat is called Miso.", "pets"),
                                     ("The user prefers meetings before noon.", "work")]]
+            again = payload(await s.call_tool("remember", {"text": "the user is ALLERGIC to peanuts. "}))
+            assert again["id"] == ids[0] and again["duplicate"] is True and again["score"] >= 0.89  # not stored twice
             hits = payload(await s.call_tool("search", {"query": "what pet does the user have?", "k": 3}))["memories"]
             assert hits[0]["id"] == ids[1] and other not in [h["id"] for h in hits]
             only_food = payload(await s.call_tool("search", {"query": "pet", "where": {"topic": "food"}}))

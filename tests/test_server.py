@@ -87,6 +87,20 @@ def test_add_get_delete_round_trip(server):
     c.delete(f"/v1/passages/{ids[1]}")
 
 
+def test_add_with_dedup_skip_reports_the_repeats(server):
+    c, _ = server
+    texts = ["Kestrels hover over the motorway verge.", "kestrels  hover over the MOTORWAY verge."]
+    first = c.post("/v1/passages", json={"texts": texts[:1], "namespace": "dedup"}).json()
+    assert first["matches"] == []
+    r = c.post("/v1/passages", json={"texts": [*texts, "Herons wait in the shallows."], "namespace": "dedup",
+                                     "dedup": "skip"})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["ids"][:2] == first["ids"] * 2 and body["ids"][2] not in first["ids"]
+    assert [(m["position"], m["id"]) for m in body["matches"]] == [(0, first["ids"][0]), (1, first["ids"][0])]
+    assert c.post("/v1/passages", json={"texts": texts, "dedup": "replace"}).status_code == 400
+
+
 def test_add_documents_is_chunked(server):
     c, _ = server
     doc = " ".join(f"Sentence number {i} talks about lighthouse keepers and their lamps." for i in range(60))
