@@ -140,7 +140,7 @@ def keys(text: str) -> list[str]:
     found = _TOKEN.findall(text)
     if not _single_capitals().isdisjoint(found):
         return [t.key.lower() for t in tokenize(text)]
-    return [low for s in found if len(s) <= MAX_TERM_CHARS and (len(s) > 1 or _NUMBER.match(s))
+    return [low for s in found if len(s) <= MAX_TERM_CHARS and (len(s) > 1 or s[0].isdecimal())
             and (low := s.lower()) not in STOPWORDS]
 
 
