@@ -560,3 +560,29 @@ def test_frequencies_pack_in_one_byte_each_and_large_ones_after():
     for bad in (packed[:-1], packed[:4 + 3] + b"\x07" + packed[8:], b"\x01"):
         with pytest.raises(ValueError):
             unpack_df(bad)
+
+
+@pytest.mark.parametrize("fmt", [3, 2, 1])
+def test_narrow_column_reads_equal_whole_rows_in_every_format(store_path, passages, fmt):
+    """``fetch_columns`` (what search reads: a few columns) gives what ``fetch`` (whole rows) gives."""
+    from hashmem.memory.backends.base import RECORD
+
+    source = "/notes/shared-by-every-passage.txt"
+    with Memory(store_path) as m:
+        ids = m.add(passages, metadata=[{"source": source, "n": i} for i in range(len(passages))])
+        m.add(passages[:2], namespace="other", metadata={"n": 99})
+    if fmt <= 2:
+        _downgrade_to_format_2(store_path)
+    if fmt == 1:
+        _downgrade_to_format_1(store_path)
+    with Memory(store_path) as m:
+        asked = [ids[3], 10**15, ids[0], ids[-1] + 1, ids[-1] + 2, -5]
+        rows = m.storage.fetch(asked)
+        for fields in (RECORD, ("namespace", "metadata", "hints"), ("qvec", "hints"), ("created", "gen", "code")):
+            present, columns = m.storage.fetch_columns(asked, fields)
+            assert present == [i for i in asked if i in rows] and len(present) == 4
+            for f in fields:
+                assert columns[f] == [getattr(rows[i], f) for i in present], (fmt, f)
+        assert m.storage.fetch_columns(asked, ("metadata",))[1]["metadata"][0] == {"n": 3, "source": source}
+        with pytest.raises(ValueError, match="no record field 'text'"):
+            m.storage.fetch_columns(asked, ("text",))

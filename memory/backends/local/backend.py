@@ -21,7 +21,6 @@ from .index import HammingIndex
 from .storage import Storage
 
 _INT64_MAX = 2**63 - 1
-_LISTING = ("namespace", "metadata", "hints")  # what records.hits reads
 
 
 class LocalBackend(Backend):
@@ -144,15 +143,12 @@ class LocalBackend(Backend):
             asked = np.asarray(ids, dtype=np.int64)
             present, qv = self.storage.fetch_present_qvecs(asked, self._dim)
             return Rows(asked[present], {"qvec": qv})
-        if fields == _LISTING:  # the hits' read: three columns
-            present, namespaces, metadata, blobs = self.storage.fetch_listing([int(i) for i in ids])
-            return Rows(np.array(present, dtype=np.int64),
-                        {"namespace": namespaces, "metadata": metadata, "hints": blobs})
         if fields == ("text",):
             return Rows.of(ids, self.storage.fetch_texts([int(i) for i in ids]), fields)
         if "text" in fields:
             raise ValueError("rows: ask for text alone")
-        return Rows.of(ids, self.storage.fetch([int(i) for i in ids]), fields)
+        present, columns = self.storage.fetch_columns([int(i) for i in ids], fields)  # only these columns
+        return Rows(np.array(present, dtype=np.int64), columns)
 
     def scan(self, field, *, after=-1, upto=None):
         upto = _INT64_MAX if upto is None else upto

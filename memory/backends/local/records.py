@@ -147,40 +147,46 @@ class RecordFormat:
                 f"FROM records r {join}WHERE r.id IN ({q})",
                 chunk,
             ).fetchall():  # one call of the guarded cursor (memory/backends/local/sqlconn.py), not one per row
-                with reading_stored(f"the metadata of record {r[0]}"):
-                    meta = json.loads(r[3])
-                    if r[8] is not None:
-                        meta = dict(sorted({**json.loads(r[8]), **meta}.items()))
-                out[r[0]] = Row(r[0], name(r[1]), r[2], meta, r[4], r[5], r[6], r[7])
+                out[r[0]] = Row(r[0], name(r[1]), r[2], self._metadata(r[0], r[3], r[8]), r[4], r[5], r[6], r[7])
         return out
 
-    def fetch_listing(self, ids: Sequence[int]) -> tuple[list[int], list[str], list[dict], list[bytes]]:
-        """(present ids in the asked order, their namespaces, metadata, hint blobs): what a hit shows.
+    def fetch_columns(self, ids: Sequence[int], fields: Sequence[str]) -> tuple[list[int], dict[str, list]]:
+        """(present ids in the asked order, field → values in that order) for fields of ``Row``.
 
-        The search path's read: three columns, none of the per-format ``created`` or ``gen``.
+        One query reading only the columns asked for: a hit shows namespace, metadata and
+        hints; hybrid's stage 3 reads qvec and hints. ``fetch`` reads whole rows.
         """
-        sets = self.sets.present()
-        shared = "s.json" if sets else "NULL"
+        sql = {"namespace": "r.namespace", "metadata": "r.metadata", "code": "r.code", "qvec": "r.qvec",
+               "hints": "r.hints", "created": self.created_sql, "gen": self.gen_sql("r.")}
+        unknown = [f for f in fields if f not in sql]
+        if unknown:
+            raise ValueError(f"no record field {unknown[0]!r}; fields are {', '.join(sql)}")
+        sets = "metadata" in fields and self.sets.present()
+        cols = [sql[f] for f in fields] + (["s.json"] if sets else [])
         join = "LEFT JOIN meta_sets s ON s.id = r.meta_set " if sets else ""
-        name = self.names.name
         found: dict[int, tuple] = {}
         for chunk in chunks([i for i in ids if 0 < i <= INT64_MAX], 900):
             q = ",".join("?" * len(chunk))
-            found.update((r[0], r) for r in self.file.conn.execute(
-                f"SELECT r.id, r.namespace, r.metadata, r.hints, {shared} FROM records r {join}WHERE r.id IN ({q})",
-                chunk).fetchall())
+            found.update((r[0], r[1:]) for r in self.file.conn.execute(
+                f"SELECT r.id, {', '.join(cols)} FROM records r {join}WHERE r.id IN ({q})", chunk).fetchall())
         present = [i for i in ids if i in found]
-        namespaces, metadata, blobs = [], [], []
-        for i in present:
-            _, ns, own, blob, common = found[i]
-            with reading_stored(f"the metadata of record {i}"):
-                meta = json.loads(own)
-                if common is not None:
-                    meta = dict(sorted({**json.loads(common), **meta}.items()))
-            namespaces.append(name(ns))
-            metadata.append(meta)
-            blobs.append(blob)
-        return present, namespaces, metadata, blobs
+        rows = [found[i] for i in present]
+        columns = {f: [r[j] for r in rows] for j, f in enumerate(fields)}
+        if "namespace" in columns:
+            columns["namespace"] = list(map(self.names.name, columns["namespace"]))
+        if "metadata" in columns:
+            j = list(fields).index("metadata")
+            columns["metadata"] = [self._metadata(i, r[j], r[-1] if sets else None)
+                                    for i, r in zip(present, rows, strict=True)]
+        return present, columns
+
+    @staticmethod
+    def _metadata(id: int, own: str, common: str | None) -> dict:
+        with reading_stored(f"the metadata of record {id}"):
+            meta = json.loads(own)
+            if common is not None:
+                meta = dict(sorted({**json.loads(common), **meta}.items()))
+        return meta
 
     def fetch_present_qvecs(self, ids: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
         """(mask bool [len(ids)] of ids that exist, int8 [mask.sum(), dim] their vectors in the order of ids).

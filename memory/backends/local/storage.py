@@ -192,9 +192,9 @@ class Storage:
         """Rows by id (missing ids, and ids no record can have, are absent from the result)."""
         return self.records.fetch(ids)
 
-    def fetch_listing(self, ids: Sequence[int]) -> tuple[list[int], list[str], list[dict], list[bytes]]:
-        """(present ids in the asked order, namespaces, metadata, hint blobs): the columns a hit shows."""
-        return self.records.fetch_listing(ids)
+    def fetch_columns(self, ids: Sequence[int], fields: Sequence[str]) -> tuple[list[int], dict[str, list]]:
+        """(present ids in the asked order, field → values): only the columns asked for, in one query."""
+        return self.records.fetch_columns(ids, fields)
 
     def fetch_present_qvecs(self, ids: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
         """(mask bool [len(ids)] of ids that exist, int8 [mask.sum(), dim] their vectors in the order of ids)."""
