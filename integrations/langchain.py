@@ -40,10 +40,15 @@ class HashmemVectorStore(VectorStore):
         memory: an open ``Memory`` (the caller closes it).
         namespace: the namespace this store reads and writes.
         decoder: decoder for ``page_content`` in a hints-tier store (see ``content``).
+        mode: ``binary+int8`` (vectors only) or ``hybrid`` (the int8 cosine blended with BM25 of
+            the query's words; scores in [0, 1]); ``lexical_weight`` is BM25's share there.
     """
 
-    def __init__(self, memory: Memory, *, namespace: str = "default", decoder: str = "extractive") -> None:
-        self.memory, self.namespace = memory, namespace
+    def __init__(self, memory: Memory, *, namespace: str = "default", decoder: str = "extractive",
+                 mode: str = "binary+int8", lexical_weight: float | None = None) -> None:
+        if mode not in ("binary+int8", "hybrid"):
+            raise ValueError(f"mode must be binary+int8 or hybrid, got {mode!r}")
+        self.memory, self.namespace, self.mode, self.lexical_weight = memory, namespace, mode, lexical_weight
         self.contents = Contents(memory, decoder=decoder, hidden=(ID_KEY,))
 
     @property
@@ -90,8 +95,9 @@ class HashmemVectorStore(VectorStore):
 
     def similarity_search_with_score(self, query: str, k: int = 4, filter: dict | None = None,
                                      **kwargs: Any) -> list[tuple[Document, float]]:
-        """Documents nearest to the query with their cosine scores, best first."""
-        hits = self.memory.search(query, k, namespace=self.namespace, where=filter or None)
+        """Documents nearest to the query with their scores (cosines; a blend in [0, 1] in hybrid mode), best first."""
+        hits = self.memory.search(query, k, namespace=self.namespace, where=filter or None, mode=self.mode,
+                                  lexical_weight=self.lexical_weight)
         return [(self._document(self.memory.get(h.id)), h.score) for h in hits]
 
     def similarity_search(self, query: str, k: int = 4, filter: dict | None = None, **kwargs: Any) -> list[Document]:
@@ -124,6 +130,7 @@ class HashmemRetriever(BaseRetriever):
         k: documents returned (``invoke(query, k=...)`` overrides it).
         where: optional metadata equality filter.
         decoder: decoder for ``page_content`` in a hints-tier store.
+        mode / lexical_weight: as ``HashmemVectorStore``'s (``binary+int8`` or ``hybrid``).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -133,10 +140,13 @@ class HashmemRetriever(BaseRetriever):
     k: int = 4
     where: dict | None = None
     decoder: str = "extractive"
+    mode: str = "binary+int8"
+    lexical_weight: float | None = None
     _store: HashmemVectorStore | None = PrivateAttr(default=None)
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,
                                 **kwargs: Any) -> list[Document]:
         if self._store is None:  # one store, so the decoder loads once
-            self._store = HashmemVectorStore(self.memory, namespace=self.namespace, decoder=self.decoder)
+            self._store = HashmemVectorStore(self.memory, namespace=self.namespace, decoder=self.decoder,
+                                             mode=self.mode, lexical_weight=self.lexical_weight)
         return self._store.similarity_search(query, kwargs.get("k", self.k), filter=kwargs.get("where", self.where))

@@ -26,16 +26,22 @@ class HashmemLlamaRetriever(BaseRetriever):
         k: nodes returned.
         where: optional metadata equality filter.
         decoder: decoder for the text in a hints-tier store (see ``content``).
+        mode: ``binary+int8`` (vectors only) or ``hybrid`` (the int8 cosine blended with BM25 of
+            the query's words; scores in [0, 1]); ``lexical_weight`` is BM25's share there.
     """
 
     def __init__(self, memory, *, namespace: str = "default", k: int = 4, where: dict | None = None,
-                 decoder: str = "extractive") -> None:
+                 decoder: str = "extractive", mode: str = "binary+int8", lexical_weight: float | None = None) -> None:
         super().__init__()
+        if mode not in ("binary+int8", "hybrid"):
+            raise ValueError(f"mode must be binary+int8 or hybrid, got {mode!r}")
         self.memory, self.namespace, self.k, self.where = memory, namespace, k, where
+        self.mode, self.lexical_weight = mode, lexical_weight
         self.contents = Contents(memory, decoder=decoder)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        hits = self.memory.search(query_bundle.query_str, self.k, namespace=self.namespace, where=self.where)
+        hits = self.memory.search(query_bundle.query_str, self.k, namespace=self.namespace, where=self.where,
+                                  mode=self.mode, lexical_weight=self.lexical_weight)
         out = []
         for h in hits:
             text, meta = self.contents.of(self.memory.get(h.id))

@@ -78,6 +78,11 @@ class SearchBody(_Body):
     where: dict[str, JSONScalar] | None = Field(None, description="Metadata equality filter, e.g. {\"session\": 3}.")
     candidates: int | None = Field(None, description=f"Passages reranked with int8 vectors (1 to {MAX_CANDIDATES}).")
     recall: bool = Field(False, description="Also rebuild each hit's text (exact in a text-tier store).")
+    mode: Literal["binary+int8", "hybrid"] = Field(
+        "binary+int8", description="binary+int8: vectors only (scores are cosines); hybrid: the int8 cosine blended "
+                                   "with BM25 of the query's words (scores in [0, 1]).")
+    lexical_weight: float | None = Field(None, ge=0, le=1, description="BM25's share in hybrid (default: the "
+                                                                       "store's, by fidelity).")
 
 
 class AskBody(_Body):
@@ -101,7 +106,7 @@ Who = Annotated[Principal, Depends(_principal)]
 def search_hits(service: Service, who: Principal, body: SearchBody) -> list[dict]:
     """The hits of a search request as JSON objects, each with its recall when ``body.recall``."""
     hits = service.search(who, body.query, body.k, namespace=body.namespace, where=body.where,
-                          candidates=body.candidates)
+                          candidates=body.candidates, mode=body.mode, lexical_weight=body.lexical_weight)
     out = [hit_dict(h) for h in hits]
     if body.recall:
         for d, h in zip(out, hits, strict=True):

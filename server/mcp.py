@@ -12,7 +12,7 @@ What it does not do: HTTP (``app``) or keys (stdio has one client: the process t
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -66,12 +66,16 @@ def build(service: Service, namespace: str):
         k: Annotated[int, Field(ge=1, le=50, description="How many memories to return (1-50).")] = 5,
         where: Annotated[dict[str, str | int | float | bool | None] | None, Field(
             description="Optional metadata filter: only memories whose labels equal all of these.")] = None,
+        mode: Annotated[Literal["binary+int8", "hybrid"], Field(
+            description="binary+int8: by meaning only; hybrid: meaning and the query's exact words "
+                        "(names, numbers, rare terms).")] = "binary+int8",
     ) -> dict:
         """Find the stored memories most relevant to a query: `memories`, best first, each with its id,
-        score (cosine, higher is closer), keywords and labels; an empty list when nothing is stored yet."""
+        score (higher is closer: a cosine, or in hybrid mode a blend in [0, 1]), keywords and labels; an
+        empty list when nothing is stored yet."""
         if empty():
             return {"memories": []}
-        hits = call(service.search, query, k, namespace=namespace, where=where)
+        hits = call(service.search, query, k, namespace=namespace, where=where, mode=mode)
         return {"memories": [{"id": h.id, "score": round(h.score, 4), "keywords": h.hints, "metadata": h.metadata}
                              for h in hits]}
 

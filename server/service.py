@@ -166,15 +166,19 @@ class Service:
     # -- reading -----------------------------------------------------------------------------
 
     def search(self, p: Principal, query: str, k: int = 10, *, namespace: str = "default",
-               where: dict | None = None, candidates: int | None = None) -> list[Hit]:
-        """The k passages of one namespace nearest to the query."""
+               where: dict | None = None, candidates: int | None = None, mode: str = "binary+int8",
+               lexical_weight: float | None = None) -> list[Hit]:
+        """The k passages of one namespace nearest to the query (``mode``: see ``Memory.search``)."""
         self._readable(p, namespace)
         _check_query(query, k, candidates)
         _check_where(where)
+        if mode not in ("binary+int8", "hybrid"):
+            raise ApiError(400, "invalid_input", f"mode must be binary+int8 or hybrid, got {mode!r}")
         q = self._embed([query])
         with self.lock.read():
             return self.memory.search_embeddings(q, k, namespace=namespace, where=where or None,
-                                                 candidates=candidates)[0]
+                                                 candidates=candidates, mode=mode, lexical_weight=lexical_weight,
+                                                 query_texts=[query] if mode == "hybrid" else None)[0]
 
     def get(self, p: Principal, id: int) -> Record:
         """One record (404 when missing or in a namespace the principal may not read)."""

@@ -92,6 +92,14 @@ def test_filter_and_scores(text_memory):
     assert {d.page_content for d in docs} == {"Cats purr when content.", "Cats sleep all day."}
     scored = store.similarity_search_with_relevance_scores("dogs barking", k=3)
     assert scored[0][0].page_content == "Dogs bark at strangers." and all(0 <= s <= 1 for _, s in scored)
+    hybrid = HashmemVectorStore(text_memory, namespace="filters", mode="hybrid")
+    blended = hybrid.similarity_search_with_score("dogs barking at strangers", k=3)
+    direct = text_memory.search("dogs barking at strangers", 3, namespace="filters", mode="hybrid")
+    assert [s for _, s in blended] == [h.score for h in direct] and blended[0][0].page_content == "Dogs bark at strangers."
+    retrieved = HashmemRetriever(memory=text_memory, namespace="filters", k=1, mode="hybrid").invoke("strangers")
+    assert [d.page_content for d in retrieved] == ["Dogs bark at strangers."]
+    with pytest.raises(ValueError, match="mode"):
+        HashmemVectorStore(text_memory, mode="bm25")
 
 
 def teardown_module():

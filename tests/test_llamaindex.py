@@ -25,6 +25,11 @@ def test_retriever_returns_scored_nodes(tmp_path):
     assert len(nodes) == 2 and all(isinstance(n, NodeWithScore) and isinstance(n.node, TextNode) for n in nodes)
     assert nodes[0].node.id_ == str(ids[0]) and nodes[0].node.text == FACTS[0] and nodes[0].node.metadata == {"i": 0}
     assert nodes[0].score >= nodes[1].score
+    with Memory(tmp_path / "t.db") as mem:
+        hybrid = HashmemLlamaRetriever(mem, namespace="team", k=3, mode="hybrid", lexical_weight=0.5).retrieve("thesis")
+        direct = mem.search("thesis", 3, namespace="team", mode="hybrid", lexical_weight=0.5)
+    assert [n.node.id_ for n in hybrid] == [str(h.id) for h in direct] and hybrid[0].node.id_ == str(ids[1])
+    assert [n.score for n in hybrid] == [h.score for h in direct]
 
 
 def test_query_pipeline_with_a_mock_llm(tmp_path):

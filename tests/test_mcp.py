@@ -59,6 +59,10 @@ def test_agent_memory_over_stdio(tmp_path):
             assert again["id"] == ids[0] and again["duplicate"] is True and again["score"] >= 0.89  # not stored twice
             hits = payload(await s.call_tool("search", {"query": "what pet does the user have?", "k": 3}))["memories"]
             assert hits[0]["id"] == ids[1] and other not in [h["id"] for h in hits]
+            hybrid = payload(await s.call_tool("search", {"query": "Miso", "k": 3, "mode": "hybrid"}))["memories"]
+            assert hybrid[0]["id"] == ids[1] and all(0 <= h["score"] <= 1 for h in hybrid)  # the name, by its word
+            res = await s.call_tool("search", {"query": "Miso", "mode": "bm25"})  # refused against the schema
+            assert res.is_error
             only_food = payload(await s.call_tool("search", {"query": "pet", "where": {"topic": "food"}}))
             assert [h["id"] for h in only_food["memories"]] == [ids[0]]
             recalled = payload(await s.call_tool("recall", {"id": ids[0]}))

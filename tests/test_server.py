@@ -68,6 +68,22 @@ def test_search_matches_the_library(server):
     assert "Curie" in body["hits"][0]["hints"]
 
 
+def test_hybrid_search_matches_the_library_and_bad_modes_are_refused(server):
+    c, service = server
+    q = "Which scientist won two Nobel prizes?"
+    for body, kw in (({"mode": "hybrid"}, {}), ({"mode": "hybrid", "lexical_weight": 0.6}, {"lexical_weight": 0.6})):
+        got = c.post("/v1/search", json={"query": q, "k": 4, "namespace": "docs", **body}).json()["hits"]
+        direct = service.memory.search(q, 4, namespace="docs", mode="hybrid", **kw)
+        assert [h["id"] for h in got] == [h.id for h in direct]
+        assert [h["score"] for h in got] == pytest.approx([h.score for h in direct], abs=1e-4)
+        assert all(0.0 <= h["score"] <= 1.0 for h in got)
+    plain = service.memory.search(q, 4, namespace="docs")
+    assert [h.score for h in plain] != [h.score for h in direct]  # the blend is not the cosine
+    for bad in ({"mode": "int8"}, {"mode": "hybrid", "lexical_weight": 1.5}, {"lexical_weight": "high"}):
+        r = c.post("/v1/search", json={"query": q, "namespace": "docs", **bad})
+        assert r.status_code in (400, 422) and "error" in r.json(), bad
+
+
 def test_where_and_recall(server):
     c, _ = server
     hits = c.post("/v1/search", json={"query": "flour egg", "k": 8, "namespace": "docs",
