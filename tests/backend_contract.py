@@ -34,6 +34,11 @@ def check_add_search_get(open_mem) -> None:
         assert hits[0].id == ids[5]
         assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
         assert "Curie" in hits[0].hints and hits[0].metadata == META[5]
+        hybrid = mem.search("Curie", k=3, mode="hybrid", lexical_weight=0.5)  # the word, through this backend's rows
+        assert hybrid[0].id == ids[5] and all(0.0 <= h.score <= 1.0 for h in hybrid)
+        plain = mem.search("Who won the Nobel Prize twice?", k=3)
+        zero = mem.search("Who won the Nobel Prize twice?", k=3, mode="hybrid", lexical_weight=0.0)
+        assert [h.id for h in zero] == [h.id for h in plain]  # no lexical share: the binary+int8 order
         r = mem.get(ids[0])
         assert r.code.shape == (mem.config.bits // 8,) and r.code.dtype == np.uint8
         assert r.qvec.shape == (mem.config.dim,) and r.qvec.dtype == np.int8
