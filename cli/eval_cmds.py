@@ -35,7 +35,7 @@ def eval_(ctx, dataset_dir, bits, method, candidates, namespace_field, model, fi
 
     DATASET_DIR is BEIR-layout: corpus.jsonl, queries.jsonl, qrels.tsv. The corpus goes
     into a temporary store, or into the file given with `hashmem --store PATH eval ...`
-    (a new or empty store). Reports nDCG@10, recall@10, recall@100, MRR@10, ms per query
+    (a new or empty store). Reports nDCG@10, recall@5, @10 and @100, MRR@10, ms per query
     (search only) and bytes per passage for each method.
     """
     from hashmem.evaluation.retrieval import evaluate
@@ -80,13 +80,14 @@ def format_table(result: dict) -> list[str]:
         f"{c['candidates']} candidates, hints {c['mean_hint_bytes']:.1f} B mean, {c['fidelity']} fidelity, "
         f"lexical weight {c['lexical_weight']:g}",
         "",
-        f"{'method':<12} {'nDCG@10':>8} {'R@10':>7} {'R@100':>7} {'MRR@10':>7} {'ms/query':>9} {'bytes/passage':>14}",
+        f"{'method':<12} {'nDCG@10':>8} {'R@5':>7} {'R@10':>7} {'R@100':>7} {'MRR@10':>7} {'ms/query':>9} "
+        f"{'bytes/passage':>14}",
     ]
     f32 = result["methods"]["float32"]["ndcg@10"]
     for m, row in result["methods"].items():
         rel = f"  ({row['ndcg@10'] / f32:.3f}× float32)" if f32 > 0 and m != "float32" else ""
         lines.append(
-            f"{m:<12} {row['ndcg@10']:>8.4f} {row['recall@10']:>7.4f} {row['recall@100']:>7.4f} "
+            f"{m:<12} {row['ndcg@10']:>8.4f} {row['recall@5']:>7.4f} {row['recall@10']:>7.4f} {row['recall@100']:>7.4f} "
             f"{row['mrr@10']:>7.4f} {row['ms_per_query']:>9.2f} {row['bytes_per_passage']:>14.1f}{rel}"
         )
     lines.append("")

@@ -41,7 +41,7 @@ from hashmem.memory.progress import progress_bar
 from hashmem.memory.sources import json_object
 
 METHODS: tuple[str, ...] = ("float32", "int8", "binary", "binary+int8", "hybrid", "lexical")
-METRICS: tuple[str, ...] = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
+METRICS: tuple[str, ...] = ("ndcg@10", "recall@5", "recall@10", "recall@100", "mrr@10")
 RETRIEVE = 100  # hits retrieved per query and method (for recall@100)
 DEFAULT_NAMESPACE = "default"
 
@@ -92,6 +92,7 @@ def score_run(run: Mapping[str, Sequence[str]], qrels: Mapping[str, Mapping[str,
     for qid, rels in qrels.items():
         ranked = run.get(qid, [])
         sums["ndcg@10"] += ndcg_at_k(ranked, rels, 10)
+        sums["recall@5"] += recall_at_k(ranked, rels, 5)  # LoCoMo's evidence recall@5
         sums["recall@10"] += recall_at_k(ranked, rels, 10)
         sums["recall@100"] += recall_at_k(ranked, rels, 100)
         sums["mrr@10"] += mrr_at_k(ranked, rels, 10)
@@ -314,7 +315,7 @@ def evaluate(
 
     Returns:
         ``{"dataset", "n_docs", "n_queries", "config": {...}, "methods": {method: {"ndcg@10",
-        "recall@10", "recall@100", "mrr@10", "ms_per_query", "bytes_per_passage"}}}``.
+        "recall@5", "recall@10", "recall@100", "mrr@10", "ms_per_query", "bytes_per_passage"}}}``.
         ``ms_per_query`` times the search only (embedding excluded). ``bytes_per_passage``
         is what each method keeps per passage: float32 ``4 × dim``, int8 ``dim``, binary
         ``bits / 8``, binary+int8 ``bits / 8 + dim +`` the mean hint bytes (the store's

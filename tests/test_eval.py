@@ -76,6 +76,8 @@ def test_score_run_averages_over_judged_queries_and_missing_runs_score_zero():
     assert scores["ndcg@10"] == pytest.approx(0.5)
     assert scores["mrr@10"] == pytest.approx(0.5)
     assert scores["recall@100"] == pytest.approx(0.5)
+    deep = score_run({"q1": [f"x{i}" for i in range(7)] + ["a"], "q2": ["y", "b"]}, qrels)
+    assert deep["recall@5"] == pytest.approx(0.5) and deep["recall@10"] == pytest.approx(1.0)  # a at rank 8
     with pytest.raises(InputError, match="no judged queries"):
         score_run(run, {})
 
