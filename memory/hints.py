@@ -109,15 +109,17 @@ def tokenize(text: str) -> list[Token]:
     out: list[Token] = []
     append, new = out.append, tuple.__new__  # new(Token, (...)): Token(...) without its Python-level __new__
     sentence_start, abbreviation = _SENTENCE_START.search, _ABBREVIATION.search
-    for m in _TOKEN.finditer(text):
-        s = m.group()
+    find, end = text.find, 0
+    for s in _TOKEN.findall(text):  # one C call; a match's start is found again below, also in C
+        start = find(s, end)  # no match starts between the previous match's end and this one's start, and
+        end = start + len(s)  # any occurrence of s there would be one: so this is where the match starts
         if len(s) > MAX_TERM_CHARS:
             continue
-        start = m.start()
-        if s[0].isdecimal():  # what ``\d`` matches: Unicode category Nd (the regex's number branch)
+        c = s[0]
+        if c.isdecimal():  # what ``\d`` matches: Unicode category Nd (the regex's number branch)
             append(new(Token, (s, s, start, "number")))
-        elif s[0].isupper() and (
-            not sentence_start(text[max(0, start - 3) : start]) or abbreviation(text[max(0, start - 8) : start])
+        elif c.isupper() and (  # (pos, endpos) as a slice would, for a pattern without lookbehind or \b
+            not sentence_start(text, max(0, start - 3), start) or abbreviation(text[max(0, start - 8) : start])
         ):
             if s.lower() in STOPWORDS:
                 continue

@@ -104,3 +104,16 @@ def test_a_batch_of_new_terms_gets_consecutive_ids_in_sorted_order():
     assert lex.observe([{"banana", "pear"}, {"zucchini"}]) == [3, 4]  # after the old ones, sorted among themselves
     assert lex.terms[3:] == ["banana", "zucchini"] and lex.ids["zucchini"] == 4 and lex.df[2] == 2
     assert lex.observe([{"pear"}]) == [] and lex.df[2] == 3 and lex.n_docs == 5
+
+
+def test_token_positions_are_the_regex_match_starts():
+    """``tokenize`` finds each match's start with ``str.find`` after the previous match: the same offsets."""
+    import random
+
+    rng = random.Random(7)
+    alphabet = list("aAbBzZ09 .!?…:;\n-'’_,/%éÉßΣσ中") + ["Dr. ", "xDr. ", "e.g. ", ". ", "Smith", "ab", "1.5"]
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 50)))
+        starts = {m.start(): m.group() for m in hints._TOKEN.finditer(text)}
+        for t in hints.tokenize(text):
+            assert starts.get(t.pos) == t.text, (text, t)
