@@ -27,7 +27,7 @@ import numpy as np
 
 from ...errors import StoreCorruptError, reading_stored
 from ...filters import Where
-from ..base import Row
+from ..base import RECORD, Row
 from .interning import InlineNames, NoMetaSets
 from .sidetables import KEYED_BY_RECORD
 from .sqlfile import INT64_MAX, StoreFile, chunks
@@ -135,20 +135,8 @@ class RecordFormat:
 
     def fetch(self, ids: Sequence[int]) -> dict[int, Row]:
         """Rows by id (missing ids, and ids no record can have, are absent from the result)."""
-        out: dict[int, Row] = {}
-        sets = self.sets.present()
-        shared = "s.json" if sets else "NULL"
-        join = "LEFT JOIN meta_sets s ON s.id = r.meta_set " if sets else ""
-        gen, created, name = self.gen_sql("r."), self.created_sql, self.names.name
-        for chunk in chunks([i for i in ids if 0 < i <= INT64_MAX], 900):
-            q = ",".join("?" * len(chunk))
-            for r in self.file.conn.execute(
-                f"SELECT r.id, r.namespace, {created}, r.metadata, r.code, r.qvec, r.hints, {gen}, {shared} "
-                f"FROM records r {join}WHERE r.id IN ({q})",
-                chunk,
-            ).fetchall():  # one call of the guarded cursor (memory/backends/local/sqlconn.py), not one per row
-                out[r[0]] = Row(r[0], name(r[1]), r[2], self._metadata(r[0], r[3], r[8]), r[4], r[5], r[6], r[7])
-        return out
+        present, columns = self.fetch_columns(ids, RECORD)
+        return {i: Row(i, *values) for i, values in zip(present, zip(*columns.values(), strict=True), strict=True)}
 
     def fetch_columns(self, ids: Sequence[int], fields: Sequence[str]) -> tuple[list[int], dict[str, list]]:
         """(present ids in the asked order, field → values in that order) for fields of ``Row``.
