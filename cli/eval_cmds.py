@@ -67,6 +67,12 @@ def rounded(result: dict) -> dict:
         for m, row in result["methods"].items()
     }
     out["config"] = {k: round(v, 3) if isinstance(v, float) else v for k, v in result["config"].items()}
+    if "by_namespace" in result:
+        out["by_namespace"] = {
+            ns: {m: row if m == "n_queries" else {k: round(v, METRIC_DIGITS) for k, v in row.items()}
+                 for m, row in per.items()}
+            for ns, per in result["by_namespace"].items()
+        }
     return out
 
 
@@ -90,6 +96,13 @@ def format_table(result: dict) -> list[str]:
             f"{m:<12} {row['ndcg@10']:>8.4f} {row['recall@5']:>7.4f} {row['recall@10']:>7.4f} {row['recall@100']:>7.4f} "
             f"{row['mrr@10']:>7.4f} {row['ms_per_query']:>9.2f} {row['bytes_per_passage']:>14.1f}{rel}"
         )
+    if "by_namespace" in result:
+        methods = list(result["methods"])
+        lines += ["", f"per {c['namespace_field']!r}: recall@5 / recall@10 of each method",
+                  f"{'namespace':<12} {'queries':>7} " + " ".join(f"{m:>15}" for m in methods)]
+        for ns, per in result["by_namespace"].items():
+            cells = " ".join(f"{per[m]['recall@5']:>7.3f}/{per[m]['recall@10']:<7.3f}" for m in methods)
+            lines.append(f"{ns:<12} {per['n_queries']:>7} {cells}")
     lines.append("")
     lines.append("bytes/passage: float32 4×dim, int8 dim, binary bits/8, binary+int8 and hybrid bits/8 + dim + "
                  "mean hint bytes, lexical the hint (or text) bytes (metadata and SQLite overhead not counted)")

@@ -223,13 +223,14 @@ def add(ctx, paths, namespace, meta, passage_tokens, dedup):
                    + META_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--recall", "recall", is_flag=True, help="Also reconstruct each hit (see `hashmem recall`).")
-@click.option("--mode", type=click.Choice(["binary+int8", "hybrid", "binary", "int8"]), default="binary+int8",
+@click.option("--mode", type=click.Choice(["hybrid", "binary+int8", "binary", "int8"]), default="hybrid",
               show_default=True, help="hybrid: the int8 stage blended with BM25 of the candidates' hint terms "
-                                      "(their exact words on a text store); int8: exhaustive, slow.")
+                                      "(their exact words on a text store); binary+int8: vectors only; "
+                                      "int8: exhaustive, slow.")
 @click.option("--lexical-weight", type=click.FloatRange(0.0, 1.0), default=None,
               help="BM25's share in hybrid's blend (default 0.15 on a hints or llm store, 0.4 on a text store).")
 @click.pass_context
-def search(ctx, query, k, namespace, candidates, where, as_json, recall=False, mode="binary+int8",
+def search(ctx, query, k, namespace, candidates, where, as_json, recall=False, mode="hybrid",
            lexical_weight=None):
     """Search the store for passages near QUERY."""
     where = parse_meta(where, "--where", finite=False) or None  # a string "NaN" may be stored

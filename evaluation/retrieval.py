@@ -400,9 +400,21 @@ def evaluate(
             for m in methods
         },
     }
+    if namespace_field is not None:
+        out["by_namespace"] = by_namespace(runs, data)
     if return_runs:
         out["runs"] = runs
     return out
+
+
+def by_namespace(runs: Mapping[str, Mapping[str, Sequence[str]]], data: Dataset) -> dict[str, dict]:
+    """Each query namespace's own ``METRICS`` per method, with its judged query count (LoCoMo: per conversation)."""
+    groups: dict[str, dict[str, Mapping[str, int]]] = {}
+    for qid, ns in zip(data.query_ids, data.query_namespaces, strict=True):
+        if qid in data.qrels:
+            groups.setdefault(ns, {})[qid] = data.qrels[qid]
+    return {ns: {"n_queries": len(qrels), **{m: score_run(run, qrels) for m, run in runs.items()}}
+            for ns, qrels in sorted(groups.items())}
 
 
 def _lexical_weight(mem, weight: float | None) -> float:

@@ -40,12 +40,13 @@ class HashmemVectorStore(VectorStore):
         memory: an open ``Memory`` (the caller closes it).
         namespace: the namespace this store reads and writes.
         decoder: decoder for ``page_content`` in a hints-tier store (see ``content``).
-        mode: ``binary+int8`` (vectors only) or ``hybrid`` (the int8 cosine blended with BM25 of
-            the query's words; scores in [0, 1]); ``lexical_weight`` is BM25's share there.
+        mode: ``hybrid`` (the default: the int8 cosine blended with BM25 of
+            the query's words; scores in [0, 1]) or ``binary+int8`` (vectors only; cosines);
+            ``lexical_weight`` is BM25's share in ``hybrid``.
     """
 
     def __init__(self, memory: Memory, *, namespace: str = "default", decoder: str = "extractive",
-                 mode: str = "binary+int8", lexical_weight: float | None = None) -> None:
+                 mode: str = "hybrid", lexical_weight: float | None = None) -> None:
         if mode not in ("binary+int8", "hybrid"):
             raise ValueError(f"mode must be binary+int8 or hybrid, got {mode!r}")
         self.memory, self.namespace, self.mode, self.lexical_weight = memory, namespace, mode, lexical_weight
@@ -105,6 +106,8 @@ class HashmemVectorStore(VectorStore):
         return [d for d, _ in self.similarity_search_with_score(query, k, filter=filter, **kwargs)]
 
     def _select_relevance_score_fn(self):
+        if self.mode == "hybrid":
+            return lambda score: score  # already a blend in [0, 1]
         return lambda score: (1.0 + score) / 2.0  # cosine in [-1, 1] → relevance in [0, 1]
 
     @classmethod
@@ -140,7 +143,7 @@ class HashmemRetriever(BaseRetriever):
     k: int = 4
     where: dict | None = None
     decoder: str = "extractive"
-    mode: str = "binary+int8"
+    mode: str = "hybrid"
     lexical_weight: float | None = None
     _store: HashmemVectorStore | None = PrivateAttr(default=None)
 

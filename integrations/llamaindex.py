@@ -26,12 +26,13 @@ class HashmemLlamaRetriever(BaseRetriever):
         k: nodes returned.
         where: optional metadata equality filter.
         decoder: decoder for the text in a hints-tier store (see ``content``).
-        mode: ``binary+int8`` (vectors only) or ``hybrid`` (the int8 cosine blended with BM25 of
-            the query's words; scores in [0, 1]); ``lexical_weight`` is BM25's share there.
+        mode: ``hybrid`` (the default: the int8 cosine blended with BM25 of
+            the query's words; scores in [0, 1]) or ``binary+int8`` (vectors only; cosines);
+            ``lexical_weight`` is BM25's share in ``hybrid``.
     """
 
     def __init__(self, memory, *, namespace: str = "default", k: int = 4, where: dict | None = None,
-                 decoder: str = "extractive", mode: str = "binary+int8", lexical_weight: float | None = None) -> None:
+                 decoder: str = "extractive", mode: str = "hybrid", lexical_weight: float | None = None) -> None:
         super().__init__()
         if mode not in ("binary+int8", "hybrid"):
             raise ValueError(f"mode must be binary+int8 or hybrid, got {mode!r}")

@@ -35,6 +35,7 @@ ASYMMETRIC_FACTOR = 4  # Hamming candidates per asymmetric survivor (DESIGN: 4·
 EXHAUSTIVE_CHUNK = 65536  # int8 vectors scored at once by mode="int8"
 SearchMode = Literal["binary+int8", "hybrid", "binary", "int8"]
 MODES: tuple[str, ...] = ("binary+int8", "hybrid", "binary", "int8")
+DEFAULT_MODE = "hybrid"  # of a search by text (issue 18); a search by embeddings alone is binary+int8
 
 
 @dataclass(frozen=True)

@@ -226,7 +226,7 @@ class Memory(ingest.Adding, keys.KeyMethods):
         namespace: str = "default",
         where: dict | None = None,
         candidates: int | None = None,
-        mode: SearchMode = "binary+int8",
+        mode: SearchMode = search.DEFAULT_MODE,
         lexical_weight: float | None = None,
     ) -> list[Hit]:
         """The k passages nearest to a query, best first.
@@ -238,9 +238,10 @@ class Memory(ingest.Adding, keys.KeyMethods):
             where: metadata equality filter, e.g. ``{"source": "a.txt"}``.
             candidates: passages reranked with int8 vectors (default 100); the
                 Hamming stage keeps 4× as many for the asymmetric stage.
-            mode: ``binary+int8`` (default), ``hybrid`` (int8 cosine blended with BM25 of the hint
-                terms, or of the exact words on a ``text`` store; scores in [0, 1]), ``binary``
-                (Hamming only) or ``int8`` (exhaustive int8 cosine: slow, exact up to quantization).
+            mode: ``hybrid`` (default: the int8 cosine blended with BM25 of the hint terms, or of
+                the exact words on a ``text`` store; scores in [0, 1]), ``binary+int8`` (vectors
+                only; scores are int8 cosines), ``binary`` (Hamming only) or ``int8`` (exhaustive
+                int8 cosine: slow, exact up to quantization).
             lexical_weight: BM25's share in ``hybrid`` (default ``fusion.DEFAULT_LEXICAL_WEIGHT``).
 
         Returns:
@@ -262,11 +263,16 @@ class Memory(ingest.Adding, keys.KeyMethods):
         namespace: str = "default",
         where: dict | None = None,
         candidates: int | None = None,
-        mode: SearchMode = "binary+int8",
+        mode: SearchMode | None = None,
         lexical_weight: float | None = None,
         query_texts: Sequence[str] | None = None,
     ) -> list[list[Hit]]:
-        """Like ``search`` for query embeddings float32 [m, dim]; ``hybrid`` also needs their ``query_texts``."""
+        """Like ``search`` for query embeddings float32 [m, dim]; ``hybrid`` also needs their ``query_texts``.
+
+        The default mode is ``hybrid`` when ``query_texts`` are given, else ``binary+int8``.
+        """
+        if mode is None:
+            mode = search.DEFAULT_MODE if query_texts is not None else "binary+int8"
         check_k(k)
         if candidates is not None:
             check_k(candidates, "candidates")

@@ -79,8 +79,8 @@ class SearchBody(_Body):
     candidates: int | None = Field(None, description=f"Passages reranked with int8 vectors (1 to {MAX_CANDIDATES}).")
     recall: bool = Field(False, description="Also rebuild each hit's text (exact in a text-tier store).")
     mode: Literal["binary+int8", "hybrid"] = Field(
-        "binary+int8", description="binary+int8: vectors only (scores are cosines); hybrid: the int8 cosine blended "
-                                   "with BM25 of the query's words (scores in [0, 1]).")
+        "hybrid", description="hybrid (default): the int8 cosine blended with BM25 of the query's words (scores in "
+                              "[0, 1]); binary+int8: vectors only (scores are cosines).")
     lexical_weight: float | None = Field(None, ge=0, le=1, description="BM25's share in hybrid (default: the "
                                                                        "store's, by fidelity).")
 

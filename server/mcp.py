@@ -68,7 +68,7 @@ def build(service: Service, namespace: str):
             description="Optional metadata filter: only memories whose labels equal all of these.")] = None,
         mode: Annotated[Literal["binary+int8", "hybrid"], Field(
             description="binary+int8: by meaning only; hybrid: meaning and the query's exact words "
-                        "(names, numbers, rare terms).")] = "binary+int8",
+                        "(names, numbers, rare terms); the default.")] = "hybrid",
     ) -> dict:
         """Find the stored memories most relevant to a query: `memories`, best first, each with its id,
         score (higher is closer: a cosine, or in hybrid mode a blend in [0, 1]), keywords and labels; an

@@ -166,7 +166,7 @@ class Service:
     # -- reading -----------------------------------------------------------------------------
 
     def search(self, p: Principal, query: str, k: int = 10, *, namespace: str = "default",
-               where: dict | None = None, candidates: int | None = None, mode: str = "binary+int8",
+               where: dict | None = None, candidates: int | None = None, mode: str = "hybrid",
                lexical_weight: float | None = None) -> list[Hit]:
         """The k passages of one namespace nearest to the query (``mode``: see ``Memory.search``)."""
         self._readable(p, namespace)

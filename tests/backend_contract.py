@@ -68,6 +68,8 @@ def check_hamming_stage_matches_brute_force(open_mem) -> None:
         by_pos = {int(i): j for j, i in enumerate(ids)}
         if got.codes is not None:  # what the engine gave back with the ids is the stored codes
             np.testing.assert_array_equal(got.codes, codes[[by_pos[int(i)] for i in got_ids]])
+        if got.hints is not None:  # ... and the stored hints
+            assert list(got.hints) == list(mem.backend.rows(got_ids.tolist(), ("hints",))["hints"])
         only = mem.backend.candidates("default", q, 4, generation=mem.hasher.generation, allowed_ids=allowed)
         assert sorted(only.ids.tolist()) == allowed
         assert len(mem.backend.candidates("nowhere", q, 4, generation=mem.hasher.generation)) == 0

@@ -247,6 +247,14 @@ def test_evaluate_searches_each_query_only_in_its_namespace(conversations):
     # with the right scope, the copies in the other conversation cannot steal the hits
     assert result["methods"]["float32"]["mrr@10"] > 0.8
     assert result["methods"]["binary+int8"]["mrr@10"] > 0.8
+    # each conversation's own figures: its queries alone, and they average to the whole
+    per = result["by_namespace"]
+    assert sorted(per) == ["conv-a", "conv-b"]
+    assert sum(p["n_queries"] for p in per.values()) == result["n_queries"]
+    for method in METHODS:
+        for metric in ("recall@5", "recall@10"):
+            mean = sum(p[method][metric] * p["n_queries"] for p in per.values()) / result["n_queries"]
+            assert mean == pytest.approx(result["methods"][method][metric])
 
 
 @pytest.mark.slow
@@ -327,6 +335,10 @@ def test_eval_cli_namespace_field(conversations):
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert out["config"]["namespace_field"] == "conv" and out["n_docs"] == 24
+    assert all(set(p) == {"n_queries", *out["methods"]} for p in out["by_namespace"].values())
+    table = CliRunner().invoke(cli, ["eval", str(conversations), "--namespace-field", "conv"], catch_exceptions=False)
+    assert "per 'conv': recall@5 / recall@10" in table.output
+    assert all(f"\n{ns} " in table.output for ns in out["by_namespace"])
     # scoped to its conversation, every query finds its own copy first
     assert out["methods"]["float32"]["mrr@10"] > 0.8
     # unscoped, conv-b's copies (stored first) win the ties for every conv-a query

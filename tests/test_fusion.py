@@ -42,13 +42,16 @@ def test_hybrid_terms_are_the_hints_or_the_exact_words(store):
 
 @pytest.mark.slow
 def test_hybrid_search_finds_the_rare_word_and_weight_zero_keeps_binary_int8_order(store):
-    plain = store.search("Zorblax", 6)
+    plain = store.search("Zorblax", 6, mode="binary+int8")
     hyb = store.search("Zorblax", 6, mode="hybrid", lexical_weight=0.5)
     assert hyb[0].id == store.ids()[0] and hyb[0].score == pytest.approx(1.0, abs=0.5)
     assert all(0.0 <= h.score <= 1.0 for h in hyb)
     zero = store.search("Zorblax", 6, mode="hybrid", lexical_weight=0.0)
     assert [h.id for h in zero] == [h.id for h in plain]
-    assert store.search("Zorblax", 6, mode="binary+int8")[0].score == plain[0].score  # today's search unchanged
+    assert store.search("Zorblax", 6) == store.search("Zorblax", 6, mode="hybrid")  # hybrid is the default
+    q = store.embedder.encode(["Zorblax"])
+    assert store.search_embeddings(q, 6)[0] == plain  # by embeddings alone: no words, so binary+int8
+    assert store.search_embeddings(q, 6, query_texts=["Zorblax"])[0] == store.search("Zorblax", 6)
 
 
 @pytest.mark.slow

@@ -96,6 +96,12 @@ def test_filter_and_scores(text_memory):
     blended = hybrid.similarity_search_with_score("dogs barking at strangers", k=3)
     direct = text_memory.search("dogs barking at strangers", 3, namespace="filters", mode="hybrid")
     assert [s for _, s in blended] == [h.score for h in direct] and blended[0][0].page_content == "Dogs bark at strangers."
+    assert [s for _, s in hybrid.similarity_search_with_relevance_scores("dogs barking at strangers", k=3)] \
+        == [h.score for h in direct]  # a blend in [0, 1] is its own relevance
+    vectors = HashmemVectorStore(text_memory, namespace="filters", mode="binary+int8")
+    cosines = text_memory.search("dogs barking", 3, namespace="filters", mode="binary+int8")
+    assert [s for _, s in vectors.similarity_search_with_relevance_scores("dogs barking", k=3)] \
+        == [(1 + h.score) / 2 for h in cosines]
     retrieved = HashmemRetriever(memory=text_memory, namespace="filters", k=1, mode="hybrid").invoke("strangers")
     assert [d.page_content for d in retrieved] == ["Dogs bark at strangers."]
     with pytest.raises(ValueError, match="mode"):

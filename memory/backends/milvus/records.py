@@ -122,7 +122,7 @@ class Records:
     def search(self, namespace: str, qcode: np.ndarray, n: int, *, generation: int, allowed_ids=None,
                nprobe: int) -> Candidates:
         """One HAMMING search among a namespace's codes of ``generation`` (and ``allowed_ids``): at most
-        ``QUERY_WINDOW`` hits, each with its code and int8 vector, ties by id (``decode_hits``)."""
+        ``QUERY_WINDOW`` hits, each with its code, int8 vector and hints, ties by id (``decode_hits``)."""
         expr = f"namespace == {json.dumps(namespace)} and gen == {int(generation)}"
         if allowed_ids is not None:
             expr += f" and id in {sorted(int(i) for i in allowed_ids)}"
@@ -130,7 +130,7 @@ class Records:
         n = min(int(n), QUERY_WINDOW)
         with self._errors("search"):
             res = self.client.search(self.name, data=[bytes(np.asarray(qcode, np.uint8).tobytes())], anns_field="code",
-                                     filter=expr, limit=n, output_fields=["code", "qvec"], search_params=params,
+                                     filter=expr, limit=n, output_fields=["code", "qvec", "hints"], search_params=params,
                                      partition_names=[partition_of(namespace)], consistency_level=READ)
         return decode_hits(res)
 
@@ -169,11 +169,12 @@ def decode_row(r: dict) -> Row:
 
 
 def decode_hits(res) -> Candidates:
-    """A HAMMING search's first result list (with ``code`` and ``qvec``) as ``Candidates``, ties by id."""
+    """A HAMMING search's first result list (with ``code``, ``qvec`` and ``hints``) as ``Candidates``, ties by id."""
     hits = [(h, h.get("entity", h)) for h in (res[0] if res else [])]
     ids = np.array([int(h.get("id", e.get("id"))) for h, e in hits], np.int64)
     ham = np.array([int(round(h["distance"])) for h, _ in hits], np.uint32)
     codes = np.array([np.frombuffer(code_bytes(e["code"]), np.uint8) for _, e in hits], np.uint8)
     qvecs = np.array([np.frombuffer(base64.b64decode(e["qvec"]), np.int8) for _, e in hits], np.int8)
+    hints = [base64.b64decode(e["hints"]) for _, e in hits]
     order = np.lexsort((ids, ham))  # ties by id, as the local index
-    return Candidates(ids[order], ham[order], codes[order], qvecs[order])
+    return Candidates(ids[order], ham[order], codes[order], qvecs[order], [hints[j] for j in order])
