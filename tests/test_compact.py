@@ -226,3 +226,27 @@ def test_a_kill_mid_compact_loses_only_demotions(store, tmp_path):
         if any(0 < x < final for x in outcomes):
             break
     assert any(0 < x < final for x in outcomes), f"no kill landed mid-way: {outcomes} of {final}"
+
+
+def test_http_compact(store):
+    httpx = pytest.importorskip("httpx")
+    pytest.importorskip("fastapi")
+    from hashmem.server.app import create_app, running
+    from hashmem.server.service import Service
+
+    with Memory(store) as mem:
+        with running(create_app(Service(mem, decoder="extractive"))) as url, httpx.Client(base_url=url, timeout=60) as c:
+            bad = c.post("/v1/compact", json={"max_bytes": 0})
+            assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_input"
+            got = c.post("/v1/compact", json={"max_bytes": 1, "namespace": "other"})
+            assert got.status_code == 200, got.text
+            body = got.json()
+            assert body["demoted"] == N - N // 2 and body["met"] is False
+            stats = c.get("/v1/stats").json()
+            assert stats["fidelities"] == {"text": N // 2, "hints": N - N // 2}
+            assert c.post(f"/v1/passages/{N}/recall").json()["exact"] is False
+            token = mem.add_key("reader", grants={"default": "read"})
+            auth = {"Authorization": f"Bearer {token}"}
+            for body in ({"max_bytes": 10**9}, {"max_bytes": 10**9, "namespace": "default"}):
+                denied = c.post("/v1/compact", json=body, headers=auth)
+                assert denied.status_code == 403 and denied.json()["error"]["code"] == "forbidden"
