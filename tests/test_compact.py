@@ -250,3 +250,34 @@ def test_http_compact(store):
             for body in ({"max_bytes": 10**9}, {"max_bytes": 10**9, "namespace": "default"}):
                 denied = c.post("/v1/compact", json=body, headers=auth)
                 assert denied.status_code == 403 and denied.json()["error"]["code"] == "forbidden"
+
+
+def _accessed(path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT count(*) FROM body_access").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_reads_are_written_in_batches_never_waiting_and_never_by_a_readonly_handle(store):
+    from hashmem.memory import access
+
+    with Memory(store) as mem:
+        mem.set_byte_budget(10**9)  # the store keeps last reads from now on
+    with Memory(store, readonly=True) as ro:
+        assert [ro.get(i).text for i in (1, 2)] == TEXTS[:2]
+    assert _accessed(store) == 0
+    with Memory(store) as mem:
+        for i in range(1, access.FLUSH_EVERY + 1):
+            mem.get(i)
+        assert _accessed(store) == access.FLUSH_EVERY  # written without waiting for close
+        mem.get(N)
+        blocker = sqlite3.connect(store, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # another writer holds the store
+        started = time.perf_counter()
+        assert mem._access.flush() is False and time.perf_counter() - started < 5  # gave up at once
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        assert mem._access.flush() is True  # kept, and written on the next try
+        assert _accessed(store) == access.FLUSH_EVERY + 1

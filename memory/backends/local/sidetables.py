@@ -19,6 +19,7 @@ What it does not do: code bodies (``tiers``), fit or assign lists (``partition``
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
@@ -119,6 +120,7 @@ class AccessTable:
     def __init__(self, file: StoreFile) -> None:
         self.file = file
         self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()  # one batch at a time on the connection
 
     def start(self, conn: sqlite3.Connection) -> None:
         """Create the table (start keeping access times) inside the caller's transaction."""
@@ -128,6 +130,10 @@ class AccessTable:
         """Record access times of records that still have a body; False when the store was busy."""
         if self.file.readonly or not accessed or not self.file.has("body_access"):
             return True
+        with self._lock:
+            return self._write(accessed)
+
+    def _write(self, accessed: Mapping[int, float]) -> bool:
         if self._conn is None:
             self._conn = sqlite3.connect(self.file.uri(), uri=True, isolation_level=None, check_same_thread=False,
                                          timeout=ACCESS_WAIT, factory=sqlconn.Connection)
@@ -152,9 +158,10 @@ class AccessTable:
         return True
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
 
 class IvfListTable:
