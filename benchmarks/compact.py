@@ -56,9 +56,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/compact.json"))
     args = ap.parse_args()
     data = ev.load_beir(DATA)
-    docs = np.load(CACHE / "scifact-corpus.npy")
-    queries = np.load(CACHE / "scifact-queries.npy")
-    assert len(docs) == len(data.doc_texts) and len(queries) == len(data.query_texts), "stale embedding cache"
+    docs = np.load(CACHE / "scifact-corpus.npy")  # title + ". " + abstract, as ndcg_format.py uses it
+    cached = np.load(CACHE / "scifact-queries.npy")  # embed_cache.py's order: the judged query ids, sorted
+    by_id = {q: i for i, q in enumerate(sorted(data.query_ids))}
+    assert len(docs) == len(data.doc_texts) and len(cached) == len(by_id), "stale embedding cache"
+    queries = cached[[by_id[q] for q in data.query_ids]]  # in the dataset's order
     result = {"command": "benchmarks/compact.py " + " ".join(sys.argv[1:]), "load_start": os.getloadavg()}
     with tempfile.TemporaryDirectory(prefix="hashmem-compact-") as tmp:
         floor = Path(tmp) / "hints.db"
