@@ -1,4 +1,4 @@
-"""Commands on a store: init, add, search, show, stats, delete."""
+"""Commands on a store: init, add, search, show, stats, delete, compact."""
 
 from __future__ import annotations
 
@@ -302,6 +302,8 @@ def stats(ctx, as_json):
     click.echo(f"codes      {c['bits']}-bit {c['method']} (generation {s.hasher['generation']}, "
                f"fitted on {s.hasher['fitted_on']})")
     click.echo(f"fidelity   {c['fidelity']}, hint budget {c['hint_bytes']} B")
+    if len(s.fidelities) > 1:
+        click.echo("kept as     " + ", ".join(f"{k} {v:,}" for k, v in s.fidelities.items()))
     for ns, v in s.ivf.items():
         click.echo(f"ivf        {ns}: {v['nlist']} lists fitted on the {v['lists_from']} of "
                    f"{v['fitted_on']} passages")
@@ -325,4 +327,43 @@ def delete(ctx, ids):
         n = mem.delete(ids)
     click.echo(f"deleted {n} of {len(ids)} record(s)")
     if n < len(ids):
+        ctx.exit(1)
+
+
+@cli.command()
+@click.option("--max-bytes", type=click.IntRange(1), default=None,
+              help="The budget: the store file's size in bytes (default: the budget saved with --save).")
+@click.option("--namespace", "-n", default=None, help="Demote only this namespace's texts (default: any).")
+@click.option("--save", is_flag=True, help="Also keep this budget in the store: every later add applies it.")
+@click.option("--clear", is_flag=True, help="Remove the saved budget (and compact nothing).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def compact(ctx, max_bytes, namespace, save, clear, as_json):
+    """Demote exact texts to hints-only, least recently used first, until the store fits --max-bytes.
+
+    Demoted passages stay searchable with the same code and vector (the same hits and
+    scores); `recall` rebuilds them from their hints (exact: false). The freed space goes
+    back to the filesystem (the first time, by one VACUUM of the whole file).
+    """
+    if clear and (save or max_bytes is not None):
+        raise click.BadParameter("--clear takes no --max-bytes or --save", param_hint="--clear")
+    if save and max_bytes is None:
+        raise click.BadParameter("--save needs --max-bytes", param_hint="--save")
+    with open_memory(ctx, write=True) as mem:
+        if clear:
+            mem.set_byte_budget(None)
+            click.echo(f"removed the byte budget of {mem.path}")
+            return
+        if save:
+            mem.set_byte_budget(max_bytes, namespace=namespace)
+        done = mem.compact(max_bytes, namespace=namespace)
+    if as_json:
+        import dataclasses
+
+        click.echo(json.dumps(dataclasses.asdict(done)))
+        return
+    click.echo(f"demoted {done.demoted:,} passage(s) to hints; {done.exact:,} keep their exact text; "
+               f"{done.bytes_before:,} → {done.bytes_after:,} bytes (budget {done.max_bytes:,}: "
+               f"{'met' if done.met else 'NOT met: every text is demoted'}) in {done.seconds:.1f} s")
+    if not done.met:
         ctx.exit(1)

@@ -20,7 +20,7 @@ from .errors import (
     StoreError,
     UpkeepWarning,
 )
-from .results import Hit, Match, Record, Remembered, StoreStats
+from .results import ByteBudget, Compacted, Hit, Match, Record, Remembered, StoreStats
 from .store import Memory
 
 try:
@@ -31,6 +31,8 @@ except _metadata.PackageNotFoundError:  # pragma: no cover - running from a sour
 __all__ = [
     "AddIncompleteError",
     "BackendUnavailableError",
+    "ByteBudget",
+    "Compacted",
     "ConfigError",
     "HashmemError",
     "Hit",

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from . import compact as compacting
 from . import dedup as dedupe
 from . import hints, quantize
 from . import refit as refitting
@@ -102,7 +103,7 @@ def add_passages(
 
 
 def upkeep(mem, namespace: str, *, progress: bool, last: bool = True) -> None:
-    """After a committed batch: refit the hasher, build IVF lists, retrain the text dictionary.
+    """After a committed batch: refit the hasher, build IVF lists, retrain the text dictionary, keep the byte budget.
 
     Each is due by the store's size, so one that fails (another process held the write
     lock too long, say) is tried again on a later add: its failure is an ``UpkeepWarning``,
@@ -122,6 +123,8 @@ def upkeep(mem, namespace: str, *, progress: bool, last: bool = True) -> None:
             tier = mem._text_tier()
             if last or not tier.current_generation():
                 tier.maybe_retrain()
+            if last:  # a saved byte budget: demote the oldest bodies when the store outgrew it
+                compacting.after_add(mem)
     except StoreError as e:
         warnings.warn(f"{str(e).splitlines()[0]}; the passages are stored, and this upkeep is tried "
                       "again on a later add", UpkeepWarning, stacklevel=3)

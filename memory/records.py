@@ -4,6 +4,8 @@ Hint blobs decode against the lexicon (or, when it is not loaded, the few terms 
 use); a text-tier body decodes with the store's zstd dictionary, an llm-tier body with
 the llm tier's model.
 
+A ``get`` that returns an exact text notes the access (``access``: the order a byte budget demotes in).
+
 What it does not do: search, lock, or store anything (``store.Memory``, ``backends``).
 """
 
@@ -59,6 +61,8 @@ def record(mem, id: int) -> Record:
         text = read_text(mem, r.id, strings)
         if text is None and id not in mem.backend.rows([id], ("namespace",)):  # deleted between the two reads
             raise RecordNotFoundError(f"no record with id {id} in {mem.path}")
+        if text is not None:
+            mem._access.note(id)  # its last use, for a byte budget (``access``: in RAM, written in batches)
     return Record(id=r.id, namespace=r.namespace, created=r.created, metadata=r.metadata, hints=strings,
                   code=np.frombuffer(r.code, dtype=np.uint8).copy(), qvec=np.frombuffer(r.qvec, dtype=np.int8).copy(),
                   text=text)

@@ -73,6 +73,10 @@ class StoreStats:
         hasher: {"method", "generation", "fitted_on"} of the current codes.
         ivf: per namespace searched through IVF lists, {"nlist", "lists_from"
             ("vectors" or "codes"), "fitted_on"}; namespaces scanned whole are absent.
+        fidelities: records by what they keep: ``llm`` (an llm-tier body, on an ``llm``
+            store), ``text`` (a zstd body, on a ``text`` or ``llm`` store), ``hints`` (codes,
+            vector and hints only: every record of a ``hints`` store, and those a byte
+            budget demoted).
     """
 
     records: int
@@ -83,6 +87,43 @@ class StoreStats:
     hasher: dict
     ivf: dict = field(default_factory=dict)
     file_parts: dict[str, int] = field(default_factory=dict)
+    fidelities: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Compacted:
+    """What ``Memory.compact`` did.
+
+    Attributes:
+        max_bytes: the budget.
+        bytes_before: the store's size before (a local store: its pages, the file once checkpointed).
+        bytes_after: its size after.
+        demoted: records whose exact body was dropped (they keep code, vector, hints, metadata).
+        exact: records (of the namespace compacted, or all) that still keep an exact body.
+        met: ``bytes_after <= max_bytes``; False when demoting every body of the namespace was not enough.
+        seconds: wall time.
+    """
+
+    max_bytes: int
+    bytes_before: int
+    bytes_after: int
+    demoted: int
+    exact: int
+    met: bool
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ByteBudget:
+    """A store's saved byte budget, applied after each add (``Memory.set_byte_budget``).
+
+    Attributes:
+        max_bytes: the size the store is held under.
+        namespace: only this namespace's bodies are demoted; None: any.
+    """
+
+    max_bytes: int
+    namespace: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""``Memory.stats``: counts, bytes per passage by part, the hasher, and what the backend's file holds.
+"""``Memory.stats``: counts, bytes per passage by part, records by fidelity, the hasher, and what the file holds.
 
 What it does not do: count anything itself (the backend's ``byte_sums`` and, for a
 store with a file, ``FileStatistics``).
@@ -8,6 +8,17 @@ from __future__ import annotations
 
 from .backends.base import FileStatistics
 from .results import StoreStats
+
+TIERS = {"hints": ("hints",), "text": ("text", "hints"), "llm": ("llm", "text", "hints")}  # what a store's records can keep
+
+
+def fidelities(mem, records: int) -> dict[str, int]:
+    """Records by what they keep (``StoreStats.fidelities``): bodies counted by the backend, the rest ``hints``."""
+    tiers = TIERS[mem.config.fidelity]
+    bodies = mem.backend.body_counts() if len(tiers) > 1 else {}
+    out = {t: int(bodies.get(t, 0)) for t in tiers[:-1]}
+    out["hints"] = records - sum(out.values())
+    return out
 
 
 def stats(mem) -> StoreStats:
@@ -29,4 +40,5 @@ def stats(mem) -> StoreStats:
         hasher={"method": hasher.method, "generation": hasher.generation, "fitted_on": hasher.fitted_on},
         ivf=backend.partitions() if has_file else {},
         file_parts=backend.file_parts() if has_file else {},
+        fidelities=fidelities(mem, n),
     )

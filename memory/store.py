@@ -25,7 +25,7 @@ same, so it sees every earlier commit.
 
 This module opens and creates stores and checks what comes in; the write pipeline
 is ``ingest``, refitting ``refit``, the search stages ``search``, rows made into hits
-and records ``records``, statistics ``stats``, API keys ``keys``.
+and records ``records``, statistics ``stats``, API keys ``keys``, the byte budget ``compact``.
 
 What it does not do: read files (``sources``), chunk (``chunk``) or decode text
 (``decoders``).
@@ -38,7 +38,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from . import fusion, hints, ingest, keys, opening, records, search
+from . import access, fusion, hints, ingest, keys, opening, records, search
+from . import compact as compacting
 from . import refit as refitting
 from . import stats as statistics
 from .backends import open_backend
@@ -57,15 +58,14 @@ from .validate import (
 )
 
 
-class Memory(ingest.Adding, keys.KeyMethods):
+class Memory(ingest.Adding, keys.KeyMethods, compacting.Compacting):
     """A hashmem store in one SQLite file.
 
     Args:
         path: the store file; created if missing (when ``create``).
         model: embedding model (sentence-transformers name or path). Fixed at
             creation; opening with another one raises ModelMismatchError.
-        bits: code length, a multiple of 8 in [32, dim] (fixed at creation).
-        method: ``sign``, ``itq`` or ``lsh`` (fixed at creation).
+        bits, method: code length, a multiple of 8 in [32, dim]; ``sign``, ``itq`` or ``lsh`` (fixed at creation).
         hint_bytes: byte budget of the lexical hints per passage (fixed at creation).
         create: create the store when the file does not exist; otherwise raise StoreError.
         batch_size: passages embedded and committed per transaction.
@@ -78,10 +78,9 @@ class Memory(ingest.Adding, keys.KeyMethods):
             factory of one) its passages are coded with; default: the one
             ``hashmem.decoders`` registers (the decoder's GGUF through llama.cpp).
 
-    Several processes may share one store: writes serialize on SQLite's write lock
-    (waiting up to ``storage.BUSY_TIMEOUT`` seconds), and every search first brings
-    this handle up to date with what other processes committed (adds, deletes,
-    refits), so it sees every commit made before it started.
+    Several processes may share one store: writes serialize on SQLite's write lock (waiting
+    up to ``storage.BUSY_TIMEOUT`` s), and every search first catches up with what other
+    processes committed (adds, deletes, refits), so it sees every commit made before it.
 
     Raises:
         ConfigError: invalid settings, or settings different from the store's.
@@ -117,6 +116,7 @@ class Memory(ingest.Adding, keys.KeyMethods):
         self.backend: Backend = open_backend(path, create=create and not readonly, readonly=readonly,
                                              durable=durable)
         self.path = getattr(self.backend, "path", self.backend.location)
+        self._access = access.AccessLog(self.backend)  # last reads of exact bodies (a byte budget's order)
         new = self.backend.is_new
         try:
             settings = {"model": model, "bits": bits, "method": method, "hint_bytes": hint_bytes, "fidelity": fidelity}
@@ -194,7 +194,8 @@ class Memory(ingest.Adding, keys.KeyMethods):
         return self._llm_tier
 
     def close(self) -> None:
-        """Flush (the local WAL) and close (a second call does nothing)."""
+        """Write the pending last-access times, flush (the local WAL) and close (a second call does nothing)."""
+        self._access.flush()  # never raises: times it cannot write go with the handle
         self.backend.close()
 
     def __enter__(self) -> Memory:

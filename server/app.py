@@ -7,6 +7,7 @@ Routes (``/v1``; OpenAPI at ``/docs`` and ``/openapi.json``):
 - ``POST /v1/search`` (query, k, namespace, where, candidates, optional ``recall``);
 - ``GET /v1/passages/{id}``, ``DELETE /v1/passages/{id}``, ``POST /v1/passages/{id}/recall``;
 - ``POST /v1/ask`` (JSON, or server-sent events with ``"stream": true``);
+- ``POST /v1/compact`` (max_bytes, optional namespace: demote exact texts to meet a byte budget);
 - ``GET /v1/stats``.
 
 Every error is ``{"error": {"code": ..., "message": ...}}`` with one line of
@@ -21,6 +22,7 @@ other than through ``Service``.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import logging
@@ -83,6 +85,12 @@ class SearchBody(_Body):
                               "[0, 1]); binary+int8: vectors only (scores are cosines).")
     lexical_weight: float | None = Field(None, ge=0, le=1, description="BM25's share in hybrid (default: the "
                                                                        "store's, by fidelity).")
+
+
+class CompactBody(_Body):
+    max_bytes: int = Field(ge=1, description="The budget: the store's size in bytes (a local store: its file).")
+    namespace: str | None = Field(None, min_length=1, max_length=256, description="Demote only this namespace's "
+                                  "texts (default: any; needs an unrestricted key).")
 
 
 class AskBody(_Body):
@@ -250,6 +258,11 @@ def create_app(service: Service, *, max_body_bytes: int = DEFAULT_MAX_BODY, lean
             return answer_dict(asked.answer, asked.hits)
         service.search(who, body.question, body.k, namespace=body.namespace)  # errors before the stream starts
         return StreamingResponse(_sse(service, who, body), media_type="text/event-stream")
+
+    @app.post("/v1/compact", tags=["write"])
+    def compact(body: CompactBody, who: Who) -> dict:
+        """Demote exact texts to hints-only, least recently used first, until the store fits ``max_bytes``."""
+        return dataclasses.asdict(service.compact(who, body.max_bytes, namespace=body.namespace))
 
     @app.get("/v1/stats", tags=["read"])
     def stats(who: Who) -> dict:

@@ -210,6 +210,17 @@ class Service:
         with self._decoder_lock:
             return Asked(self.decoder.ask(question, hits, on_token=on_token), hits)
 
+    def compact(self, p: Principal, max_bytes: int, *, namespace: str | None = None):
+        """Demote exact texts to meet a byte budget (``Memory.compact``): with a namespace, a key that may
+        write it; over the whole store, only an unrestricted principal (the budget is the store's)."""
+        if namespace is None and not p.unrestricted:
+            raise ApiError(403, "forbidden", "only an unrestricted key may compact the whole store; "
+                                             "give a namespace this key may write")
+        if namespace is not None:
+            p.require(namespace, "write")
+        with self.lock.write():
+            return self.memory.compact(max_bytes, namespace=namespace)
+
     def stats(self, p: Principal) -> dict:
         """Counts of the namespaces the principal may read; sizes only for an unrestricted principal."""
         with self.lock.read():
@@ -219,7 +230,8 @@ class Service:
             out["records"] = sum(out["namespaces"].values())
             if p.unrestricted:
                 s = self.memory.stats()
-                out.update(bytes_per_passage=s.bytes_per_passage, file_bytes=s.file_bytes, hasher=s.hasher)
+                out.update(bytes_per_passage=s.bytes_per_passage, file_bytes=s.file_bytes, hasher=s.hasher,
+                           fidelities=s.fidelities)
         return out
 
 

@@ -226,6 +226,37 @@ def check_text_bodies(open_mem) -> None:
     assert [other.get(i).text for i in ids] == texts
 
 
+def check_compact(open_mem) -> None:
+    """A byte budget: where the backend demotes bodies (``BodyDemotion``), ``compact`` over a namespace
+    drops every body there when the budget cannot be met, searches keep their ids and scores, recall
+    rebuilds (not exact), a second handle sees it; elsewhere a one-line ConfigError, nothing changed."""
+    from hashmem.decoders import ExtractiveDecoder
+    from hashmem.memory import ConfigError
+    from hashmem.memory.backends.base import BodyDemotion
+
+    mem = open_mem(fidelity="text")
+    ids = mem.add(PASSAGES, metadata=META)
+    (note,) = mem.add(["A note about the river Thames and its bridges."], namespace="notes")
+    q = "Who won the Nobel Prize twice?"
+    before = [(h.id, h.score, h.hamming) for h in mem.search(q, 5)]
+    assert mem.stats().fidelities == {"text": len(ids) + 1, "hints": 0}
+    if not isinstance(mem.backend, BodyDemotion):
+        with pytest.raises(ConfigError, match="cannot demote bodies"):
+            mem.compact(1)
+        with pytest.raises(ConfigError, match="cannot demote bodies"):
+            mem.set_byte_budget(10**6)
+        assert [mem.get(i).text for i in ids] == PASSAGES and mem.byte_budget is None
+        return
+    done = mem.compact(1, namespace="default")
+    assert done.demoted == len(ids) and done.exact == 0 and not done.met
+    assert [(h.id, h.score, h.hamming) for h in mem.search(q, 5)] == before
+    assert all(mem.get(i).text is None for i in ids) and mem.get(note).text.startswith("A note about")
+    r = ExtractiveDecoder(mem).reconstruct(ids[5])
+    assert not r.exact and r.text
+    assert mem.stats().fidelities == {"text": 1, "hints": len(ids)}
+    assert open_mem().get(ids[0]).text is None  # a second handle
+
+
 class BackendContract:
     """The checks as tests: ``class TestX(BackendContract)`` in a module with an ``open_mem`` fixture."""
 
@@ -252,3 +283,6 @@ class BackendContract:
 
     def test_failed_add_reports_ids(self, open_mem, monkeypatch):
         check_failed_add_reports_ids(open_mem, monkeypatch)
+
+    def test_compact(self, open_mem):
+        check_compact(open_mem)

@@ -22,8 +22,9 @@ three search stages (``search.py``); everything it keeps or looks up goes throug
 
 Hooks with defaults: ``follow`` (bring what the engine keeps in RAM up to the shared
 state: the local index), ``stale``, ``sample``, ``has_namespace``, ``check``,
-``check_bodies``, ``body_store``. Small optional protocols, checked with ``isinstance``:
-``AfterCommitUpkeep`` (the local index and its IVF lists), ``ApiKeys``, ``FileStatistics``.
+``check_bodies``, ``body_store``, ``body_counts``. Small optional protocols, checked with ``isinstance``:
+``AfterCommitUpkeep`` (the local index and its IVF lists), ``ApiKeys``, ``FileStatistics``,
+``BodyDemotion`` (exact bodies dropped to meet a byte budget: ``memory.compact``).
 
 Two implementations: ``local.backend.LocalBackend`` (the default: one SQLite file and
 an in-RAM Hamming index) and ``milvus.backend.MilvusBackend`` (a Milvus server or
@@ -49,7 +50,7 @@ from ..filters import Dialect, Where
 from ..hints import Lexicon
 from ..search import Candidates
 
-__all__ = ["FIELDS", "AfterCommitUpkeep", "ApiKeys", "Backend", "FileStatistics", "Row", "Rows"]
+__all__ = ["FIELDS", "AfterCommitUpkeep", "ApiKeys", "Backend", "BodyDemotion", "FileStatistics", "Row", "Rows"]
 
 FIELDS = ("namespace", "created", "metadata", "code", "qvec", "hints", "gen", "text")
 RECORD = FIELDS[:-1]  # what ``Row`` holds: every field but the text-tier body
@@ -176,6 +177,37 @@ class FileStatistics(Protocol):
 
     def partitions(self) -> dict[str, dict]:
         """The IVF partition of each partitioned namespace (nlist, what its lists were fitted from)."""
+
+
+@runtime_checkable
+class BodyDemotion(Protocol):
+    """A backend whose exact bodies (text/llm tier) can be dropped record by record (``memory.compact``).
+
+    A demoted record keeps its id, code, int8 vector, hints and metadata: it is found by search as
+    before and rebuilt by a decoder; only its body is gone. Last-use times order the demotions:
+    a record's last recorded access (``note_access``, once ``track_access`` started it), else its
+    creation time.
+    """
+
+    def body_ages(self, namespace: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ids int64, body bytes int64, last use float64 Unix time) of the records with a body, of one
+        namespace or of all, in id order."""
+
+    def demote(self, txn, ids: Sequence[int]) -> int:
+        """Drop the bodies of these ids inside the caller's transaction; how many had one."""
+
+    def reclaim(self, *, full: bool = False) -> None:
+        """Give the space of dropped bodies back (``full``: rewrite the whole store, also packing half-empty pages)."""
+
+    def budget_bytes(self) -> int:
+        """The size a byte budget is held to."""
+
+    def track_access(self, txn) -> None:
+        """Start keeping last-access times (inside the caller's transaction); nothing when kept already."""
+
+    def note_access(self, accessed: Mapping[int, float]) -> bool:
+        """Write last-access times (id → Unix time) if they are kept; False when the store was busy
+        (nothing written: try again later), True otherwise."""
 
 
 class Backend(abc.ABC):
@@ -317,6 +349,11 @@ class Backend(abc.ABC):
         same object for the life of the backend.
         """
         raise NotImplementedError(f"{type(self).__name__} keeps no text bodies")
+
+    def body_counts(self) -> dict[str, int]:
+        """How many records keep an ``llm`` body and how many a ``text`` body (asked of text and llm
+        stores); by default every record a text body."""
+        return {"llm": 0, "text": self.count()}
 
     def check_bodies(self, bodies: Sequence[bytes]) -> None:  # noqa: B027 - optional hook
         """Raise InputError, before anything is written, when a body cannot be stored here."""

@@ -17,19 +17,21 @@ from ...hints import Lexicon
 from ...search import Candidates
 from ..base import RECORD, Backend, Rows
 from . import partition
+from .demotion import LocalDemotion
 from .index import HammingIndex
 from .storage import Storage
 
 _INT64_MAX = 2**63 - 1
 
 
-class LocalBackend(Backend):
+class LocalBackend(LocalDemotion, Backend):
     """The default: one SQLite file (``storage.Storage``) + the in-RAM Hamming index (``index.HammingIndex``).
 
     Reads and writes go to ``Storage``; this class adds the index and the bookkeeping that
     keeps it in step with the file (ids seen, ``PRAGMA data_version``, deletes by other
     processes). Writes are SQLite transactions: a killed process loses at most the
-    uncommitted batch. Implements ``AfterCommitUpkeep``, ``ApiKeys`` and ``FileStatistics``.
+    uncommitted batch. Implements ``AfterCommitUpkeep``, ``ApiKeys``, ``FileStatistics`` and
+    ``BodyDemotion`` (``demotion``).
 
     Args:
         path: the store file.

@@ -1,7 +1,11 @@
-"""Tables beside ``records``, keyed by record id: exact texts and IVF lists.
+"""Tables beside ``records``, keyed by record id: exact texts, their last access, and IVF lists.
 
 - ``texts(id INTEGER PRIMARY KEY, body BLOB NOT NULL)``: a passage's body for the ``text``
-  fidelity tier (its bytes are the tier's: ``tiers.text``). Created with the first body.
+  fidelity tier (its bytes are the tier's: ``tiers.text``). Created with the first body; a
+  record demoted by a byte budget (``memory.compact``) has no row here.
+- ``body_access(id INTEGER PRIMARY KEY, at REAL NOT NULL)``: the Unix time a body was last
+  read by ``Memory.get`` (which recall and ask go through), written in batches. Created by the
+  first compaction or byte budget: a store that never compacts never writes it.
 - ``ivf_lists(id INTEGER PRIMARY KEY, list INTEGER NOT NULL)``: the IVF list of a record of a
   partitioned namespace (``partition``). Created with the first partition (format 1 stores:
   on opening).
@@ -15,16 +19,21 @@ What it does not do: code bodies (``tiers``), fit or assign lists (``partition``
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
+from ...errors import StoreError
+from . import sqlconn
 from .interning import InlineNames
 from .sqlfile import StoreFile, chunks
 
 TEXTS = "CREATE TABLE IF NOT EXISTS texts (id INTEGER PRIMARY KEY, body BLOB NOT NULL)"
 IVF_LISTS = "CREATE TABLE IF NOT EXISTS ivf_lists (id INTEGER PRIMARY KEY, list INTEGER NOT NULL)"
-KEYED_BY_RECORD = ("texts", "ivf_lists")
+ACCESS = "CREATE TABLE IF NOT EXISTS body_access (id INTEGER PRIMARY KEY, at REAL NOT NULL)"
+KEYED_BY_RECORD = ("texts", "ivf_lists", "body_access")
+ACCESS_WAIT = 0.2  # seconds a batch of access times waits for another writer before it is kept for later
 
 
 class TextTable:
@@ -63,6 +72,96 @@ class TextTable:
     def update(self, conn: sqlite3.Connection, ids: Sequence[int], bodies: Sequence[bytes]) -> None:
         """Overwrite bodies inside the caller's transaction."""
         conn.executemany("UPDATE texts SET body = ? WHERE id = ?", zip(bodies, ids, strict=True))
+
+    def delete(self, conn: sqlite3.Connection, ids: Sequence[int]) -> int:
+        """Drop the bodies of these ids inside the caller's transaction (the records stay); how many existed."""
+        if not self.file.has("texts"):
+            return 0
+        gone = 0
+        for chunk in chunks([int(i) for i in ids], 900):
+            gone += conn.execute(f"DELETE FROM texts WHERE id IN ({','.join('?' * len(chunk))})", chunk).rowcount
+        return gone
+
+    def counts(self) -> dict[str, int]:
+        """Bodies by tier: ``llm`` (tag 255, ``tiers.llm``) and ``text`` (the others)."""
+        if not self.file.has("texts"):
+            return {"llm": 0, "text": 0}
+        n, llm = self.file.conn.execute(
+            "SELECT count(*), coalesce(sum(substr(body, 1, 1) = x'ff'), 0) FROM texts").fetchone()
+        return {"llm": int(llm), "text": int(n - llm)}
+
+    def ages(self, namespace_key, created_sql: str, accessed: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ids, body bytes, last use) of the records with a body (of one namespace key, or all), in id order.
+
+        Args:
+            namespace_key: what ``records.namespace`` holds for the namespace, or None for all.
+            created_sql: the format's creation time of ``records r``.
+            accessed: the ``body_access`` table exists (its times count as the last use).
+        """
+        if not self.file.has("texts"):
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
+        used = f"max({created_sql}, coalesce(a.at, 0))" if accessed else created_sql
+        join = "LEFT JOIN body_access a ON a.id = t.id " if accessed else ""
+        where, args = ("WHERE r.namespace = ? ", (namespace_key,)) if namespace_key is not None else ("", ())
+        rows = self.file.conn.execute(f"SELECT t.id, length(t.body), {used} FROM texts t JOIN records r ON r.id = t.id "
+                                      f"{join}{where}ORDER BY t.id", args).fetchall()
+        arr = np.array(rows, dtype=np.float64).reshape(-1, 3)
+        return arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2]
+
+
+class AccessTable:
+    """Table ``body_access``: when each body was last read, written through a connection of its own.
+
+    Access times are written in batches from reads (``Memory.get``), which must never wait long or
+    join another thread's write: so they go through a second connection that waits at most
+    ``ACCESS_WAIT`` seconds for the write lock, and a busy store keeps the batch for later.
+    """
+
+    def __init__(self, file: StoreFile) -> None:
+        self.file = file
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()  # one batch at a time on the connection
+
+    def start(self, conn: sqlite3.Connection) -> None:
+        """Create the table (start keeping access times) inside the caller's transaction."""
+        conn.execute(ACCESS)
+
+    def write(self, accessed: Mapping[int, float]) -> bool:
+        """Record access times of records that still have a body; False when the store was busy."""
+        if self.file.readonly or not accessed or not self.file.has("body_access"):
+            return True
+        with self._lock:
+            return self._write(accessed)
+
+    def _write(self, accessed: Mapping[int, float]) -> bool:
+        if self._conn is None:
+            self._conn = sqlite3.connect(self.file.uri(), uri=True, isolation_level=None, check_same_thread=False,
+                                         timeout=ACCESS_WAIT, factory=sqlconn.Connection)
+            self._conn.path = str(self.file.path)
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            if "locked" in str(e) or "busy" in str(e):
+                return False
+            raise StoreError(f"cannot write {self.file.path}: {e}") from e
+        try:
+            self._conn.executemany(
+                "INSERT INTO body_access(id, at) SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM texts WHERE id = ?1) "
+                "ON CONFLICT(id) DO UPDATE SET at = max(at, excluded.at)",
+                ((int(i), float(t)) for i, t in accessed.items()))
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise StoreError(f"cannot write {self.file.path}: {e}") from e
+        return True
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
 
 class IvfListTable:

@@ -234,6 +234,41 @@ class StoreFile:
         if not self.readonly:
             self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
+    def reclaim(self, *, full: bool = False) -> None:
+        """Give free pages back to the filesystem: the file shrinks by them.
+
+        A file made with ``auto_vacuum`` NONE (every store before the first compaction: new
+        stores are created as before, so a store that never compacts keeps its bytes) is
+        switched to INCREMENTAL by one ``VACUUM``, which rewrites it whole (once; it needs free
+        disk space about the file's size). After that, ``PRAGMA incremental_vacuum`` moves the
+        last pages into the free ones and truncates, in one write transaction. ``full``:
+        ``VACUUM`` anyway, which also packs half-empty pages. Then the WAL is checkpointed and
+        truncated, so the file is its pages. A kill at any point leaves the file as it was
+        before that step or after it (SQLite's own atomic commit).
+
+        Raises:
+            StoreError: read-only, busy too long, or SQLite failed.
+        """
+        if self.readonly:
+            raise StoreError(f"cannot write {self.path}: opened read-only (or the file is read-only)")
+        try:
+            if full or self.conn.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
+                self._check_file()
+                self.conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+                self.conn.execute("VACUUM")
+            else:
+                with self.transaction() as c:
+                    for _ in range(c.execute("PRAGMA freelist_count").fetchone()[0]):
+                        c.execute("PRAGMA incremental_vacuum(1)")  # one page per step; Python steps once
+            self.checkpoint()
+        except sqlite3.OperationalError as e:
+            raise StoreError(f"cannot reclaim the free space of {self.path}: {e}") from e
+
+    def page_bytes(self) -> int:
+        """The database's size in pages × page size: the file once the WAL is checkpointed."""
+        return (self.conn.execute("PRAGMA page_count").fetchone()[0]
+                * self.conn.execute("PRAGMA page_size").fetchone()[0])
+
     def check_integrity(self, *, full: bool = False) -> None:
         """SQLite's ``quick_check`` (``integrity_check`` when ``full``).
 

@@ -14,7 +14,8 @@ The file (one SQLite database, WAL journal) and the module that knows each part 
 - ``batches`` (format 3: creation time per batch): ``formats``.
 - ``lexicon`` / ``terms`` (format 1): ``lexicon`` (tables), ``lexicon_codec`` (block bytes).
 - namespace ids and ``meta_sets`` (metadata shared by records, stored once): ``interning``.
-- ``texts`` (text tier bodies) and ``ivf_lists`` (``partition``): ``sidetables``.
+- ``texts`` (text tier bodies), ``body_access`` (their last reads, kept once a store compacts)
+  and ``ivf_lists`` (``partition``): ``sidetables``; dropping bodies for a byte budget: ``demotion``.
 - ``api_keys`` (the servers' tenants): ``apikeys``.
 - bytes by part (``dbstat``): ``filestats``.
 
@@ -46,7 +47,7 @@ from ...hints import Lexicon
 from ..base import Row
 from . import filestats, formats
 from .apikeys import ApiKeyTable
-from .sidetables import IvfListTable, TextTable
+from .sidetables import AccessTable, IvfListTable, TextTable
 from .sqlfile import BUSY_TIMEOUT, INT64_MAX, StoreFile
 
 PAGE_SIZE = 16384  # bytes per page of a new store file
@@ -73,7 +74,7 @@ class Storage:
         file: the connection, transactions and meta table (``sqlfile.StoreFile``).
         records: the records' reader and writer in this file's format (``formats``).
         lexicon: the lexicon's tables in this file's format (``lexicon``).
-        texts, ivf_lists, api_keys: the tables of ``sidetables`` and ``apikeys``.
+        texts, access, ivf_lists, api_keys: the tables of ``sidetables`` and ``apikeys``.
         conn, path, readonly, busy_timeout: the file's.
         is_new: the file had no table when opened (until ``initialize``).
         batch_times, lexicon_blocks, meta_sets, namespace_ids: the format's (``RecordFormat``).
@@ -88,6 +89,7 @@ class Storage:
         self.records = formats.open_format(self.file)
         self.lexicon = self.records.lexicon_type(self.file)
         self.texts = TextTable(self.file)
+        self.access = AccessTable(self.file)
         self.ivf_lists = IvfListTable(self.file, self.records.names)
         self.api_keys = ApiKeyTable(self.file)
 
@@ -119,9 +121,11 @@ class Storage:
         return self.file.closed
 
     def close(self) -> None:
+        self.access.close()
         self.file.close()
 
     def close_quietly(self) -> None:
+        self.access.close()
         self.file.close_quietly()
 
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]:

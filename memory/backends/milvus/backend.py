@@ -302,6 +302,14 @@ class MilvusBackend(Backend):
     def count(self, namespace: str | None = None) -> int:
         return self.records.count(namespace)
 
+    def body_counts(self) -> dict[str, int]:
+        """llm-tier bodies (tag 255: base64 "/…"; a zstd tag ≥ 252, dictionary generation ≥ 251, would
+        count too, a store no re-training schedule reaches) and the others, which are text-tier bodies."""
+        if not self.text_bytes:
+            return {"llm": 0, "text": 0}
+        llm = self.records.count(where='body like "/%"')
+        return {"llm": llm, "text": self.count() - llm}
+
     def namespaces(self) -> dict[str, int]:
         counts = {ns: self.count(ns) for ns in self.settings.namespace_names()}
         return dict(sorted((k, v) for k, v in counts.items() if v))

@@ -110,9 +110,10 @@ class Records:
                 for part, group in by_part.items():
                     self.client.upsert(self.name, group, partition_name=part)
 
-    def count(self, namespace: str | None = None) -> int:
-        """Rows in the collection, or in one namespace (read in its partition only)."""
+    def count(self, namespace: str | None = None, *, where: str | None = None) -> int:
+        """Rows in the collection, or in one namespace (read in its partition only), matching ``where``."""
         expr = "id > 0" if namespace is None else f"namespace == {json.dumps(namespace)}"
+        expr += f" and {where}" if where else ""
         parts = None if namespace is None else [partition_of(namespace)]
         with self._errors("read"):
             rows = self.client.query(self.name, filter=expr, output_fields=["count(*)"], partition_names=parts,
