@@ -55,6 +55,7 @@ class LocalBackend(Backend):
         self._seen_id = 0
         self._version = None
         self._deletes = 0
+        self._rewrites = 0
         self._hasher = None  # the hasher the index's codes were made with
 
     readonly = property(lambda self: self.storage.readonly)
@@ -134,6 +135,9 @@ class LocalBackend(Backend):
         self._deletes = self.storage.deletes_count()
         return gone
 
+    def rewrite(self, txn, ids, **kw) -> None:
+        self.storage.rewrite(txn, ids, **kw)
+
     def update(self, txn, ids, *, codes, gen) -> None:
         self.storage.update_codes(txn, ids, codes, gen)
 
@@ -209,6 +213,14 @@ class LocalBackend(Backend):
                                      query_vec=query_vec)
         return Candidates(ids, ham, codes=space.codes_of(ids))
 
+    def candidates_many(self, namespace, qcodes, n, *, generation):
+        """The index's top-n of every query in one kernel call (without their codes: nobody reads them)."""
+        if self._hasher is None or generation != self._hasher.generation:
+            return [Candidates(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint32)) for _ in qcodes]
+        ids, ham = self.index.search_many(namespace, qcodes, n)
+        keep = ids >= 0
+        return [Candidates(ids[j][keep[j]], ham[j][keep[j]].astype(np.uint32)) for j in range(len(qcodes))]
+
     def follow(self, state) -> None:
         """Bring the index up to the file's commit ``state.versions["records"]``: other processes' adds,
         deletes and refits.
@@ -224,7 +236,7 @@ class LocalBackend(Backend):
             return
         if version == self._version:
             return
-        deletes = self.storage.deletes_count()
+        deletes, rewrites = self.storage.deletes_count(), self.storage.rewrites.count()  # before what they count
         deleted_elsewhere, self._deletes = deletes != self._deletes, deletes
         last = self.storage.last_id()
         for ids, namespaces, codes, gens in self.storage.iter_codes(batch=8192, after=self._seen_id, upto=last):
@@ -241,21 +253,35 @@ class LocalBackend(Backend):
                     gone = np.setdiff1d(space.live_ids(), self.storage.live_ids(name, last), assume_unique=True)
                     if len(gone):
                         self.index.remove(name, gone.tolist())
+        if rewrites != self._rewrites:  # records rewritten in place elsewhere: their codes again
+            self._index_rewrites(self.storage.rewrites.since(self._rewrites), state.hasher.generation)
+            self._rewrites = rewrites
         self._seen_id = max(self._seen_id, last)
         self._version = version
+
+    def _index_rewrites(self, ids: list[int], generation: int) -> None:
+        present, got = self.storage.fetch_columns(ids, ("namespace", "code", "gen"))
+        by_ns: dict[str, list[int]] = {}
+        for j, (ns, gen) in enumerate(zip(got["namespace"], got["gen"], strict=True)):
+            if int(gen) == generation:
+                by_ns.setdefault(ns, []).append(j)
+        for ns, rows in by_ns.items():
+            codes = np.frombuffer(b"".join(got["code"][j] for j in rows), np.uint8).reshape(len(rows), -1)
+            self.index.overwrite(ns, [present[j] for j in rows], codes)
 
     def _load(self, state, version) -> None:
         """Build the in-RAM index from every stored code (and note the last id seen)."""
         # built aside and swapped in whole: a search in another thread meanwhile sees the old index,
         # never a half-filled one without some namespace (which the servers would answer with a 404)
         fresh = HammingIndex(state.config.bits, ivf_min_rows=None)  # IVF lists: partition
+        counts = self.storage.deletes_count(), self.storage.rewrites.count()  # before the codes they count
         seen = self.storage.last_id()
         mixed = False
         for ids, namespaces, codes, gens in self.storage.iter_codes(batch=8192, upto=seen):
             mixed = mixed or bool(np.any(gens != state.hasher.generation))
             self._index_rows(state.config.bits, ids, namespaces, codes, fresh)
         self.index, self._hasher, self._seen_id = fresh, state.hasher, seen
-        self._deletes = self.storage.deletes_count()
+        self._deletes, self._rewrites = counts
         self._version = None if mixed else version  # codes of a refit the state lags behind: look again
         partition.load(self._partition(state.config.dim, state.quantizer))  # large namespaces' IVF lists
 
@@ -285,6 +311,9 @@ class LocalBackend(Backend):
 
     def index_remove(self, namespace, ids) -> None:
         self.index.remove(namespace, ids)
+
+    def index_rewrite(self, namespace, ids, codes) -> None:
+        self.index.overwrite(namespace, ids, codes)
 
     def upkeep(self, namespace, *, dim, quantizer, progress=False) -> None:
         partition.maybe_build(self._partition(dim, quantizer), namespace, progress=progress)

@@ -228,10 +228,24 @@ class HammingIndex:
         if namespace in self.spaces:
             self.spaces[namespace].remove(ids)
 
+    def overwrite(self, namespace: str, ids, codes: np.ndarray) -> None:
+        """New packed uint8 codes [n, bits / 8] for records of a namespace rewritten in place."""
+        if namespace in self.spaces and len(ids):
+            self.spaces[namespace].overwrite(np.asarray(ids, dtype=np.int64), to_words(codes))
+
     def refresh(self) -> None:
         """Lay every namespace out now (IVF build / fold-in), e.g. once after a bulk load."""
         for space in self.spaces.values():
             space.refresh()
+
+    def search_many(self, namespace: str, query_codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest ids (int64 [q, k], -1 padded) and Hamming distances of packed codes uint8 [q, bits / 8]
+        in one namespace, in one kernel call (as ``search`` of each, without steering the probes)."""
+        space = self.spaces.get(namespace)
+        q = len(query_codes)
+        if space is None or space.n_alive == 0 or q == 0:
+            return np.full((q, 0), -1, dtype=np.int64), np.zeros((q, 0), dtype=np.int32)
+        return space.search_batch(to_words(np.asarray(query_codes)), k, nprobe=self.nprobe)
 
     def search(self, namespace: str, query_code: np.ndarray, k: int, *, allowed_ids=None,
                nprobe: int | None = None, exact: bool = False, query_proj: np.ndarray | None = None,
