@@ -216,10 +216,8 @@ class LocalBackend(Backend):
     def candidates_many(self, namespace, qcodes, n, *, generation):
         """The index's top-n of every query in one kernel call (without their codes: nobody reads them)."""
         if self._hasher is None or generation != self._hasher.generation:
-            return [Candidates(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint32)) for _ in qcodes]
-        ids, ham = self.index.search_many(namespace, qcodes, n)
-        keep = ids >= 0
-        return [Candidates(ids[j][keep[j]], ham[j][keep[j]].astype(np.uint32)) for j in range(len(qcodes))]
+            return super().candidates_many(namespace, qcodes, n, generation=generation)  # none
+        return [Candidates(ids, ham) for ids, ham in self.index.search_many(namespace, qcodes, n)]
 
     def follow(self, state) -> None:
         """Bring the index up to the file's commit ``state.versions["records"]``: other processes' adds,
@@ -246,7 +244,7 @@ class LocalBackend(Backend):
                 # refit the state has not seen yet: reload (rare, large stores)
                 self._load(state, version)
                 return
-            self._index_rows(state.config.bits, ids, namespaces, codes)
+            self.index.add_rows(ids, namespaces, codes)
         if deleted_elsewhere:  # drop the ids another process deleted (a scan of the ids: deletes are rare)
             for name, space in list(self.index.spaces.items()):
                 if space.n_alive:
@@ -254,20 +252,11 @@ class LocalBackend(Backend):
                     if len(gone):
                         self.index.remove(name, gone.tolist())
         if rewrites != self._rewrites:  # records rewritten in place elsewhere: their codes again
-            self._index_rewrites(self.storage.rewrites.since(self._rewrites), state.hasher.generation)
+            for ns, (ids, codes) in self.storage.rewritten_since(self._rewrites, state.hasher.generation).items():
+                self.index.overwrite(ns, ids, codes)
             self._rewrites = rewrites
         self._seen_id = max(self._seen_id, last)
         self._version = version
-
-    def _index_rewrites(self, ids: list[int], generation: int) -> None:
-        present, got = self.storage.fetch_columns(ids, ("namespace", "code", "gen"))
-        by_ns: dict[str, list[int]] = {}
-        for j, (ns, gen) in enumerate(zip(got["namespace"], got["gen"], strict=True)):
-            if int(gen) == generation:
-                by_ns.setdefault(ns, []).append(j)
-        for ns, rows in by_ns.items():
-            codes = np.frombuffer(b"".join(got["code"][j] for j in rows), np.uint8).reshape(len(rows), -1)
-            self.index.overwrite(ns, [present[j] for j in rows], codes)
 
     def _load(self, state, version) -> None:
         """Build the in-RAM index from every stored code (and note the last id seen)."""
@@ -279,20 +268,11 @@ class LocalBackend(Backend):
         mixed = False
         for ids, namespaces, codes, gens in self.storage.iter_codes(batch=8192, upto=seen):
             mixed = mixed or bool(np.any(gens != state.hasher.generation))
-            self._index_rows(state.config.bits, ids, namespaces, codes, fresh)
+            fresh.add_rows(ids, namespaces, codes)
         self.index, self._hasher, self._seen_id = fresh, state.hasher, seen
         self._deletes, self._rewrites = counts
         self._version = None if mixed else version  # codes of a refit the state lags behind: look again
         partition.load(self._partition(state.config.dim, state.quantizer))  # large namespaces' IVF lists
-
-    def _index_rows(self, bits: int, ids: np.ndarray, namespaces: list[str], codes: list[bytes],
-                    index: HammingIndex | None = None) -> None:
-        index = self.index if index is None else index
-        arr = np.frombuffer(b"".join(codes), dtype=np.uint8).reshape(len(ids), bits // 8)
-        ns = np.array(namespaces, dtype=object)
-        for name in dict.fromkeys(namespaces):  # few Python objects at once
-            sel = ns == name
-            index.add(name, ids[sel], arr[sel])
 
     # -- AfterCommitUpkeep: the index and the IVF lists of large namespaces -------------------
 

@@ -200,6 +200,18 @@ class Storage:
         if done:
             self.rewrites.note(conn, sorted(done))
 
+    def rewritten_since(self, seq: int, generation: int) -> dict[str, tuple[list[int], np.ndarray]]:
+        """namespace → (ids, codes uint8 [n, bits/8]) of the records rewritten after rewrite ``seq``
+        (``sidetables.RewriteLog``) whose codes are of ``generation``."""
+        present, got = self.fetch_columns(self.rewrites.since(seq), ("namespace", "code", "gen"))
+        by_ns: dict[str, list[int]] = {}
+        for j, (ns, gen) in enumerate(zip(got["namespace"], got["gen"], strict=True)):
+            if int(gen) == generation:
+                by_ns.setdefault(ns, []).append(j)
+        return {ns: ([present[j] for j in rows],
+                     np.frombuffer(b"".join(got["code"][j] for j in rows), np.uint8).reshape(len(rows), -1))
+                for ns, rows in by_ns.items()}
+
     def fetch(self, ids: Sequence[int]) -> dict[int, Row]:
         """Rows by id (missing ids, and ids no record can have, are absent from the result)."""
         return self.records.fetch(ids)
