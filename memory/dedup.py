@@ -82,13 +82,14 @@ def within_batch(texts: Sequence[str], deq: np.ndarray, threshold: float
     keys = [text_key(t) for t in texts]
     first: dict[bytes, int] = {}
     sims = unit(deq) @ unit(deq).T if len(texts) else np.zeros((0, 0), np.float32)  # [n, n]
+    near = np.tril(sims >= threshold, -1).any(axis=1)  # [n]: some earlier passage is close (most are not)
     kept: list[int] = []
     out: list[tuple[int, float, bool] | None] = []
     for i, key in enumerate(keys):
         if key in first:
             out.append((first[key], 1.0, True))
             continue
-        if kept:
+        if near[i] and kept:
             row = sims[i, kept]
             j = int(np.argmax(row))
             if row[j] >= threshold:
