@@ -269,3 +269,28 @@ def test_an_open_handle_sees_another_process_replace(tmp_path):
                                       stored)
         assert hit.id == ids[5] and hit.metadata == {"v": 2}
         assert hit.hamming == int(np.unpackbits(mine.hasher.encode(mine.embedder.encode([UPDATED]))[0] ^ stored).sum())
+
+
+def test_a_replace_that_fails_midway_changes_nothing(tmp_path, monkeypatch):
+    from hashmem.memory import StoreError
+    from hashmem.memory.backends.local.sidetables import RewriteLog
+
+    with Memory(tmp_path / "f.db", fidelity="text") as m:
+        ids = m.add(PASSAGES)
+        before = m.get(ids[5])
+        lex_before = m.backend.load_lexicon()
+
+        def fail(self, conn, ids):
+            raise StoreError("the disk went away")
+
+        monkeypatch.setattr(RewriteLog, "note", fail)  # after the record, body and lexicon writes of the batch
+        with pytest.raises(StoreError, match="the disk went away"):
+            m.remember([UPDATED, "A new passage about herons in the shallows."], dedup="replace")
+        monkeypatch.undo()
+        after = m.get(ids[5])
+        assert after.text == before.text and after.metadata == before.metadata
+        np.testing.assert_array_equal(after.code, before.code)
+        assert len(m) == len(PASSAGES) and m.backend.load_lexicon() == lex_before
+        assert m.search(PASSAGES[5], 1)[0].id == ids[5]
+        assert m.remember([UPDATED], dedup="replace").ids == [ids[5]]  # and it can be repeated
+        assert m.get(ids[5]).text == UPDATED
