@@ -294,3 +294,21 @@ def test_a_replace_that_fails_midway_changes_nothing(tmp_path, monkeypatch):
         assert m.search(PASSAGES[5], 1)[0].id == ids[5]
         assert m.remember([UPDATED], dedup="replace").ids == [ids[5]]  # and it can be repeated
         assert m.get(ids[5]).text == UPDATED
+
+
+def test_best_stored_in_one_call_equals_each_passage_on_its_own(mem):
+    """The batched stage (one Hamming call, one cosine) gives what the per-passage path gave, so the
+    detector's measured precision and recall hold: same id (ties by the lowest id) and the same score."""
+    from hashmem.memory import quantize
+
+    texts = [p.lower() for p in PASSAGES] + ["Herons wait in the shallows.", UPDATED]
+    deq = mem.quantizer.decode(mem.quantizer.encode(mem.embedder.encode(texts)))
+    codes = mem.hasher.encode(deq)
+    got = dedup.best_stored(mem.backend, mem.hasher, mem.quantizer, "default", deq, codes)
+    for j in range(len(texts)):
+        c = mem.backend.candidates("default", codes[j], dedup.DEDUP_CANDIDATES, generation=mem.hasher.generation)
+        qv = mem.backend.rows(c.ids, ("qvec",)).array("qvec", np.int8)
+        scores = quantize.cosine(dedup.unit(deq[j : j + 1]), qv, mem.quantizer)[0]
+        best = int(np.lexsort((c.ids, -scores))[0])
+        assert got[j][0] == int(c.ids[best]) and got[j][1] == pytest.approx(float(scores[best]), abs=1e-5)
+    assert dedup.best_stored(mem.backend, mem.hasher, mem.quantizer, "nowhere", deq, codes) == [None] * len(texts)
