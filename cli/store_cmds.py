@@ -159,16 +159,18 @@ def _is_store(path) -> bool:
               help="Metadata for every passage (repeatable). " + META_HELP)
 @click.option("--passage-tokens", type=int, default=128, show_default=True, callback=positive,
               help="Target passage length when chunking text files.")
-@click.option("--dedup", type=click.Choice(["keep", "skip"]), default="keep", show_default=True,
+@click.option("--dedup", type=click.Choice(["keep", "skip", "replace"]), default="keep", show_default=True,
               help="keep: store every passage; skip: not one that repeats a passage of the namespace "
-                   "(or an earlier one of this add) by int8 cosine ≥ 0.89 or the same text up to case and spaces.")
+                   "(or an earlier one of this add) by int8 cosine ≥ 0.89 or the same text up to case and spaces; "
+                   "replace: such a repeat rewrites the passage it repeats (newer text and metadata, same id).")
 @click.pass_context
 def add(ctx, paths, namespace, meta, passage_tokens, dedup):
     """Add text/markdown files, directories (recursively), .jsonl files, or - for stdin.
 
     A .jsonl line needs a "text" field; its other fields become metadata.
     Every file is checked before anything is stored. With --dedup skip, a passage
-    repeating one already kept is not stored again; the summary says how many. Embedding takes the time (about
+    repeating one already kept is not stored again; with --dedup replace it rewrites that
+    passage in place (its id stays); the summary says how many. Embedding takes the time (about
     70 passages/s on 2 quiet cores): progress is a bar on a terminal, else a line every 10 s.
     """
     from hashmem.memory import sources
@@ -205,7 +207,8 @@ def add(ctx, paths, namespace, meta, passage_tokens, dedup):
             ids = mem.add_passages(rows, namespace=namespace, total=total, progress=show, dedup=dedup,
                                    matches=matches)
         click.echo(f"added {len(ids) - len(matches)} passages from {len(files)} file(s) to namespace {namespace!r}"
-                   + (f"; skipped {len(matches)} repeating passages already kept (matched id"
+                   + (f"; {'replaced' if dedup == 'replace' else 'skipped'} {len(matches)} "
+                      f"{'passages already kept with newer repeats' if dedup == 'replace' else 'repeating passages already kept'} (matched id"
                       f"{'s' if len(matches) > 1 else ''} {', '.join(str(m.id) for m in matches[:5])}"
                       f"{', …' if len(matches) > 5 else ''})" if matches else ""), err=True)
     finally:

@@ -89,6 +89,22 @@ class Lexicon:
         self.n_docs += len(docs)
         return list(range(base, base + len(fresh)))
 
+    def revise(self, old: Sequence[set[str]], new: Sequence[set[str]]) -> tuple[list[int], set[int]]:
+        """Passages rewritten in place: each old term set counted out, each new one in (``n_docs`` stays).
+
+        Returns:
+            (ids of terms new to the lexicon, ids of every term whose count moved).
+        """
+        fresh = self.observe(new)
+        self.n_docs -= len(new)
+        ids, df = self.ids, self.df
+        moved = set(fresh) | {ids[t] for s in new for t in s}
+        for t in chain.from_iterable(old):
+            if (i := ids.get(t)) is not None:
+                df[i] = max(df[i] - 1, 0)
+                moved.add(i)
+        return fresh, moved
+
     def idf(self, term: str) -> float:
         i = self.ids.get(term)
         df = self.df[i] if i is not None else 0

@@ -7,9 +7,10 @@ committed batch (refit, IVF lists, text dictionary). A killed process keeps exac
 batches committed before it died.
 
 ``Adding`` holds ``Memory``'s public ``add``, ``remember``, ``add_documents`` and ``add_passages``,
-which check a whole add up front and hand it to the pipeline. With ``dedup="skip"`` the
-repeats of stored passages (``dedup``) are found inside the write transaction and left out
-of the insert.
+which check a whole add up front and hand it to the pipeline. With ``dedup="skip"`` or
+``"replace"`` the repeats of stored passages (``dedup``) are found inside the write
+transaction and left out of the insert, or rewrite the record they repeat in that same
+transaction (its id stays; the lexicon counts the old terms out and the new ones in).
 
 What it does not do: search, or SQL.
 """
@@ -23,7 +24,7 @@ import numpy as np
 
 from . import compact as compacting
 from . import dedup as dedupe
-from . import hints, quantize
+from . import hints, quantize, records
 from . import refit as refitting
 from .backends.base import AfterCommitUpkeep
 from .chunk import DEFAULT_PASSAGE_TOKENS, chunk_text
@@ -57,8 +58,9 @@ def add_passages(
     killed process keeps exactly the batches committed before it died.
     Texts are checked as they come; the caller validates up front when it
     needs all-or-nothing. With ``dedup="skip"`` a passage repeating a stored one
-    of the namespace (or an earlier one of this add) is not stored: its position
-    gets the matched id, and a ``dedup.Match`` is appended to ``matches`` when given.
+    of the namespace (or an earlier one of this add) is not stored, with ``"replace"`` it
+    rewrites that record (the newest wins): its position gets the matched id, and a
+    ``dedup.Match`` is appended to ``matches`` when given.
     """
     check_namespace(namespace)
     dedupe.check_policy(dedup)
@@ -77,8 +79,7 @@ def add_passages(
             emb = embeddings[offset : offset + len(batch)] if embeddings is not None else None
             try:
                 found: list[dedupe.Match] = []
-                ids += add_batch(mem, texts, metas, namespace, emb,
-                                 threshold=threshold if dedup == "skip" else None, found=found)
+                ids += add_batch(mem, texts, metas, namespace, emb, policy=dedup, threshold=threshold, found=found)
                 if matches is not None:
                     matches += [dedupe.Match(offset + m.position, m.id, m.score, m.exact) for m in found]
             except StoreError as e:
@@ -130,15 +131,16 @@ def upkeep(mem, namespace: str, *, progress: bool, last: bool = True) -> None:
                       "again on a later add", UpkeepWarning, stacklevel=3)
 
 
-def add_batch(mem, texts, metas, namespace, emb, *, threshold: float | None = None,
+def add_batch(mem, texts, metas, namespace, emb, *, policy: str = "keep", threshold: float = dedupe.DEFAULT_THRESHOLD,
               found: list[dedupe.Match] | None = None) -> list[int]:
     """Embed outside the write lock; quantize, hash, count terms and insert inside it.
 
     Inside the lock this handle first catches up with other processes' commits, so the
     lexicon (term ids, document counts), the quantizer and the hashing parameters it
     writes with are the file's current ones: two writers never assign one term id twice
-    and counts never drift. With a ``threshold``, repeats (``dedup``) are found there too,
-    against what is committed, and left out of the insert; their positions get the
+    and counts never drift. Under the ``skip`` and ``replace`` policies, repeats (``dedup``)
+    are found there too, against what is committed: left out of the insert, or rewriting
+    the record they repeat in the same transaction (``dedup.plan``); their positions get the
     matched ids and ``found`` the ``dedup.Match`` of each (positions within the batch).
     """
     if emb is None:
@@ -167,53 +169,58 @@ def add_batch(mem, texts, metas, namespace, emb, *, threshold: float | None = No
                 qvecs = quantizer.encode(emb)
                 deq = quantizer.decode(qvecs)
                 codes = mem.hasher.encode(deq)
-                keep, stored_texts = None, texts
-                if threshold is not None:
-                    keep, matched = dedupe.classify(mem.backend, mem.hasher, mem.quantizer, namespace, texts, deq, codes,
-                                                    threshold)
-                    if len(keep) < len(texts):
-                        qvecs, deq, codes = qvecs[keep], deq[keep], codes[keep]
-                        toks, term_sets = [toks[i] for i in keep], [term_sets[i] for i in keep]
-                        metas = [metas[i] for i in keep]
-                        bodies, fallbacks, preview = (None if x is None else [x[i] for i in keep]
+                keep, take, rewrite = None, None, []
+                if policy != "keep":  # repeats found against what is committed (dedup)
+                    keep, matched = dedupe.classify(mem.backend, mem.hasher, mem.quantizer, namespace, texts, deq,
+                                                    codes, threshold)
+                    keep, take, targets = dedupe.plan(matched, policy)
+                    rewrite, take = list(targets), take + list(targets.values())  # new records, then rewrites
+                    if take != list(range(len(texts))):
+                        qvecs, deq, codes, metas, texts, toks, term_sets = (
+                            x[take] if isinstance(x, np.ndarray) else [x[i] for i in take]
+                            for x in (qvecs, deq, codes, metas, texts, toks, term_sets))
+                        bodies, fallbacks, preview = (None if x is None else [x[i] for i in take]
                                                       for x in (bodies, fallbacks, preview))
-                        stored_texts = [texts[i] for i in keep]
-                    else:
-                        keep = None
+                n = len(deq) - len(rewrite)  # rows [:n] are inserted, [n:] rewrite the ids of ``rewrite``
                 # None unless the namespace has IVF lists (local index only)
                 lists = (mem.backend.ivf_lists(namespace, deq, dim=mem.config.dim, quantizer=quantizer)
                          if isinstance(mem.backend, AfterCommitUpkeep) and len(deq) else None)
                 lexicon = mem.lexicon
-                new_ids = lexicon.observe(term_sets)
-                touched = {lexicon.ids[t] for t in set().union(*term_sets)}
+                old_terms = records.stored_terms(mem, rewrite) if rewrite else []  # before the lexicon moves
+                new_ids = lexicon.observe(term_sets[:n])
+                touched = {lexicon.ids[t] for t in set().union(*term_sets[:n])}
+                if rewrite:
+                    fresh, moved = lexicon.revise(old_terms, term_sets[n:])
+                    new_ids, touched = new_ids + fresh, touched | moved
                 hint_blobs = [hints.encode(t, lexicon, budget=mem.config.hint_bytes) for t in toks]
                 if preview is not None:  # another writer's commit changed a passage's hints: keep its text body
                     final = [hints.decode(b, lexicon) for b in hint_blobs]
                     bodies = [b if f == p else fb for b, fb, f, p in zip(bodies, fallbacks, final, preview, strict=True)]
                 if bodies is not None:  # made before the lock: another process may have re-trained the dictionary
-                    bodies = mem._text_tier().current_bodies(stored_texts, bodies)
+                    bodies = mem._text_tier().current_bodies(texts, bodies)
                 mem.backend.save_lexicon(c, lexicon, new_ids, touched)
-                ids = [] if not len(qvecs) else mem.backend.insert(
-                    c,
-                    namespace=namespace,
-                    metadata=metas,
-                    codes=codes,
-                    qvecs=qvecs,
-                    hints=hint_blobs,
-                    gen=mem.hasher.generation,
-                    texts=bodies,
-                )
-                if lists is not None and ids:
-                    mem.backend.store_ivf_lists(c, ids, lists)
+                ids = [] if not n else mem.backend.insert(
+                    c, namespace=namespace, metadata=metas[:n], codes=codes[:n], qvecs=qvecs[:n],
+                    hints=hint_blobs[:n], gen=mem.hasher.generation, texts=None if bodies is None else bodies[:n])
+                if rewrite:
+                    mem.backend.rewrite(c, rewrite, metadata=metas[n:], codes=codes[n:], qvecs=qvecs[n:],
+                                        hints=hint_blobs[n:], gen=mem.hasher.generation,
+                                        texts=None if bodies is None else bodies[n:])
+                if lists is not None and len(deq):
+                    mem.backend.store_ivf_lists(c, ids + rewrite, lists)
             mem.state.set_quantizer(quantizer)
-            if isinstance(mem.backend, AfterCommitUpkeep) and ids:
-                mem.backend.index_add(namespace, ids, codes, lists)
+            if isinstance(mem.backend, AfterCommitUpkeep):
+                if ids:
+                    mem.backend.index_add(namespace, ids, codes[:n], None if lists is None else lists[:n])
+                if rewrite:
+                    mem.backend.index_rewrite(namespace, rewrite, codes[n:])
     except BaseException:
         mem.state.drop_lexicon()  # undo the in-memory counts: reload on the next add
         raise
-    if threshold is None:
+    if policy == "keep":
         return ids
-    return dedupe.resolve(len(texts), keep, ids, matched, found)
+    return dedupe.resolve(len(matched), keep, ids, matched, found)
+
 
 
 def texts_for_tier(mem, texts: Sequence[str], hint_strings: Sequence[Sequence[str]] | None = None
@@ -289,7 +296,9 @@ class Adding:
             progress: show a progress bar on stderr (default: for large inputs).
             dedup: ``keep`` (default) stores every passage; ``skip`` stores none that repeats a
                 passage of the namespace or an earlier one of this add (``dedup`` module), and
-                gives its position the matched id. ``remember`` also says which were repeats.
+                gives its position the matched id; ``replace`` also gives it that id, rewriting
+                the record with the newer text and metadata (the id stays, so citations stay
+                valid). ``remember`` also says which were repeats.
 
         Raises:
             InputError: empty or invalid texts or metadata; nothing is written.
@@ -313,9 +322,10 @@ class Adding:
     ) -> Remembered:
         """Store passages unless they repeat one already kept; says which did.
 
-        Like ``add`` with ``dedup="skip"`` by default, returning a ``Remembered``: one id per
-        passage (new, or the one it repeats) and a ``Match`` per repeat (the stored id, the
-        int8 cosine, whether the normalized texts were equal).
+        Like ``add`` with ``dedup="skip"`` by default (``"replace"``: the repeated record takes
+        the new text and metadata), returning a ``Remembered``: one id per passage (new, or
+        the one it repeats) and a ``Match`` per repeat (the stored id, the int8 cosine,
+        whether the normalized texts were equal).
 
         Args:
             threshold: int8 cosine at or above which a passage repeats another (default
@@ -351,7 +361,7 @@ class Adding:
         ``source``), ``start`` and ``end`` (character offsets in the document).
 
         Returns:
-            Ids of all passages, in document order (with ``dedup="skip"``, a repeat's is the matched id).
+            Ids of all passages, in document order (with ``skip`` or ``replace``, a repeat's is the matched id).
         """
         if isinstance(documents, str):
             raise InputError("add_documents() takes a list of documents; wrap a single one in a list")

@@ -5,6 +5,7 @@ use); a text-tier body decodes with the store's zstd dictionary, an llm-tier bod
 the llm tier's model.
 
 A ``get`` that returns an exact text notes the access (``access``: the order a byte budget demotes in).
+``stored_terms``: the terms the lexicon counted for stored records (a rewrite counts them out).
 
 What it does not do: search, lock, or store anything (``store.Memory``, ``backends``).
 """
@@ -21,9 +22,15 @@ from .results import Hit, Record
 from .tiers import text as texttier
 
 
-def hint_strings(mem, blobs: Sequence[bytes]) -> list[list[str]]:
-    """Decode hint blobs, looking up only the terms they use unless the lexicon is loaded."""
+def hint_strings(mem, blobs: Sequence[bytes], *, current: bool = True) -> list[list[str]]:
+    """Decode hint blobs, looking up only the terms they use unless the lexicon is loaded.
+
+    ``current=False``: this handle has not caught up (``get``), so a blob another process wrote
+    since (an add, a rewrite) may use terms the loaded lexicon lacks: those are looked up."""
     lexicon = mem.state.lexicon  # once: a catch-up in another thread may drop it meanwhile
+    if lexicon is not None and not current:
+        n = len(lexicon.terms)
+        lexicon = lexicon if all(i < n for b in blobs for i in hints.term_ids(b)) else None
     if lexicon is not None:
         return hints.decode_many(blobs, lexicon)
     terms = mem.backend.terms([i for b in blobs for i in hints.term_ids(b)])
@@ -56,7 +63,7 @@ def record(mem, id: int) -> Record:
         raise RecordNotFoundError(f"no record with id {id} in {mem.path}")
     r = got.record(id)
     text = None
-    strings = hint_strings(mem, [r.hints])[0]
+    strings = hint_strings(mem, [r.hints], current=False)[0]
     if mem.config.fidelity in ("text", "llm"):
         text = read_text(mem, r.id, strings)
         if text is None and id not in mem.backend.rows([id], ("namespace",)):  # deleted between the two reads
@@ -93,3 +100,14 @@ def decode_text(mem, body: bytes, strings: Sequence[str] = ()) -> str:
     if body[:1] == bytes([texttier.LLM_TAG]):
         return mem._llm().decode(body, strings)
     return mem._text_tier().decode(body)
+
+
+def stored_terms(mem, ids: Sequence[int]) -> list[set[str]]:
+    """The term sets the lexicon counted for stored records: of their exact text on a ``text`` store,
+    else (``hints``, ``llm``: decoding an llm body takes the model) the terms their hints kept."""
+    if mem.config.fidelity == "text":
+        tier = mem._text_tier()
+        return [hints.terms_of(hints.tokenize(tier.decode(b))) for b in mem.backend.rows(ids, ("text",))["text"]
+                if b is not None]
+    terms = mem.lexicon.terms
+    return [{terms[i] for i in hints.term_ids(b)} for b in mem.backend.rows(ids, ("hints",))["hints"]]

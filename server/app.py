@@ -61,9 +61,10 @@ class AddPassages(_Body):
     namespace: str = Field("default", min_length=1, max_length=256, description="The one namespace they go to.")
     metadata: dict[str, Any] | list[dict[str, Any]] | None = Field(
         None, description="One object for all texts, or one per text.")
-    dedup: Literal["keep", "skip"] = Field(
+    dedup: Literal["keep", "skip", "replace"] = Field(
         "keep", description="keep: store every text; skip: not one repeating a passage of the namespace (or an "
-        "earlier text of this request): its position gets the matched id, listed in `matches`.")
+        "earlier text of this request): its position gets the matched id, listed in `matches`; replace: as skip, "
+        "but the matched passage takes the newer text and metadata (its id stays).")
 
 
 class AddDocuments(_Body):
@@ -215,7 +216,7 @@ def create_app(service: Service, *, max_body_bytes: int = DEFAULT_MAX_BODY, lean
 
     @app.post("/v1/passages", status_code=201, tags=["write"])
     def add_passages(body: AddPassages, who: Who) -> dict:
-        """Store passages in one namespace; returns their ids in order (and the repeats ``dedup`` skipped)."""
+        """Store passages in one namespace; returns their ids in order (and the repeats ``dedup`` skipped or replaced)."""
         matches: list = []
         ids = service.add(who, body.texts, namespace=body.namespace, metadata=body.metadata, dedup=body.dedup,
                           matches=matches)

@@ -54,10 +54,11 @@ def build(service: Service, namespace: str):
         metadata: Annotated[dict[str, Any] | None, Field(
             description="Optional labels to filter by later, e.g. {\"topic\": \"food\", \"session\": 3}.")] = None,
     ) -> dict:
-        """Store one memory; returns its id (use it with recall or forget). A memory that repeats one already
-        stored is not stored again: its id is returned with "duplicate": true."""
+        """Store one memory; returns its id (use it with recall or forget). A memory that repeats or updates one
+        already stored replaces it (the newer text and labels win) under the same id, returned with
+        "duplicate": true."""
         matches: list = []
-        id = call(service.add, [text], namespace=namespace, metadata=metadata, dedup="skip", matches=matches)[0]
+        id = call(service.add, [text], namespace=namespace, metadata=metadata, dedup="replace", matches=matches)[0]
         return {"id": id, "duplicate": True, "score": round(matches[0].score, 4)} if matches else {"id": id}
 
     @server.tool(annotations=read_only)

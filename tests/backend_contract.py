@@ -257,6 +257,41 @@ def check_compact(open_mem) -> None:
     assert open_mem().get(ids[0]).text is None  # a second handle
 
 
+REPLACED = "Marie Curie of Warsaw won the Nobel Prize in Physics in 1903 and in Chemistry in 1911."
+
+
+def check_replace(open_mem) -> None:
+    """``dedup="replace"`` through ``Backend.rewrite``: the id stays with the new text, metadata, hints and
+    vector; a search finds it by its new words; a second handle sees the same; a missing id is left alone."""
+    mem = open_mem(fidelity="text")
+    try:
+        ids = mem.add(PASSAGES, metadata=META)
+        before = mem.get(ids[5])
+        r = mem.remember([REPLACED], metadata={"v": 2}, dedup="replace")
+        assert r.ids == [ids[5]] and r.matches[0].id == ids[5] and r.added == []
+        after = mem.get(ids[5])
+        assert after.text == REPLACED and after.metadata == {"v": 2} and "Warsaw" in after.hints
+        assert after.created == before.created and not np.array_equal(after.qvec, before.qvec)
+        assert sorted(mem.ids()) == sorted(ids)
+        hit = mem.search("Curie of Warsaw", k=1)[0]
+        assert hit.id == ids[5] and hit.metadata == {"v": 2}
+        codes = mem.backend.rows([ids[5]], ("code",)).array("code", np.uint8)
+        with mem.backend.transaction() as c:  # an id that does not exist: nothing written
+            mem.backend.rewrite(c, [10**15], metadata=[{}], codes=codes, qvecs=after.qvec[None, :],
+                                hints=[b"\x90"], gen=mem.hasher.generation, texts=mem._text_tier().encode(["x"]))
+        assert len(mem.backend.rows([10**15], ("namespace",))) == 0
+        other = open_mem()
+        try:
+            again = other.get(ids[5])
+            assert again.text == REPLACED and again.metadata == {"v": 2}
+            np.testing.assert_array_equal(again.code, after.code)
+            assert other.search("Curie of Warsaw", k=1)[0].id == ids[5]
+        finally:
+            other.close()
+    finally:
+        mem.close()
+
+
 class BackendContract:
     """The checks as tests: ``class TestX(BackendContract)`` in a module with an ``open_mem`` fixture."""
 
@@ -286,3 +321,6 @@ class BackendContract:
 
     def test_compact(self, open_mem):
         check_compact(open_mem)
+
+    def test_replace(self, open_mem):
+        check_replace(open_mem)

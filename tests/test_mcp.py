@@ -55,7 +55,8 @@ def test_agent_memory_over_stdio(tmp_path):
                    for t, topic in [("The user is allergic to peanuts.", "food"),
                                     ("The user's cat is called Miso.", "pets"),
                                     ("The user prefers meetings before noon.", "work")]]
-            again = payload(await s.call_tool("remember", {"text": "the user is ALLERGIC to peanuts. "}))
+            again = payload(await s.call_tool("remember", {"text": "the user is ALLERGIC to peanuts. ",
+                                                           "metadata": {"topic": "food", "v": 2}}))
             assert again["id"] == ids[0] and again["duplicate"] is True and again["score"] >= 0.89  # not stored twice
             hits = payload(await s.call_tool("search", {"query": "what pet does the user have?", "k": 3}))["memories"]
             assert hits[0]["id"] == ids[1] and other not in [h["id"] for h in hits]
@@ -65,6 +66,7 @@ def test_agent_memory_over_stdio(tmp_path):
             assert res.is_error
             only_food = payload(await s.call_tool("search", {"query": "pet", "where": {"topic": "food"}}))
             assert [h["id"] for h in only_food["memories"]] == [ids[0]]
+            assert only_food["memories"][0]["metadata"] == {"topic": "food", "v": 2}  # replaced: the newer labels
             recalled = payload(await s.call_tool("recall", {"id": ids[0]}))
             assert "peanuts" in recalled["text"]
             answer = payload(await s.call_tool("ask", {"question": "What is the user allergic to?"}))

@@ -103,7 +103,7 @@ def test_add_get_delete_round_trip(server):
     c.delete(f"/v1/passages/{ids[1]}")
 
 
-def test_add_with_dedup_skip_reports_the_repeats(server):
+def test_add_with_dedup_skip_and_replace_reports_the_repeats(server):
     c, _ = server
     texts = ["Kestrels hover over the motorway verge.", "kestrels  hover over the MOTORWAY verge."]
     first = c.post("/v1/passages", json={"texts": texts[:1], "namespace": "dedup"}).json()
@@ -114,7 +114,12 @@ def test_add_with_dedup_skip_reports_the_repeats(server):
     body = r.json()
     assert body["ids"][:2] == first["ids"] * 2 and body["ids"][2] not in first["ids"]
     assert [(m["position"], m["id"]) for m in body["matches"]] == [(0, first["ids"][0]), (1, first["ids"][0])]
-    assert c.post("/v1/passages", json={"texts": texts, "dedup": "replace"}).status_code == 400
+    r = c.post("/v1/passages", json={"texts": ["KESTRELS hover over the motorway verge!"], "namespace": "dedup",
+                                     "metadata": {"v": 2}, "dedup": "replace"})
+    assert r.status_code == 201, r.text
+    assert r.json()["ids"] == first["ids"] and r.json()["matches"][0]["id"] == first["ids"][0]
+    assert c.get(f"/v1/passages/{first['ids'][0]}").json()["metadata"] == {"v": 2}
+    assert c.post("/v1/passages", json={"texts": texts, "dedup": "merge"}).status_code == 400
 
 
 def test_add_documents_is_chunked(server):

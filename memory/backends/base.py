@@ -11,7 +11,7 @@ three search stages (``search.py``); everything it keeps or looks up goes throug
   text dictionaries, …) with a change feed: ``setting``, ``put_setting``,
   ``changes(since)`` (the version tags that moved since the ones a handle holds;
   ``state.SharedState`` follows it, the backend never touches a handle's fields);
-- **records**: ``insert``, ``delete``, ``update`` (a refit's codes), ``rows(ids, fields)``
+- **records**: ``insert``, ``delete``, ``rewrite`` (records overwritten in place), ``update`` (a refit's codes), ``rows(ids, fields)``
   (any columns of given ids, as ``Rows``), ``scan`` (one column of every record, in id
   order), ``select`` (ids of a namespace, optionally matching a ``filters.Where``),
   ``last_id``, ``count``, ``namespaces``, ``byte_sums``;
@@ -135,8 +135,9 @@ class AfterCommitUpkeep(Protocol):
 
     ``ivf_lists``: the IVF lists of records about to be inserted (dequantized vectors), or
     None when the namespace has no partition, which ``store_ivf_lists`` keeps in the
-    insert's transaction; after the commit, ``index_add`` / ``index_remove`` take the
-    records this handle inserted or deleted, and ``upkeep`` fits or refits what has grown
+    insert's transaction; after the commit, ``index_add`` / ``index_remove`` /
+    ``index_rewrite`` take the records this handle inserted, deleted or rewrote, and
+    ``upkeep`` fits or refits what has grown
     enough. Checked with ``isinstance``; a backend without it has nothing to do.
     """
 
@@ -147,6 +148,8 @@ class AfterCommitUpkeep(Protocol):
     def index_add(self, namespace: str, ids: Sequence[int], codes: np.ndarray, lists=None) -> None: ...
 
     def index_remove(self, namespace: str, ids: Sequence[int]) -> None: ...
+
+    def index_rewrite(self, namespace: str, ids: Sequence[int], codes: np.ndarray) -> None: ...
 
     def upkeep(self, namespace: str, *, dim: int, quantizer, progress: bool = False) -> None: ...
 
@@ -298,6 +301,13 @@ class Backend(abc.ABC):
         """Delete; (id, namespace) of the records that existed."""
 
     @abc.abstractmethod
+    def rewrite(self, txn, ids: Sequence[int], *, metadata: Sequence[dict], codes: np.ndarray, qvecs: np.ndarray,
+                hints: Sequence[bytes], gen: int, texts: Sequence[bytes] | None = None) -> None:
+        """Overwrite stored records in place (``dedup="replace"``): each id keeps its namespace and
+        creation time and takes the new metadata, code, int8 vector, hints (and body); other
+        processes' handles see the new codes when they follow the store (ids gone meanwhile: nothing)."""
+
+    @abc.abstractmethod
     def update(self, txn, ids: np.ndarray, *, codes: np.ndarray, gen: int) -> None:
         """Overwrite codes with a refit's codes of generation ``gen`` (rows gone meanwhile: nothing)."""
 
@@ -368,6 +378,10 @@ class Backend(abc.ABC):
 
         Only codes of hashing ``generation`` are compared; ``allowed_ids`` restricts the search
         (a ``where`` filter); ``query_proj`` / ``query_vec`` may steer an engine's own probing."""
+
+    def candidates_many(self, namespace: str, qcodes: np.ndarray, n: int, *, generation: int) -> list[Candidates]:
+        """``candidates`` of several queries (uint8 [q, bits/8]) at once: one call where the engine can."""
+        return [self.candidates(namespace, q, n, generation=generation) for q in qcodes]
 
     # -- lexicon -------------------------------------------------------------------------
 

@@ -57,6 +57,7 @@ class LocalBackend(LocalDemotion, Backend):
         self._seen_id = 0
         self._version = None
         self._deletes = 0
+        self._rewrites = 0
         self._hasher = None  # the hasher the index's codes were made with
 
     readonly = property(lambda self: self.storage.readonly)
@@ -136,6 +137,9 @@ class LocalBackend(LocalDemotion, Backend):
         self._deletes = self.storage.deletes_count()
         return gone
 
+    def rewrite(self, txn, ids, **kw) -> None:
+        self.storage.rewrite(txn, ids, **kw)
+
     def update(self, txn, ids, *, codes, gen) -> None:
         self.storage.update_codes(txn, ids, codes, gen)
 
@@ -211,6 +215,12 @@ class LocalBackend(LocalDemotion, Backend):
                                      query_vec=query_vec)
         return Candidates(ids, ham, codes=space.codes_of(ids))
 
+    def candidates_many(self, namespace, qcodes, n, *, generation):
+        """The index's top-n of every query in one kernel call (without their codes: nobody reads them)."""
+        if self._hasher is None or generation != self._hasher.generation:
+            return super().candidates_many(namespace, qcodes, n, generation=generation)  # none
+        return [Candidates(ids, ham) for ids, ham in self.index.search_many(namespace, qcodes, n)]
+
     def follow(self, state) -> None:
         """Bring the index up to the file's commit ``state.versions["records"]``: other processes' adds,
         deletes and refits.
@@ -226,7 +236,7 @@ class LocalBackend(LocalDemotion, Backend):
             return
         if version == self._version:
             return
-        deletes = self.storage.deletes_count()
+        deletes, rewrites = self.storage.deletes_count(), self.storage.rewrites.count()  # before what they count
         deleted_elsewhere, self._deletes = deletes != self._deletes, deletes
         last = self.storage.last_id()
         for ids, namespaces, codes, gens in self.storage.iter_codes(batch=8192, after=self._seen_id, upto=last):
@@ -236,13 +246,17 @@ class LocalBackend(LocalDemotion, Backend):
                 # refit the state has not seen yet: reload (rare, large stores)
                 self._load(state, version)
                 return
-            self._index_rows(state.config.bits, ids, namespaces, codes)
+            self.index.add_rows(ids, namespaces, codes)
         if deleted_elsewhere:  # drop the ids another process deleted (a scan of the ids: deletes are rare)
             for name, space in list(self.index.spaces.items()):
                 if space.n_alive:
                     gone = np.setdiff1d(space.live_ids(), self.storage.live_ids(name, last), assume_unique=True)
                     if len(gone):
                         self.index.remove(name, gone.tolist())
+        if rewrites != self._rewrites:  # records rewritten in place elsewhere: their codes again
+            for ns, (ids, codes) in self.storage.rewritten_since(self._rewrites, state.hasher.generation).items():
+                self.index.overwrite(ns, ids, codes)
+            self._rewrites = rewrites
         self._seen_id = max(self._seen_id, last)
         self._version = version
 
@@ -251,24 +265,16 @@ class LocalBackend(LocalDemotion, Backend):
         # built aside and swapped in whole: a search in another thread meanwhile sees the old index,
         # never a half-filled one without some namespace (which the servers would answer with a 404)
         fresh = HammingIndex(state.config.bits, ivf_min_rows=None)  # IVF lists: partition
+        counts = self.storage.deletes_count(), self.storage.rewrites.count()  # before the codes they count
         seen = self.storage.last_id()
         mixed = False
         for ids, namespaces, codes, gens in self.storage.iter_codes(batch=8192, upto=seen):
             mixed = mixed or bool(np.any(gens != state.hasher.generation))
-            self._index_rows(state.config.bits, ids, namespaces, codes, fresh)
+            fresh.add_rows(ids, namespaces, codes)
         self.index, self._hasher, self._seen_id = fresh, state.hasher, seen
-        self._deletes = self.storage.deletes_count()
+        self._deletes, self._rewrites = counts
         self._version = None if mixed else version  # codes of a refit the state lags behind: look again
         partition.load(self._partition(state.config.dim, state.quantizer))  # large namespaces' IVF lists
-
-    def _index_rows(self, bits: int, ids: np.ndarray, namespaces: list[str], codes: list[bytes],
-                    index: HammingIndex | None = None) -> None:
-        index = self.index if index is None else index
-        arr = np.frombuffer(b"".join(codes), dtype=np.uint8).reshape(len(ids), bits // 8)
-        ns = np.array(namespaces, dtype=object)
-        for name in dict.fromkeys(namespaces):  # few Python objects at once
-            sel = ns == name
-            index.add(name, ids[sel], arr[sel])
 
     # -- AfterCommitUpkeep: the index and the IVF lists of large namespaces -------------------
 
@@ -287,6 +293,9 @@ class LocalBackend(LocalDemotion, Backend):
 
     def index_remove(self, namespace, ids) -> None:
         self.index.remove(namespace, ids)
+
+    def index_rewrite(self, namespace, ids, codes) -> None:
+        self.index.overwrite(namespace, ids, codes)
 
     def upkeep(self, namespace, *, dim, quantizer, progress=False) -> None:
         partition.maybe_build(self._partition(dim, quantizer), namespace, progress=progress)

@@ -114,6 +114,10 @@ class Format3(RecordFormat):
                          ((codes[j].tobytes(), int(ids[j])) for j in range(len(ids))))
         self.file.set_meta(conn, "code_generation", str(int(gen)))
 
+    def rewrite_gen(self, conn: sqlite3.Connection, gen: int) -> tuple[str, tuple]:
+        self._set_generation(conn, gen)  # one generation per store: nothing per record
+        return "", ()
+
     def check_generation(self, generation: int) -> None:
         stored = self.generation()
         if self.count() and stored != generation:
@@ -174,6 +178,9 @@ class Format2(RecordFormat):
             "UPDATE records SET code = ?, gen = ? WHERE id = ?",
             ((codes[j].tobytes(), gen, int(ids[j])) for j in range(len(ids))),
         )
+
+    def rewrite_gen(self, conn: sqlite3.Connection, gen: int) -> tuple[str, tuple]:
+        return ", gen = ?", (int(gen),)
 
     def check_generation(self, generation: int) -> None:
         mixed = self.file.conn.execute("SELECT count(*) FROM records WHERE gen != ?", (generation,)).fetchone()[0]

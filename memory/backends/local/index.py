@@ -220,6 +220,14 @@ class HammingIndex:
             )
         space.add(np.asarray(ids, dtype=np.int64), to_words(codes), lists)
 
+    def add_rows(self, ids: np.ndarray, namespaces: list[str], codes: list[bytes]) -> None:
+        """Add stored rows of any namespaces: ids int64 [n] (increasing), each one's namespace and code blob."""
+        arr = np.frombuffer(b"".join(codes), dtype=np.uint8).reshape(len(ids), self.bits // 8)
+        ns = np.array(namespaces, dtype=object)
+        for name in dict.fromkeys(namespaces):  # few Python objects at once
+            sel = ns == name
+            self.add(name, ids[sel], arr[sel])
+
     def set_partition(self, namespace: str, vectors: np.ndarray, ids, lists) -> None:
         """Give a namespace a vector partition (``NamespaceIndex.set_partition``)."""
         self.spaces[namespace].set_partition(vectors, ids, lists)
@@ -228,10 +236,25 @@ class HammingIndex:
         if namespace in self.spaces:
             self.spaces[namespace].remove(ids)
 
+    def overwrite(self, namespace: str, ids, codes: np.ndarray) -> None:
+        """New packed uint8 codes [n, bits / 8] for records of a namespace rewritten in place."""
+        if namespace in self.spaces and len(ids):
+            self.spaces[namespace].overwrite(np.asarray(ids, dtype=np.int64), to_words(codes))
+
     def refresh(self) -> None:
         """Lay every namespace out now (IVF build / fold-in), e.g. once after a bulk load."""
         for space in self.spaces.values():
             space.refresh()
+
+    def search_many(self, namespace: str, query_codes: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``search`` of several packed codes uint8 [q, bits / 8] in one kernel call (without steering the
+        probes): per query, (ids int64 [<=k], distances uint32 [<=k])."""
+        space = self.spaces.get(namespace)
+        if space is None or space.n_alive == 0 or not len(query_codes):
+            return [(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint32)) for _ in query_codes]
+        ids, dist = space.search_batch(to_words(np.asarray(query_codes)), k, nprobe=self.nprobe)
+        keep = ids >= 0
+        return [(ids[j][keep[j]], dist[j][keep[j]].astype(np.uint32)) for j in range(len(ids))]
 
     def search(self, namespace: str, query_code: np.ndarray, k: int, *, allowed_ids=None,
                nprobe: int | None = None, exact: bool = False, query_proj: np.ndarray | None = None,

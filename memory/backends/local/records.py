@@ -84,6 +84,10 @@ class RecordFormat:
         """Overwrite codes and their generation inside the caller's transaction."""
         raise NotImplementedError
 
+    def rewrite_gen(self, conn: sqlite3.Connection, gen: int) -> tuple[str, tuple]:
+        """The SET clause part and value a rewrite of codes of generation ``gen`` adds (``rewrite``)."""
+        raise NotImplementedError
+
     def check_generation(self, generation: int) -> None:
         """Raise StoreCorruptError when stored codes are of another generation than ``generation``."""
         raise NotImplementedError
@@ -132,6 +136,22 @@ class RecordFormat:
             ids.append(cur.lastrowid)
         self.rows_added(conn, ids, now)
         return ids
+
+    def rewrite(self, conn: sqlite3.Connection, ids: Sequence[int], *, metadata: Sequence[dict], codes: np.ndarray,
+                qvecs: np.ndarray, hints: Sequence[bytes], gen: int) -> list[int]:
+        """Overwrite records in place inside the caller's transaction (namespace, id and creation
+        time stay); returns the ids that existed (the others are left alone)."""
+        sets, own = self.sets.intern(conn, metadata)
+        gen_set, gen_value = self.rewrite_gen(conn, gen)
+        cols = "metadata = ?, code = ?, qvec = ?, hints = ?" + (", meta_set = ?" if self.meta_sets else "") + gen_set
+        done = []
+        for j, i in enumerate(ids):
+            values = (json.dumps(own[j], ensure_ascii=False, sort_keys=True, separators=(",", ":")),
+                      codes[j].tobytes(), qvecs[j].tobytes(), hints[j], *((sets[j],) if self.meta_sets else ()),
+                      *gen_value)
+            if conn.execute(f"UPDATE records SET {cols} WHERE id = ?", (*values, int(i))).rowcount:
+                done.append(int(i))
+        return done
 
     def fetch(self, ids: Sequence[int]) -> dict[int, Row]:
         """Rows by id (missing ids, and ids no record can have, are absent from the result)."""

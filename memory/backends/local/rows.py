@@ -97,6 +97,13 @@ class NamespaceRows:
         self.n_alive += n
         return s
 
+    def overwrite(self, ids: np.ndarray, code_words: np.ndarray) -> None:
+        """New codes uint64 [n, n_words] for live ids already present, in their rows (ids not present: nothing).
+
+        A row keeps its place, so in an IVF layout it stays in its list until the next relayout."""
+        rows, found = self.rows_of(ids)
+        self.cols[:, rows[found]] = np.asarray(code_words, dtype=np.uint64)[found].T
+
     def max_id(self) -> int | None:
         """The largest id present (live or deleted), None when there are no rows."""
         if self.size == 0:

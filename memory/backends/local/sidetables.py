@@ -1,4 +1,4 @@
-"""Tables beside ``records``, keyed by record id: exact texts, their last access, and IVF lists.
+"""Tables beside ``records``, keyed by record id: exact texts, their last access, IVF lists, the rewrite log.
 
 - ``texts(id INTEGER PRIMARY KEY, body BLOB NOT NULL)``: a passage's body for the ``text``
   fidelity tier (its bytes are the tier's: ``tiers.text``). Created with the first body; a
@@ -9,6 +9,10 @@
 - ``ivf_lists(id INTEGER PRIMARY KEY, list INTEGER NOT NULL)``: the IVF list of a record of a
   partitioned namespace (``partition``). Created with the first partition (format 1 stores:
   on opening).
+- ``rewrites(id INTEGER PRIMARY KEY, seq INTEGER NOT NULL)``: the records rewritten in place
+  (``dedup="replace"``), each with the number of the rewrite transaction that last changed it
+  (meta ``rewrites``: how many there were), so other processes' open handles re-read just
+  those codes. Created with the first rewrite: a store never rewritten has neither.
 
 A record's rows here go with it (``records.RecordFormat.delete`` deletes from every table of
 ``KEYED_BY_RECORD`` that exists). Format 1 and 2 stores have both tables from the start.
@@ -32,7 +36,8 @@ from .sqlfile import StoreFile, chunks
 TEXTS = "CREATE TABLE IF NOT EXISTS texts (id INTEGER PRIMARY KEY, body BLOB NOT NULL)"
 IVF_LISTS = "CREATE TABLE IF NOT EXISTS ivf_lists (id INTEGER PRIMARY KEY, list INTEGER NOT NULL)"
 ACCESS = "CREATE TABLE IF NOT EXISTS body_access (id INTEGER PRIMARY KEY, at REAL NOT NULL)"
-KEYED_BY_RECORD = ("texts", "ivf_lists", "body_access")
+REWRITES = "CREATE TABLE IF NOT EXISTS rewrites (id INTEGER PRIMARY KEY, seq INTEGER NOT NULL)"
+KEYED_BY_RECORD = ("texts", "ivf_lists", "body_access", "rewrites")
 ACCESS_WAIT = 0.2  # seconds a batch of access times waits for another writer before it is kept for later
 
 
@@ -81,6 +86,11 @@ class TextTable:
         for chunk in chunks([int(i) for i in ids], 900):
             gone += conn.execute(f"DELETE FROM texts WHERE id IN ({','.join('?' * len(chunk))})", chunk).rowcount
         return gone
+
+    def put(self, conn: sqlite3.Connection, ids: Sequence[int], bodies: Sequence[bytes]) -> None:
+        """Set the bodies of records (new or kept) inside the caller's transaction."""
+        conn.execute(TEXTS)
+        conn.executemany("INSERT OR REPLACE INTO texts(id, body) VALUES (?, ?)", zip(ids, bodies, strict=True))
 
     def counts(self) -> dict[str, int]:
         """Bodies by tier: ``llm`` (tag 255, ``tiers.llm``) and ``text`` (the others)."""
@@ -162,6 +172,31 @@ class AccessTable:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+class RewriteLog:
+    """Table ``rewrites`` and meta ``rewrites``: which records were rewritten in place, by which rewrite."""
+
+    def __init__(self, file: StoreFile) -> None:
+        self.file = file
+
+    def count(self) -> int:
+        """How many rewrite transactions there were (ever); 0 on a store never rewritten."""
+        return int(self.file.get_meta("rewrites") or 0)
+
+    def note(self, conn: sqlite3.Connection, ids: Sequence[int]) -> None:
+        """Log a rewrite of these records inside the caller's transaction."""
+        conn.execute(REWRITES)
+        conn.execute("INSERT INTO meta(key, value) VALUES ('rewrites', 1) "
+                     "ON CONFLICT(key) DO UPDATE SET value = value + 1")
+        seq = int(conn.execute("SELECT value FROM meta WHERE key = 'rewrites'").fetchone()[0])
+        conn.executemany("INSERT OR REPLACE INTO rewrites(id, seq) VALUES (?, ?)", ((int(i), seq) for i in ids))
+
+    def since(self, seq: int) -> list[int]:
+        """Ids rewritten by a rewrite numbered above ``seq``, ascending."""
+        if not self.file.has("rewrites"):
+            return []
+        return [r[0] for r in self.file.conn.execute("SELECT id FROM rewrites WHERE seq > ? ORDER BY id", (seq,))]
 
 
 class IvfListTable:

@@ -47,7 +47,7 @@ from ...hints import Lexicon
 from ..base import Row
 from . import filestats, formats
 from .apikeys import ApiKeyTable
-from .sidetables import AccessTable, IvfListTable, TextTable
+from .sidetables import AccessTable, IvfListTable, RewriteLog, TextTable
 from .sqlfile import BUSY_TIMEOUT, INT64_MAX, StoreFile
 
 PAGE_SIZE = 16384  # bytes per page of a new store file
@@ -92,6 +92,7 @@ class Storage:
         self.access = AccessTable(self.file)
         self.ivf_lists = IvfListTable(self.file, self.records.names)
         self.api_keys = ApiKeyTable(self.file)
+        self.rewrites = RewriteLog(self.file)
 
     @property
     def readonly(self) -> bool:
@@ -191,6 +192,29 @@ class Storage:
         if texts is not None:
             self.texts.insert(conn, ids, texts)
         return ids
+
+    def rewrite(self, conn: sqlite3.Connection, ids: Sequence[int], *, metadata: Sequence[dict], codes: np.ndarray,
+                qvecs: np.ndarray, hints: Sequence[bytes], gen: int, texts: Sequence[bytes] | None = None) -> None:
+        """Overwrite records (and their text bodies) in place inside the caller's transaction, and log
+        which (``sidetables.RewriteLog``) so other processes' handles re-read their codes."""
+        done = set(self.records.rewrite(conn, ids, metadata=metadata, codes=codes, qvecs=qvecs, hints=hints, gen=gen))
+        if texts is not None and done:
+            pairs = [(int(i), b) for i, b in zip(ids, texts, strict=True) if int(i) in done]
+            self.texts.put(conn, [i for i, _ in pairs], [b for _, b in pairs])
+        if done:
+            self.rewrites.note(conn, sorted(done))
+
+    def rewritten_since(self, seq: int, generation: int) -> dict[str, tuple[list[int], np.ndarray]]:
+        """namespace → (ids, codes uint8 [n, bits/8]) of the records rewritten after rewrite ``seq``
+        (``sidetables.RewriteLog``) whose codes are of ``generation``."""
+        present, got = self.fetch_columns(self.rewrites.since(seq), ("namespace", "code", "gen"))
+        by_ns: dict[str, list[int]] = {}
+        for j, (ns, gen) in enumerate(zip(got["namespace"], got["gen"], strict=True)):
+            if int(gen) == generation:
+                by_ns.setdefault(ns, []).append(j)
+        return {ns: ([present[j] for j in rows],
+                     np.frombuffer(b"".join(got["code"][j] for j in rows), np.uint8).reshape(len(rows), -1))
+                for ns, rows in by_ns.items()}
 
     def fetch(self, ids: Sequence[int]) -> dict[int, Row]:
         """Rows by id (missing ids, and ids no record can have, are absent from the result)."""

@@ -260,6 +260,25 @@ class MilvusBackend(Backend):
             self.settings.after_delete(self.name)
         return gone
 
+    def rewrite(self, txn, ids, *, metadata, codes, qvecs, hints, gen, texts=None) -> None:
+        """Records rewritten in place (``dedup="replace"``): each row read whole and upserted with the new
+        metadata, code, vector, hints (and body); namespace, id and creation time stay. Not atomic:
+        Milvus has no transactions (each upsert call applies as it is made)."""
+        if (texts is not None) != bool(self.text_bytes):
+            raise ConfigError(f"{self.location}: text bodies are kept exactly when the store has text fidelity")
+        if texts is not None:
+            self.check_bodies(texts)
+        at = {int(i): j for j, i in enumerate(ids)}
+
+        def change(r: dict) -> None:
+            j = at[int(r["id"])]
+            r.update(metadata=metadata[j], code=codes[j].tobytes(), gen=int(gen),
+                     qvec=base64.b64encode(qvecs[j].tobytes()).decode(), hints=base64.b64encode(hints[j]).decode())
+            if texts is not None:
+                r["body"] = base64.b64encode(bytes(texts[j])).decode()
+
+        self.records.rewrite(list(at), fields_of(self.text_bytes), change)
+
     def update(self, txn, ids, *, codes, gen) -> None:
         """A refit's codes: rows are read whole and upserted with the new code and generation."""
         new = {int(i): codes[j].tobytes() for j, i in enumerate(ids)}
