@@ -22,9 +22,9 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 
 from . import dedup as dedupe
-from . import hints, quantize
+from . import hints, quantize, termindex
 from . import refit as refitting
-from .backends.base import AfterCommitUpkeep
+from .backends.base import AfterCommitUpkeep, TermIndex
 from .chunk import DEFAULT_PASSAGE_TOKENS, chunk_text
 from .errors import AddIncompleteError, ConfigError, InputError, StoreError, UpkeepWarning
 from .progress import progress_bar
@@ -202,6 +202,8 @@ def add_batch(mem, texts, metas, namespace, emb, *, threshold: float | None = No
                 )
                 if lists is not None and ids:
                     mem.backend.store_ivf_lists(c, ids, lists)
+                if ids and isinstance(mem.backend, TermIndex) and mem.backend.has_term_index():
+                    mem.backend.store_terms(c, ids, [termindex.encode(t, lexicon) for t in toks])
             mem.state.set_quantizer(quantizer)
             if isinstance(mem.backend, AfterCommitUpkeep) and ids:
                 mem.backend.index_add(namespace, ids, codes, lists)

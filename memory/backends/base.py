@@ -23,7 +23,8 @@ three search stages (``search.py``); everything it keeps or looks up goes throug
 Hooks with defaults: ``follow`` (bring what the engine keeps in RAM up to the shared
 state: the local index), ``stale``, ``sample``, ``has_namespace``, ``check``,
 ``check_bodies``, ``body_store``. Small optional protocols, checked with ``isinstance``:
-``AfterCommitUpkeep`` (the local index and its IVF lists), ``ApiKeys``, ``FileStatistics``.
+``AfterCommitUpkeep`` (the local index and its IVF lists), ``ApiKeys``, ``FileStatistics``,
+``TermIndex`` (a text/llm store's words counted at add, for hybrid search).
 
 Two implementations: ``local.backend.LocalBackend`` (the default: one SQLite file and
 an in-RAM Hamming index) and ``milvus.backend.MilvusBackend`` (a Milvus server or
@@ -49,7 +50,7 @@ from ..filters import Dialect, Where
 from ..hints import Lexicon
 from ..search import Candidates
 
-__all__ = ["FIELDS", "AfterCommitUpkeep", "ApiKeys", "Backend", "FileStatistics", "Row", "Rows"]
+__all__ = ["FIELDS", "AfterCommitUpkeep", "ApiKeys", "Backend", "FileStatistics", "Row", "Rows", "TermIndex"]
 
 FIELDS = ("namespace", "created", "metadata", "code", "qvec", "hints", "gen", "text")
 RECORD = FIELDS[:-1]  # what ``Row`` holds: every field but the text-tier body
@@ -126,6 +127,22 @@ class Rows:
             columns = dict(zip(fields, map(list, zip(*values, strict=True)), strict=True)) if present else \
                 {f: [] for f in fields}
         return cls(np.array(present, dtype=np.int64), columns)
+
+
+@runtime_checkable
+class TermIndex(Protocol):
+    """A backend that can keep each record's ``termindex.TermStats`` (the local SQLite file).
+
+    ``has_term_index``: whether this store keeps one for every record (a ``text``/``llm`` store
+    created with it); ``store_terms`` writes new records' entries in the insert's transaction;
+    ``term_entries`` reads them by id (absent ids: deleted meanwhile).
+    """
+
+    def has_term_index(self) -> bool: ...
+
+    def store_terms(self, txn, ids: Sequence[int], entries: Sequence[tuple]) -> None: ...
+
+    def term_entries(self, ids: Sequence[int]) -> dict[int, tuple]: ...
 
 
 @runtime_checkable

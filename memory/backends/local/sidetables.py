@@ -1,7 +1,11 @@
-"""Tables beside ``records``, keyed by record id: exact texts and IVF lists.
+"""Tables beside ``records``, keyed by record id: exact texts, term index entries and IVF lists.
 
 - ``texts(id INTEGER PRIMARY KEY, body BLOB NOT NULL)``: a passage's body for the ``text``
   fidelity tier (its bytes are the tier's: ``tiers.text``). Created with the first body.
+- ``term_index(id INTEGER PRIMARY KEY, length INTEGER NOT NULL, ids BLOB NOT NULL, counts BLOB NOT NULL,
+  numbers BLOB)``: a passage's ``termindex.TermStats`` (a ``text`` or ``llm`` store). Created
+  with the store, so a store has the table exactly when every record has its row: a store
+  made before it never gets one (its searches decode bodies instead, ``fusion``).
 - ``ivf_lists(id INTEGER PRIMARY KEY, list INTEGER NOT NULL)``: the IVF list of a record of a
   partitioned namespace (``partition``). Created with the first partition (format 1 stores:
   on opening).
@@ -24,7 +28,9 @@ from .sqlfile import StoreFile, chunks
 
 TEXTS = "CREATE TABLE IF NOT EXISTS texts (id INTEGER PRIMARY KEY, body BLOB NOT NULL)"
 IVF_LISTS = "CREATE TABLE IF NOT EXISTS ivf_lists (id INTEGER PRIMARY KEY, list INTEGER NOT NULL)"
-KEYED_BY_RECORD = ("texts", "ivf_lists")
+TERMS = ("CREATE TABLE term_index (id INTEGER PRIMARY KEY, length INTEGER NOT NULL, ids BLOB NOT NULL, "
+         "counts BLOB NOT NULL, numbers BLOB)")
+KEYED_BY_RECORD = ("texts", "term_index", "ivf_lists")
 
 
 class TextTable:
@@ -63,6 +69,31 @@ class TextTable:
     def update(self, conn: sqlite3.Connection, ids: Sequence[int], bodies: Sequence[bytes]) -> None:
         """Overwrite bodies inside the caller's transaction."""
         conn.executemany("UPDATE texts SET body = ? WHERE id = ?", zip(bodies, ids, strict=True))
+
+
+class TermTable:
+    """Table ``term_index``: the term index entries of a ``text`` or ``llm`` store (``termindex``)."""
+
+    def __init__(self, file: StoreFile) -> None:
+        self.file = file
+
+    @property
+    def exists(self) -> bool:
+        return self.file.has("term_index")
+
+    def insert(self, conn: sqlite3.Connection, ids: Sequence[int], entries: Sequence[tuple]) -> None:
+        """Add the entries (length, ids, counts, numbers) of new records inside the caller's transaction."""
+        conn.executemany("INSERT INTO term_index(id, length, ids, counts, numbers) VALUES (?, ?, ?, ?, ?)",
+                         ((int(i), *e) for i, e in zip(ids, entries, strict=True)))
+
+    def fetch(self, ids: Sequence[int]) -> dict[int, tuple]:
+        """id → (length, ids, counts, numbers) of those ids that have an entry."""
+        out = {}
+        for chunk in chunks(list(ids), 900):
+            q = ",".join("?" * len(chunk))
+            out.update((r[0], r[1:]) for r in self.file.conn.execute(
+                f"SELECT id, length, ids, counts, numbers FROM term_index WHERE id IN ({q})", chunk))
+        return out
 
 
 class IvfListTable:
