@@ -38,7 +38,7 @@ import numpy as np
 from . import lexical
 from .hints import Lexicon, Token
 
-MAX_TERMS: int | None = 48  # distinct terms kept per passage (benchmarks/hybrid.py --index-terms: bytes vs nDCG@10)
+MAX_TERMS: int | None = None  # distinct terms kept per passage, None: all (benchmarks/hybrid.py --index-terms: bytes vs nDCG@10)
 
 
 class TermStats(NamedTuple):
