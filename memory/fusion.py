@@ -5,15 +5,19 @@
 - the query's terms (``lexical.terms``, the hints' tokenizer) and their IDF from the
   store lexicon's document frequencies (``lexical.document_frequencies``; ``N`` is the
   lexicon's passage count);
-- the candidates' terms: on a ``text`` store the words of each exact body (a zstd frame
-  decodes in ~2 µs); on a ``hints`` or ``llm`` store the hint terms (an llm body takes
-  far too long to decode per search), taken from ``Candidates.hints`` when the engine
-  gave them with the ids, else read with ``Backend.rows(ids, ("hints",))``.
+- the candidates' BM25 scores: on a ``text`` or ``llm`` store with a term index (the local
+  backend's ``base.TermIndex``, made at add from the exact words: ``termindex``) from
+  the candidates' entries, no body decoded; on a ``text`` store without one (made before
+  the index, or on Milvus) from the words of each exact body (a zstd frame decodes in
+  ~2 µs, tokenizing it costs more); on a ``hints`` store, or an ``llm`` store without an
+  index (an llm body takes far too long to decode per search), from the hint terms, taken
+  from ``Candidates.hints`` when the engine gave them with the ids, else read with
+  ``Backend.rows(ids, ("hints",))``.
 
-A body that is not zstd (an llm body in a text store) or is gone meanwhile falls back to
-the passage's hint terms, or no terms.
+On the decode path a body that is not zstd (an llm body in a text store) or is gone
+meanwhile falls back to the passage's hint terms, or no terms.
 
-What it does not do: score or rank (``lexical``, ``search``), lock, or keep an index.
+What it does not do: rank (``search``), lock, or write the index (``ingest``).
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import lexical, records
+from . import lexical, records, termindex
+from .backends.base import TermIndex
 from .errors import ConfigError, InputError
 from .search import Candidates, Hybrid
 from .tiers import text as texttier
@@ -57,8 +62,20 @@ def hybrid_for(mem, query_texts: Sequence[str], weight: float) -> Hybrid:
     queries = [lexical.terms(t) for t in query_texts]
     weights = [lexical.idf(lexical.document_frequencies(lexicon, q), lexicon.n_docs) for q in queries]
     if mem.config.fidelity == "text":
-        return Hybrid(queries, weights, lambda cands: text_terms(mem, cands), weight)
-    return Hybrid(queries, weights, lambda cands: hint_terms(mem, cands), weight)
+        passages = lambda cands: text_terms(mem, cands)  # noqa: E731
+    else:
+        passages = lambda cands: hint_terms(mem, cands)  # noqa: E731
+    scores = None
+    if isinstance(mem.backend, TermIndex) and mem.backend.has_term_index():
+        scores = lambda qi, cands: indexed_scores(mem, lexicon, queries[qi], weights[qi], cands)  # noqa: E731
+    return Hybrid(queries, weights, passages, weight, scores)
+
+
+def indexed_scores(mem, lexicon, query, weights, cands: Candidates) -> np.ndarray:
+    """BM25 of the candidates from their term index entries (a candidate deleted meanwhile: no terms)."""
+    got = mem.backend.term_entries(cands.ids)
+    entries = [None if (e := got.get(int(i))) is None else termindex.TermStats(*e) for i in cands.ids]
+    return termindex.scores(query, entries, lexicon, weights)
 
 
 def hint_blobs(mem, cands: Candidates) -> list[bytes]:

@@ -68,6 +68,8 @@ class Lexicon:
     terms: list[str] = field(default_factory=list)
     ids: dict[str, int] = field(default_factory=dict)
     df: list[int] = field(default_factory=list)
+    _lower: dict[str, set[int]] = field(default_factory=dict, repr=False, compare=False)
+    _lowered: int = field(default=0, repr=False, compare=False)
 
     def observe(self, docs: Iterable[set[str]]) -> list[int]:
         """Count each set of distinct terms as one passage; return ids of new terms.
@@ -104,6 +106,18 @@ class Lexicon:
                 df[i] = max(df[i] - 1, 0)
                 moved.add(i)
         return fresh, moved
+
+    def lowered(self, term: str) -> set[int]:
+        """Ids of the terms that lowercase to ``term`` (names keep their case here: ``IgG``, ``McDonald``).
+
+        The map is built on first use and extended as terms are added (ids only grow);
+        extending it twice (two searching threads) adds the same ids.
+        """
+        terms, lower = self.terms, self._lower
+        for i in range(self._lowered, len(terms)):
+            lower.setdefault(terms[i].lower(), set()).add(i)
+        self._lowered = max(self._lowered, len(terms))
+        return lower.get(term, set())
 
     def idf(self, term: str) -> float:
         i = self.ids.get(term)

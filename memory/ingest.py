@@ -24,9 +24,9 @@ import numpy as np
 
 from . import compact as compacting
 from . import dedup as dedupe
-from . import hints, quantize, records
+from . import hints, quantize, records, termindex
 from . import refit as refitting
-from .backends.base import AfterCommitUpkeep
+from .backends.base import AfterCommitUpkeep, TermIndex
 from .chunk import DEFAULT_PASSAGE_TOKENS, chunk_text
 from .errors import AddIncompleteError, ConfigError, InputError, StoreError, UpkeepWarning
 from .progress import progress_bar
@@ -208,6 +208,8 @@ def add_batch(mem, texts, metas, namespace, emb, *, policy: str = "keep", thresh
                                         texts=None if bodies is None else bodies[n:])
                 if lists is not None and len(deq):
                     mem.backend.store_ivf_lists(c, ids + rewrite, lists)
+                if isinstance(mem.backend, TermIndex) and mem.backend.has_term_index() and (ids or rewrite):
+                    mem.backend.store_terms(c, ids + rewrite, [termindex.encode(t, lexicon) for t in toks])
             mem.state.set_quantizer(quantizer)
             if isinstance(mem.backend, AfterCommitUpkeep):
                 if ids:

@@ -114,14 +114,29 @@ def bm25(query: Sequence[str], docs: Sequence[Sequence[str]], weights: Mapping[s
     (a search scores its C candidates once).
     """
     lengths = np.fromiter(map(len, docs), np.float32, count=len(docs))
-    scores = np.zeros(len(docs), np.float32)
     wanted = [t for t in dict.fromkeys(query) if t in weights]
-    if not len(docs) or not wanted:
+    counts = np.zeros((len(docs), len(wanted)), np.float32)  # [n_docs, n_terms]
+    for j, t in enumerate(wanted):  # a query has a few terms: list.count per passage is C, no Counter per passage
+        counts[:, j] = np.fromiter((doc.count(t) for doc in docs), np.float32, count=len(docs))
+    return bm25_counts(counts, lengths, [weights[t] for t in wanted], k1=k1, b=b)
+
+
+def bm25_counts(counts: np.ndarray, lengths: np.ndarray, weights: Sequence[float], *,
+                k1: float = K1, b: float = B) -> np.ndarray:
+    """BM25 from term counts: float32 [n_docs].
+
+    Args:
+        counts: float32 [n_docs, n_terms], how often each (distinct) query term occurs in each passage.
+        lengths: float32 [n_docs], each passage's term count (``avgdl`` is their mean).
+        weights: each term's idf, [n_terms].
+    """
+    scores = np.zeros(len(lengths), np.float32)
+    if not len(lengths) or not len(weights):
         return scores
     norm = k1 * (1.0 - b + b * lengths / max(float(lengths.mean()), 1e-9))  # [n_docs]
-    for t in wanted:  # a query has a few terms: list.count per passage is C, no Counter per passage
-        tf = np.fromiter((doc.count(t) for doc in docs), np.float32, count=len(docs))
-        scores += weights[t] * tf * (k1 + 1.0) / (tf + norm)  # as bm25_scores computes it
+    for j, w in enumerate(weights):
+        tf = counts[:, j]
+        scores += w * tf * (k1 + 1.0) / (tf + norm)  # as bm25_scores computes it
     return scores
 
 

@@ -75,14 +75,23 @@ class Hybrid:
         queries: each query's terms (``lexical.terms``), aligned with the embeddings.
         weights: each query's term → idf (``lexical.idf``).
         passages: the candidates' terms, one list per candidate in their order (a
-            candidate whose hints or body is gone meanwhile: an empty list).
+            candidate whose hints or body is gone meanwhile: an empty list): what
+            BM25 scores unless ``scores`` is given.
         weight: the lexical share of the blend, in [0, 1].
+        scores: (query position, candidates) → their BM25 scores, float32 [n] (a term index), or None.
     """
 
     queries: Sequence[Sequence[str]]
     weights: Sequence[Mapping[str, float]]
     passages: Callable[[Candidates], list[list[str]]]
     weight: float
+    scores: Callable[[int, Candidates], np.ndarray] | None = None
+
+    def bm25(self, qi: int, cands: Candidates) -> np.ndarray:
+        """BM25 of query ``qi`` against the candidates: float32 [n_candidates]."""
+        if self.scores is not None:
+            return self.scores(qi, cands)
+        return lexical.bm25(self.queries[qi], self.passages(cands), self.weights[qi])
 
 
 @dataclass(frozen=True)
@@ -168,7 +177,7 @@ def rerank_hybrid(backend, quantizer, query: np.ndarray, cands: Candidates, k: i
         cands = _present(cands, got)
         cands = Candidates(cands.ids, cands.hamming, cands.codes, got.array("qvec", np.int8), list(got["hints"]))
     cands, dense = int8_scores(backend, quantizer, query, cands)
-    bm25 = lexical.bm25(hybrid.queries[qi], hybrid.passages(cands), hybrid.weights[qi])  # [n_candidates]
+    bm25 = hybrid.bm25(qi, cands)  # [n_candidates]
     scores = lexical.blend(dense, bm25, hybrid.weight)
     order = np.lexsort((cands.ids, -scores))[:k]
     return Ranked(cands.ids[order], scores[order], cands.hamming[order])

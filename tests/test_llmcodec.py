@@ -158,3 +158,16 @@ def test_a_bad_thread_override_is_a_one_line_cli_error(llm_store):
     r = CliRunner().invoke(cli, ["--store", str(path), "recall", str(ids[2])], env={threadpick.ENV: "two"})
     assert r.exit_code == 1 and "HASHMEM_LLM_THREADS must be a whole number" in r.output
     assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_llm_store_keeps_the_term_index_of_the_exact_words(llm_store):
+    from hashmem.memory import fusion, hints, termindex
+
+    path, ids, _ = llm_store
+    with Memory(path) as mem:
+        assert mem.backend.has_term_index()
+        lex = mem.storage.load_lexicon()
+        got = mem.backend.term_entries(ids)
+        assert [termindex.TermStats(*got[i]) for i in ids] == [termindex.encode(hints.tokenize(t), lex) for t in SHORT]
+        assert fusion.hybrid_for(mem, ["westphalia"], 0.4).scores is not None  # the index, no llm body decoded
+        assert mem.search("Westphalia 1648", 1, mode="hybrid")[0].id == ids[0]

@@ -24,7 +24,8 @@ Hooks with defaults: ``follow`` (bring what the engine keeps in RAM up to the sh
 state: the local index), ``stale``, ``sample``, ``has_namespace``, ``check``,
 ``check_bodies``, ``body_store``, ``body_counts``. Small optional protocols, checked with ``isinstance``:
 ``AfterCommitUpkeep`` (the local index and its IVF lists), ``ApiKeys``, ``FileStatistics``,
-``BodyDemotion`` (exact bodies dropped to meet a byte budget: ``memory.compact``).
+``BodyDemotion`` (exact bodies dropped to meet a byte budget: ``memory.compact``),
+``TermIndex`` (a text/llm store's words counted at add, for hybrid search).
 
 Two implementations: ``local.backend.LocalBackend`` (the default: one SQLite file and
 an in-RAM Hamming index) and ``milvus.backend.MilvusBackend`` (a Milvus server or
@@ -50,7 +51,8 @@ from ..filters import Dialect, Where
 from ..hints import Lexicon
 from ..search import Candidates
 
-__all__ = ["FIELDS", "AfterCommitUpkeep", "ApiKeys", "Backend", "BodyDemotion", "FileStatistics", "Row", "Rows"]
+__all__ = ["FIELDS", "AfterCommitUpkeep", "ApiKeys", "Backend", "BodyDemotion", "FileStatistics", "Row", "Rows",
+           "TermIndex"]
 
 FIELDS = ("namespace", "created", "metadata", "code", "qvec", "hints", "gen", "text")
 RECORD = FIELDS[:-1]  # what ``Row`` holds: every field but the text-tier body
@@ -127,6 +129,22 @@ class Rows:
             columns = dict(zip(fields, map(list, zip(*values, strict=True)), strict=True)) if present else \
                 {f: [] for f in fields}
         return cls(np.array(present, dtype=np.int64), columns)
+
+
+@runtime_checkable
+class TermIndex(Protocol):
+    """A backend that can keep each record's ``termindex.TermStats`` (the local SQLite file).
+
+    ``has_term_index``: whether this store keeps one for every record (a ``text``/``llm`` store
+    created with it); ``store_terms`` writes new records' entries in the insert's transaction;
+    ``term_entries`` reads them by id (absent ids: deleted meanwhile).
+    """
+
+    def has_term_index(self) -> bool: ...
+
+    def store_terms(self, txn, ids: Sequence[int], entries: Sequence[tuple]) -> None: ...
+
+    def term_entries(self, ids: Sequence[int]) -> dict[int, tuple]: ...
 
 
 @runtime_checkable

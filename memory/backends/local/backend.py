@@ -193,6 +193,17 @@ class LocalBackend(LocalDemotion, Backend):
     def body_store(self):
         return self.storage
 
+    # -- term index (base.TermIndex) ------------------------------------------------------
+
+    def has_term_index(self) -> bool:
+        return self.storage.has_term_index()
+
+    def store_terms(self, txn, ids, entries) -> None:
+        self.storage.insert_terms(txn, ids, entries)
+
+    def term_entries(self, ids):
+        return self.storage.fetch_terms([int(i) for i in ids])
+
     # -- lexicon -------------------------------------------------------------------------
 
     def load_lexicon(self) -> Lexicon:

@@ -1,6 +1,7 @@
 """The local backend's ``BodyDemotion``: exact bodies dropped from the ``texts`` table, the space given back.
 
-A demotion deletes ``texts`` rows (and their ``body_access`` rows) in the caller's transaction;
+A demotion deletes ``texts`` rows (and their ``body_access`` and ``term_index`` rows) in the caller's
+transaction;
 ``records`` is not touched, so the in-RAM index, the codes, the int8 vectors and the hints stay
 exactly as they were. The freed pages go back to the filesystem through ``StoreFile.reclaim``
 (incremental vacuum; the first time, one ``VACUUM`` switches the file to it). A byte budget is
@@ -31,10 +32,11 @@ class LocalDemotion:
 
     def demote(self, txn, ids: Sequence[int]) -> int:
         gone = self.storage.texts.delete(txn, ids)
-        if self.storage.file.has("body_access"):
-            for s in range(0, len(ids), 900):
-                chunk = [int(i) for i in ids[s : s + 900]]
-                txn.execute(f"DELETE FROM body_access WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+        for table in ("body_access", "term_index"):  # its last reads, and its exact words' counts
+            if self.storage.file.has(table):
+                for s in range(0, len(ids), 900):
+                    chunk = [int(i) for i in ids[s : s + 900]]
+                    txn.execute(f"DELETE FROM {table} WHERE id IN ({','.join('?' * len(chunk))})", chunk)
         return gone
 
     def reclaim(self, *, full: bool = False) -> None:

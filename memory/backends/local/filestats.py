@@ -65,7 +65,7 @@ def file_parts(file: StoreFile) -> dict[str, int]:
     row headers, free space in pages; format 1 and 2 also time and generation); ``batch_times``
     (format 3: the ``batches`` table); ``namespace_index``; ``lexicon``; ``settings`` (the meta
     table: config, hasher, quantizer, text-tier dictionaries, format 3 namespace ids); ``text``;
-    ``ivf_lists``; ``sqlite`` (schema; formats 1 and 2 also the id sequence);
+    ``ivf_lists``; ``term_index`` (a text/llm store's, ``termindex``); ``sqlite`` (schema; formats 1 and 2 also the id sequence);
     ``free_pages``; ``wal`` (whatever the file and WAL hold beyond the
     database's pages). Without ``dbstat`` everything is ``unattributed``.
     """

@@ -14,7 +14,8 @@ Format 3 (``Format3``, every store created now; ``create`` writes its schema):
   batch (so a one-passage add takes ~7 B more than in format 2).
 - ``lexicon`` front-coded with a tail (``lexicon``); namespaces as meta rows and metadata
   sets (``interning``); ``texts``, ``ivf_lists``, ``meta_sets`` and the namespace index
-  created on first need.
+  created on first need; ``term_index`` (``sidetables``) created with a ``text``
+  or ``llm`` store (any format: a store made before it has none).
 
 Format 2 (``Format2``, read and written in its own layout): ``meta`` with a rowid; ``records``
 with ``AUTOINCREMENT`` ids (the last in ``sqlite_sequence``), ``created REAL`` and ``gen
@@ -37,7 +38,7 @@ from ...errors import ConfigError, StoreCorruptError, StoreError
 from .interning import InlineNames, MetaSets, NamespaceMeta, NamespaceTable, NoMetaSets
 from .lexicon import FrontCodedBlocks, LexiconBlocks, TermsTable
 from .records import RecordFormat, id_array
-from .sidetables import IVF_LISTS
+from .sidetables import IVF_LISTS, TERMS
 from .sqlfile import StoreFile
 
 SCHEMA = """
@@ -219,6 +220,8 @@ def create(file: StoreFile, config: StoreConfig, extra_meta: dict[str, bytes | s
         for stmt in SCHEMA.strip().split(";"):
             if stmt.strip():
                 c.execute(stmt)
+        if config.fidelity in ("text", "llm"):  # the term index: from the first record on, or never
+            c.execute(TERMS)
         c.executemany(
             "INSERT INTO meta(key, value) VALUES (?, ?)",
             [

@@ -1,4 +1,5 @@
-"""Tables beside ``records``, keyed by record id: exact texts, their last access, IVF lists, the rewrite log.
+"""Tables beside ``records``, keyed by record id: exact texts, their last access, term index entries,
+IVF lists, the rewrite log.
 
 - ``texts(id INTEGER PRIMARY KEY, body BLOB NOT NULL)``: a passage's body for the ``text``
   fidelity tier (its bytes are the tier's: ``tiers.text``). Created with the first body; a
@@ -6,6 +7,11 @@
 - ``body_access(id INTEGER PRIMARY KEY, at REAL NOT NULL)``: the Unix time a body was last
   read by ``Memory.get`` (which recall and ask go through), written in batches. Created by the
   first compaction or byte budget: a store that never compacts never writes it.
+- ``term_index(id INTEGER PRIMARY KEY, length INTEGER NOT NULL, ids BLOB NOT NULL, counts BLOB NOT NULL,
+  numbers BLOB)``: a passage's ``termindex.TermStats`` (a ``text`` or ``llm`` store). Created
+  with the store, so a store has the table exactly when every record has its row: a store
+  made before it never gets one (its searches decode bodies instead, ``fusion``). A record
+  demoted by a byte budget loses its row with its body (its searches then use its hint terms).
 - ``ivf_lists(id INTEGER PRIMARY KEY, list INTEGER NOT NULL)``: the IVF list of a record of a
   partitioned namespace (``partition``). Created with the first partition (format 1 stores:
   on opening).
@@ -37,7 +43,9 @@ TEXTS = "CREATE TABLE IF NOT EXISTS texts (id INTEGER PRIMARY KEY, body BLOB NOT
 IVF_LISTS = "CREATE TABLE IF NOT EXISTS ivf_lists (id INTEGER PRIMARY KEY, list INTEGER NOT NULL)"
 ACCESS = "CREATE TABLE IF NOT EXISTS body_access (id INTEGER PRIMARY KEY, at REAL NOT NULL)"
 REWRITES = "CREATE TABLE IF NOT EXISTS rewrites (id INTEGER PRIMARY KEY, seq INTEGER NOT NULL)"
-KEYED_BY_RECORD = ("texts", "ivf_lists", "body_access", "rewrites")
+TERMS = ("CREATE TABLE term_index (id INTEGER PRIMARY KEY, length INTEGER NOT NULL, ids BLOB NOT NULL, "
+         "counts BLOB NOT NULL, numbers BLOB)")
+KEYED_BY_RECORD = ("texts", "term_index", "ivf_lists", "body_access", "rewrites")
 ACCESS_WAIT = 0.2  # seconds a batch of access times waits for another writer before it is kept for later
 
 
@@ -197,6 +205,31 @@ class RewriteLog:
         if not self.file.has("rewrites"):
             return []
         return [r[0] for r in self.file.conn.execute("SELECT id FROM rewrites WHERE seq > ? ORDER BY id", (seq,))]
+
+
+class TermTable:
+    """Table ``term_index``: the term index entries of a ``text`` or ``llm`` store (``termindex``)."""
+
+    def __init__(self, file: StoreFile) -> None:
+        self.file = file
+
+    @property
+    def exists(self) -> bool:
+        return self.file.has("term_index")
+
+    def insert(self, conn: sqlite3.Connection, ids: Sequence[int], entries: Sequence[tuple]) -> None:
+        """Set the entries (length, ids, counts, numbers) of new or rewritten records inside the caller's transaction."""
+        conn.executemany("INSERT OR REPLACE INTO term_index(id, length, ids, counts, numbers) VALUES (?, ?, ?, ?, ?)",
+                         ((int(i), *e) for i, e in zip(ids, entries, strict=True)))
+
+    def fetch(self, ids: Sequence[int]) -> dict[int, tuple]:
+        """id → (length, ids, counts, numbers) of those ids that have an entry."""
+        out = {}
+        for chunk in chunks(list(ids), 900):
+            q = ",".join("?" * len(chunk))
+            out.update((r[0], r[1:]) for r in self.file.conn.execute(
+                f"SELECT id, length, ids, counts, numbers FROM term_index WHERE id IN ({q})", chunk))
+        return out
 
 
 class IvfListTable:

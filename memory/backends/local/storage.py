@@ -14,8 +14,9 @@ The file (one SQLite database, WAL journal) and the module that knows each part 
 - ``batches`` (format 3: creation time per batch): ``formats``.
 - ``lexicon`` / ``terms`` (format 1): ``lexicon`` (tables), ``lexicon_codec`` (block bytes).
 - namespace ids and ``meta_sets`` (metadata shared by records, stored once): ``interning``.
-- ``texts`` (text tier bodies), ``body_access`` (their last reads, kept once a store compacts)
-  and ``ivf_lists`` (``partition``): ``sidetables``; dropping bodies for a byte budget: ``demotion``.
+- ``texts`` (text tier bodies), ``body_access`` (their last reads, kept once a store compacts),
+  ``term_index`` (``termindex``) and ``ivf_lists`` (``partition``): ``sidetables``; dropping
+  bodies for a byte budget: ``demotion``.
 - ``api_keys`` (the servers' tenants): ``apikeys``.
 - bytes by part (``dbstat``): ``filestats``.
 
@@ -47,7 +48,7 @@ from ...hints import Lexicon
 from ..base import Row
 from . import filestats, formats
 from .apikeys import ApiKeyTable
-from .sidetables import AccessTable, IvfListTable, RewriteLog, TextTable
+from .sidetables import AccessTable, IvfListTable, RewriteLog, TermTable, TextTable
 from .sqlfile import BUSY_TIMEOUT, INT64_MAX, StoreFile
 
 PAGE_SIZE = 16384  # bytes per page of a new store file
@@ -90,6 +91,7 @@ class Storage:
         self.lexicon = self.records.lexicon_type(self.file)
         self.texts = TextTable(self.file)
         self.access = AccessTable(self.file)
+        self.term_table = TermTable(self.file)
         self.ivf_lists = IvfListTable(self.file, self.records.names)
         self.api_keys = ApiKeyTable(self.file)
         self.rewrites = RewriteLog(self.file)
@@ -304,6 +306,18 @@ class Storage:
     def update_texts(self, conn: sqlite3.Connection, ids: Sequence[int], bodies: Sequence[bytes]) -> None:
         """Overwrite text bodies inside the caller's transaction."""
         self.texts.update(conn, ids, bodies)
+
+    def has_term_index(self) -> bool:
+        """Whether the store keeps a term index entry with every record (a ``text``/``llm`` store made with it)."""
+        return self.term_table.exists
+
+    def insert_terms(self, conn: sqlite3.Connection, ids: Sequence[int], entries: Sequence[tuple]) -> None:
+        """Add new records' term index entries inside the caller's transaction (``sidetables.TermTable``)."""
+        self.term_table.insert(conn, ids, entries)
+
+    def fetch_terms(self, ids: Sequence[int]) -> dict[int, tuple]:
+        """id → (length, ids, counts, numbers) of the records that have a term index entry."""
+        return self.term_table.fetch(ids)
 
     # -- lexicon (lexicon) -----------------------------------------------------------------
 

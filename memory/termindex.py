@@ -1,0 +1,162 @@
+"""The term index of ``text`` and ``llm`` stores: each passage's words, counted at add time, for BM25 at search.
+
+A passage's entry, made from the tokens ``hints.tokenize`` gave its exact text (the one
+tokenizer of hints, queries and the decode path: ``lexical.terms`` are these tokens' keys,
+lowercased), is ``TermStats``:
+
+- ``length``: how many terms the passage has (repeats counted): BM25's ``|d|``;
+- ``terms``: its distinct lexicon terms (``hints.Lexicon`` ids of the tokens' keys: names
+  keep their case there) in ascending id order, each as one unsigned LEB128 varint of
+  ``gap << 1 | (count > 1)`` (the first gap is the id itself);
+- ``counts``: one byte per term whose flag is set, ``min(count, 255)``, in the same order;
+- ``numbers``: the number tokens (never in the lexicon) as a msgpack map literal → count,
+  or None when it has none.
+
+``MAX_TERMS`` bounds the distinct terms (numbers included) an entry keeps: those with the
+largest BM25 weight in the passage (IDF from the lexicon at add time, numbers counting as
+seen once; ties by term), so that an entry stays within the issue's byte budget; ``length``
+is always the whole passage's.
+
+``scores`` gives the same BM25 as ``lexical.bm25`` over the decoded passages' terms (the
+same float32 operations, ``lexical.bm25_counts``), where no kept term was pruned. A query
+term matches every lexicon id whose term lowercases to it (``Lexicon.lowered``).
+
+What it does not do: store entries (``backends.local.sidetables``), pick the weight or the
+candidates (``fusion``, ``search``), or give candidates of its own (no inverted lists).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+import msgpack
+import numpy as np
+
+from . import lexical
+from .hints import Lexicon, Token
+
+MAX_TERMS: int | None = None  # distinct terms kept per passage, None: all (benchmarks/hybrid.py --index-terms: bytes vs nDCG@10)
+
+
+class TermStats(NamedTuple):
+    """One passage's entry (see the module docstring for the bytes)."""
+
+    length: int
+    terms: bytes
+    counts: bytes
+    numbers: bytes | None
+
+
+def _varints(values: Sequence[int]) -> bytes:
+    """Unsigned LEB128 of each value, concatenated."""
+    out = bytearray()
+    for v in values:
+        while v >= 0x80:
+            out.append((v & 0x7F) | 0x80)
+            v >>= 7
+        out.append(v)
+    return bytes(out)
+
+
+def encode(tokens: Sequence[Token], lexicon: Lexicon) -> TermStats:
+    """The entry of one passage from its tokens; every key not a number must be in ``lexicon``.
+
+    Keeps at most ``MAX_TERMS`` distinct terms (read at each call; None: all of them).
+    """
+    max_terms = MAX_TERMS
+    words: Counter[int] = Counter()
+    numbers: Counter[str] = Counter()
+    for _, key, _, kind in tokens:
+        if kind == "number":
+            numbers[key.lower()] += 1
+        else:
+            words[lexicon.ids[key]] += 1
+    if max_terms is not None and len(words) + len(numbers) > max_terms:
+        n, top = lexicon.n_docs, math.log(1.0 + (max(lexicon.n_docs - 1, 0) + 0.5) / 1.5)
+        df = lexicon.df
+        weight = [(-top * c / (c + lexical.K1), 0, s, c) for s, c in numbers.items()]  # df 1, as scored
+        weight += [(-math.log(1.0 + (max(n - df[i], 0) + 0.5) / (df[i] + 0.5)) * c / (c + lexical.K1), 1, i, c)
+                   for i, c in words.items()]
+        kept = sorted(weight)[:max_terms]
+        words = Counter({i: c for _, kind, i, c in kept if kind == 1})
+        numbers = Counter({s: c for _, kind, s, c in kept if kind == 0})
+    ids = sorted(words)
+    gaps = np.diff(np.asarray(ids, np.int64), prepend=0).tolist()
+    return TermStats(
+        len(tokens),
+        _varints([g << 1 | (words[i] > 1) for g, i in zip(gaps, ids, strict=True)]),
+        bytes(min(words[i], 255) for i in ids if words[i] > 1),
+        msgpack.packb(dict(sorted(numbers.items()))) if numbers else None,
+    )
+
+
+def decode(entries: Sequence[TermStats | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (passage, lexicon id, count) triples of a few entries, vectorized over all of them.
+
+    Returns:
+        (passage position int64 [n], term id int64 [n], count float32 [n]); an entry that is
+        None has none.
+    """
+    blobs = [e.terms if e is not None else b"" for e in entries]
+    raw = np.frombuffer(b"".join(blobs), np.uint8)
+    if not len(raw):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    ends = raw < 0x80  # [n_bytes]: the last byte of a varint
+    group = np.cumsum(ends) - ends  # varint of each byte
+    first = np.flatnonzero(np.r_[True, ends[:-1]])  # [n_varints]: the first byte of each varint
+    shift = 7 * (np.arange(len(raw)) - first[group])
+    values = np.bincount(group, weights=((raw & 0x7F).astype(np.int64) << shift).astype(np.float64)).astype(np.int64)
+    per_blob = np.fromiter((len(b) for b in blobs), np.int64, count=len(blobs))
+    byte_owner = np.repeat(np.arange(len(blobs)), per_blob)
+    owner = byte_owner[first]  # [n_varints]
+    gaps = values >> 1
+    total = np.cumsum(gaps)
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    base = np.repeat(total[starts] - gaps[starts], np.diff(np.r_[starts, len(owner)]))
+    ids = total - base
+    counts = np.ones(len(values), np.float32)
+    flagged = (values & 1).astype(bool)
+    counts[flagged] = np.frombuffer(b"".join(e.counts for e in entries if e is not None), np.uint8)
+    return owner, ids, counts
+
+
+def counts_matrix(query: Sequence[str], entries: Sequence[TermStats | None], lexicon: Lexicon) -> np.ndarray:
+    """float32 [n_entries, len(query)]: how often each query term occurs in each passage (its kept terms)."""
+    out = np.zeros((len(entries), len(query)), np.float32)
+    if not len(query) or not len(entries):
+        return out
+    column = {}
+    for j, t in enumerate(query):
+        for i in lexicon.lowered(t):
+            column[i] = j
+    if column:
+        owner, ids, counts = decode(entries)
+        qids = np.fromiter(column, np.int64, count=len(column))
+        order = np.argsort(qids)
+        qids, cols = qids[order], np.fromiter(column.values(), np.int64, count=len(column))[order]
+        at = np.minimum(np.searchsorted(qids, ids), len(qids) - 1)
+        hit = qids[at] == ids
+        np.add.at(out, (owner[hit], cols[at[hit]]), counts[hit])
+    numeric = [j for j, t in enumerate(query) if t[:1].isdecimal()]
+    if numeric:
+        for p, e in enumerate(entries):
+            if e is not None and e.numbers is not None:
+                found = msgpack.unpackb(e.numbers)
+                for j in numeric:
+                    out[p, j] += found.get(query[j], 0)
+    return out
+
+
+def scores(query: Sequence[str], entries: Sequence[TermStats | None], lexicon: Lexicon,
+           weights: Mapping[str, float]) -> np.ndarray:
+    """BM25 of one query against a few passages' entries (``avgdl`` over these): float32 [n_entries].
+
+    Equal to ``lexical.bm25`` over the same passages' full term lists when no query term was pruned
+    from an entry (an entry that is None: a passage with no terms).
+    """
+    wanted = [t for t in dict.fromkeys(query) if t in weights]
+    lengths = np.fromiter((0 if e is None else e.length for e in entries), np.float32, count=len(entries))
+    return lexical.bm25_counts(counts_matrix(wanted, entries, lexicon), lengths, [weights[t] for t in wanted])
