@@ -56,26 +56,49 @@ def check_hybrid(mode: str, weight: float | None, query_texts: Sequence[str] | N
     return float(DEFAULT_LEXICAL_WEIGHT.get(fidelity, DEFAULT_LEXICAL_WEIGHT["hints"]) if weight is None else weight)
 
 
-def hybrid_for(mem, query_texts: Sequence[str], weight: float) -> Hybrid:
-    """The ``search.Hybrid`` of these queries on ``mem``'s store (its lexicon loads on first use)."""
+def hybrid_for(mem, query_texts: Sequence[str], weight: float, *, given: bool = True) -> Hybrid:
+    """The ``search.Hybrid`` of these queries on ``mem``'s store (its lexicon loads on first use).
+
+    ``given``: the caller chose ``weight``; else it is the store's default, and on a ``text``
+    store candidates scored from their hint terms (bodies a byte budget demoted) get the
+    hints' default share instead.
+    """
     lexicon = mem.lexicon  # once: a catch-up in another thread may drop it meanwhile
     queries = [lexical.terms(t) for t in query_texts]
     weights = [lexical.idf(lexical.document_frequencies(lexicon, q), lexicon.n_docs) for q in queries]
+    hint_weight = None if given else DEFAULT_LEXICAL_WEIGHT["hints"]
     if mem.config.fidelity == "text":
-        passages = lambda cands: text_terms(mem, cands)  # noqa: E731
+        passages = lambda cands: text_terms(mem, cands)[0]  # noqa: E731
+        scores = lambda qi, cands: grouped_scores(queries[qi], weights[qi], *text_terms(mem, cands))  # noqa: E731
     else:
-        passages = lambda cands: hint_terms(mem, cands)  # noqa: E731
-    scores = None
+        passages, scores = (lambda cands: hint_terms(mem, cands)), None  # noqa: E731
     if isinstance(mem.backend, TermIndex) and mem.backend.has_term_index():
         scores = lambda qi, cands: indexed_scores(mem, lexicon, queries[qi], weights[qi], cands)  # noqa: E731
-    return Hybrid(queries, weights, passages, weight, scores)
+    return Hybrid(queries, weights, passages, weight, scores, hint_weight)
 
 
-def indexed_scores(mem, lexicon, query, weights, cands: Candidates) -> np.ndarray:
-    """BM25 of the candidates from their term index entries (a candidate deleted meanwhile: no terms)."""
+def grouped_scores(query, weights, terms: list[list[str]], exact: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """BM25 of passages' exact words and of others' hint terms, each kind among its own (``avgdl`` apart)."""
+    out = np.zeros(len(terms), np.float32)
+    for group in (np.flatnonzero(exact), np.flatnonzero(~exact)):
+        if len(group):
+            out[group] = lexical.bm25(query, [terms[j] for j in group], weights)
+    return out, exact
+
+
+def indexed_scores(mem, lexicon, query, weights, cands: Candidates) -> tuple[np.ndarray, np.ndarray]:
+    """BM25 of the candidates from their term index entries; a candidate without one (its body demoted by
+    a byte budget, or deleted meanwhile) from its hint terms, among those alone."""
     got = mem.backend.term_entries(cands.ids)
-    entries = [None if (e := got.get(int(i))) is None else termindex.TermStats(*e) for i in cands.ids]
-    return termindex.scores(query, entries, lexicon, weights)
+    exact = np.array([int(i) in got for i in cands.ids], bool)
+    out = np.zeros(len(cands), np.float32)
+    if exact.any():
+        entries = [termindex.TermStats(*got[int(i)]) for i in cands.ids[exact]]
+        out[exact] = termindex.scores(query, entries, lexicon, weights)
+    if not exact.all():
+        rest = np.flatnonzero(~exact)
+        out[rest] = lexical.bm25(query, hint_terms(mem, cands.take(rest)), weights)
+    return out, exact
 
 
 def hint_blobs(mem, cands: Candidates) -> list[bytes]:
@@ -94,8 +117,8 @@ def hint_terms(mem, cands: Candidates) -> list[list[str]]:
     return [lexical.hint_terms(s) for s in records.hint_strings(mem, hint_blobs(mem, cands))]
 
 
-def text_terms(mem, cands: Candidates) -> list[list[str]]:
-    """Each candidate's words from its exact body (its hint terms when it has no zstd body)."""
+def text_terms(mem, cands: Candidates) -> tuple[list[list[str]], np.ndarray]:
+    """Each candidate's words from its exact body (its hint terms when it has no zstd body), and which had one."""
     got = mem.backend.rows(cands.ids, ("text",))
     pos = got.positions
     bodies = [got["text"][pos[int(i)]] if int(i) in pos else None for i in cands.ids]
@@ -108,8 +131,9 @@ def text_terms(mem, cands: Candidates) -> list[list[str]]:
         except texttier.DictionaryGoneError:  # re-trained just now: read it again
             text = records.read_text(mem, int(cands.ids[j]), ())
             out[j] = lexical.terms(text) if text is not None else None
-    missing = np.flatnonzero([t is None for t in out])
+    exact = np.array([t is not None for t in out], bool)
+    missing = np.flatnonzero(~exact)
     if len(missing):
         for j, terms in zip(missing, hint_terms(mem, cands.take(missing)), strict=True):
             out[j] = terms
-    return out  # type: ignore[return-value]
+    return out, exact  # type: ignore[return-value]

@@ -149,6 +149,21 @@ def minmax(x: np.ndarray) -> np.ndarray:
     return (x - lo) / span if span > 0 else np.zeros_like(x)
 
 
+def blend_groups(dense: np.ndarray, lexical: np.ndarray, exact: np.ndarray, weight: float,
+                 hint_weight: float) -> np.ndarray:
+    """``blend`` where BM25 came from two kinds of passages: exact words (``exact``) and hint terms.
+
+    Their BM25 scores are not comparable (a passage's few hint terms match fewer query words),
+    so each kind is min–max normalized on its own and blended with its own share: ``weight``
+    for exact words, ``hint_weight`` for hint terms (float32 [n]).
+    """
+    exact = np.asarray(exact, bool)
+    lex = np.zeros(len(lexical), np.float32)
+    lex[exact], lex[~exact] = minmax(lexical[exact]), minmax(lexical[~exact])
+    w = np.where(exact, np.float32(weight), np.float32(hint_weight))
+    return ((1.0 - w) * minmax(dense) + w * lex).astype(np.float32)
+
+
 def blend(dense: np.ndarray, lexical: np.ndarray, weight: float) -> np.ndarray:
     """``(1 − weight) · minmax(dense) + weight · minmax(lexical)``: float32 [n].
 

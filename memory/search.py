@@ -78,20 +78,34 @@ class Hybrid:
             candidate whose hints or body is gone meanwhile: an empty list): what
             BM25 scores unless ``scores`` is given.
         weight: the lexical share of the blend, in [0, 1].
-        scores: (query position, candidates) → their BM25 scores, float32 [n] (a term index), or None.
+        scores: (query position, candidates) → their BM25 scores, float32 [n], and which of
+            them were scored from exact words (bool [n], or None when all were alike), or None.
+        hint_weight: the lexical share for candidates scored from their hint terms when others
+            were scored from exact words (a ``text`` store some of whose bodies a byte budget
+            demoted); None: ``weight`` for all.
     """
 
     queries: Sequence[Sequence[str]]
     weights: Sequence[Mapping[str, float]]
     passages: Callable[[Candidates], list[list[str]]]
     weight: float
-    scores: Callable[[int, Candidates], np.ndarray] | None = None
+    scores: Callable[[int, Candidates], tuple[np.ndarray, np.ndarray | None]] | None = None
+    hint_weight: float | None = None
 
-    def bm25(self, qi: int, cands: Candidates) -> np.ndarray:
-        """BM25 of query ``qi`` against the candidates: float32 [n_candidates]."""
+    def bm25(self, qi: int, cands: Candidates) -> tuple[np.ndarray, np.ndarray | None]:
+        """BM25 of query ``qi`` against the candidates (float32 [n_candidates]) and which were exact words."""
         if self.scores is not None:
             return self.scores(qi, cands)
-        return lexical.bm25(self.queries[qi], self.passages(cands), self.weights[qi])
+        return lexical.bm25(self.queries[qi], self.passages(cands), self.weights[qi]), None
+
+    def blend(self, dense: np.ndarray, bm25: np.ndarray, exact: np.ndarray | None) -> np.ndarray:
+        """The hybrid scores: one blend, or (exact words beside hint terms) each kind normalized on its own."""
+        hint = self.weight if self.hint_weight is None else self.hint_weight
+        if exact is None or exact.all():
+            return lexical.blend(dense, bm25, self.weight)
+        if not exact.any():
+            return lexical.blend(dense, bm25, hint)
+        return lexical.blend_groups(dense, bm25, exact, self.weight, hint)
 
 
 @dataclass(frozen=True)
@@ -177,8 +191,8 @@ def rerank_hybrid(backend, quantizer, query: np.ndarray, cands: Candidates, k: i
         cands = _present(cands, got)
         cands = Candidates(cands.ids, cands.hamming, cands.codes, got.array("qvec", np.int8), list(got["hints"]))
     cands, dense = int8_scores(backend, quantizer, query, cands)
-    bm25 = hybrid.bm25(qi, cands)  # [n_candidates]
-    scores = lexical.blend(dense, bm25, hybrid.weight)
+    bm25, exact = hybrid.bm25(qi, cands)  # [n_candidates]
+    scores = hybrid.blend(dense, bm25, exact)
     order = np.lexsort((cands.ids, -scores))[:k]
     return Ranked(cands.ids[order], scores[order], cands.hamming[order])
 

@@ -289,7 +289,8 @@ class Memory(ingest.Adding, keys.KeyMethods, compacting.Compacting):
                 allowed = self.backend.select(namespace, checked).tolist()
                 if not allowed:
                     return [[] for _ in queries]
-            hybrid = fusion.hybrid_for(self, query_texts, weight) if mode == "hybrid" else None
+            hybrid = (fusion.hybrid_for(self, query_texts, weight, given=lexical_weight is not None)
+                      if mode == "hybrid" else None)
             ranked = search.rank(self.backend, self.hasher, self.quantizer, queries, k, namespace=namespace,
                                  candidates=candidates, mode=mode, allowed=allowed, hybrid=hybrid)
             return [records.hits(self, r.ids, r.scores, r.hamming) for r in ranked]

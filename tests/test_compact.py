@@ -62,9 +62,11 @@ def store(pristine, tmp_path):
 
 
 def _top(mem) -> list:
+    """Vector searches (codes and vectors are untouched by a compaction; a hybrid search of a demoted
+    passage scores its hint terms instead of its words: see the last test)."""
     return [[(h.id, h.score, h.hamming) for h in q] for q in mem.search_embeddings(QUERIES, 10)] + \
         [[(h.id, h.score, h.hamming) for h in mem.search("a question about cell biology and proteins", 10,
-                                                           namespace="other")]]
+                                                           namespace="other", mode="binary+int8")]]
 
 
 def _sizes(mem) -> dict[int, int]:
@@ -281,3 +283,17 @@ def test_reads_are_written_in_batches_never_waiting_and_never_by_a_readonly_hand
         blocker.close()
         assert mem._access.flush() is True  # kept, and written on the next try
         assert _accessed(store) == access.FLUSH_EVERY + 1
+
+
+def test_hybrid_search_of_demoted_passages_scores_their_hints_as_a_hints_store_would(store):
+    q = "a question about cell biology and proteins"
+    with Memory(store) as mem:
+        assert mem.backend.has_term_index() and len(mem.backend.term_entries(mem.ids())) == N
+        mem.compact(1, namespace="other")  # every body of "other" goes, with its term index entry
+        gone = mem.ids("other")
+        assert not mem.backend.term_entries(gone) and len(mem.backend.term_entries(mem.ids("default"))) == N // 2
+        # all candidates hint-scored: the default blend is the hints store's (its share, 0.15), not 0.4
+        default = mem.search(q, 10, namespace="other")
+        assert default == mem.search(q, 10, namespace="other", lexical_weight=0.15)
+        assert default != mem.search(q, 10, namespace="other", lexical_weight=0.4)
+        assert all(0.0 <= h.score <= 1.0 for h in default)

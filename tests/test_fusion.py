@@ -69,3 +69,15 @@ def test_default_weights_per_fidelity():
     assert fusion.check_hybrid("hybrid", None, ["q"], 1, "text") == fusion.DEFAULT_LEXICAL_WEIGHT["text"]
     assert fusion.check_hybrid("hybrid", None, ["q"], 1, "hints") == fusion.DEFAULT_LEXICAL_WEIGHT["hints"]
     assert fusion.check_hybrid("binary+int8", None, None, 1, "hints") == 0.0
+
+
+def test_blend_groups_normalizes_each_kind_alone_with_its_own_share():
+    dense = np.array([0.9, 0.5, 0.1, 0.7], np.float32)
+    bm25 = np.array([12.0, 6.0, 1.0, 0.5], np.float32)  # exact words score far above hint terms
+    exact = np.array([True, True, False, False])
+    got = lexical.blend_groups(dense, bm25, exact, 0.4, 0.15)
+    d = lexical.minmax(dense)
+    want = [0.6 * d[0] + 0.4 * 1.0, 0.6 * d[1] + 0.4 * 0.0, 0.85 * d[2] + 0.15 * 1.0, 0.85 * d[3] + 0.15 * 0.0]
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    same = lexical.blend_groups(dense, bm25, np.ones(4, bool), 0.4, 0.15)
+    np.testing.assert_allclose(same, lexical.blend(dense, bm25, 0.4), rtol=1e-6)  # one kind: the plain blend

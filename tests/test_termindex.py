@@ -112,7 +112,7 @@ def test_index_follows_add_and_delete_and_hybrid_uses_it(tmp_path, all_terms):
         cands = Candidates(live, np.zeros(len(live), np.uint32))
         side = fusion.hybrid_for(mem, ["zorblax turbine IgG", "heat flow 1998"], 0.4)
         for qi in range(2):
-            np.testing.assert_array_equal(side.bm25(qi, cands),
+            np.testing.assert_array_equal(side.bm25(qi, cands)[0],
                                           lexical.bm25(side.queries[qi], side.passages(cands), side.weights[qi]))
         hyb = mem.search("Zorblax turbine", 5, mode="hybrid")
         assert hyb[0].id in (ids[0], more[0]) and {h.id for h in hyb} <= set(mem.ids())
