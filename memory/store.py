@@ -227,7 +227,7 @@ class Memory(ingest.Adding, keys.KeyMethods):
         where: dict | None = None,
         candidates: int | None = None,
         mode: SearchMode = "binary+int8",
-        lexical_weight: float | None = None,
+        lexical_weight: float | None = None, recency_weight: float = 0.0,
     ) -> list[Hit]:
         """The k passages nearest to a query, best first.
 
@@ -236,12 +236,11 @@ class Memory(ingest.Adding, keys.KeyMethods):
             k: number of hits (> 0).
             namespace: only this namespace is searched (unknown → no hits).
             where: metadata equality filter, e.g. ``{"source": "a.txt"}``.
-            candidates: passages reranked with int8 vectors (default 100); the
-                Hamming stage keeps 4× as many for the asymmetric stage.
-            mode: ``binary+int8`` (default), ``hybrid`` (int8 cosine blended with BM25 of the hint
-                terms, or of the exact words on a ``text`` store; scores in [0, 1]), ``binary``
-                (Hamming only) or ``int8`` (exhaustive int8 cosine: slow, exact up to quantization).
+            candidates: passages reranked with int8 vectors (default 100; the Hamming stage keeps 4× as many).
+            mode: ``binary+int8`` (default), ``hybrid`` (int8 cosine blended with BM25 of the hint terms, or of
+                the exact words on a ``text`` store; scores in [0, 1]), ``binary`` or ``int8`` (exhaustive, slow).
             lexical_weight: BM25's share in ``hybrid`` (default ``fusion.DEFAULT_LEXICAL_WEIGHT``).
+            recency_weight: newer passages' boost when scores tie closely (``recency``; 0: none).
 
         Returns:
             Hits sorted by score (ties by id).
@@ -252,7 +251,7 @@ class Memory(ingest.Adding, keys.KeyMethods):
         check_k(k)
         return self.search_embeddings(self._embed([query]), k, namespace=namespace, where=where,
                                       candidates=candidates, mode=mode, lexical_weight=lexical_weight,
-                                      query_texts=[query])[0]
+                                      query_texts=[query], recency_weight=recency_weight)[0]
 
     def search_embeddings(
         self,
@@ -264,7 +263,7 @@ class Memory(ingest.Adding, keys.KeyMethods):
         candidates: int | None = None,
         mode: SearchMode = "binary+int8",
         lexical_weight: float | None = None,
-        query_texts: Sequence[str] | None = None,
+        query_texts: Sequence[str] | None = None, recency_weight: float = 0.0,
     ) -> list[list[Hit]]:
         """Like ``search`` for query embeddings float32 [m, dim]; ``hybrid`` also needs their ``query_texts``."""
         check_k(k)
@@ -284,7 +283,8 @@ class Memory(ingest.Adding, keys.KeyMethods):
                     return [[] for _ in queries]
             hybrid = fusion.hybrid_for(self, query_texts, weight) if mode == "hybrid" else None
             ranked = search.rank(self.backend, self.hasher, self.quantizer, queries, k, namespace=namespace,
-                                 candidates=candidates, mode=mode, allowed=allowed, hybrid=hybrid)
+                                 candidates=candidates, mode=mode, allowed=allowed, hybrid=hybrid,
+                                 recency_weight=recency_weight)
             return [records.hits(self, r.ids, r.scores, r.hamming) for r in ranked]
 
     # -- records -----------------------------------------------------------------------
