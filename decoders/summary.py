@@ -10,9 +10,10 @@ Two ways to make one from a search's hits (only those scoring at least
   skipping one nearly repeating a kept one (cosine ≥ ``REPEAT_COSINE``), and shown in
   the order of their memories' rank, each citing its memory. Every word is stored text.
 - ``model``: the llama decoder writes a summary from the memories (delimited data
-  blocks, ``prompts.summary_turn``; greedy; ``LlamaDecoder.summary_draft``) and ``check`` keeps a sentence of it only
-  when it passes the guard ``ask`` uses (``base``): no number or capitalized name
-  absent from the memories and the query, no instruction-like text, citations of
+  blocks, ``prompts.summary_turn``; greedy; ``LlamaDecoder.summary_draft``) and ``check``
+  keeps a sentence of it only when it passes the guard ``ask`` uses (``base``): no number
+  or capitalized name absent from the memories and the query (nor a capitalized first
+  word they lack, ``unsupported_terms``), no instruction-like text, citations of
   shown memories only (a sentence citing none is given the memory sharing most of its
   words), and a word shared with the memory it cites. When no sentence survives, the
   extractive summary stands in (``Summary.method`` says which one is returned).
@@ -33,9 +34,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from hashmem.memory import Hit, Memory
+from hashmem.memory import hints as hintlib
 
-from .base import answerable as relevant_hits
 from .base import (
+    POSSESSIVE,
     citations_in,
     holder,
     invented_terms,
@@ -45,6 +47,7 @@ from .base import (
     shares_word,
     strip_citations,
 )
+from .base import answerable as relevant_hits
 
 METHODS = ("extractive", "model")
 DEFAULT_METHOD = "extractive"  # chosen by measurement (docs/summarize.md)
@@ -55,6 +58,7 @@ NOTHING = "The memories hold nothing about this."
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 _MODEL_SENTENCE = re.compile(r"(?<=[.!?\]])\s+|\n+")
 _WORD = re.compile(r"\w+")
+_FIRST_WORD = re.compile(r"[^\w]*([A-Z][\w'’\-]*)")
 _BEFORE_PUNCT = re.compile(r"\s+([.,;:!?])")  # "1648 [1]." without its citation: "1648 ." → "1648."
 
 
@@ -154,11 +158,26 @@ def extractive(memory: Memory, query: str, hits: Sequence[Hit], *, max_sentences
     return _summary(picked, started, method="extractive", decoder=decoder)
 
 
+def unsupported_terms(text: str, source: str) -> tuple[str, ...]:
+    """Numbers and names of text that source lacks (``base.invented_terms``), and a sentence's capitalized
+    first word that source lacks in any case: the tokenizer does not take a sentence's first word for a
+    name, so "Napoleon signed it." would pass ``invented_terms`` alone."""
+    out = dict.fromkeys(invented_terms(text, source))
+    have = {w.lower() for w in _WORD.findall(source)}
+    for sentence in _SENTENCE.split(text):
+        first = _FIRST_WORD.match(sentence)
+        if first:
+            w = first.group(1).lower()
+            if w not in have and POSSESSIVE.sub("", w) not in have and w not in hintlib.STOPWORDS:
+                out.setdefault(first.group(1))
+    return tuple(out)
+
+
 def check(draft: str, query: str, contents: dict[int, str], ids: Sequence[int]) -> tuple[list[Sentence], int, tuple]:
     """The sentences of a model's draft that pass the guard; how many were dropped; the invented terms seen.
 
     A sentence is kept when it names no number or capitalized name absent from the memories
-    and the query, is not written as orders, cites only shown memories (none cited: the one
+    and the query (``unsupported_terms``), is not written as orders, cites only shown memories (none cited: the one
     sharing most of its words), and shares a content word with each memory it cites.
     """
     source = " ".join(contents.values()) + " " + query
@@ -172,7 +191,7 @@ def check(draft: str, query: str, contents: dict[int, str], ids: Sequence[int]) 
         if len(_WORD.findall(body)) < MIN_WORDS - 1 or looks_like_orders(body):
             dropped += 1
             continue
-        bad = invented_terms(body, source)
+        bad = unsupported_terms(body, source)
         if bad:
             invented.update(dict.fromkeys(bad))
             dropped += 1

@@ -7,7 +7,7 @@ For a summary of the hits of one query (``hashmem.decoders.Summary``):
   passage, ``Hit.hints``), lowercased, without repeats; one counts as held when it is
   a word of the summary (any case).
 - ``invented``: the summary's numbers and capitalized names that none of the memories
-  shown nor the query holds (``decoders.base.invented_terms``), and how many numbers
+  shown nor the query holds (``decoders.summary.unsupported_terms``), and how many numbers
   and names it has in all; the invented-term rate is their ratio.
 - ``centroid_cosine``: cosine between the summary's embedding (the store's embedder,
   citations removed) and the mean of the hits' stored int8 vectors (dequantized, each
@@ -23,11 +23,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from hashmem.decoders.base import invented_terms, strip_citations
+from hashmem.decoders.base import strip_citations
+from hashmem.decoders.summary import unsupported_terms
 from hashmem.memory import Hit, Memory
 from hashmem.memory import hints as hintlib
 
 _WORD = re.compile(r"[^\W_][\w'’\-]*", re.UNICODE)
+_SENTENCE = re.compile(r"(?<=[.!?\]])\s+|\n+")
+_FIRST_WORD = re.compile(r"[^\w]*([A-Z][\w'’\-]*)")
 
 
 def key_terms(hits: Sequence[Hit]) -> list[str]:
@@ -44,10 +47,17 @@ def coverage(summary: str, terms: Sequence[str]) -> float | None:
 
 
 def invented(summary: str, source: str) -> tuple[int, int]:
-    """(numbers and names of the summary absent from ``source``, numbers and names of the summary)."""
+    """(numbers and names of the summary absent from ``source``, numbers and names of the summary).
+
+    A name is also a sentence's capitalized first word that is not a stopword (the tokenizer
+    does not count those as names); such a word is invented when ``source`` lacks it in any case
+    (``decoders.summary.unsupported_terms``).
+    """
     text = strip_citations(summary)
-    total = len({t.text for t in hintlib.tokenize(text) if t.kind in ("number", "name")})
-    return len(invented_terms(text, source)), total
+    terms = {t.text for t in hintlib.tokenize(text) if t.kind in ("number", "name")}
+    terms |= {m.group(1) for s in _SENTENCE.split(text) if (m := _FIRST_WORD.match(s))
+              and m.group(1).lower() not in hintlib.STOPWORDS}
+    return len(unsupported_terms(text, source)), len(terms)
 
 
 def centroid_cosine(memory: Memory, summary: str, hits: Sequence[Hit]) -> float | None:
