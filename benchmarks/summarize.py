@@ -48,7 +48,7 @@ from hashmem.memory import Memory  # noqa: E402
 from hashmem.memory.embedding.embedder import DEFAULT_MODEL  # noqa: E402
 
 METHODS = ("extractive", "model")
-SETUPS = (("scifact-train", None, "text"), ("scifact-train", None, "hints"), ("locomo", "conv", "text"))
+SETUPS = (("scifact-train", None, "text"), ("locomo", "conv", "text"), ("scifact-train", None, "hints"))
 
 
 def spread(n_total: int, n: int) -> list[int]:
@@ -62,7 +62,7 @@ def measure(mem: Memory, dec, data: ev.Dataset, queries: np.ndarray, picks: list
     def draft_and_count(query, hits, sentences):  # the model's draft, counted before the check
         nonlocal raw_invented, raw_terms
         text = dec.summary_draft(query, hits, sentences)
-        source = " ".join(memory_content(mem, h) for h in hits) + " " + query
+        source = " ".join(memory_content(mem, h) for h in hits)
         bad, total = figures.invented(text, source)
         raw_invented, raw_terms = raw_invented + bad, raw_terms + total
         return text
@@ -74,7 +74,7 @@ def measure(mem: Memory, dec, data: ev.Dataset, queries: np.ndarray, picks: list
         hits = mem.search_embeddings(queries[qi : qi + 1], k, namespace=data.query_namespaces[qi])[0]
         terms = figures.key_terms(hits)
         keep, _ = shown(mem, hits)
-        source = " ".join(memory_content(mem, h) for h in keep) + " " + query
+        source = " ".join(memory_content(mem, h) for h in keep)  # what the memories hold, not the query
         for method in (METHODS if n % 2 == 0 else METHODS[::-1]):
             t = time.perf_counter()
             if method == "model":
@@ -108,8 +108,9 @@ def measure(mem: Memory, dec, data: ev.Dataset, queries: np.ndarray, picks: list
             out[method]["draft_invented_terms"] = raw_invented
             out[method]["draft_number_and_name_terms"] = raw_terms
             out[method]["draft_invented_rate"] = round(raw_invented / raw_terms, 4) if raw_terms else 0.0
-    out["examples"] = [{"query": rows["extractive"][i]["query"], **{m: rows[m][i]["summary"] for m in METHODS}}
-                       for i in range(min(3, len(picks)))]
+    out["rows"] = [{"query": rows["extractive"][i]["query"], **{m: {key: rows[m][i][key] for key in (
+        "summary", "method_used", "ms", "invented", "terms", "coverage", "cosine")} for m in METHODS}}
+        for i in range(len(picks))]
     return out
 
 
@@ -137,6 +138,7 @@ def main() -> None:
                 result["setups"][f"{name}/{fidelity}"] = r = measure(mem, dec, data, queries, picks, args.k)
                 r["load_before"] = load
                 r["load_after"] = os.getloadavg()
+                Path(args.out).write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")  # so far
                 print(f"{name}/{fidelity}: " + "; ".join(
                     f"{m} cov {r[m]['coverage']} cos {r[m]['centroid_cosine']} inv {r[m]['invented_rate']} "
                     f"p50 {r[m]['ms_p50']}" for m in METHODS), file=sys.stderr)

@@ -12,8 +12,8 @@ Two ways to make one from a search's hits (only those scoring at least
 - ``model``: the llama decoder writes a summary from the memories (delimited data
   blocks, ``prompts.summary_turn``; greedy; ``LlamaDecoder.summary_draft``) and ``check``
   keeps a sentence of it only when it passes the guard ``ask`` uses (``base``): no number
-  or capitalized name absent from the memories and the query (nor a capitalized first
-  word they lack, ``unsupported_terms``), no instruction-like text, citations of
+  or capitalized name absent from the memories (the query's count only where a memory
+  holds them; nor a capitalized first word they lack, ``unsupported_terms``), no instruction-like text, citations of
   shown memories only (a sentence citing none is given the memory sharing most of its
   words), and a word shared with the memory it cites. When no sentence survives, the
   extractive summary stands in (``Summary.method`` says which one is returned).
@@ -166,9 +166,9 @@ def unsupported_terms(text: str, source: str) -> tuple[str, ...]:
     have = {w.lower() for w in _WORD.findall(source)}
     for sentence in _SENTENCE.split(text):
         first = _FIRST_WORD.match(sentence)
-        if first:
-            w = first.group(1).lower()
-            if w not in have and POSSESSIVE.sub("", w) not in have and w not in hintlib.STOPWORDS:
+        if first:  # "Anti-inflammatory" is held when "anti" and "inflammatory" are
+            w = POSSESSIVE.sub("", first.group(1).lower())
+            if w not in hintlib.STOPWORDS and not all(p in have for p in _WORD.findall(w)):
                 out.setdefault(first.group(1))
     return tuple(out)
 
@@ -177,10 +177,10 @@ def check(draft: str, query: str, contents: dict[int, str], ids: Sequence[int]) 
     """The sentences of a model's draft that pass the guard; how many were dropped; the invented terms seen.
 
     A sentence is kept when it names no number or capitalized name absent from the memories
-    and the query (``unsupported_terms``), is not written as orders, cites only shown memories (none cited: the one
+    (``unsupported_terms``; the query's own words count only where a memory holds them), is not written as orders, cites only shown memories (none cited: the one
     sharing most of its words), and shares a content word with each memory it cites.
     """
-    source = " ".join(contents.values()) + " " + query
+    source = " ".join(contents.values())  # not the query: a summary states what the memories say
     kept: list[Sentence] = []
     dropped, invented = 0, {}
     for raw in _MODEL_SENTENCE.split(draft.strip()):

@@ -7,7 +7,7 @@ For a summary of the hits of one query (``hashmem.decoders.Summary``):
   passage, ``Hit.hints``), lowercased, without repeats; one counts as held when it is
   a word of the summary (any case).
 - ``invented``: the summary's numbers and capitalized names that none of the memories
-  shown nor the query holds (``decoders.summary.unsupported_terms``), and how many numbers
+  shown holds (the query does not count: a summary states what the memories say) (``decoders.summary.unsupported_terms``), and how many numbers
   and names it has in all; the invented-term rate is their ratio.
 - ``centroid_cosine``: cosine between the summary's embedding (the store's embedder,
   citations removed) and the mean of the hits' stored int8 vectors (dequantized, each

@@ -54,6 +54,16 @@ def test_check_drops_orders_unknown_citations_and_ungrounded_sentences():
     assert dropped == 2
 
 
+def test_a_sentence_restating_the_query_or_opening_with_an_unknown_name_is_dropped():
+    contents = {1: "Anti-inflammatory drugs were given to 40 patients with arthritis."}
+    q = "Ibuprofen cures Lyme disease"
+    draft = ("Ibuprofen cures Lyme disease [1]. Napoleon gave drugs to 40 patients [1]. "
+             "Anti-inflammatory drugs were given to 40 patients [1].")
+    kept, dropped, invented = summaries.check(draft, q, contents, [1])
+    assert [s.text for s in kept] == ["Anti-inflammatory drugs were given to 40 patients."]
+    assert dropped == 2 and {"Ibuprofen", "Lyme", "Napoleon"} <= set(invented)
+
+
 def test_from_model_falls_back_to_extractive_when_nothing_passes(text_mem):
     hits = text_mem.search(QUERY, 3)
     s = summaries.from_model(text_mem, QUERY, hits, lambda q, shown, n: "Napoleon won in 1999.", decoder="t")
