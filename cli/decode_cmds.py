@@ -1,4 +1,4 @@
-"""Commands that decode: recall, ask, eval-recall (and the formatting of search --recall)."""
+"""Commands that decode: recall, ask, summarize, eval-recall (and the formatting of search --recall)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import click
 
 from .decoding import make_decoder, quiet_fallback
 from .group import cli, show_progress
-from .render import reconstruction_dict
+from .render import reconstruction_dict, summary_dict
 from .store_cmds import RECORD_ID, open_memory, positive
 
 MODEL_HELP = "A GGUF model for the llama decoder (default $HASHMEM_GGUF, else SmolLM2-135M-Instruct)."
@@ -76,6 +76,47 @@ def ask(ctx, question, k, namespace, as_json, model, decoder):
         click.echo(f"-- a draft named {', '.join(answer.unsupported)}, which no memory holds; withheld", err=True)
     cites = " ".join(f"[{i}]" for i in answer.citations) or "none"
     click.echo(f"-- sources: {cites}; {answer.decoder} decoder, {answer.ms:.0f} ms", err=True)
+
+
+@cli.command()
+@click.argument("query")
+@click.option("-k", type=int, default=5, show_default=True, callback=positive, help="Memories recalled.")
+@click.option("--namespace", "-n", default="default", show_default=True)
+@click.option("--sentences", type=int, default=3, show_default=True, callback=positive, help="Sentences, at most.")
+@click.option("--method", type=click.Choice(["extractive", "model"]), default=None,
+              help="extractive: the memories' top sentences; model: written by the llama model, then checked "
+                   "(default: the decoder's, extractive).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--model", default=None, help=MODEL_HELP)
+@click.option("--decoder", type=click.Choice(["auto", "llama", "extractive"]), default="auto", show_default=True)
+@click.pass_context
+def summarize(ctx, query, k, namespace, sentences, method, as_json, model, decoder):
+    """Summarize what the memories hold about QUERY, every sentence citing its memories as [id].
+
+    Built from the exact text on a text store, from the hints otherwise; a sentence the model
+    writes is printed only when it names no number or name the memories lack (memories
+    written as orders are never used).
+    """
+    quiet_fallback()
+    if not query.strip():
+        raise click.BadParameter("the query is empty", param_hint="QUERY")
+    if method == "model" and decoder == "extractive":
+        raise click.BadParameter("the extractive decoder has no model; use --decoder llama or auto",
+                                 param_hint="--method")
+    with open_memory(ctx) as mem:
+        hits = mem.search(query, k, namespace=namespace)
+        dec = make_decoder(mem, model=model, decoder=decoder)
+        try:
+            result = dec.summarize(query, hits, max_sentences=sentences, method=method)
+        except ValueError as e:  # the extractive fallback asked for the model's summary
+            raise click.ClickException(str(e)) from e
+    if as_json:
+        click.echo(json.dumps({"query": query, **summary_dict(result, hits)}, ensure_ascii=False))
+        return
+    click.echo(result.text)
+    cites = " ".join(f"[{i}]" for i in result.citations) or "none"
+    click.echo(f"-- sources: {cites}; {result.method} summary, {result.decoder} decoder, {result.ms:.0f} ms"
+               + (f"; {result.dropped} unsupported sentence(s) withheld" if result.dropped else ""), err=True)
 
 
 @cli.command("eval-recall")

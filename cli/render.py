@@ -30,6 +30,15 @@ def answer_dict(answer, hits) -> dict:
             "hits": [hit_dict(h) for h in hits]}
 
 
+def summary_dict(summary, hits) -> dict:
+    """A ``Summary`` and the hits it was drawn from, as JSON."""
+    return {"summary": summary.text, "sentences": [{"text": s.text, "citations": s.citations}
+                                                   for s in summary.sentences],
+            "citations": summary.citations, "found": summary.found, "method": summary.method,
+            "dropped": summary.dropped, "unsupported": list(summary.unsupported), "decoder": summary.decoder,
+            "ms": round(summary.ms, 1), "hits": [hit_dict(h) for h in hits]}
+
+
 def format_reconstruction(r) -> str:
     """A reconstruction under a search hit on a terminal: the text, then how it was made."""
     how = "exact" if r.exact else f"fidelity {r.fidelity:.3f}, {r.decoder}, best of {r.candidates_tried}"

@@ -232,14 +232,17 @@ def add(ctx, paths, namespace, meta, passage_tokens, dedup):
                                       "int8: exhaustive, slow.")
 @click.option("--lexical-weight", type=click.FloatRange(0.0, 1.0), default=None,
               help="BM25's share in hybrid's blend (default 0.15 on a hints or llm store, 0.4 on a text store).")
+@click.option("--recency-weight", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
+              help="Prefer newer passages when scores tie closely: each candidate's score + this × its newness "
+                   "(0 oldest … 1 newest batch among the candidates).")
 @click.pass_context
 def search(ctx, query, k, namespace, candidates, where, as_json, recall=False, mode="hybrid",
-           lexical_weight=None):
+           lexical_weight=None, recency_weight=0.0):
     """Search the store for passages near QUERY."""
     where = parse_meta(where, "--where", finite=False) or None  # a string "NaN" may be stored
     with open_memory(ctx) as mem:
         hits = mem.search(query, k, namespace=namespace, candidates=candidates, where=where, mode=mode,
-                          lexical_weight=lexical_weight)
+                          lexical_weight=lexical_weight, recency_weight=recency_weight)
         recalled = None
         if recall:
             from .decoding import recall_hits

@@ -2,7 +2,7 @@
 
 The front door: ``open_decoder`` picks the llama.cpp decoder when
 llama-cpp-python and a model are available, else the extractive one (with a
-one-line notice); both return ``Reconstruction`` and ``Answer``. This package
+one-line notice); both return ``Reconstruction``, ``Answer`` and ``Summary``. This package
 imports ``memory``; ``memory`` never imports it. llama_cpp is imported only
 when a llama decoder is made.
 """
@@ -17,6 +17,7 @@ from hashmem.memory.tiers import llm as llmtier
 
 from .base import NOT_FOUND, Answer, Decoder, Reconstruction, invented_terms
 from .extractive import ExtractiveDecoder
+from .summary import Sentence, Summary
 
 
 def _default_token_model():
@@ -83,6 +84,8 @@ __all__ = [
     "DecoderFallbackWarning",
     "ExtractiveDecoder",
     "Reconstruction",
+    "Sentence",
+    "Summary",
     "invented_terms",
     "open_decoder",
 ]

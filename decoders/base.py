@@ -128,6 +128,10 @@ class Decoder(ABC):
     def ask(self, question: str, hits: Sequence[Hit], *, on_token: OnToken | None = None) -> Answer:
         """Answer a question only from the given hits, citing them by id."""
 
+    @abstractmethod
+    def summarize(self, query: str, hits: Sequence[Hit], *, max_sentences: int = 3, method: str | None = None):
+        """A short summary of what the hits hold about the query, each sentence citing its ids (``summary.Summary``)."""
+
     def exact(self, record: Record, started: float) -> Reconstruction:
         """The stored passage of a ``text``-tier record."""
         import time
@@ -204,6 +208,14 @@ def score_candidates(memory: Memory, record: Record, texts: Sequence[str]) -> li
         s = float(c) + HAMMING_WEIGHT * (1 - 2 * int(h) / bits) - UNSUPPORTED_PENALTY * len(bad)
         out.append(Scored(text=t, score=s, cosine=float(c), hamming=int(h), unsupported=bad))
     return out
+
+
+def layout(hints: Sequence[str]) -> str:
+    """Hints as one readable line: in passage order, first letter capitalized, final period."""
+    text = " ".join(h for h in hints if h)
+    if not text:
+        return ""
+    return text[0].upper() + text[1:] + "."
 
 
 def embed_each(memory: Memory, texts: Sequence[str]) -> np.ndarray:
@@ -344,14 +356,30 @@ def check_answer(draft: str, question: str, hits: Sequence[Hit], contents: dict[
     ids = [h.id for h in hits]
     cited = citations_in(draft, ids)
     if not cited:
-        words = _keys(_CITATION.sub(" ", draft)) or {w.lower() for w in answer_words(draft)}
-        overlap = [(len(words & (_keys(contents[i]) | {w.lower() for w in answer_words(contents[i])})), -r, i)
-                   for r, i in enumerate(ids)]
-        best_overlap = max(overlap)
-        if best_overlap[0] == 0:
+        source_id = holder(draft, ids, contents)
+        if source_id is None:
             return nothing
-        cited = [best_overlap[2]]
-        draft = f"{_CITATION.sub('', draft).strip()} [{cited[0]}]"
-    if not _keys(question) & _keys(contents[cited[0]]):
+        cited = [source_id]
+        draft = f"{strip_citations(draft)} [{cited[0]}]"
+    if not shares_word(question, contents[cited[0]]):
         return nothing
     return Answer(text=draft, citations=cited, ms=ms(), decoder=decoder)
+
+
+def strip_citations(text: str) -> str:
+    """Text without its ``[id]`` citations."""
+    return _CITATION.sub("", text).strip()
+
+
+def shares_word(text: str, content: str) -> bool:
+    """Whether text and a memory's content share a content word (``hints.tokenize`` keys, any case)."""
+    return bool(_keys(text) & _keys(content))
+
+
+def holder(text: str, ids: Sequence[int], contents: dict[int, str]) -> int | None:
+    """The memory (of ``ids``, best first) sharing the most words with text (the earlier on ties); None: none shares one."""
+    words = _keys(_CITATION.sub(" ", text)) or {w.lower() for w in answer_words(text)}
+    overlap = [(len(words & (_keys(contents[i]) | {w.lower() for w in answer_words(contents[i])})), -r, i)
+               for r, i in enumerate(ids)]
+    best_overlap = max(overlap)
+    return None if best_overlap[0] == 0 else best_overlap[2]

@@ -22,26 +22,20 @@ from collections.abc import Sequence
 from hashmem.memory import Hit, Record
 from hashmem.memory import hints as hintlib
 
+from . import summary
 from .base import (
     Answer,
     Decoder,
     OnToken,
     Reconstruction,
     answerable,
+    layout,
     memory_content,
     not_found,
     score_candidates,
 )
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
-
-
-def layout(hints: Sequence[str]) -> str:
-    """Hints as one readable line: in passage order, first letter capitalized, final period."""
-    text = " ".join(h for h in hints if h)
-    if not text:
-        return ""
-    return text[0].upper() + text[1:] + "."
 
 
 def _content_words(text: str) -> set[str]:
@@ -71,6 +65,18 @@ class ExtractiveDecoder(Decoder):
         return Reconstruction(id=record.id, text=text, fidelity=s.cosine, exact=False, candidates_tried=1,
                               ms=(time.perf_counter() - started) * 1000, decoder=self.name,
                               hamming=s.hamming, unsupported=s.unsupported)
+
+    def summarize(self, query: str, hits: Sequence[Hit], *, max_sentences: int = summary.MAX_SENTENCES,
+                  method: str | None = None) -> summary.Summary:
+        """The top sentences of the hits about the query, each citing its memory (``summary.extractive``).
+
+        Raises:
+            ValueError: ``method="model"``: this decoder has no model.
+        """
+        if method not in (None, "extractive"):
+            raise ValueError(f"the extractive decoder summarizes by extraction only, not {method!r}; "
+                             "install llama-cpp-python for the model's summary")
+        return summary.extractive(self.memory, query, hits, max_sentences=max_sentences, decoder=self.name)
 
     def ask(self, question: str, hits: Sequence[Hit], *, on_token: OnToken | None = None) -> Answer:
         """Quote the stored sentence closest to the question, with its ``[id]``.

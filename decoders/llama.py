@@ -60,6 +60,7 @@ import numpy as np
 from hashmem.memory import Hit, Memory, Record
 
 from . import chat, spans
+from . import summary as summaries
 from . import threads as threadpick
 from .base import (
     Answer,
@@ -78,7 +79,15 @@ from .base import (
 from .grammar import SPAN_WORDS, span_grammar
 from .infill import infill_drafts
 from .llamacpp import adapt_threads, import_llama_cpp, load_model, resolve_model
-from .prompts import ASK_SYSTEM, SPAN_SYSTEM, cite_turn, question_turn, reconstruction_turn
+from .prompts import (
+    ASK_SYSTEM,
+    SPAN_SYSTEM,
+    SUMMARY_SYSTEM,
+    cite_turn,
+    question_turn,
+    reconstruction_turn,
+    summary_turn,
+)
 
 DEFAULT_CANDIDATES = 2  # chosen by measurement: 2, 3 and 5 tie on fidelity (docs/recall.md)
 DEFAULT_WORDS = 60  # passage length asked for when the record does not tell its own
@@ -91,6 +100,8 @@ ASK_STYLES = ("extract", "span", "cite")
 NEAR_WEIGHT = 2.0
 RANK_WEIGHT = 0.3
 SHORTLIST = 16  # candidates the model scores in full (the rest by their first token only)
+SUMMARY_CHARS = 500  # characters of each memory a summary's prompt shows (the prompt is most of its time)
+SUMMARY_TOKENS = 120  # cap on a summary draft
 
 
 class LlamaDecoder(Decoder):
@@ -112,6 +123,7 @@ class LlamaDecoder(Decoder):
         ask_style: ``extract`` (default): the best-scored candidate span of the
             memories (``spans``); ``span``: short answers made of the memories'
             words under a grammar; ``cite``: free prose citing ``[id]``s.
+        summary_method: how ``summarize`` works by default (``summary``: ``extractive`` or ``model``).
 
     Raises:
         ImportError: llama-cpp-python is not installed.
@@ -133,6 +145,7 @@ class LlamaDecoder(Decoder):
         expand_terms: int = EXPAND_TERMS,
         style: str = "infill",
         ask_style: str = "extract",
+        summary_method: str = summaries.DEFAULT_METHOD,
     ) -> None:
         super().__init__(memory)
         if style not in STYLES:
@@ -153,6 +166,7 @@ class LlamaDecoder(Decoder):
         self.expand_terms = expand_terms
         self.style = style
         self.ask_style = ask_style
+        self.summary_method = summaries.check_method(summary_method)
         self._lexicon_cache: tuple[int, list[str], np.ndarray] | None = None
 
     @property
@@ -280,6 +294,30 @@ class LlamaDecoder(Decoder):
         if on_token is not None:
             on_token(answer.text)
         return answer
+
+    def summarize(self, query: str, hits: Sequence[Hit], *, max_sentences: int = summaries.MAX_SENTENCES,
+                  method: str | None = None) -> summaries.Summary:
+        """A short summary of what the hits hold about the query, each sentence citing its memories.
+
+        Args:
+            query: what to summarize about.
+            hits: recalled memories (from ``Memory.search``), best first.
+            max_sentences: sentences, at most.
+            method: ``extractive`` (the top sentences) or ``model`` (written, then checked);
+                default this decoder's ``summary_method``.
+        """
+        method = self.summary_method if method is None else summaries.check_method(method)
+        if method == "extractive":
+            return summaries.extractive(self.memory, query, hits, max_sentences=max_sentences, decoder=self.name)
+        return summaries.from_model(self.memory, query, hits, self.summary_draft, max_sentences=max_sentences,
+                                    decoder=self.name)
+
+    def summary_draft(self, query: str, hits: Sequence[Hit], sentences: int) -> str:
+        """The model's unchecked summary of the hits about the query (greedy, ``SUMMARY_SYSTEM``)."""
+        blocks = memory_blocks(self.memory, hits, max_chars=SUMMARY_CHARS)
+        prompt = self._prompt_tokens(SUMMARY_SYSTEM, summary_turn(blocks, query, sentences=sentences))
+        self.llm.reset()
+        return self.draft(prompt, seed=self.seed, max_tokens=SUMMARY_TOKENS, temperature=0.0)
 
     def _extract_draft(self, question: str, hits: Sequence[Hit], contents: dict[int, str]) -> str:
         """The best candidate span of the memories (``spans.candidates``), citing its memory.

@@ -247,9 +247,7 @@ def hint_preview(mem, toks, term_sets) -> list[list[str]]:
 
 
 def _id_span(ids: Sequence[int]) -> str:
-    if not ids:
-        return "none"
-    return f"id {ids[0]}" if len(ids) == 1 else f"ids {ids[0]}…{ids[-1]}"
+    return "none" if not ids else f"id {ids[0]}" if len(ids) == 1 else f"ids {ids[0]}…{ids[-1]}"
 
 
 def _checked(texts, metadata, method: str) -> tuple[list[str], list[dict]]:

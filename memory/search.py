@@ -13,7 +13,9 @@
 and its BM25 score (``lexical``: from its hint terms, or the words of its exact text, which
 the caller's ``Hybrid.passages`` reads), and the top ``k`` are ranked by the convex blend
 of the two, each min–max normalized over the candidates (the score is that blend, in
-[0, 1]). ``mode="binary"`` stops after stage 1 (score ``1 - 2·hamming/bits``), ``mode="int8"``
+[0, 1]). ``recency_weight`` (``recency``) adds to each of the C candidates' stage-3 score
+its newness (the rank of its created time among theirs, in [0, 1]) times the weight before the
+top ``k`` are taken. ``mode="binary"`` stops after stage 1 (score ``1 - 2·hamming/bits``), ``mode="int8"``
 scores every record of the namespace exhaustively (the quality reference). Every function
 here works on arrays and a backend, never on ``Memory``: a fake backend tests them.
 
@@ -28,7 +30,7 @@ from typing import Literal
 
 import numpy as np
 
-from . import hashing, lexical, quantize
+from . import hashing, lexical, quantize, recency
 from .config import DEFAULT_CANDIDATES
 
 ASYMMETRIC_FACTOR = 4  # Hamming candidates per asymmetric survivor (DESIGN: 4·C → C recovers 0.99 of float32)
@@ -119,7 +121,7 @@ class Ranked:
 
 def rank(backend, hasher, quantizer, queries: np.ndarray, k: int, *, namespace: str, candidates: int | None = None,
          mode: SearchMode = "binary+int8", allowed: list[int] | None = None,
-         hybrid: Hybrid | None = None) -> list[Ranked]:
+         hybrid: Hybrid | None = None, recency_weight: float = 0.0) -> list[Ranked]:
     """Rank one namespace for each query embedding (float32 [m, dim], unit length).
 
     Args:
@@ -128,12 +130,15 @@ def rank(backend, hasher, quantizer, queries: np.ndarray, k: int, *, namespace: 
         k: results per query; candidates: C of stage 2 (default ``DEFAULT_CANDIDATES``, at least k).
         allowed: ids a ``where`` filter kept (None: no filter).
         hybrid: the lexical side of ``mode="hybrid"`` (required by it, ignored otherwise).
+        recency_weight: newer candidates' boost in stage 3 (``recency``; 0: none).
 
     Raises:
         ValueError: ``mode="hybrid"`` without ``hybrid``.
+        ConfigError: a recency weight out of [0, 1], or with a mode that has no stage 3 (``recency.check_weight``).
     """
     if mode == "hybrid" and hybrid is None:
         raise ValueError("mode='hybrid' needs the queries' terms and the candidates' (a Hybrid)")
+    recency_weight = recency.check_weight(recency_weight, mode)
     c = max(DEFAULT_CANDIDATES if candidates is None else candidates, k)
     dim = queries.shape[1]
     projs = hasher.project(queries)  # [m, bits]
@@ -151,11 +156,23 @@ def rank(backend, hasher, quantizer, queries: np.ndarray, k: int, *, namespace: 
             out.append(Ranked(cands.ids, 1.0 - 2.0 * cands.hamming.astype(np.float32) / hasher.bits, cands.hamming))
             continue
         cands = asymmetric(backend, projs[qi], cands, c, hasher.bits)
+        depth = len(cands) if recency_weight else k  # with recency, every candidate may still move up
         if mode == "hybrid":
-            out.append(rerank_hybrid(backend, quantizer, queries[qi], cands, k, hybrid, qi))
+            ranked = rerank_hybrid(backend, quantizer, queries[qi], cands, depth, hybrid, qi)
         else:
-            out.append(rerank_int8(backend, quantizer, queries[qi], cands, k, dim))
+            ranked = rerank_int8(backend, quantizer, queries[qi], cands, depth, dim)
+        out.append(prefer_newer(backend, ranked, recency_weight, k) if recency_weight else ranked)
     return out
+
+
+def prefer_newer(backend, ranked: Ranked, weight: float, k: int) -> Ranked:
+    """Stage 3's candidates re-ranked by score + ``weight`` · newness (``recency.prefer_newer``); the top ``k``."""
+    got = backend.rows(ranked.ids, ("created",))  # a delete may race: the rows that are left
+    keep = np.fromiter((int(i) in got for i in ranked.ids), dtype=bool, count=len(ranked.ids)) \
+        if len(got) != len(ranked.ids) else slice(None)
+    ids, scores, ham = ranked.ids[keep], ranked.scores[keep], ranked.hamming[keep]
+    order, boosted = recency.prefer_newer(ids, scores, np.asarray(got["created"], dtype=np.float64), weight, k)
+    return Ranked(ids[order], boosted, ham[order])
 
 
 def asymmetric(backend, proj: np.ndarray, cands: Candidates, c: int, bits: int) -> Candidates:

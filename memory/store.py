@@ -228,25 +228,21 @@ class Memory(ingest.Adding, keys.KeyMethods, compacting.Compacting):
         where: dict | None = None,
         candidates: int | None = None,
         mode: SearchMode = search.DEFAULT_MODE,
-        lexical_weight: float | None = None,
+        lexical_weight: float | None = None, recency_weight: float = 0.0,
     ) -> list[Hit]:
-        """The k passages nearest to a query, best first.
+        """The k passages nearest to a query, best first (ties by id).
 
         Args:
             query: the query text.
             k: number of hits (> 0).
             namespace: only this namespace is searched (unknown → no hits).
             where: metadata equality filter, e.g. ``{"source": "a.txt"}``.
-            candidates: passages reranked with int8 vectors (default 100); the
-                Hamming stage keeps 4× as many for the asymmetric stage.
-            mode: ``hybrid`` (default: the int8 cosine blended with BM25 of the hint terms, or of
-                the exact words on a ``text`` store; scores in [0, 1]), ``binary+int8`` (vectors
-                only; scores are int8 cosines), ``binary`` (Hamming only) or ``int8`` (exhaustive
-                int8 cosine: slow, exact up to quantization).
+            candidates: passages reranked with int8 vectors (default 100; the Hamming stage keeps 4× as many).
+            mode: ``hybrid`` (default: int8 cosine blended with BM25 of the hint terms, or of the exact
+                words on a ``text`` store; scores in [0, 1]), ``binary+int8`` (vectors only), ``binary``
+                or ``int8`` (exhaustive, slow).
             lexical_weight: BM25's share in ``hybrid`` (default ``fusion.DEFAULT_LEXICAL_WEIGHT``).
-
-        Returns:
-            Hits sorted by score (ties by id).
+            recency_weight: newer passages' boost when scores tie closely (``recency``; 0: none).
         """
         if not isinstance(query, str) or not query.strip():
             raise InputError("the query is empty; give some text to search for")
@@ -254,7 +250,7 @@ class Memory(ingest.Adding, keys.KeyMethods, compacting.Compacting):
         check_k(k)
         return self.search_embeddings(self._embed([query]), k, namespace=namespace, where=where,
                                       candidates=candidates, mode=mode, lexical_weight=lexical_weight,
-                                      query_texts=[query])[0]
+                                      query_texts=[query], recency_weight=recency_weight)[0]
 
     def search_embeddings(
         self,
@@ -266,14 +262,10 @@ class Memory(ingest.Adding, keys.KeyMethods, compacting.Compacting):
         candidates: int | None = None,
         mode: SearchMode | None = None,
         lexical_weight: float | None = None,
-        query_texts: Sequence[str] | None = None,
+        query_texts: Sequence[str] | None = None, recency_weight: float = 0.0,
     ) -> list[list[Hit]]:
-        """Like ``search`` for query embeddings float32 [m, dim]; ``hybrid`` also needs their ``query_texts``.
-
-        The default mode is ``hybrid`` when ``query_texts`` are given, else ``binary+int8``.
-        """
-        if mode is None:
-            mode = search.DEFAULT_MODE if query_texts is not None else "binary+int8"
+        """Like ``search`` for query embeddings float32 [m, dim]; ``hybrid`` (the default when given them) needs ``query_texts``."""
+        mode = mode or (search.DEFAULT_MODE if query_texts is not None else "binary+int8")
         check_k(k)
         if candidates is not None:
             check_k(candidates, "candidates")
@@ -292,7 +284,8 @@ class Memory(ingest.Adding, keys.KeyMethods, compacting.Compacting):
             hybrid = (fusion.hybrid_for(self, query_texts, weight, given=lexical_weight is not None)
                       if mode == "hybrid" else None)
             ranked = search.rank(self.backend, self.hasher, self.quantizer, queries, k, namespace=namespace,
-                                 candidates=candidates, mode=mode, allowed=allowed, hybrid=hybrid)
+                                 candidates=candidates, mode=mode, allowed=allowed, hybrid=hybrid,
+                                 recency_weight=recency_weight)
             return [records.hits(self, r.ids, r.scores, r.hamming) for r in ranked]
 
     # -- records -----------------------------------------------------------------------
@@ -304,8 +297,7 @@ class Memory(ingest.Adding, keys.KeyMethods, compacting.Compacting):
             InputError: the id is not an integer (int or numpy integer) in 1 … 2**63 - 1.
             RecordNotFoundError: no such id.
         """
-        # no lock: neither the hasher nor the index is read, and a text body (an llm one decodes for a
-        # second) is decoded without keeping writers, and the readers queued behind them, waiting
+        # no lock: no hasher or index is read, and a body (an llm one: a second) decodes without holding writers up
         return records.record(self, check_id(id))
 
     def ids(self, namespace: str | None = None) -> list[int]:

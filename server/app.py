@@ -8,6 +8,7 @@ Routes (``/v1``; OpenAPI at ``/docs`` and ``/openapi.json``):
 - ``GET /v1/passages/{id}``, ``DELETE /v1/passages/{id}``, ``POST /v1/passages/{id}/recall``;
 - ``POST /v1/ask`` (JSON, or server-sent events with ``"stream": true``);
 - ``POST /v1/compact`` (max_bytes, optional namespace: demote exact texts to meet a byte budget);
+- ``POST /v1/summarize`` (query, k, namespace, sentences, method): a summary citing its memories;
 - ``GET /v1/stats``.
 
 Every error is ``{"error": {"code": ..., "message": ...}}`` with one line of
@@ -38,7 +39,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hashmem.cli.render import answer_dict, hit_dict, reconstruction_dict
+from hashmem.cli.render import answer_dict, hit_dict, reconstruction_dict, summary_dict
 from hashmem.memory import HashmemError, __version__
 
 from .errors import ApiError, describe
@@ -86,6 +87,8 @@ class SearchBody(_Body):
                               "[0, 1]); binary+int8: vectors only (scores are cosines).")
     lexical_weight: float | None = Field(None, ge=0, le=1, description="BM25's share in hybrid (default: the "
                                                                        "store's, by fidelity).")
+    recency_weight: float = Field(0.0, ge=0, le=1, description="Newer passages' boost when scores tie closely: "
+                                  "each candidate's score + weight × its newness in [0, 1] (0: off).")
 
 
 class CompactBody(_Body):
@@ -99,6 +102,16 @@ class AskBody(_Body):
     k: int = Field(5, description=f"Memories recalled, 1 to {MAX_K}.")
     namespace: str = Field("default", min_length=1, max_length=256)
     stream: bool = Field(False, description="Stream tokens as server-sent events (`token`, then `answer`).")
+
+
+class SummarizeBody(_Body):
+    query: str = Field(min_length=1, description="What to summarize the memories about.")
+    k: int = Field(5, description=f"Memories recalled, 1 to {MAX_K}.")
+    namespace: str = Field("default", min_length=1, max_length=256)
+    sentences: int = Field(3, ge=1, le=20, description="Sentences, at most.")
+    method: Literal["extractive", "model"] | None = Field(
+        None, description="extractive: the memories' top sentences; model: written by the llama model, then "
+                          "checked (default: the server's decoder's).")
 
 
 async def _principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
@@ -115,7 +128,8 @@ Who = Annotated[Principal, Depends(_principal)]
 def search_hits(service: Service, who: Principal, body: SearchBody) -> list[dict]:
     """The hits of a search request as JSON objects, each with its recall when ``body.recall``."""
     hits = service.search(who, body.query, body.k, namespace=body.namespace, where=body.where,
-                          candidates=body.candidates, mode=body.mode, lexical_weight=body.lexical_weight)
+                          candidates=body.candidates, mode=body.mode, lexical_weight=body.lexical_weight,
+                          recency_weight=body.recency_weight)
     out = [hit_dict(h) for h in hits]
     if body.recall:
         for d, h in zip(out, hits, strict=True):
@@ -264,6 +278,12 @@ def create_app(service: Service, *, max_body_bytes: int = DEFAULT_MAX_BODY, lean
     def compact(body: CompactBody, who: Who) -> dict:
         """Demote exact texts to hints-only, least recently used first, until the store fits ``max_bytes``."""
         return dataclasses.asdict(service.compact(who, body.max_bytes, namespace=body.namespace))
+    @app.post("/v1/summarize", tags=["read"])
+    def summarize(body: SummarizeBody, who: Who) -> dict:
+        """Summarize what a namespace's memories hold about a query; every sentence cites its memories as [id]."""
+        done = service.summarize(who, body.query, body.k, namespace=body.namespace, max_sentences=body.sentences,
+                                 method=body.method)
+        return summary_dict(done.answer, done.hits)
 
     @app.get("/v1/stats", tags=["read"])
     def stats(who: Who) -> dict:

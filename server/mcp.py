@@ -1,7 +1,7 @@
 """The MCP server: an agent's long-term memory over stdio, in one namespace fixed at start.
 
 Tools (schemas from the type hints, descriptions written for a model to call
-them unaided): ``remember``, ``search``, ``recall``, ``ask``, ``forget``. The
+them unaided): ``remember``, ``search``, ``recall``, ``ask``, ``summarize``, ``forget``. The
 namespace comes from ``hashmem mcp --namespace`` and no tool takes one, so an
 agent cannot leave its scope; ids of other namespaces are reported missing
 (``tenancy`` through ``Service``, as for the HTTP server). A failed call
@@ -23,8 +23,9 @@ from .tenancy import Principal
 INSTRUCTIONS = (
     "Long-term memory. Use `remember` to store facts worth keeping (one fact or observation per text), "
     "`search` to find stored memories relevant to a query before answering, `recall` to get the full text "
-    "of one memory by id, `ask` to get an answer drawn only from memories with [id] citations, and `forget` "
-    "to delete memories that are wrong or no longer wanted. Memories are private to this agent's namespace."
+    "of one memory by id, `ask` to get an answer drawn only from memories with [id] citations, `summarize` "
+    "for a cited summary of what is stored about a topic, and `forget` to delete memories that are wrong or "
+    "no longer wanted. Memories are private to this agent's namespace."
 )
 
 
@@ -70,13 +71,17 @@ def build(service: Service, namespace: str):
         mode: Annotated[Literal["binary+int8", "hybrid"], Field(
             description="binary+int8: by meaning only; hybrid: meaning and the query's exact words "
                         "(names, numbers, rare terms); the default.")] = "hybrid",
+        recency_weight: Annotated[float, Field(ge=0, le=1, description=(
+            "Prefer newer memories when relevance ties closely: 0 (default) off, 0.02-0.05 a tie-break, "
+            "larger pushes newer memories up further."))] = 0.0,
     ) -> dict:
         """Find the stored memories most relevant to a query: `memories`, best first, each with its id,
         score (higher is closer: a cosine, or in hybrid mode a blend in [0, 1]), keywords and labels; an
         empty list when nothing is stored yet."""
         if empty():
             return {"memories": []}
-        hits = call(service.search, query, k, namespace=namespace, where=where, mode=mode)
+        hits = call(service.search, query, k, namespace=namespace, where=where, mode=mode,
+                    recency_weight=recency_weight)
         return {"memories": [{"id": h.id, "score": round(h.score, 4), "keywords": h.hints, "metadata": h.metadata}
                              for h in hits]}
 
@@ -98,6 +103,18 @@ def build(service: Service, namespace: str):
             return {"answer": "No memories are stored yet.", "citations": [], "found": False}
         a = call(service.ask, question, k, namespace=namespace).answer
         return {"answer": a.text, "citations": a.citations, "found": a.found}
+
+    @server.tool(annotations=read_only)
+    def summarize(
+        query: Annotated[str, Field(description="A topic or question to summarize the stored memories about.")],
+        k: Annotated[int, Field(ge=1, le=20, description="How many memories to draw on (1-20).")] = 5,
+    ) -> dict:
+        """A short summary of what the stored memories say about a topic, every sentence citing its memories
+        as [id]; `found` is false when no stored memory is about it."""
+        if empty():
+            return {"summary": "No memories are stored yet.", "citations": [], "found": False}
+        s = call(service.summarize, query, k, namespace=namespace).answer
+        return {"summary": s.text, "citations": s.citations, "found": s.found}
 
     @server.tool(annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=True, openWorldHint=False))
     def forget(ids: Annotated[list[int], Field(min_length=1, description="Ids of the memories to delete.")]) -> dict:

@@ -4,7 +4,7 @@ Each operation takes the asking ``Principal`` and checks it first (through
 ``tenancy``), then calls the public ``Memory`` and decoder API:
 
 - Models load once per process: the embedder when the service starts
-  (``warm_up``), the decoder on the first ``recall`` or ``ask``.
+  (``warm_up``), the decoder on the first ``recall``, ``ask`` or ``summarize``.
 - Concurrency: texts and queries are embedded *outside* any lock (the slow
   part), then ``Memory.add(..., embeddings=...)`` runs under an exclusive
   write lock and ``Memory.search_embeddings`` under a shared read lock, so
@@ -40,9 +40,9 @@ _WHERE_KEY = re.compile(r"^[\w.:@/ -]{1,64}$")
 
 @dataclass(frozen=True)
 class Asked:
-    """An answer and the hits it was drawn from."""
+    """An answer (or a summary) and the hits it was drawn from."""
 
-    answer: object  # hashmem.decoders.Answer
+    answer: object  # hashmem.decoders.Answer or Summary
     hits: list[Hit]
 
 
@@ -167,8 +167,8 @@ class Service:
 
     def search(self, p: Principal, query: str, k: int = 10, *, namespace: str = "default",
                where: dict | None = None, candidates: int | None = None, mode: str = "hybrid",
-               lexical_weight: float | None = None) -> list[Hit]:
-        """The k passages of one namespace nearest to the query (``mode``: see ``Memory.search``)."""
+               lexical_weight: float | None = None, recency_weight: float = 0.0) -> list[Hit]:
+        """The k passages of one namespace nearest to the query (``mode``, ``recency_weight``: see ``Memory.search``)."""
         self._readable(p, namespace)
         _check_query(query, k, candidates)
         _check_where(where)
@@ -178,7 +178,8 @@ class Service:
         with self.lock.read():
             return self.memory.search_embeddings(q, k, namespace=namespace, where=where or None,
                                                  candidates=candidates, mode=mode, lexical_weight=lexical_weight,
-                                                 query_texts=[query] if mode == "hybrid" else None)[0]
+                                                 query_texts=[query] if mode == "hybrid" else None,
+                                                 recency_weight=recency_weight)[0]
 
     def get(self, p: Principal, id: int) -> Record:
         """One record (404 when missing or in a namespace the principal may not read)."""
@@ -220,6 +221,20 @@ class Service:
             p.require(namespace, "write")
         with self.lock.write():
             return self.memory.compact(max_bytes, namespace=namespace)
+
+    def summarize(self, p: Principal, query: str, k: int = 5, *, namespace: str = "default",
+                  max_sentences: int = 3, method: str | None = None) -> Asked:
+        """Summarize what the namespace's memories hold about the query, each sentence citing its ids."""
+        if method not in (None, "extractive", "model"):
+            raise ApiError(400, "invalid_input", f"method must be extractive or model, got {method!r}")
+        if isinstance(max_sentences, bool) or not isinstance(max_sentences, int) or not 1 <= max_sentences <= 20:
+            raise ApiError(400, "invalid_input", f"sentences must be an integer in [1, 20], got {max_sentences!r}")
+        hits = self.search(p, query, k, namespace=namespace)
+        with self._decoder_lock:
+            try:
+                return Asked(self.decoder.summarize(query, hits, max_sentences=max_sentences, method=method), hits)
+            except ValueError as e:  # the extractive decoder stands in and the model's summary was asked for
+                raise ApiError(400, "no_model", str(e).splitlines()[0]) from e
 
     def stats(self, p: Principal) -> dict:
         """Counts of the namespaces the principal may read; sizes only for an unrestricted principal."""

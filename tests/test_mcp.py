@@ -45,7 +45,7 @@ def test_agent_memory_over_stdio(tmp_path):
             init = await s.initialize()
             assert "remember" in init.instructions
             tools = {t.name: t for t in (await s.list_tools()).tools}
-            assert set(tools) == {"remember", "search", "recall", "ask", "forget"}
+            assert set(tools) == {"remember", "search", "recall", "ask", "summarize", "forget"}
             for t in tools.values():
                 assert len(t.description) > 30
                 props = t.input_schema["properties"]
@@ -71,6 +71,10 @@ def test_agent_memory_over_stdio(tmp_path):
             assert "peanuts" in recalled["text"]
             answer = payload(await s.call_tool("ask", {"question": "What is the user allergic to?"}))
             assert answer["found"] and ids[0] in answer["citations"]
+            summary = payload(await s.call_tool("summarize", {"query": "the user's cat"}))
+            assert summary["found"] and ids[1] in summary["citations"] and f"[{ids[1]}]" in summary["summary"]
+            newest = payload(await s.call_tool("search", {"query": "the user", "k": 3, "recency_weight": 1.0}))
+            assert newest["memories"][0]["id"] == ids[2]  # the last remembered, pushed up by a large weight
             for name, args in [("recall", {"id": other}), ("forget", {"ids": [other]}),
                                ("remember", {"text": "  "}), ("search", {"query": "x", "where": {"a'b": 1}})]:
                 res = await s.call_tool(name, args)  # refused by hashmem: one line the model can read

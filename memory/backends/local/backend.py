@@ -20,11 +20,12 @@ from . import partition
 from .demotion import LocalDemotion
 from .index import HammingIndex
 from .storage import Storage
+from .terms import LocalTerms
 
 _INT64_MAX = 2**63 - 1
 
 
-class LocalBackend(LocalDemotion, Backend):
+class LocalBackend(LocalDemotion, LocalTerms, Backend):
     """The default: one SQLite file (``storage.Storage``) + the in-RAM Hamming index (``index.HammingIndex``).
 
     Reads and writes go to ``Storage``; this class adds the index and the bookkeeping that
@@ -194,15 +195,6 @@ class LocalBackend(LocalDemotion, Backend):
         return self.storage
 
     # -- term index (base.TermIndex) ------------------------------------------------------
-
-    def has_term_index(self) -> bool:
-        return self.storage.has_term_index()
-
-    def store_terms(self, txn, ids, entries) -> None:
-        self.storage.insert_terms(txn, ids, entries)
-
-    def term_entries(self, ids):
-        return self.storage.fetch_terms([int(i) for i in ids])
 
     # -- lexicon -------------------------------------------------------------------------
 

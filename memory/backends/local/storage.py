@@ -307,18 +307,6 @@ class Storage:
         """Overwrite text bodies inside the caller's transaction."""
         self.texts.update(conn, ids, bodies)
 
-    def has_term_index(self) -> bool:
-        """Whether the store keeps a term index entry with every record (a ``text``/``llm`` store made with it)."""
-        return self.term_table.exists
-
-    def insert_terms(self, conn: sqlite3.Connection, ids: Sequence[int], entries: Sequence[tuple]) -> None:
-        """Add new records' term index entries inside the caller's transaction (``sidetables.TermTable``)."""
-        self.term_table.insert(conn, ids, entries)
-
-    def fetch_terms(self, ids: Sequence[int]) -> dict[int, tuple]:
-        """id → (length, ids, counts, numbers) of the records that have a term index entry."""
-        return self.term_table.fetch(ids)
-
     # -- lexicon (lexicon) -----------------------------------------------------------------
 
     def load_lexicon(self) -> Lexicon:
