@@ -9,10 +9,11 @@ Per passage we keep, in passage order, the most salient tokens that fit in
 - numbers and dates written with digits (``1998``, ``3.5``, ``12/03``, ``25%``)
   last, as literal strings, in the bytes the words leave.
 
-Numbers went first until issue 18: kept last, the same 48 bytes make hint-BM25
-hybrid search and the extractive reconstruction better on scifact-train and
-cranfield / canterbury (``benchmarks/hint_terms.py``, docs/eval.md). A store's
-older hints keep their terms: the encoding is unchanged, only the choice.
+Numbers went first until issue 18. Kept last, the same 48 bytes make hint-BM25
+hybrid search better (scifact-train, cranfield, LoCoMo) and reconstructions
+closer (scifact-train, canterbury), at the price of most numbers of a long
+passage (``benchmarks/hint_terms.py``, docs/eval.md). A store's older hints keep
+their terms: the encoding is unchanged, only the choice.
 
 Encoding: a msgpack array whose items are either an int (a term id in the
 store's lexicon) or a str (a literal). Term ids are assigned in order of first
