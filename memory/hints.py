@@ -3,11 +3,17 @@
 Per passage we keep, in passage order, the most salient tokens that fit in
 ``budget`` bytes once encoded:
 
+- capitalized words that do not open a sentence (names) come first;
+- other words next, ranked by IDF against the store's document frequencies
+  (``log((N + 1) / (df + 0.5))``), stopwords and one-letter words excluded;
 - numbers and dates written with digits (``1998``, ``3.5``, ``12/03``, ``25%``)
-  are kept first, as literal strings;
-- capitalized words that do not open a sentence (names) come next;
-- other words are ranked by IDF against the store's document frequencies
-  (``log((N + 1) / (df + 0.5))``), stopwords and one-letter words excluded.
+  last, as literal strings, in the bytes the words leave.
+
+Numbers went first until issue 18. Kept last, the same 48 bytes make hint-BM25
+hybrid search better (scifact-train, cranfield, LoCoMo) and reconstructions
+closer (scifact-train, canterbury), at the price of most numbers of a long
+passage (``benchmarks/hint_terms.py``, docs/eval.md). A store's older hints keep
+their terms: the encoding is unchanged, only the choice.
 
 Encoding: a msgpack array whose items are either an int (a term id in the
 store's lexicon) or a str (a literal). Term ids are assigned in order of first
@@ -38,6 +44,9 @@ _SENTENCE_START = re.compile(r"(?:^|[.!?…:;]\s+|\n\s*)$")
 # a period after these does not end a sentence: "Dr. Smith" keeps Smith as a name
 _ABBREVIATION = re.compile(r"\b(?:Dr|Mr|Mrs|Ms|Prof|St|Sr|Jr|Mt|Gen|Col|Capt|Lt|Sgt|vs|etc|e\.g|i\.e|No|Fig|al)\.\s+$")
 MAX_TERM_CHARS = 40
+# encode's ranking: names (score NAME_BONUS + idf), then words (idf ≥ 0), then numbers (below any word)
+NAME_BONUS = 50.0
+NUMBER_SCORE = -1.0
 
 STOPWORDS = frozenset(
     """a about above after again against all also am an and any are as at be because been
@@ -211,11 +220,11 @@ def encode(tokens: Sequence[Token], lexicon: Lexicon, *, budget: int) -> bytes:
     scored = []  # (-score, pos, item): (score, pos) never ties, pos being unique
     for key, (text, pos, kind) in seen.items():
         if kind == "number":
-            scored.append((-100.0, pos, text))
+            scored.append((-NUMBER_SCORE, pos, text))
             continue
         i = ids.get(key)  # Lexicon.idf, inline
         idf = math.log(n1 / ((df[i] if i is not None else 0) + 0.5))
-        scored.append((-(50.0 + idf) if kind == "name" else -idf, pos, ids[key]))
+        scored.append((-(NAME_BONUS + idf) if kind == "name" else -idf, pos, ids[key]))
     scored.sort()
     chosen: list[tuple[int, int | str]] = []
     size = 1  # fixarray header

@@ -22,13 +22,26 @@ def test_encoded_size_within_budget(budget):
     assert len(blob) <= max(budget, 1)
 
 
-def test_numbers_and_names_first_and_passage_order():
+def test_names_then_words_then_numbers_in_passage_order():
     lex = _lexicon(TEXT, "another text about the tailplane")
-    got = hints.decode(hints.encode(hints.tokenize(TEXT), lex, budget=40), lex)
-    for must in ["12", "1998", "747", "416", "3.5", "Boeing", "Qantas", "Sydney"]:
+    got = hints.decode(hints.encode(hints.tokenize(TEXT), lex, budget=13), lex)  # 12 one-byte ids and the header
+    for must in ["Boeing", "Qantas", "Sydney", "March", "passengers", "flutter"]:
         assert must in got
+    assert "tailplane" not in got  # the one word another passage holds: the lowest IDF, left out
+    assert not any(t[0].isdecimal() for t in got)  # no number while a word is left out
     positions = [TEXT.index(t) for t in got]
     assert positions == sorted(positions)
+    roomy = hints.decode(hints.encode(hints.tokenize(TEXT), lex, budget=200), lex)
+    for must in ["12", "1998", "747", "416", "3.5", "tailplane"]:  # numbers fill the bytes the words leave
+        assert must in roomy
+
+
+def test_numbers_come_after_every_word():
+    lex = _lexicon("the 1998 flutter report", *["the report"] * 30)
+    toks = hints.tokenize("the 1998 flutter report")
+    assert hints.decode(hints.encode(toks, lex, budget=2), lex) == ["flutter"]  # the rarer word; ids 1 B each
+    assert hints.decode(hints.encode(toks, lex, budget=7), lex) == ["flutter", "report"]  # "1998" takes 5 B
+    assert hints.decode(hints.encode(toks, lex, budget=8), lex) == ["1998", "flutter", "report"]
 
 
 def test_idf_prefers_rare_words():
