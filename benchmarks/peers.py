@@ -263,9 +263,27 @@ def table(r: dict) -> str:
     return "\n".join(lines)
 
 
+def short_table(r: dict) -> str:
+    """The README's table: hashmem's rows and each peer's, bytes, quality and p50 (``--report JSON``)."""
+    lines = ["| store, search | bytes/passage, text kept | nDCG@10 | recall@10 vs float32 | query p50 ms |",
+             "|---|---:|---:|---:|---:|"]
+    for s in r["searches"].values():
+        if "store" not in s:
+            continue
+        st = r["stores"][s["store"]]
+        size = f"{st['bytes_per_passage']:,.0f}" + ("" if st["keeps_text"] else " (no text)")
+        name = f"**{s['store']}, {s['mode']}**" if s["mode"] == "hybrid" else f"{s['store']}, {s['mode']}"
+        lines.append(f"| {name} | {size} | {s['ndcg@10']:.3f} | {s['recall@10_vs_float32']:.3f} | {s['p50_ms']:.2f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     if len(sys.argv) == 5 and sys.argv[1] == "--probe":
         print(json.dumps(probe(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]))))
+        return
+    if len(sys.argv) == 3 and sys.argv[1] == "--report":  # render the tables of a result again
+        r = json.loads(Path(sys.argv[2]).read_text())
+        print(f"Command: `{r['command']}`\n\n{short_table(r)}\n\n{table(r)}")
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=5183, help="passages: SciFact's, then distractors")
