@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test lint demo bench eval soak bench-threads bench-ingest clean
+.PHONY: install test lint demo bench eval soak bench-threads bench-ingest bench-peers clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,13 @@ bench-threads: install
 # one run on SciFact (issue 19; not part of `make test`; ~3 min a round)
 bench-ingest: install
 	$(BIN)/python benchmarks/ingest_vs_peers.py $(BENCH_INGEST_ARGS)
+
+# hashmem next to Chroma, LanceDB, Qdrant (local), sqlite-vec, usearch and faiss on SciFact's 5,183 passages,
+# the README's headline table (issue 18; installs the `peers` extra; ~10 min on 2 cores); at 100k:
+# `benchmarks/embed_cache.py --distractors 94817` once, then BENCH_PEERS_ARGS="--n 100000 --llm-subset 0"
+bench-peers: install
+	$(BIN)/python -m pip install --quiet -e '.[peers]'
+	$(BIN)/python benchmarks/peers.py $(BENCH_PEERS_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
