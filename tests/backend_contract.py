@@ -238,7 +238,7 @@ def check_compact(open_mem) -> None:
     ids = mem.add(PASSAGES, metadata=META)
     (note,) = mem.add(["A note about the river Thames and its bridges."], namespace="notes")
     q = "Who won the Nobel Prize twice?"
-    before = [(h.id, h.score, h.hamming) for h in mem.search(q, 5)]
+    before = [(h.id, h.score, h.hamming) for h in mem.search(q, 5, mode="binary+int8")]  # codes and vectors
     assert mem.stats().fidelities == {"text": len(ids) + 1, "hints": 0}
     if not isinstance(mem.backend, BodyDemotion):
         with pytest.raises(ConfigError, match="cannot demote bodies"):
@@ -249,7 +249,8 @@ def check_compact(open_mem) -> None:
         return
     done = mem.compact(1, namespace="default")
     assert done.demoted == len(ids) and done.exact == 0 and not done.met
-    assert [(h.id, h.score, h.hamming) for h in mem.search(q, 5)] == before
+    assert [(h.id, h.score, h.hamming) for h in mem.search(q, 5, mode="binary+int8")] == before
+    assert all(0.0 <= h.score <= 1.0 for h in mem.search(q, 5))  # hybrid: the demoted passages' hint terms
     assert all(mem.get(i).text is None for i in ids) and mem.get(note).text.startswith("A note about")
     r = ExtractiveDecoder(mem).reconstruct(ids[5])
     assert not r.exact and r.text

@@ -189,7 +189,7 @@ def test_cli_compact(store):
 CHILD = """
 import sys
 from hashmem.memory import Memory, compact
-compact.CHUNK = 8  # many short transactions: a kill lands between or inside them
+compact.CHUNK = 1  # one transaction per body: a kill lands between or inside them
 m = Memory(sys.argv[1])
 print("ready", flush=True)
 m.compact(int(sys.argv[2]))
@@ -206,13 +206,13 @@ def test_a_kill_mid_compact_loses_only_demotions(store, tmp_path):
     with Memory(whole) as mem:
         final = mem.compact(budget).demoted  # what an uninterrupted compaction demotes
     outcomes = []
-    for k in range(14):
+    for k in range(24):
         path = tmp_path / f"kill{k}.db"
         shutil.copy(store, path)
         proc = subprocess.Popen([sys.executable, "-c", CHILD, str(path), str(budget)], stdout=subprocess.PIPE, text=True)
         try:
             assert proc.stdout.readline().strip() == "ready"
-            time.sleep(0.01 * 1.5**k)
+            time.sleep(0.004 * 1.4**k)  # 4 ms … 9.6 s
             os.kill(proc.pid, signal.SIGKILL)
         finally:
             proc.wait()

@@ -32,7 +32,7 @@ def test_http_chatbot_calls_a_served_store_from_another_process():
 def test_agent_mcp_remembers_across_server_processes():
     pytest.importorskip("mcp")
     out = _run("agent_mcp.py")
-    assert "tools: remember, search, recall, ask, forget" in out
+    assert "tools: remember, search, recall, ask, summarize, forget" in out
     cookie = out.split("peanut butter cookie?' -> ")[1].split("\n")[0]
     assert "peanuts" in cookie
     pet = out.split("pet called?\" -> ")[1].split("\n")[0]

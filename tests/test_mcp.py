@@ -73,7 +73,8 @@ def test_agent_memory_over_stdio(tmp_path):
             assert answer["found"] and ids[0] in answer["citations"]
             summary = payload(await s.call_tool("summarize", {"query": "the user's cat"}))
             assert summary["found"] and ids[1] in summary["citations"] and f"[{ids[1]}]" in summary["summary"]
-            newest = payload(await s.call_tool("search", {"query": "the user", "k": 3, "recency_weight": 1.0}))
+            newest = payload(await s.call_tool("search", {"query": "the user", "k": 3, "recency_weight": 1.0,
+                                                          "mode": "binary+int8"}))  # cosines: not min-max spread
             assert newest["memories"][0]["id"] == ids[2]  # the last remembered, pushed up by a large weight
             for name, args in [("recall", {"id": other}), ("forget", {"ids": [other]}),
                                ("remember", {"text": "  "}), ("search", {"query": "x", "where": {"a'b": 1}})]:

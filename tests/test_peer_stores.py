@@ -3,14 +3,20 @@ own vector (the harness of benchmarks/peers.py; a store whose library is missing
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import peer_stores  # noqa: E402
+# loaded from its file, not by putting benchmarks/ on sys.path: benchmarks/milvus.py would shadow
+# the `milvus` package the Milvus tests start their server from
+_SPEC = importlib.util.spec_from_file_location("peer_stores", Path(__file__).resolve().parents[1] / "benchmarks"
+                                               / "peer_stores.py")
+peer_stores = importlib.util.module_from_spec(_SPEC)
+sys.modules["peer_stores"] = peer_stores  # its dataclasses look their module up
+_SPEC.loader.exec_module(peer_stores)
 
 STORES = {s.name: s for s in peer_stores.stores()}
 
