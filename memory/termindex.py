@@ -50,30 +50,16 @@ class TermStats(NamedTuple):
     numbers: bytes | None
 
 
-def _varints(values: Sequence[int]) -> bytes:
-    """Unsigned LEB128 of each value, concatenated."""
-    out = bytearray()
-    for v in values:
-        while v >= 0x80:
-            out.append((v & 0x7F) | 0x80)
-            v >>= 7
-        out.append(v)
-    return bytes(out)
-
-
 def encode(tokens: Sequence[Token], lexicon: Lexicon) -> TermStats:
     """The entry of one passage from its tokens; every key not a number must be in ``lexicon``.
 
     Keeps at most ``MAX_TERMS`` distinct terms (read at each call; None: all of them).
     """
     max_terms = MAX_TERMS
-    words: Counter[int] = Counter()
-    numbers: Counter[str] = Counter()
-    for _, key, _, kind in tokens:
-        if kind == "number":
-            numbers[key.lower()] += 1
-        else:
-            words[lexicon.ids[key]] += 1
+    keys = [key for _, key, _, kind in tokens if kind != "number"]
+    words: Counter[int] = Counter(map(lexicon.ids.__getitem__, keys))  # counted in C
+    numbers: Counter[str] = Counter(
+        key.lower() for _, key, _, kind in tokens if kind == "number") if len(keys) < len(tokens) else Counter()
     if max_terms is not None and len(words) + len(numbers) > max_terms:
         n, top = lexicon.n_docs, math.log(1.0 + (max(lexicon.n_docs - 1, 0) + 0.5) / 1.5)
         df = lexicon.df
@@ -83,14 +69,19 @@ def encode(tokens: Sequence[Token], lexicon: Lexicon) -> TermStats:
         kept = sorted(weight)[:max_terms]
         words = Counter({i: c for _, kind, i, c in kept if kind == 1})
         numbers = Counter({s: c for _, kind, s, c in kept if kind == 0})
-    ids = sorted(words)
-    gaps = np.diff(np.asarray(ids, np.int64), prepend=0).tolist()
-    return TermStats(
-        len(tokens),
-        _varints([g << 1 | (words[i] > 1) for g, i in zip(gaps, ids, strict=True)]),
-        bytes(min(words[i], 255) for i in ids if words[i] > 1),
-        msgpack.packb(dict(sorted(numbers.items()))) if numbers else None,
-    )
+    terms, counts, prev = bytearray(), bytearray(), 0
+    for i in sorted(words):  # unsigned LEB128 of gap << 1 | (count > 1), the first gap being the id
+        c = words[i]
+        v = (i - prev) << 1 | (c > 1)
+        prev = i
+        if c > 1:
+            counts.append(min(c, 255))
+        while v >= 0x80:
+            terms.append((v & 0x7F) | 0x80)
+            v >>= 7
+        terms.append(v)
+    return TermStats(len(tokens), bytes(terms), bytes(counts),
+                     msgpack.packb(dict(sorted(numbers.items()))) if numbers else None)
 
 
 def decode(entries: Sequence[TermStats | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -27,7 +27,8 @@ passage count at training). Generation 0 means "no dictionary yet".
 
 When to (re)train: first when the store holds ``FIRST_TRAIN`` passages, then
 each time it has grown ``RETRAIN_GROWTH``× since the last try. Dictionaries of
-a few sizes (``DICT_SHARES`` of the stored text) are trained; the one giving the
+a few sizes (``DICT_SHARES`` of the stored text) are trained (on threads, as bodies
+are compressed: ``tiers.parallel``); the one giving the
 smallest total — a sample compressed with it, extrapolated to the whole store,
 plus the dictionary's own stored bytes — is kept only if it pays: it must beat the
 current total by ``MIN_GAIN``. Then every body is recompressed and the old
@@ -64,6 +65,7 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import StoreCorruptError
+from . import parallel
 
 RAW, PLAIN = 0, 1
 MAX_GENERATION = 253  # dictionary generations fit the tag byte (1 + g; 255 is llmtier's); retraining stops there
@@ -80,8 +82,7 @@ EVAL_SAMPLE = 2048  # passages compressed to judge whether a new dictionary pays
 _COVER = {"k": 64, "d": 6}  # fixed COVER parameters: ~0.2 s to train instead of ~10 s of search
 
 _FRAME_MAGIC = b"\x28\xb5\x2f\xfd"  # a stored dictionary starting with this is a compressed one
-_KEY_CURRENT = "text_dict"
-_KEY_TRAINED_ON = "text_dict_trained_on"
+_KEY_CURRENT, _KEY_TRAINED_ON = "text_dict", "text_dict_trained_on"
 
 
 def _dict_key(gen: int) -> str:
@@ -186,25 +187,24 @@ class TextTier:
             return self._z.ZstdCompressor(dict_data=dict_data or self._dict(gen), compression_params=self._params)
         return self._z.ZstdCompressor(compression_params=self._params)
 
-    def encode(self, texts: Sequence[str], *, generation: int | None = None, _dict_data=None) -> list[bytes]:
+    def encode(self, texts: Sequence[str], *, generation: int | None = None, _dict_data=None,
+               _threads: int | None = None) -> list[bytes]:
         """Bodies of passages: compressed with the current dictionary, or raw when smaller.
 
         Args:
             texts: the passages (any str; encoded as UTF-8).
             generation: dictionary to use (default: the store's current one).
+            _threads: compressing threads at most (default ``parallel.WORKERS``).
 
         Returns:
             One body per passage, in order (see the module docstring for the layout).
         """
         gen = self.current_generation() if generation is None else generation
-        comp = self._compressor(gen, _dict_data)
-        head = bytes([PLAIN + gen])
-        out = []
-        for t in texts:
-            raw = t.encode("utf-8")
-            packed = head + comp.compress(raw)
-            out.append(packed if len(packed) < 1 + len(raw) else bytes([RAW]) + raw)
-        return out
+        dict_data = _dict_data or (self._dict(gen) if gen else None)
+        head, raw_head = bytes([PLAIN + gen]), bytes([RAW])
+        raws = [t.encode("utf-8") for t in texts]
+        frames = parallel.compress_all(lambda: self._compressor(gen, dict_data), raws, threads=_threads)
+        return [head + f if len(f) < len(r) else raw_head + r for f, r in zip(frames, raws, strict=True)]
 
     def current_bodies(self, texts: Sequence[str], bodies: Sequence[bytes]) -> list[bytes]:
         """Bodies valid now: those compressed with a dictionary that is no longer current, made again.
@@ -284,13 +284,16 @@ class TextTier:
         scale = n / max(len(probe), 1)
         # the probe's bodies as stored: what encode(probe, generation=old_gen) would make again
         old_total = sum(stored[::step][:EVAL_SAMPLE]) * scale + (self.dictionary_bytes() if old_gen else 0)
-        trained, new_total, made = None, float("inf"), {}
-        for size in sorted({int(np.clip(raw_total * f, MIN_DICT_BYTES, MAX_DICT_BYTES)) for f in DICT_SHARES}):
+        def candidate(size: int):  # (dictionary, the probe's bodies under it), or None; one per thread
             try:
                 d = self._z.train_dictionary(size, samples, level=LEVEL, **_COVER)
             except self._z.ZstdError:  # too little or too uniform text for this size
-                continue
-            bodies = self.encode(probe, generation=old_gen + 1, _dict_data=d)
+                return None
+            return d, self.encode(probe, generation=old_gen + 1, _dict_data=d, _threads=1)
+
+        sizes = sorted({int(np.clip(raw_total * f, MIN_DICT_BYTES, MAX_DICT_BYTES)) for f in DICT_SHARES})
+        trained, new_total, made = None, float("inf"), {}  # (dictionary, total, probe → body) of the best
+        for d, bodies in filter(None, parallel.map_threads(candidate, sizes)):  # judged in size order, as made
             total = sum(map(len, bodies)) * scale + len(self._pack_dict(d))
             if total < new_total:
                 trained, new_total, made = d, total, dict(zip(probe, bodies, strict=True))
