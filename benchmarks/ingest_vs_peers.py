@@ -18,7 +18,14 @@ each round's own ratio, less moved by the load drifting over the run): hashmem `
 ``text`` / Chroma (≥ 0.7). A peer that does not import is skipped, its reason in the JSON and
 on stderr.
 
+With ``--embed-n N`` it then times ingest *with* embedding (issue 19's other target: ≥ 0.9 × the
+plain embedder's passages/s for both stores) on the first N passages, rounds interleaved again:
+the library's ``Embedder().encode(texts)`` alone, and ``Memory.add(texts)`` (no embeddings
+passed: it embeds them, with its default backend) into a new ``hints`` and a new ``text`` store,
+each model loaded before its clock starts; reported per round and as the median of the rounds.
+
     .venv/bin/python benchmarks/ingest_vs_peers.py --rounds 2      # or: make bench-ingest
+    .venv/bin/python benchmarks/ingest_vs_peers.py --rounds 3 --embed-n 1024 --embed-rounds 2
 """
 
 from __future__ import annotations
@@ -92,12 +99,62 @@ def lancedb_add(folder: Path, texts, emb) -> tuple[float, int]:
 PEERS = {"chroma": ("chromadb", chroma_add), "lancedb": ("lancedb", lancedb_add)}
 
 
+def embedder_encode(folder: Path, texts, emb) -> tuple[float, int]:
+    """The plain embedder alone: ``Embedder().encode(texts)`` (the library's, its default backend), model loaded first."""
+    from hashmem.memory.embedding.embedder import Embedder
+
+    embedder = Embedder()
+    embedder.encode(["warm up"])
+    t = time.perf_counter()
+    n = len(embedder.encode(texts))
+    return time.perf_counter() - t, n
+
+
+def hashmem_embed_add(fidelity: str) -> Callable[[Path, list[str], object], tuple[float, int]]:
+    """``Memory.add(texts)`` embedding them itself (no embeddings passed), model loaded first."""
+    plain = hashmem_add(fidelity)
+    return lambda folder, texts, emb: plain(folder, texts, None)
+
+
+def timed_rounds(runners: dict[str, Callable], texts, emb, rounds: int, label: str) -> dict[str, list[float]]:
+    """Seconds of each runner per round, the runners interleaved within each round, each in a new folder."""
+    seconds: dict[str, list[float]] = {k: [] for k in runners}
+    for r in range(rounds):
+        for name, fn in runners.items():
+            folder = Path(tempfile.mkdtemp(prefix="ingest-peers-"))
+            try:
+                dt, n = fn(folder, texts, emb)
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+            if n != len(texts):
+                raise SystemExit(f"{name} stored {n} of {len(texts)} passages")
+            seconds[name].append(dt)
+            print(f"{label} round {r + 1}: {name:20s} {dt:7.2f} s  {len(texts) / dt:8.1f} passages/s",
+                  file=sys.stderr)
+    return seconds
+
+
+def per_round(seconds: dict[str, list[float]], pairs: list[tuple[str, str, str]]) -> dict[str, list[float]]:
+    """name → each round's own ratio of passages/s (its runs were back to back, under the same load)."""
+    return {name: [round(b / a, 3) for a, b in zip(seconds[num], seconds[den], strict=True)]
+            for name, num, den in pairs if num in seconds and den in seconds}
+
+
+def median(values: list[float]) -> float:
+    v = sorted(values)
+    return v[len(v) // 2] if len(v) % 2 else round((v[len(v) // 2 - 1] + v[len(v) // 2]) / 2, 3)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=5183)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--embed-n", type=int, default=0,
+                    help="also time Memory.add embedding the first N passages itself against the plain embedder (0: not)")
+    ap.add_argument("--embed-rounds", type=int, default=0, help="rounds of the embedding part (default: --rounds)")
     ap.add_argument("--json", type=Path, default=OUT)
     args = ap.parse_args()
+    load_start = os.getloadavg()
     texts, emb = workload(args.n)
     runners: dict[str, Callable] = {"hashmem hints": hashmem_add("hints"), "hashmem text": hashmem_add("text")}
     skipped = {}
@@ -110,18 +167,7 @@ def main() -> None:
         except Exception as e:  # noqa: BLE001 - any reason a peer cannot run is reported, not fatal
             skipped[name] = f"{type(e).__name__}: {e}"
             print(f"skipped {name}: {skipped[name]}", file=sys.stderr)
-    seconds: dict[str, list[float]] = {k: [] for k in runners}
-    for r in range(args.rounds):
-        for name, fn in runners.items():
-            folder = Path(tempfile.mkdtemp(prefix="ingest-peers-"))
-            try:
-                dt, n = fn(folder, texts, emb)
-            finally:
-                shutil.rmtree(folder, ignore_errors=True)
-            if n != len(texts):
-                raise SystemExit(f"{name} stored {n} of {len(texts)} passages")
-            seconds[name].append(dt)
-            print(f"round {r + 1}: {name:14s} {dt:7.2f} s  {len(texts) / dt:8.0f} passages/s", file=sys.stderr)
+    seconds = timed_rounds(runners, texts, emb, args.rounds, "precomputed")
     rate = {k: len(texts) / min(v) for k, v in seconds.items()}
     ratios = {}
     if "chroma" in rate:
@@ -130,26 +176,35 @@ def main() -> None:
     if "lancedb" in rate:
         ratios |= {"hints / lancedb": rate["hashmem hints"] / rate["lancedb"],
                    "text / lancedb": rate["hashmem text"] / rate["lancedb"]}
-    per_round = {}  # each round's own ratios: its stores ran back to back, under the same load
-    for peer in ("chroma", "lancedb"):
-        if peer in seconds:
-            for side in ("hints", "text"):
-                per_round[f"{side} / {peer}"] = [round(p / h, 3) for h, p in
-                                                 zip(seconds[f"hashmem {side}"], seconds[peer], strict=True)]
+    pairs = [(f"{side} / {peer}", f"hashmem {side}", peer) for peer in ("chroma", "lancedb") for side in ("hints", "text")]
+    rounds = per_round(seconds, pairs)
+    embedding = {}
+    if args.embed_n:  # with embedding: Memory.add embeds, next to the plain embedder on the same passages
+        sub = texts[: args.embed_n]
+        e_runners = {"embedder": embedder_encode, "hashmem hints + embed": hashmem_embed_add("hints"),
+                     "hashmem text + embed": hashmem_embed_add("text")}
+        e_seconds = timed_rounds(e_runners, sub, None, args.embed_rounds or args.rounds, "with embedding")
+        e_rounds = per_round(e_seconds, [("hints / embedder", "hashmem hints + embed", "embedder"),
+                                         ("text / embedder", "hashmem text + embed", "embedder")])
+        embedding = {"passages": len(sub), "seconds": e_seconds,
+                     "passages_per_s_best": {k: round(len(sub) / min(v), 2) for k, v in e_seconds.items()},
+                     "ratios_per_round": e_rounds, "ratios_median_of_rounds": {k: median(v) for k, v in e_rounds.items()},
+                     "targets": {"hints / embedder": 0.9, "text / embedder": 0.9}}
     out = {
         "command": " ".join([".venv/bin/python", "benchmarks/ingest_vs_peers.py", *sys.argv[1:]]),
         "passages": len(texts), "mean_chars": sum(map(len, texts)) / len(texts), "rounds": args.rounds,
         "passages_per_s_best": {k: round(v, 1) for k, v in rate.items()},
         "seconds": seconds, "ratios": {k: round(v, 3) for k, v in ratios.items()},
-        "ratios_per_round": per_round,
-        "ratios_median_of_rounds": {k: sorted(v)[len(v) // 2] for k, v in per_round.items()},
+        "ratios_per_round": rounds,
+        "ratios_median_of_rounds": {k: median(v) for k, v in rounds.items()},
         "targets": {"hints / chroma": 1.0, "text / chroma": 0.7},
-        "skipped": skipped, "versions": versions, "load_average": os.getloadavg(),
+        "with_embedding": embedding,
+        "skipped": skipped, "versions": versions, "load_average_start": load_start, "load_average": os.getloadavg(),
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=1) + "\n")
-    print(json.dumps({k: out[k] for k in ("passages_per_s_best", "ratios", "ratios_median_of_rounds", "skipped")},
-                     indent=1))
+    print(json.dumps({k: out[k] for k in ("passages_per_s_best", "ratios", "ratios_median_of_rounds", "skipped")}
+                     | {"with_embedding": {k: v for k, v in embedding.items() if k != "seconds"}}, indent=1))
 
 
 if __name__ == "__main__":
