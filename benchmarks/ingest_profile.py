@@ -20,7 +20,9 @@ calls), so the stages and "the rest" add up to the add's wall time:
 
 Only the main thread is timed: zstd work the text tier spreads over threads (``tiers.parallel``:
 training the candidate dictionaries and their probe compressions, bodies in large lists) counts in
-the stage that waits for it (``text retrain: sample, choose, rest``, ``text: compress``).
+the stage that waits for it (``text retrain: sample, choose, rest``, ``text: compress``), and the
+bodies compressed at insert (``texts_for_tier``, on a thread while the batch is tokenized) in
+``rest of add_batch`` as far as the tokenizer did not hide them.
 
 A profile, not a race: the machine is shared, so read shares, and compare runs made back to back.
 """
@@ -206,14 +208,21 @@ def main() -> None:
     ap.add_argument("--fidelity", nargs="+", default=["hints", "text"], choices=["hints", "text"])
     ap.add_argument("--batch-size", type=int, default=None, help="Memory batch_size (default: the library's)")
     ap.add_argument("--progress", action="store_true", help="draw the progress bar (on stderr), as a terminal user sees it")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="zstd threads at most (tiers.parallel.WORKERS; 1: all in the calling thread, as before #19's threads)")
     ap.add_argument("--json", type=Path, default=OUT)
     args = ap.parse_args()
     texts, emb = workload(args.n)
+    from hashmem.memory.tiers import parallel
+
+    if args.workers:
+        parallel.WORKERS = args.workers
     instrument()
     runs = [profile(f, texts, emb, batch_size=args.batch_size, progress=args.progress) for f in args.fidelity]
     out = {"command": " ".join([".venv/bin/python", "benchmarks/ingest_profile.py", *sys.argv[1:]]),
            "data": "scifact-train corpus (title + text), precomputed structured random embeddings",
-           "mean_chars": sum(map(len, texts)) / len(texts), "runs": runs}
+           "mean_chars": sum(map(len, texts)) / len(texts), "zstd_workers": parallel.WORKERS,
+           "load_average": os.getloadavg(), "runs": runs}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=1) + "\n")
     for r in runs:

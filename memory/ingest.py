@@ -31,6 +31,7 @@ from .chunk import DEFAULT_PASSAGE_TOKENS, chunk_text
 from .errors import AddIncompleteError, ConfigError, InputError, StoreError, UpkeepWarning
 from .progress import progress_bar
 from .results import Match, Remembered
+from .tiers import parallel
 from .validate import (
     check_embeddings,
     check_metadata,
@@ -141,7 +142,8 @@ def add_batch(mem, texts, metas, namespace, emb, *, policy: str = "keep", thresh
     and counts never drift. Under the ``skip`` and ``replace`` policies, repeats (``dedup``)
     are found there too, against what is committed: left out of the insert, or rewriting
     the record they repeat in the same transaction (``dedup.plan``); their positions get the
-    matched ids and ``found`` the ``dedup.Match`` of each (positions within the batch).
+    matched ids and ``found`` the ``dedup.Match`` of each (positions within the batch). A ``text``
+    store's bodies are compressed on other threads (``tiers.parallel``) while this one tokenizes.
     """
     if emb is None:
         emb = mem._embed(texts)
@@ -154,12 +156,13 @@ def add_batch(mem, texts, metas, namespace, emb, *, policy: str = "keep", thresh
     if mem.quantizer is None:  # calibrate outside the lock (it embeds); another writer may win
         calib = mem._embed(mem.embedder.calibration_texts())
         fitted = quantize.fit(np.concatenate([calib, emb]))
+    made = parallel.background(texts_for_tier, mem, texts) if mem.config.fidelity == "text" else None
     toks = [hints.tokenize(t) for t in texts]
     term_sets = [hints.terms_of(t) for t in toks]
     try:
         # before the write lock (llm coding is slow), against the hints this handle would write now
         preview = hint_preview(mem, toks, term_sets) if mem.config.fidelity == "llm" else None
-        bodies, fallbacks = texts_for_tier(mem, texts, preview)
+        bodies, fallbacks = made.result() if made is not None else texts_for_tier(mem, texts, preview)
         with mem._lock.write():  # the commit and this handle's index change as one for its other threads
             with mem.backend.transaction() as c:
                 mem._refresh()
@@ -219,10 +222,7 @@ def add_batch(mem, texts, metas, namespace, emb, *, policy: str = "keep", thresh
     except BaseException:
         mem.state.drop_lexicon()  # undo the in-memory counts: reload on the next add
         raise
-    if policy == "keep":
-        return ids
-    return dedupe.resolve(len(matched), keep, ids, matched, found)
-
+    return ids if policy == "keep" else dedupe.resolve(len(matched), keep, ids, matched, found)
 
 
 def texts_for_tier(mem, texts: Sequence[str], hint_strings: Sequence[Sequence[str]] | None = None

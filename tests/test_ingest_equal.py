@@ -139,3 +139,21 @@ def test_term_index_entries_are_the_reference_encoders_bytes(monkeypatch, max_te
     assert entries == [_reference_encode(t, lexicon, max_terms) for t in toks]
     assert any(e.counts for e in entries) and any(e.numbers for e in entries) and entries[-1].terms == b""
     assert max(entries[-3].counts) == 255
+
+
+def test_an_error_compressing_on_the_background_thread_fails_the_add_and_stores_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(parallel, "WORKERS", 2)
+
+    def broken(self, texts, **kw):
+        raise zstandard.ZstdError("compression failed")
+
+    emb = np.random.default_rng(0).standard_normal((3, 384)).astype(np.float32)
+    with Memory(tmp_path / "t.db", fidelity="text") as mem:
+        monkeypatch.setattr(tt.TextTier, "encode", broken)
+        with pytest.raises(zstandard.ZstdError, match="compression failed"):
+            mem.add(TEXTS[:3], embeddings=emb)
+        assert len(mem) == 0
+        monkeypatch.undo()
+        monkeypatch.setattr(parallel, "WORKERS", 2)
+        assert mem.add(TEXTS[:3], embeddings=emb) == [1, 2, 3]
+        assert mem.get(2).text == TEXTS[1]

@@ -6,6 +6,9 @@ one contiguous run per thread, each run compressed by its own compressor (a comp
 thread-safe) and the runs joined in order. Each frame depends only on its passage, the
 dictionary and the parameters, so the bodies are the same bytes as one thread makes.
 
+The write pipeline also compresses a batch's bodies on a thread of their own (``background``)
+while its own thread tokenizes the batch (pure Python, holding the GIL).
+
 ``WORKERS`` threads at most (the cores this process may run on, up to 4); fewer than
 ``MIN_PER_THREAD`` passages per thread run in the caller's thread.
 
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -54,6 +57,22 @@ def compress_all(make: Callable[[], object], raws: Sequence[bytes], *, threads: 
 
     with ThreadPoolExecutor(len(runs)) as pool:
         return [body for part in pool.map(run, runs) for body in part]
+
+
+def background(fn: Callable[..., R], *args) -> Future[R]:
+    """``fn(*args)`` started on a thread of its own; its ``Future`` (``result()`` waits, raising what fn raised)."""
+    if WORKERS <= 1:  # one core: run it now
+        done: Future[R] = Future()
+        try:
+            done.set_result(fn(*args))
+        except Exception as e:  # noqa: BLE001 - raised by result(), as a thread's would be
+            done.set_exception(e)
+        return done
+    pool = ThreadPoolExecutor(1)
+    try:
+        return pool.submit(fn, *args)
+    finally:
+        pool.shutdown(wait=False)  # the thread ends with its one call
 
 
 def map_threads(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
