@@ -284,12 +284,12 @@ class TextTier:
         scale = n / max(len(probe), 1)
         # the probe's bodies as stored: what encode(probe, generation=old_gen) would make again
         old_total = sum(stored[::step][:EVAL_SAMPLE]) * scale + (self.dictionary_bytes() if old_gen else 0)
-        def candidate(size: int):  # (dictionary, the probe's bodies under it), or None; one per thread
+        def candidate(size: int):  # (dictionary, the probe's bodies under it) or None; a size per thread, or threads for one
             try:
                 d = self._z.train_dictionary(size, samples, level=LEVEL, **_COVER)
             except self._z.ZstdError:  # too little or too uniform text for this size
                 return None
-            return d, self.encode(probe, generation=old_gen + 1, _dict_data=d, _threads=1)
+            return d, self.encode(probe, generation=old_gen + 1, _dict_data=d, _threads=1 if len(sizes) > 1 else None)
 
         sizes = sorted({int(np.clip(raw_total * f, MIN_DICT_BYTES, MAX_DICT_BYTES)) for f in DICT_SHARES})
         trained, new_total, made = None, float("inf"), {}  # (dictionary, total, probe → body) of the best
