@@ -154,6 +154,30 @@ def numbers(blob: bytes, start: int) -> dict[str, int]:
     return out
 
 
+def number_counts(blob: bytes, start: int, wanted: Sequence[str]) -> list[int]:
+    """How often each of ``wanted`` (number tokens) occurs in one entry whose numbers begin at ``start``.
+
+    A nibble section is searched as hex first (each number is its length nibble and its characters'
+    nibbles there): only a section holding one of them is parsed.
+    """
+    kind = blob[0] & (_NUMBERS_NIBBLES | _NUMBERS_MSGPACK)
+    if kind == _NUMBERS_NIBBLES:
+        text = blob[start:].hex()
+        if not any(p is not None and p in text for p in map(_pattern, wanted)):
+            return [0] * len(wanted)
+    elif not kind:
+        return [0] * len(wanted)
+    found = numbers(blob, start)
+    return [found.get(w, 0) for w in wanted]
+
+
+def _pattern(number: str) -> str | None:
+    """A number's nibbles as hex (None: it cannot be in a nibble section)."""
+    if len(number) > 15 or not all(c in _NIBBLE for c in number):
+        return None
+    return f"{len(number):x}" + "".join(f"{_NIBBLE[c]:x}" for c in number)
+
+
 def _runs(first: np.ndarray, lens: np.ndarray) -> np.ndarray:
     """``first[p] + j`` for ``j < lens[p]``, concatenated over p."""
     total = int(lens.sum())
@@ -188,17 +212,25 @@ def unpack(blobs: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     q, counts = gaps[term], (gaps[term + np.repeat(n, n)] + 1).astype(np.float32)
     after = s.copy()
     after[has] = ends[(first + 2 * n - 1)[has]] + 1  # each entry's first remainder bit
-    width = q + k[owner]  # [t] each suffix's bits (its unary prefix: q)
+    if not len(q):
+        return owner, q, counts, heads[:, 2].copy(), (s + 7) // 8 - offset
+    kk = k[owner]
+    width = q + kk  # [t] each suffix's bits (its unary prefix: q)
     start = np.cumsum(width) - width  # exclusive, over all terms
-    entry_start = start[(np.cumsum(n) - n)[has]]
-    pos = start - np.repeat(entry_start, n[has]) + np.repeat(after[has], n[has])  # each suffix's first bit
-    p = np.concatenate([raw, np.zeros(9, np.uint8)]).astype(np.uint64)
-    word = p[:-8] << np.uint64(56)  # [byte] the 64 bits from there on
-    for b in range(1, 8):
-        word |= p[b : len(p) - 8 + b] << np.uint64(56 - 8 * b)
-    w = width.astype(np.uint64)
-    suffix = ((word[pos >> 3] << (pos & 7).astype(np.uint64)) >> (np.uint64(63) - w)) >> np.uint64(1)
-    v = ((np.int64(1) << width) | suffix.astype(np.int64)) - (np.int64(1) << k[owner])
+    pos = start + np.repeat((after - start[np.minimum(first // 2, len(start) - 1)])[has], n[has])  # suffixes' first bits
+    if int(width.max()) <= 25:  # the 32 bits from each suffix's byte hold it
+        p = np.concatenate([raw, np.zeros(5, np.uint8)]).astype(np.uint32)
+        word = p[:-4] << np.uint32(24) | p[1:-3] << np.uint32(16) | p[2:-2] << np.uint32(8) | p[3:-1]
+        suffix = ((word[pos >> 3] << (pos & 7).astype(np.uint32)) >> (np.uint32(31) - width.astype(np.uint32))) \
+            >> np.uint32(1)
+    else:  # 64 bits
+        p = np.concatenate([raw, np.zeros(9, np.uint8)]).astype(np.uint64)
+        word = p[:-8] << np.uint64(56)
+        for b in range(1, 8):
+            word |= p[b : len(p) - 8 + b] << np.uint64(56 - 8 * b)
+        suffix = ((word[pos >> 3] << (pos & 7).astype(np.uint64)) >> (np.uint64(63) - width.astype(np.uint64))) \
+            >> np.uint64(1)
+    v = ((np.int64(1) << width) | suffix.astype(np.int64)) - (np.int64(1) << kk)
     step = np.cumsum(v + 1)
     last = np.cumsum(n) - 1  # each entry's last term (where it has one)
     base = np.repeat(np.r_[0, step[last[has]]][:-1] if has.any() else np.zeros(0, np.int64), n[has])

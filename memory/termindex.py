@@ -87,13 +87,19 @@ def encode(tokens: Sequence[Token], lexicon: Lexicon, fmt: int = FORMAT) -> Term
         words = Counter({i: c for _, kind, i, c in kept if kind == 1})
         numbers = Counter({s: c for _, kind, s, c in kept if kind == 0})
     ids = sorted(words)
+    return make(len(tokens), ids, [words[i] for i in ids], numbers, fmt)
+
+
+def make(length: int, ids: Sequence[int], counts: Sequence[int], numbers: Mapping[str, int],
+         fmt: int = FORMAT) -> TermStats | bytes:
+    """An entry of format ``fmt`` from its fields: ``ids`` ascending lexicon ids, ``counts`` theirs."""
     if fmt == 2:
-        return termcode.pack(len(tokens), ids, [words[i] for i in ids], numbers)
+        return termcode.pack(length, ids, counts, numbers)
     gaps = np.diff(np.asarray(ids, np.int64), prepend=0).tolist()
     return TermStats(
-        len(tokens),
-        _varints([g << 1 | (words[i] > 1) for g, i in zip(gaps, ids, strict=True)]),
-        bytes(min(words[i], 255) for i in ids if words[i] > 1),
+        length,
+        _varints([g << 1 | (c > 1) for g, c in zip(gaps, counts, strict=True)]),
+        bytes(min(c, 255) for c in counts if c > 1),
         msgpack.packb(dict(sorted(numbers.items()))) if numbers else None,
     )
 
@@ -117,11 +123,17 @@ def decode(entries: Sequence[Entry]) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 def _decode(entries: Sequence[Entry]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Callable]:
-    """``decode``'s triples, each entry's length (float32 [n_entries]) and ``numbers(p)``: entry p's number → count."""
+    """``decode``'s triples, each entry's length (float32 [n_entries]) and ``numbers(p, wanted)``: how often
+    each of the number tokens ``wanted`` occurs in entry p."""
     if not any(isinstance(e, bytes) for e in entries):
         lengths = np.fromiter((0 if e is None else e.length for e in entries), np.float32, count=len(entries))
-        return (*_decode_v1(entries), lengths,
-                lambda p: {} if entries[p] is None or entries[p].numbers is None else msgpack.unpackb(entries[p].numbers))
+
+        def counted(p: int, wanted: Sequence[str]) -> list[int]:
+            e = entries[p]
+            found = {} if e is None or e.numbers is None else msgpack.unpackb(e.numbers)
+            return [found.get(w, 0) for w in wanted]
+
+        return (*_decode_v1(entries), lengths, counted)
     present = [j for j, e in enumerate(entries) if e is not None]
     blobs = [entries[j] for j in present]
     owner, ids, counts, lengths, starts = termcode.unpack(blobs)
@@ -129,7 +141,8 @@ def _decode(entries: Sequence[Entry]) -> tuple[np.ndarray, np.ndarray, np.ndarra
     full = np.zeros(len(entries), np.float32)
     full[where] = lengths
     at = dict(zip(present, starts.tolist(), strict=True))
-    return where[owner], ids, counts, full, lambda p: termcode.numbers(entries[p], at[p]) if p in at else {}
+    return where[owner], ids, counts, full, \
+        lambda p, wanted: termcode.number_counts(entries[p], at[p], wanted) if p in at else [0] * len(wanted)
 
 
 def _decode_v1(entries: Sequence[TermStats | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -176,10 +189,9 @@ def counts_matrix(query: Sequence[str], entries: Sequence[Entry], lexicon: Lexic
         np.add.at(out, (owner[hit], cols[at[hit]]), counts[hit])
     numeric = [j for j, t in enumerate(query) if t[:1].isdecimal()]
     if numeric:
+        wanted = [query[j] for j in numeric]
         for p in range(len(entries)):
-            found = numbers(p)
-            for j in numeric:
-                out[p, j] += found.get(query[j], 0)
+            out[p, numeric] += numbers(p, wanted)
     return out, lengths
 
 
