@@ -154,16 +154,16 @@ def numbers(blob: bytes, start: int) -> dict[str, int]:
     return out
 
 
-def number_counts(blob: bytes, start: int, wanted: Sequence[str]) -> list[int]:
+def number_counts(blob: bytes, start: int, wanted: Sequence[str], hexes: Sequence[str | None]) -> list[int]:
     """How often each of ``wanted`` (number tokens) occurs in one entry whose numbers begin at ``start``.
 
-    A nibble section is searched as hex first (each number is its length nibble and its characters'
-    nibbles there): only a section holding one of them is parsed.
+    A nibble section is searched as hex first (``hexes``: ``patterns(wanted)``, each number's
+    length nibble and its characters' nibbles): only a section holding one of them is parsed.
     """
     kind = blob[0] & (_NUMBERS_NIBBLES | _NUMBERS_MSGPACK)
     if kind == _NUMBERS_NIBBLES:
         text = blob[start:].hex()
-        if not any(p is not None and p in text for p in map(_pattern, wanted)):
+        if not any(p is not None and p in text for p in hexes):
             return [0] * len(wanted)
     elif not kind:
         return [0] * len(wanted)
@@ -171,11 +171,10 @@ def number_counts(blob: bytes, start: int, wanted: Sequence[str]) -> list[int]:
     return [found.get(w, 0) for w in wanted]
 
 
-def _pattern(number: str) -> str | None:
-    """A number's nibbles as hex (None: it cannot be in a nibble section)."""
-    if len(number) > 15 or not all(c in _NIBBLE for c in number):
-        return None
-    return f"{len(number):x}" + "".join(f"{_NIBBLE[c]:x}" for c in number)
+def patterns(numbers: Sequence[str]) -> list[str | None]:
+    """Each number's nibbles as hex (None: it cannot be in a nibble section)."""
+    return [f"{len(s):x}" + "".join(f"{_NIBBLE[c]:x}" for c in s)
+            if len(s) <= 15 and all(c in _NIBBLE for c in s) else None for s in numbers]
 
 
 def _runs(first: np.ndarray, lens: np.ndarray) -> np.ndarray:

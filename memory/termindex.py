@@ -123,15 +123,14 @@ def decode(entries: Sequence[Entry]) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 def _decode(entries: Sequence[Entry]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Callable]:
-    """``decode``'s triples, each entry's length (float32 [n_entries]) and ``numbers(p, wanted)``: how often
-    each of the number tokens ``wanted`` occurs in entry p."""
+    """``decode``'s triples, each entry's length (float32 [n_entries]) and ``numbers(wanted)``: how often
+    each of the number tokens ``wanted`` occurs in each entry (float32 [n_entries, len(wanted)])."""
     if not any(isinstance(e, bytes) for e in entries):
         lengths = np.fromiter((0 if e is None else e.length for e in entries), np.float32, count=len(entries))
 
-        def counted(p: int, wanted: Sequence[str]) -> list[int]:
-            e = entries[p]
-            found = {} if e is None or e.numbers is None else msgpack.unpackb(e.numbers)
-            return [found.get(w, 0) for w in wanted]
+        def counted(wanted: Sequence[str]) -> np.ndarray:
+            found = [{} if e is None or e.numbers is None else msgpack.unpackb(e.numbers) for e in entries]
+            return np.array([[f.get(w, 0) for w in wanted] for f in found], np.float32).reshape(len(entries), -1)
 
         return (*_decode_v1(entries), lengths, counted)
     present = [j for j, e in enumerate(entries) if e is not None]
@@ -140,9 +139,15 @@ def _decode(entries: Sequence[Entry]) -> tuple[np.ndarray, np.ndarray, np.ndarra
     where = np.asarray(present, np.int64)
     full = np.zeros(len(entries), np.float32)
     full[where] = lengths
-    at = dict(zip(present, starts.tolist(), strict=True))
-    return where[owner], ids, counts, full, \
-        lambda p, wanted: termcode.number_counts(entries[p], at[p], wanted) if p in at else [0] * len(wanted)
+
+    def numbers(wanted: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(entries), len(wanted)), np.float32)
+        hexes = termcode.patterns(wanted)
+        for j, b, st in zip(present, blobs, starts.tolist(), strict=True):
+            out[j] = termcode.number_counts(b, st, wanted, hexes)
+        return out
+
+    return where[owner], ids, counts, full, numbers
 
 
 def _decode_v1(entries: Sequence[TermStats | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -186,12 +191,11 @@ def counts_matrix(query: Sequence[str], entries: Sequence[Entry], lexicon: Lexic
         qids, cols = qids[order], np.fromiter(column.values(), np.int64, count=len(column))[order]
         at = np.minimum(np.searchsorted(qids, ids), len(qids) - 1)
         hit = qids[at] == ids
-        np.add.at(out, (owner[hit], cols[at[hit]]), counts[hit])
+        flat = np.bincount(owner[hit] * len(query) + cols[at[hit]], counts[hit], minlength=out.size)
+        out += flat.reshape(out.shape).astype(np.float32)  # sums of whole counts: exact either way
     numeric = [j for j, t in enumerate(query) if t[:1].isdecimal()]
     if numeric:
-        wanted = [query[j] for j in numeric]
-        for p in range(len(entries)):
-            out[p, numeric] += numbers(p, wanted)
+        out[:, numeric] += numbers([query[j] for j in numeric])
     return out, lengths
 
 
