@@ -90,6 +90,11 @@ def encode(tokens: Sequence[Token], lexicon: Lexicon, fmt: int = FORMAT) -> Term
     return make(len(tokens), ids, [words[i] for i in ids], numbers, fmt)
 
 
+def encode_all(tokens: Sequence[Sequence[Token]], lexicon: Lexicon, fmt: int = FORMAT) -> list[TermStats | bytes]:
+    """``encode`` of each passage's tokens."""
+    return [encode(t, lexicon, fmt) for t in tokens]
+
+
 def make(length: int, ids: Sequence[int], counts: Sequence[int], numbers: Mapping[str, int],
          fmt: int = FORMAT) -> TermStats | bytes:
     """An entry of format ``fmt`` from its fields: ``ids`` ascending lexicon ids, ``counts`` theirs."""
