@@ -99,6 +99,8 @@ def pack(length: int, ids: Sequence[int], counts: Sequence[int], numbers: Mappin
     size = _floor_log2(y)  # [n] the unary prefix; the suffix has size + k bits
     suffix = (y - (1 << size)) << k | (v & ((1 << k) - 1))
     width = size + k
+    if n and int(width.max()) > 57:  # unpack reads a suffix from the 64 bits at its first byte
+        raise ValueError("term index ids must be below 2**57")
     top = int(width.max()) if n else 0
     rem = ((suffix[:, None] >> (width[:, None] - 1 - np.arange(top))) & 1).astype(np.uint8)
     rem = rem[np.arange(top) < width[:, None]]
