@@ -103,8 +103,8 @@ def index_bytes(mem) -> dict:
     if not mem.backend.has_term_index() or not n:
         return {}
     pages = conn.execute("SELECT sum(pgsize) FROM dbstat WHERE name = 'term_index'").fetchone()[0]
-    payload = conn.execute("SELECT sum(length(ids) + length(counts) + coalesce(length(numbers), 0)) "
-                           "FROM term_index").fetchone()[0]
+    cols = "length(entry)" if mem.backend.term_format() == 2 else "length(ids) + length(counts) + coalesce(length(numbers), 0)"
+    payload = conn.execute(f"SELECT sum({cols}) FROM term_index").fetchone()[0]
     return {"pages_per_passage": pages / n, "payload_per_passage": payload / n}
 
 

@@ -65,8 +65,8 @@ def grow(path: Path, n: int) -> None:
     st = Storage(path, create=False)
     n0 = st.count()
     tables = [("records", "namespace, metadata, meta_set, code, qvec, hints")]
-    tables += [(t, cols) for t, cols in (("texts", "body"), ("term_index", "length, ids, counts, numbers"))
-               if st.file.has(t)]
+    terms = "entry" if st.term_table.format == 2 else "length, ids, counts, numbers"
+    tables += [(t, cols) for t, cols in (("texts", "body"), ("term_index", terms)) if st.file.has(t)]
     with st.transaction() as c:
         have = n0
         while have < n:

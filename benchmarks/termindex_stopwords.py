@@ -1,7 +1,7 @@
 """Issue 18: would dropping stopwords (or the most common words) from term index entries reach 150 B?
 
 Each passage of a dataset is tokenized as at add time (``hints.tokenize``), one lexicon is
-built over all of them, and each entry is encoded (``termindex.encode``, every term kept);
+built over all of them, and each entry is encoded (``termindex.encode``, format 1, every term kept);
 its payload (gap-coded ids + counts + numbers, no SQLite row or page overhead) is averaged.
 Reported: how many tokens of the entries are ``hints.STOPWORDS`` (the tokenizer drops them,
 so none: a stopword list saves nothing, and ``length`` already excludes them), and the
@@ -40,12 +40,12 @@ def one(name: str, fractions: list[float]) -> dict:
     raw = sum(1 for t in data.doc_texts for s in re.findall(r"[^\W\d_]+", t) if s.lower() in hints.STOPWORDS)
     row = {"dataset": name, "passages": len(toks), "stopword_words_in_texts": raw,
            "stopword_tokens_in_entries": sum(1 for ts in toks for t in ts if t.key.lower() in hints.STOPWORDS),
-           "payload_per_passage": payload([termindex.encode(t, lex) for t in toks]), "df_cut": []}
+           "payload_per_passage": payload([termindex.encode(t, lex, 1) for t in toks]), "df_cut": []}
     for frac in fractions:
         drop = {i for i, d in enumerate(lex.df) if d > frac * lex.n_docs}
         kept = [[t for t in ts if t.kind == "number" or lex.ids[t.key] not in drop] for ts in toks]
         row["df_cut"].append({"df_over": frac, "terms_dropped": len(drop),
-                              "payload_per_passage": payload([termindex.encode(t, lex) for t in kept])})
+                              "payload_per_passage": payload([termindex.encode(t, lex, 1) for t in kept])})
     print(row, file=sys.stderr, flush=True)
     return row
 

@@ -93,7 +93,7 @@ def indexed_scores(mem, lexicon, query, weights, cands: Candidates) -> tuple[np.
     exact = np.array([int(i) in got for i in cands.ids], bool)
     out = np.zeros(len(cands), np.float32)
     if exact.any():
-        entries = [termindex.TermStats(*got[int(i)]) for i in cands.ids[exact]]
+        entries = [termindex.entry(got[int(i)]) for i in cands.ids[exact]]
         out[exact] = termindex.scores(query, entries, lexicon, weights)
     if not exact.all():
         rest = np.flatnonzero(~exact)

@@ -212,7 +212,7 @@ def add_batch(mem, texts, metas, namespace, emb, *, policy: str = "keep", thresh
                 if lists is not None and len(deq):
                     mem.backend.store_ivf_lists(c, ids + rewrite, lists)
                 if isinstance(mem.backend, TermIndex) and mem.backend.has_term_index() and (ids or rewrite):
-                    mem.backend.store_terms(c, ids + rewrite, [termindex.encode(t, lexicon) for t in toks])
+                    mem.backend.store_terms(c, ids + rewrite, termindex.encode_all(toks, lexicon, mem.backend.term_format()))
             mem.state.set_quantizer(quantizer)
             if isinstance(mem.backend, AfterCommitUpkeep):
                 if ids:

@@ -201,12 +201,18 @@ def rerank_hybrid(backend, quantizer, query: np.ndarray, cands: Candidates, k: i
                   qi: int) -> Ranked:
     """Stage 3 of ``mode="hybrid"``: the top ``k`` by the blend of int8 cosine and BM25 (ties by id).
 
-    Vectors and hints the engine did not give with the ids are read in one ``Backend.rows`` call.
+    Vectors (and, for BM25 of hint terms, hints) the engine did not give with the ids are read in one
+    ``Backend.rows`` call.
     """
     if cands.qvecs is None and cands.hints is None:
-        got = backend.rows(cands.ids, ("qvec", "hints"))  # a delete may race: the rows that are left
-        cands = _present(cands, got)
-        cands = Candidates(cands.ids, cands.hamming, cands.codes, got.array("qvec", np.int8), list(got["hints"]))
+        if hybrid.scores is None:  # BM25 of hint terms: read them with the vectors
+            got = backend.rows(cands.ids, ("qvec", "hints"))  # a delete may race: the rows that are left
+            cands = _present(cands, got)
+            cands = Candidates(cands.ids, cands.hamming, cands.codes, got.array("qvec", np.int8), list(got["hints"]))
+        else:  # scored from the words (term index or bodies): the few that need hints read them
+            got = backend.rows(cands.ids, ("qvec",))
+            cands = _present(cands, got)
+            cands = Candidates(cands.ids, cands.hamming, cands.codes, got.array("qvec", np.int8))
     cands, dense = int8_scores(backend, quantizer, query, cands)
     bm25, exact = hybrid.bm25(qi, cands)  # [n_candidates]
     scores = hybrid.blend(dense, bm25, exact)

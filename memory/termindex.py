@@ -2,7 +2,8 @@
 
 A passage's entry, made from the tokens ``hints.tokenize`` gave its exact text (the one
 tokenizer of hints, queries and the decode path: ``lexical.terms`` are these tokens' keys,
-lowercased), is ``TermStats``:
+lowercased), is one ``termcode`` blob (format 2, what a store writes since it has one: the same
+fields, ~2/3 the bytes) or, in a store made before, a ``TermStats`` (format 1):
 
 - ``length``: how many terms the passage has (repeats counted): BM25's ``|d|``;
 - ``terms``: its distinct lexicon terms (``hints.Lexicon`` ids of the tokens' keys: names
@@ -29,15 +30,16 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 import msgpack
 import numpy as np
 
-from . import lexical
+from . import lexical, termcode
 from .hints import Lexicon, Token
 
+FORMAT = 2  # of the entries a new store writes (1: the four columns of stores made before)
 MAX_TERMS: int | None = None  # distinct terms kept per passage, None: all (benchmarks/hybrid.py --index-terms: bytes vs nDCG@10)
 
 
@@ -50,9 +52,10 @@ class TermStats(NamedTuple):
     numbers: bytes | None
 
 
-def encode(tokens: Sequence[Token], lexicon: Lexicon) -> TermStats:
+def encode(tokens: Sequence[Token], lexicon: Lexicon, fmt: int = FORMAT) -> TermStats | bytes:
     """The entry of one passage from its tokens; every key not a number must be in ``lexicon``.
 
+    ``fmt``: 2, one ``termcode`` blob; 1, a ``TermStats`` (the rows of a store made before format 2).
     Keeps at most ``MAX_TERMS`` distinct terms (read at each call; None: all of them).
     """
     max_terms = MAX_TERMS
@@ -69,28 +72,81 @@ def encode(tokens: Sequence[Token], lexicon: Lexicon) -> TermStats:
         kept = sorted(weight)[:max_terms]
         words = Counter({i: c for _, kind, i, c in kept if kind == 1})
         numbers = Counter({s: c for _, kind, s, c in kept if kind == 0})
-    terms, counts, prev = bytearray(), bytearray(), 0
-    for i in sorted(words):  # unsigned LEB128 of gap << 1 | (count > 1), the first gap being the id
-        c = words[i]
+    ids = sorted(words)
+    return make(len(tokens), ids, [words[i] for i in ids], numbers, fmt)
+
+
+def encode_all(tokens: Sequence[Sequence[Token]], lexicon: Lexicon, fmt: int = FORMAT) -> list[TermStats | bytes]:
+    """``encode`` of each passage's tokens."""
+    return [encode(t, lexicon, fmt) for t in tokens]
+
+
+def make(length: int, ids: Sequence[int], counts: Sequence[int], numbers: Mapping[str, int],
+         fmt: int = FORMAT) -> TermStats | bytes:
+    """An entry of format ``fmt`` from its fields: ``ids`` ascending lexicon ids, ``counts`` theirs."""
+    if fmt == 2:
+        return termcode.pack(length, ids, counts, numbers)
+    terms, extra, prev = bytearray(), bytearray(), 0
+    for i, c in zip(ids, counts, strict=True):  # unsigned LEB128 of gap << 1 | (count > 1), the first gap being the id
         v = (i - prev) << 1 | (c > 1)
         prev = i
         if c > 1:
-            counts.append(min(c, 255))
+            extra.append(min(c, 255))
         while v >= 0x80:
             terms.append((v & 0x7F) | 0x80)
             v >>= 7
         terms.append(v)
-    return TermStats(len(tokens), bytes(terms), bytes(counts),
+    return TermStats(length, bytes(terms), bytes(extra),
                      msgpack.packb(dict(sorted(numbers.items()))) if numbers else None)
 
 
-def decode(entries: Sequence[TermStats | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The (passage, lexicon id, count) triples of a few entries, vectorized over all of them.
+Entry = TermStats | bytes | None  # format 1, format 2 (``termcode``), or no entry
+
+
+def entry(row: bytes | tuple) -> TermStats | bytes:
+    """An entry as ``TermIndex.term_entries`` gives it: a format 2 blob, or a format 1 row's fields."""
+    return row if isinstance(row, bytes) else TermStats(*row)
+
+
+def decode(entries: Sequence[Entry]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (passage, lexicon id, count) triples of a few entries (all of one format), vectorized over all of them.
 
     Returns:
         (passage position int64 [n], term id int64 [n], count float32 [n]); an entry that is
         None has none.
     """
+    return _decode(entries)[:3]  # type: ignore[return-value]
+
+
+def _decode(entries: Sequence[Entry]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Callable]:
+    """``decode``'s triples, each entry's length (float32 [n_entries]) and ``numbers(wanted)``: how often
+    each of the number tokens ``wanted`` occurs in each entry (float32 [n_entries, len(wanted)])."""
+    if not any(isinstance(e, bytes) for e in entries):
+        lengths = np.fromiter((0 if e is None else e.length for e in entries), np.float32, count=len(entries))
+
+        def counted(wanted: Sequence[str]) -> np.ndarray:
+            found = [{} if e is None or e.numbers is None else msgpack.unpackb(e.numbers) for e in entries]
+            return np.array([[f.get(w, 0) for w in wanted] for f in found], np.float32).reshape(len(entries), -1)
+
+        return (*_decode_v1(entries), lengths, counted)
+    present = [j for j, e in enumerate(entries) if e is not None]
+    blobs = [entries[j] for j in present]
+    owner, ids, counts, lengths, starts = termcode.unpack(blobs)
+    where = np.asarray(present, np.int64)
+    full = np.zeros(len(entries), np.float32)
+    full[where] = lengths
+
+    def numbers(wanted: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(entries), len(wanted)), np.float32)
+        hexes = termcode.patterns(wanted)
+        for j, b, st in zip(present, blobs, starts.tolist(), strict=True):
+            out[j] = termcode.number_counts(b, st, wanted, hexes)
+        return out
+
+    return where[owner], ids, counts, full, numbers
+
+
+def _decode_v1(entries: Sequence[TermStats | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     blobs = [e.terms if e is not None else b"" for e in entries]
     raw = np.frombuffer(b"".join(blobs), np.uint8)
     if not len(raw):
@@ -114,34 +170,32 @@ def decode(entries: Sequence[TermStats | None]) -> tuple[np.ndarray, np.ndarray,
     return owner, ids, counts
 
 
-def counts_matrix(query: Sequence[str], entries: Sequence[TermStats | None], lexicon: Lexicon) -> np.ndarray:
-    """float32 [n_entries, len(query)]: how often each query term occurs in each passage (its kept terms)."""
+def counts_matrix(query: Sequence[str], entries: Sequence[Entry], lexicon: Lexicon) -> tuple[np.ndarray, np.ndarray]:
+    """float32 [n_entries, len(query)]: how often each query term occurs in each passage (its kept terms),
+    and each passage's length (float32 [n_entries])."""
     out = np.zeros((len(entries), len(query)), np.float32)
-    if not len(query) or not len(entries):
-        return out
+    if not len(entries):
+        return out, np.zeros(0, np.float32)
+    owner, ids, counts, lengths, numbers = _decode(entries)
     column = {}
     for j, t in enumerate(query):
         for i in lexicon.lowered(t):
             column[i] = j
     if column:
-        owner, ids, counts = decode(entries)
         qids = np.fromiter(column, np.int64, count=len(column))
         order = np.argsort(qids)
         qids, cols = qids[order], np.fromiter(column.values(), np.int64, count=len(column))[order]
         at = np.minimum(np.searchsorted(qids, ids), len(qids) - 1)
         hit = qids[at] == ids
-        np.add.at(out, (owner[hit], cols[at[hit]]), counts[hit])
+        flat = np.bincount(owner[hit] * len(query) + cols[at[hit]], counts[hit], minlength=out.size)
+        out += flat.reshape(out.shape).astype(np.float32)  # sums of whole counts: exact either way
     numeric = [j for j, t in enumerate(query) if t[:1].isdecimal()]
     if numeric:
-        for p, e in enumerate(entries):
-            if e is not None and e.numbers is not None:
-                found = msgpack.unpackb(e.numbers)
-                for j in numeric:
-                    out[p, j] += found.get(query[j], 0)
-    return out
+        out[:, numeric] += numbers([query[j] for j in numeric])
+    return out, lengths
 
 
-def scores(query: Sequence[str], entries: Sequence[TermStats | None], lexicon: Lexicon,
+def scores(query: Sequence[str], entries: Sequence[Entry], lexicon: Lexicon,
            weights: Mapping[str, float]) -> np.ndarray:
     """BM25 of one query against a few passages' entries (``avgdl`` over these): float32 [n_entries].
 
@@ -149,5 +203,5 @@ def scores(query: Sequence[str], entries: Sequence[TermStats | None], lexicon: L
     from an entry (an entry that is None: a passage with no terms).
     """
     wanted = [t for t in dict.fromkeys(query) if t in weights]
-    lengths = np.fromiter((0 if e is None else e.length for e in entries), np.float32, count=len(entries))
-    return lexical.bm25_counts(counts_matrix(wanted, entries, lexicon), lengths, [weights[t] for t in wanted])
+    counts, lengths = counts_matrix(wanted, entries, lexicon)
+    return lexical.bm25_counts(counts, lengths, [weights[t] for t in wanted])

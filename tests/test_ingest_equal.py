@@ -135,7 +135,7 @@ def test_term_index_entries_are_the_reference_encoders_bytes(monkeypatch, max_te
     lexicon.observe([{f"pad{i}" for i in range(20000)}])  # ids past 2**14: three-byte varints
     lexicon.observe([hints.terms_of(t) for t in toks])
     monkeypatch.setattr(termindex, "MAX_TERMS", max_terms)
-    entries = [termindex.encode(t, lexicon) for t in toks]
+    entries = [termindex.encode(t, lexicon, 1) for t in toks]
     assert entries == [_reference_encode(t, lexicon, max_terms) for t in toks]
     assert any(e.counts for e in entries) and any(e.numbers for e in entries) and entries[-1].terms == b""
     assert max(entries[-3].counts) == 255

@@ -168,6 +168,6 @@ def test_llm_store_keeps_the_term_index_of_the_exact_words(llm_store):
         assert mem.backend.has_term_index()
         lex = mem.storage.load_lexicon()
         got = mem.backend.term_entries(ids)
-        assert [termindex.TermStats(*got[i]) for i in ids] == [termindex.encode(hints.tokenize(t), lex) for t in SHORT]
+        assert [termindex.entry(got[i]) for i in ids] == [termindex.encode(hints.tokenize(t), lex) for t in SHORT]
         assert fusion.hybrid_for(mem, ["westphalia"], 0.4).scores is not None  # the index, no llm body decoded
         assert mem.search("Westphalia 1648", 1, mode="hybrid")[0].id == ids[0]

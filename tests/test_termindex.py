@@ -13,7 +13,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from hashmem.memory import Memory, fusion, hints, lexical, termindex
+from hashmem.memory import Memory, fusion, hints, lexical, termcode, termindex
+from hashmem.memory.backends.local import sidetables
 from hashmem.memory.hints import Lexicon
 from hashmem.memory.search import Candidates
 
@@ -27,15 +28,21 @@ DOCS = [
 ]
 
 
-def from_scratch(mem, ids) -> dict[int, termindex.TermStats]:
-    """Each record's entry made again from its exact text with the store's lexicon now."""
+def from_scratch(mem, ids) -> dict:
+    """Each record's entry made again from its exact text with the store's lexicon now (in the store's format)."""
     lex = mem.storage.load_lexicon()
-    return {i: termindex.encode(hints.tokenize(mem.get(i).text), lex) for i in ids}
+    fmt = mem.backend.term_format()
+    return {i: termindex.encode(hints.tokenize(mem.get(i).text), lex, fmt) for i in ids}
 
 
-def stored(mem) -> dict[int, termindex.TermStats]:
-    rows = mem.storage.conn.execute("SELECT id, length, ids, counts, numbers FROM term_index ORDER BY id")
-    return {r[0]: termindex.TermStats(*r[1:]) for r in rows}
+def stored(mem) -> dict:
+    ids = [r[0] for r in mem.storage.conn.execute("SELECT id FROM term_index ORDER BY id")]
+    return {i: termindex.entry(e) for i, e in sorted(mem.backend.term_entries(ids).items())}
+
+
+def length(entry) -> int:
+    """An entry's ``|d|``, as BM25 reads it."""
+    return int(termindex._decode([entry])[3][0])
 
 
 @pytest.fixture
@@ -52,25 +59,27 @@ def _lexicon(words) -> Lexicon:
     return lex
 
 
+@pytest.mark.parametrize("fmt", [1, 2])
 @pytest.mark.parametrize("text", DOCS + ["", "1998", "a b c", "word " * 300])
-def test_decode_gives_back_every_term_and_count(text, all_terms):
+def test_decode_gives_back_every_term_and_count(text, fmt, all_terms):
     toks = hints.tokenize(text)
     lex = _lexicon(hints.terms_of(toks))
     lex.observe([{f"filler{i}" for i in range(20000)}])  # large ids: varints of 3 bytes
-    entry = termindex.encode(toks, lex)
+    entry = termindex.encode(toks, lex, fmt)
     owner, ids, counts = termindex.decode([None, entry, entry])
     assert owner.tolist() == [1] * (len(ids) // 2) + [2] * (len(ids) // 2)
     half = len(ids) // 2
     got = {lex.terms[i]: c for i, c in zip(ids[:half].tolist(), counts[:half].tolist(), strict=True)}
     want = {k: min(n, 255) for k, n in Counter(t.key for t in toks if t.kind != "number").items()}
-    assert got == want and entry.length == len(toks) == len(lexical.terms(text))
+    assert got == want and length(entry) == len(toks) == len(lexical.terms(text))
 
 
-def test_scores_equal_bm25_over_the_words_including_case_variants_and_numbers(all_terms):
+@pytest.mark.parametrize("fmt", [1, 2])
+def test_scores_equal_bm25_over_the_words_including_case_variants_and_numbers(fmt, all_terms):
     toks = [hints.tokenize(t) for t in DOCS]
     lex = Lexicon()
     lex.observe([hints.terms_of(t) for t in toks])
-    entries = [termindex.encode(t, lex) for t in toks]
+    entries = [termindex.encode(t, lex, fmt) for t in toks]
     assert "IgG" in lex.ids and "igg" not in lex.ids  # a name with its case: matched through Lexicon.lowered
     for q in ("igg levels 1998", "vortex turbine spins", "12.5% chord wing", "mcdonald's café", "nothing here"):
         query = lexical.terms(q)
@@ -81,16 +90,48 @@ def test_scores_equal_bm25_over_the_words_including_case_variants_and_numbers(al
     assert termindex.scores(["igg"], [None, entries[2]], lex, {"igg": 1.0})[0] == 0.0
 
 
-def test_max_terms_keeps_the_heaviest_terms_and_the_whole_length(monkeypatch):
+@pytest.mark.parametrize("fmt", [1, 2])
+def test_max_terms_keeps_the_heaviest_terms_and_the_whole_length(fmt, monkeypatch):
     text = "rare1word " + "common " * 3 + " ".join(f"w{i}x" for i in range(60))
     toks = hints.tokenize(text)
     lex = Lexicon()
     lex.observe([hints.terms_of(toks)] + [{"common"}] * 50)
     monkeypatch.setattr(termindex, "MAX_TERMS", 10)
-    entry = termindex.encode(toks, lex)
+    entry = termindex.encode(toks, lex, fmt)
     _, ids, _ = termindex.decode([entry])
     kept = {lex.terms[i] for i in ids}
-    assert len(kept) == 10 and "common" not in kept and entry.length == len(toks)
+    assert len(kept) == 10 and "common" not in kept and length(entry) == len(toks)
+
+
+NUMBERS = [{}, {"1998": 1}, {"12.5%": 3, "4000": 1, "0": 17, "7": 255}, {"١٩٩٨": 2, "3": 1},  # Arabic-Indic: msgpack
+           {"1234567890123456": 1}, {f"{i}": i % 20 + 1 for i in range(40)}]
+
+
+@pytest.mark.parametrize("numbers", NUMBERS)
+def test_termcode_blobs_round_trip_many_at_once(numbers):
+    rng = np.random.default_rng(len(numbers))
+    entries = []
+    for size, top in ((0, 10), (1, 1), (3, 2 ** 40), (90, 60000), (400, 400), (5, 10 ** 7)):
+        ids = np.unique(rng.integers(0, top, size)).tolist()
+        counts = rng.choice([1, 1, 1, 2, 3, 9, 300], len(ids)).tolist()
+        extra = sum(numbers.values()) + int(rng.integers(0, 3))
+        entries.append((ids, counts, extra + sum(min(c, 255) for c in counts)))
+    blobs = [termcode.pack(n, ids, counts, numbers) for ids, counts, n in entries]
+    owner, ids, counts, lengths, starts = termcode.unpack(blobs)
+    for p, (want_ids, want_counts, n) in enumerate(entries):
+        assert ids[owner == p].tolist() == want_ids and lengths[p] == n
+        assert counts[owner == p].tolist() == [min(c, 255) for c in want_counts]
+        assert termcode.numbers(blobs[p], int(starts[p])) == {s: min(c, 255) for s, c in numbers.items()}
+
+
+def test_termcode_is_smaller_than_format_1(all_terms):
+    toks = [hints.tokenize(t) for t in DOCS * 3]
+    lex = Lexicon()
+    lex.observe([hints.terms_of(t) for t in toks])
+    lex.observe([{f"filler{i}" for i in range(5000)}])
+    old = [termindex.encode(t, lex, 1) for t in toks]
+    assert sum(map(len, (termindex.encode(t, lex, 2) for t in toks))) < \
+        sum(len(e.terms) + len(e.counts) + len(e.numbers or b"") + 2 for e in old)
 
 
 # -- kept with the records ------------------------------------------------------------------------
@@ -137,6 +178,33 @@ def test_a_text_store_made_before_the_index_decodes_bodies_and_never_gets_a_part
         mem.add(["Vortex rings in a cylinder wake."])
         assert not mem.backend.has_term_index()  # no index that would miss the older records
         assert mem.search("vortex rings", 1, mode="hybrid")[0].id == 7
+
+
+@pytest.mark.slow
+def test_a_store_with_format_1_entries_reads_and_writes_them(tmp_path, all_terms):
+    path = tmp_path / "v1.db"
+    with Memory(path, fidelity="text") as mem:
+        ids = mem.add(DOCS)
+        want = [(h.id, h.score) for h in mem.search("vortex cylinder 1998", 4, mode="hybrid")]
+        lex = mem.storage.load_lexicon()
+        rows = [(i, *termindex.encode(hints.tokenize(mem.get(i).text), lex, 1)) for i in ids]
+    conn = sqlite3.connect(path)  # the table of a store made before format 2, with its rows
+    conn.execute("DROP TABLE term_index")
+    conn.execute(sidetables.TERMS_V1)
+    conn.executemany("INSERT INTO term_index VALUES (?, ?, ?, ?, ?)", rows)
+    conn.commit()
+    conn.close()
+    with Memory(path) as mem:
+        assert mem.backend.has_term_index() and mem.backend.term_format() == 1
+        assert [(h.id, h.score) for h in mem.search("vortex cylinder 1998", 4, mode="hybrid")] == want
+        mem.add(["Vortex rings in a cylinder wake, 1998."])
+        got = stored(mem)
+        assert got == from_scratch(mem, mem.ids()) and all(isinstance(e, termindex.TermStats) for e in got.values())
+        live = np.array(mem.ids(), dtype=np.int64)
+        side = fusion.hybrid_for(mem, ["vortex rings 1998"], 0.4)
+        cands = Candidates(live, np.zeros(len(live), np.uint32))
+        np.testing.assert_array_equal(side.bm25(0, cands)[0],
+                                      lexical.bm25(side.queries[0], side.passages(cands), side.weights[0]))
 
 
 @pytest.mark.slow

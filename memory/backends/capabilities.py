@@ -21,18 +21,21 @@ import numpy as np
 
 @runtime_checkable
 class TermIndex(Protocol):
-    """A backend that can keep each record's ``termindex.TermStats`` (the local SQLite file).
+    """A backend that can keep each record's ``termindex`` entry (the local SQLite file).
 
     ``has_term_index``: whether this store keeps one for every record (a ``text``/``llm`` store
-    created with it); ``store_terms`` writes new records' entries in the insert's transaction;
-    ``term_entries`` reads them by id (absent ids: deleted meanwhile).
+    created with it); ``term_format``: the entries' format (``termindex.encode``'s ``fmt``);
+    ``store_terms`` writes new records' entries in the insert's transaction; ``term_entries``
+    reads them by id (absent ids: deleted meanwhile).
     """
 
     def has_term_index(self) -> bool: ...
 
-    def store_terms(self, txn, ids: Sequence[int], entries: Sequence[tuple]) -> None: ...
+    def term_format(self) -> int: ...
 
-    def term_entries(self, ids: Sequence[int]) -> dict[int, tuple]: ...
+    def store_terms(self, txn, ids: Sequence[int], entries: Sequence) -> None: ...
+
+    def term_entries(self, ids: Sequence[int]) -> dict: ...
 
 
 @runtime_checkable

@@ -7,8 +7,10 @@ IVF lists, the rewrite log.
 - ``body_access(id INTEGER PRIMARY KEY, at REAL NOT NULL)``: the Unix time a body was last
   read by ``Memory.get`` (which recall and ask go through), written in batches. Created by the
   first compaction or byte budget: a store that never compacts never writes it.
-- ``term_index(id INTEGER PRIMARY KEY, length INTEGER NOT NULL, ids BLOB NOT NULL, counts BLOB NOT NULL,
-  numbers BLOB)``: a passage's ``termindex.TermStats`` (a ``text`` or ``llm`` store). Created
+- ``term_index(id INTEGER PRIMARY KEY, entry BLOB NOT NULL)``: a passage's term index entry
+  (``termindex``, format 2: one ``termcode`` blob) of a ``text`` or ``llm`` store; a store made
+  before has format 1's columns ``(id, length, ids, counts, numbers)`` (a ``termindex.TermStats``)
+  and keeps writing them (``TermTable.format``). Created
   with the store, so a store has the table exactly when every record has its row: a store
   made before it never gets one (its searches decode bodies instead, ``fusion``). A record
   demoted by a byte budget loses its row with its body (its searches then use its hint terms).
@@ -43,8 +45,9 @@ TEXTS = "CREATE TABLE IF NOT EXISTS texts (id INTEGER PRIMARY KEY, body BLOB NOT
 IVF_LISTS = "CREATE TABLE IF NOT EXISTS ivf_lists (id INTEGER PRIMARY KEY, list INTEGER NOT NULL)"
 ACCESS = "CREATE TABLE IF NOT EXISTS body_access (id INTEGER PRIMARY KEY, at REAL NOT NULL)"
 REWRITES = "CREATE TABLE IF NOT EXISTS rewrites (id INTEGER PRIMARY KEY, seq INTEGER NOT NULL)"
-TERMS = ("CREATE TABLE term_index (id INTEGER PRIMARY KEY, length INTEGER NOT NULL, ids BLOB NOT NULL, "
-         "counts BLOB NOT NULL, numbers BLOB)")
+TERMS = "CREATE TABLE term_index (id INTEGER PRIMARY KEY, entry BLOB NOT NULL)"
+TERMS_V1 = ("CREATE TABLE term_index (id INTEGER PRIMARY KEY, length INTEGER NOT NULL, ids BLOB NOT NULL, "
+            "counts BLOB NOT NULL, numbers BLOB)")  # stores made before format 2 of the entries
 KEYED_BY_RECORD = ("texts", "term_index", "ivf_lists", "body_access", "rewrites")
 ACCESS_WAIT = 0.2  # seconds a batch of access times waits for another writer before it is kept for later
 
@@ -212,23 +215,40 @@ class TermTable:
 
     def __init__(self, file: StoreFile) -> None:
         self.file = file
+        self._format: int | None = None
 
     @property
     def exists(self) -> bool:
         return self.file.has("term_index")
 
-    def insert(self, conn: sqlite3.Connection, ids: Sequence[int], entries: Sequence[tuple]) -> None:
-        """Set the entries (length, ids, counts, numbers) of new or rewritten records inside the caller's transaction."""
+    @property
+    def format(self) -> int:
+        """2: rows ``(id, entry)``; 1: the four columns of a store made before (``termindex.encode``'s ``fmt``)."""
+        if self._format is None:
+            cols = [r[1] for r in self.file.conn.execute("PRAGMA table_info(term_index)")]
+            if not cols:
+                return 2
+            self._format = 2 if cols == ["id", "entry"] else 1
+        return self._format
+
+    def insert(self, conn: sqlite3.Connection, ids: Sequence[int], entries: Sequence) -> None:
+        """Set the entries (bytes, or format 1 tuples) of new or rewritten records inside the caller's transaction."""
+        if self.format == 2:
+            conn.executemany("INSERT OR REPLACE INTO term_index(id, entry) VALUES (?, ?)",
+                             zip((int(i) for i in ids), entries, strict=True))
+            return
         conn.executemany("INSERT OR REPLACE INTO term_index(id, length, ids, counts, numbers) VALUES (?, ?, ?, ?, ?)",
                          ((int(i), *e) for i, e in zip(ids, entries, strict=True)))
 
-    def fetch(self, ids: Sequence[int]) -> dict[int, tuple]:
-        """id → (length, ids, counts, numbers) of those ids that have an entry."""
+    def fetch(self, ids: Sequence[int]) -> dict:
+        """id → entry (format 2: bytes; 1: a (length, ids, counts, numbers) tuple) of those ids that have one."""
+        v2 = self.format == 2
+        cols = "id, entry" if v2 else "id, length, ids, counts, numbers"
         out = {}
         for chunk in chunks(list(ids), 900):
             q = ",".join("?" * len(chunk))
-            out.update((r[0], r[1:]) for r in self.file.conn.execute(
-                f"SELECT id, length, ids, counts, numbers FROM term_index WHERE id IN ({q})", chunk))
+            cur = self.file.conn.execute(f"SELECT {cols} FROM term_index WHERE id IN ({q})", chunk)
+            out.update(cur.fetchall() if v2 else ((r[0], r[1:]) for r in cur))
         return out
 
 

@@ -16,10 +16,14 @@ class LocalTerms:
         """Whether the store keeps an entry with every record (a ``text``/``llm`` store made with the table)."""
         return self.storage.term_table.exists
 
-    def store_terms(self, txn, ids: Sequence[int], entries: Sequence[tuple]) -> None:
+    def term_format(self) -> int:
+        """The entries ``termindex.encode`` makes for this store: 2 (``termcode`` blobs), 1 (a store made before)."""
+        return self.storage.term_table.format
+
+    def store_terms(self, txn, ids: Sequence[int], entries: Sequence) -> None:
         """Set new or rewritten records' entries inside the caller's transaction."""
         self.storage.term_table.insert(txn, ids, entries)
 
-    def term_entries(self, ids: Sequence[int]) -> dict[int, tuple]:
-        """id → (length, ids, counts, numbers) of the records that have an entry."""
+    def term_entries(self, ids: Sequence[int]) -> dict:
+        """id → entry (bytes, or a format 1 tuple ``termindex.TermStats`` takes) of the records that have one."""
         return self.storage.term_table.fetch([int(i) for i in ids])
