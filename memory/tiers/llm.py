@@ -118,12 +118,8 @@ def prompt_for(hints: Sequence[str]) -> str:
 # -- the codec ------------------------------------------------------------------------------
 
 
-def encode_one(model: TokenModel, text: str, hints: Sequence[str]) -> bytes | None:
-    """The LLM body of one passage, or None when it cannot be coded exactly.
-
-    None when the tokenizer does not give the bytes back or the passage does
-    not fit the model's context. The caller still verifies the body by decoding.
-    """
+def prepare(model: TokenModel, text: str, hints: Sequence[str]) -> tuple[list[int], str] | None:
+    """A passage's tokens and prompt; None when the tokenizer does not give its bytes back or it does not fit."""
     data = text.encode("utf-8")
     tokens = model.tokenize(data)
     if model.detokenize(tokens) != data:
@@ -131,22 +127,88 @@ def encode_one(model: TokenModel, text: str, hints: Sequence[str]) -> bytes | No
     prompt = prompt_for(hints)
     if len(model.tokenize(prompt.encode("utf-8"))) + len(tokens) + 2 > model.max_tokens:
         return None
+    return tokens, prompt
+
+
+def code_token(enc: ArithmeticEncoder, logits: np.ndarray, t: int, n_vocab: int) -> None:
+    """Code token t under the frequencies of logits (its own range, or the escape and then t uniformly)."""
     total = 1 << TOTAL_BITS
+    top, cum = frequency_table(logits)
+    hit = np.flatnonzero(top == t)
+    if hit.size:
+        i = int(hit[0])
+        enc.update(int(cum[i]), int(cum[i + 1]), total)
+    else:
+        k = len(top)
+        enc.update(int(cum[k]), total, total)  # escape, then the id uniformly
+        enc.update(t, t + 1, n_vocab)
+
+
+def decode_token(dec: ArithmeticDecoder, logits: np.ndarray, n_vocab: int) -> int:
+    """The token ``code_token`` coded under the frequencies of logits."""
+    total = 1 << TOTAL_BITS
+    top, cum = frequency_table(logits)
+    k = len(top)
+    v = dec.target(total)
+    i = int(np.searchsorted(cum, v, side="right")) - 1
+    if i < k:
+        dec.update(int(cum[i]), int(cum[i + 1]), total)
+        return int(top[i])
+    dec.update(int(cum[k]), total, total)
+    t = dec.target(n_vocab)
+    dec.update(t, t + 1, n_vocab)
+    return t
+
+
+def body_of(text: str, n_tokens: int, enc: ArithmeticEncoder) -> bytes:
+    """The LLM body of a passage whose n_tokens tokens enc has coded."""
+    return bytes([LLM_TAG]) + varint(n_tokens) + check16(text.encode("utf-8")) + enc.finish()
+
+
+def read_body(model: TokenModel, body: bytes, prompt: str) -> tuple[int, bytes, ArithmeticDecoder]:
+    """``(token count, check, decoder)`` of an LLM body whose passage is to be decoded after prompt.
+
+    Raises:
+        ValueError: not an LLM body, a truncated one, or one whose token count does not fit the context.
+    """
+    body = bytes(body)
+    if not body or body[0] != LLM_TAG:
+        raise ValueError("not an LLM-coded body")
+    n, pos = read_varint(body, 1)
+    if pos + 2 > len(body):
+        raise ValueError("a truncated body")
+    if len(model.tokenize(prompt.encode("utf-8"))) + n > model.max_tokens:  # damaged: never run past the context
+        raise ValueError(f"a token count ({n}) beyond the model's context")
+    return n, body[pos : pos + 2], ArithmeticDecoder(body[pos + 2 :])
+
+
+def passage_of(model: TokenModel, tokens: Sequence[int], check: bytes) -> str:
+    """The decoded passage of tokens; ValueError when it fails its check or is not UTF-8."""
+    data = model.detokenize(tokens)
+    if check16(data) != check:
+        raise ValueError("the decoded passage fails its check")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"the decoded passage is not UTF-8 ({e})") from e
+
+
+def encode_one(model: TokenModel, text: str, hints: Sequence[str]) -> bytes | None:
+    """The LLM body of one passage, or None when it cannot be coded exactly (``prepare``).
+
+    The caller still verifies the body by decoding.
+    """
+    prepared = prepare(model, text, hints)
+    if prepared is None:
+        return None
+    tokens, prompt = prepared
     enc = ArithmeticEncoder()
     model.start(prompt)
     for i_tok, t in enumerate(tokens):
-        top, cum = frequency_table(model.logits())
-        hit = np.flatnonzero(top == t)
-        if hit.size:
-            i = int(hit[0])
-            enc.update(int(cum[i]), int(cum[i + 1]), total)
-        else:
-            k = len(top)
-            enc.update(int(cum[k]), total, total)  # escape, then the id uniformly
-            enc.update(t, t + 1, model.n_vocab)
+        code_token(enc, model.logits(), t, model.n_vocab)
         if i_tok + 1 < len(tokens):  # the decoder needs no logits after the last token
             model.feed(t)
-    return bytes([LLM_TAG]) + varint(len(tokens)) + check16(data) + enc.finish()
+    return body_of(text, len(tokens), enc)
 
 
 def decode_one(model: TokenModel, body: bytes, hints: Sequence[str]) -> str:
@@ -156,39 +218,15 @@ def decode_one(model: TokenModel, body: bytes, hints: Sequence[str]) -> str:
         ValueError: the body is damaged, or decodes to bytes whose check does not
             match (another model or runtime computed other probabilities).
     """
-    body = bytes(body)
-    if not body or body[0] != LLM_TAG:
-        raise ValueError("not an LLM-coded body")
-    n, pos = read_varint(body, 1)
-    if pos + 2 > len(body):
-        raise ValueError("a truncated body")
-    check, code = body[pos : pos + 2], body[pos + 2 :]
-    total = 1 << TOTAL_BITS
-    dec = ArithmeticDecoder(code)
-    model.start(prompt_for(hints))
-    tokens = []
+    prompt = prompt_for(hints)
+    n, check, dec = read_body(model, body, prompt)
+    model.start(prompt)
+    tokens: list[int] = []
     for _ in range(n):
-        top, cum = frequency_table(model.logits())
-        k = len(top)
-        v = dec.target(total)
-        i = int(np.searchsorted(cum, v, side="right")) - 1
-        if i < k:
-            t = int(top[i])
-            dec.update(int(cum[i]), int(cum[i + 1]), total)
-        else:
-            dec.update(int(cum[k]), total, total)
-            t = dec.target(model.n_vocab)
-            dec.update(t, t + 1, model.n_vocab)
-        tokens.append(t)
+        tokens.append(decode_token(dec, model.logits(), model.n_vocab))
         if len(tokens) < n:
-            model.feed(t)
-    data = model.detokenize(tokens)
-    if check16(data) != check:
-        raise ValueError("the decoded passage fails its check")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"the decoded passage is not UTF-8 ({e})") from e
+            model.feed(tokens[-1])
+    return passage_of(model, tokens, check)
 
 
 @dataclass
@@ -281,6 +319,9 @@ class LlmTier:
                *, verify: bool = True) -> list[bytes]:
         """The body of each passage: an LLM body when it round-trips and pays, else its fallback.
 
+        The passages are coded together, and verified together, when the model
+        has a batch model (``lockstep``); the bodies are the same bytes either way.
+
         Args:
             texts: the passages.
             hints: each passage's stored hint strings (the decoder will see the same).
@@ -288,40 +329,40 @@ class LlmTier:
             verify: decode every LLM body and compare (leave on; off only for tests of the check).
 
         Returns:
-            One body per passage; ``last_stats`` tells what happened.
+            One body per passage; ``last_stats`` tells what happened (a batch's
+            verification time is shared evenly among its bodies in ``decode_ms``).
         """
         import time
 
+        from .lockstep import decode_all, encode_all
+
         model = self.model()
         stats = EncodeStats()
-        out = []
         with getattr(model, "lock", self._lock):  # one model may serve several stores
-            for text, h, fb in zip(texts, hints, fallbacks, strict=True):
-                body, why = None, "tokenizer"
-                try:
-                    body = encode_one(model, text, h)
-                except (ValueError, RuntimeError):
-                    body = None
+            bodies = encode_all(model, texts, hints)
+            why: list[str | None] = [None] * len(texts)
+            for i, (text, body, fb) in enumerate(zip(texts, bodies, fallbacks, strict=True)):
                 if body is None:
                     data = text.encode("utf-8")
-                    why = "tokenizer" if model.detokenize(model.tokenize(data)) != data else "context"
+                    why[i] = "tokenizer" if model.detokenize(model.tokenize(data)) != data else "context"
                 elif len(body) >= len(fb):
-                    body, why = None, "no_gain"
-                elif verify:
-                    started = time.perf_counter()
-                    try:
-                        ok = decode_one(model, body, h) == text
-                    except ValueError:
-                        ok = False
-                    stats.decode_ms.append((time.perf_counter() - started) * 1000)
-                    if not ok:
-                        body, why = None, "mismatch"
-                if body is None:
-                    stats.fallback[why] = stats.fallback.get(why, 0) + 1
-                    out.append(bytes(fb))
-                else:
-                    stats.coded += 1
-                    out.append(body)
+                    why[i] = "no_gain"
+            check = [i for i in range(len(texts)) if why[i] is None] if verify else []
+            if check:
+                started = time.perf_counter()
+                decoded = decode_all(model, [bodies[i] for i in check], [hints[i] for i in check])
+                stats.decode_ms += [(time.perf_counter() - started) * 1000 / len(check)] * len(check)
+                for i, text in zip(check, decoded, strict=True):
+                    if text != texts[i]:
+                        why[i] = "mismatch"
+        out = []
+        for body, fb, reason in zip(bodies, fallbacks, why, strict=True):
+            if reason is None:
+                stats.coded += 1
+                out.append(body)
+            else:
+                stats.fallback[reason] = stats.fallback.get(reason, 0) + 1
+                out.append(bytes(fb))
         self.last_stats = stats
         return out
 
@@ -332,14 +373,25 @@ class LlmTier:
             StoreCorruptError: the body does not decode to a passage that passes its check.
             ModelMismatchError / ModelLoadError: no model, or not the store's model.
         """
+        got = self.decode_many([body], [hints])[0]
+        if isinstance(got, StoreCorruptError):
+            raise got
+        return got
+
+    def decode_many(self, bodies: Sequence[bytes], hints: Sequence[Sequence[str]]) -> list[str | StoreCorruptError]:
+        """The exact passage of each LLM body, decoded together (``lockstep``), or the error of that body alone.
+
+        Raises:
+            ModelMismatchError / ModelLoadError: no model, or not the store's model.
+        """
+        from .lockstep import decode_all
+
         model = self.model()
         with getattr(model, "lock", self._lock):
-            try:
-                return decode_one(model, body, hints)
-            except ValueError as e:
-                fp = model.fingerprint()
-                raise StoreCorruptError(
-                    f"{self.storage.path}: an LLM-coded passage cannot be decoded here ({e}); the model file "
-                    f"matches, so the runtime ({fp.get('runtime')}, threads {fp.get('threads')}) computes "
-                    "other probabilities than the one that wrote it, or the body or its hints are damaged"
-                ) from e
+            got = decode_all(model, bodies, hints)
+        fp = model.fingerprint()
+        return [g if isinstance(g, str) else StoreCorruptError(
+            f"{self.storage.path}: an LLM-coded passage cannot be decoded here ({g}); the model file "
+            f"matches, so the runtime ({fp.get('runtime')}, threads {fp.get('threads')}) computes "
+            "other probabilities than the one that wrote it, or the body or its hints are damaged")
+            for g in got]
