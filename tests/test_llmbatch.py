@@ -146,3 +146,32 @@ def test_the_batch_model_grows_and_is_capped():
             assert m.batch(99).n_seq == llmbatch.MAX_SEQS
     finally:
         m.close()
+
+
+def test_http_recall_and_cli_search_recall_decode_llm_hits_together(store):
+    import httpx
+    from click.testing import CliRunner
+
+    from hashmem.cli.main import cli
+    from hashmem.server.app import create_app, running
+    from hashmem.server.service import Service
+
+    path, ids = store
+    with Memory(path) as mem:
+        service = Service(mem, decoder="extractive")
+        with running(create_app(service)) as url, httpx.Client(base_url=url, timeout=300) as c:
+            got = c.post("/v1/recall", json={"ids": [ids[1], ids[0], ids[4]]})
+            assert got.status_code == 200
+            assert [r["text"] for r in got.json()["recalls"]] == [TEXTS[1], TEXTS[0], "x"]
+            assert all(r["exact"] for r in got.json()["recalls"])
+            missing = c.post("/v1/recall", json={"ids": [ids[0], max(ids) + 100]})
+            assert missing.status_code == 404 and str(path) not in missing.text
+            hits = c.post("/v1/search", json={"query": "peanuts allergy", "k": 3, "recall": True}).json()
+            by_id = dict(zip(ids, TEXTS + ["x"], strict=True))
+            assert [h["recall"]["text"] for h in hits["hits"]] == [by_id[h["id"]] for h in hits["hits"]]
+    r = CliRunner().invoke(cli, ["--store", str(path), "search", "Westphalia treaty", "-k", "2", "--recall", "--json"])
+    assert r.exit_code == 0, r.output
+    import json
+
+    rows = json.loads(r.output.splitlines()[-1])
+    assert [row["recall"]["text"] for row in rows] == [by_id[row["id"]] for row in rows]
