@@ -33,7 +33,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import threads as threadpick
-from .llmcodec import N_BATCH, N_CTX, LlamaTokenModel
 
 MAX_SEQS = 16  # sequences of one context; a larger request runs in groups
 
@@ -49,7 +48,7 @@ class LlamaBatchModel:
         ModelLoadError: llama.cpp cannot make the context (e.g. out of memory).
     """
 
-    def __init__(self, single: LlamaTokenModel, n_seq: int) -> None:
+    def __init__(self, single, n_seq: int) -> None:
         from llama_cpp import _internals
 
         from hashmem.memory import ModelLoadError
@@ -58,15 +57,16 @@ class LlamaBatchModel:
         self.single = single
         self.n_seq = max(1, min(int(n_seq), MAX_SEQS))
         self.n_vocab = single.n_vocab
-        self.max_tokens = N_CTX
+        self.max_tokens = single.max_tokens  # llmcodec.N_CTX: the cells of each sequence
+        self.n_batch = single.llm.n_batch  # llmcodec.N_BATCH: the prompt's chunks, as Llama.eval cuts them
         src = single.llm.context_params
         params = type(src).from_buffer_copy(src)  # the same parameters as the single-sequence context ...
-        params.n_ctx = N_CTX * self.n_seq  # ... but N_CTX cells for each sequence
+        params.n_ctx = self.max_tokens * self.n_seq  # ... but N_CTX cells for each sequence
         params.n_seq_max = self.n_seq
         params.kv_unified = False  # separate cells per sequence: the unified cache changes the logits
         try:
             self._ctx = _internals.LlamaContext(model=single.llm._model, params=params, verbose=False)
-            self._batch = _internals.LlamaBatch(n_tokens=max(N_BATCH, self.n_seq), embd=0, n_seq_max=1,
+            self._batch = _internals.LlamaBatch(n_tokens=max(self.n_batch, self.n_seq), embd=0, n_seq_max=1,
                                                 verbose=False)
         except (ValueError, RuntimeError) as e:
             raise ModelLoadError(f"llama.cpp cannot make a context of {self.n_seq} sequences for "
@@ -104,13 +104,13 @@ class LlamaBatchModel:
         self._ctx.kv_cache_clear()
         for seq, prompt in enumerate(prompts):
             tokens = self.single.llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False)
-            for at in range(0, len(tokens), N_BATCH):  # the chunks of Llama.eval
-                chunk = tokens[at : at + N_BATCH]
+            for at in range(0, len(tokens), self.n_batch):  # the chunks of Llama.eval
+                chunk = tokens[at : at + self.n_batch]
                 for j, t in enumerate(chunk):
                     self._put(j, t, at + j, seq, j == len(chunk) - 1)
                 self._decode(len(chunk))
             self._pos[seq] = len(tokens)
-            self._logits[seq] = self._row((len(tokens) - 1) % N_BATCH)  # the last chunk's last token
+            self._logits[seq] = self._row((len(tokens) - 1) % self.n_batch)  # the last chunk's last token
 
     def feed_many(self, feeds: Sequence[tuple[int, int]]) -> None:
         """Evaluate one more token of each listed sequence: ``(sequence, token)`` pairs, one step."""
@@ -130,7 +130,7 @@ class LlamaBatchModel:
         self._ctx.close()
 
 
-def batch_model(single: LlamaTokenModel, n: int) -> LlamaBatchModel:
+def batch_model(single, n: int) -> LlamaBatchModel:
     """The batch model of a single-sequence model with room for ``min(n, MAX_SEQS)`` sequences.
 
     Made on first use and kept on ``single``; it grows (a new context) when more

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import ModelLoadError
 from .arith import ArithmeticEncoder
-from .llm import (
+from .llmcode import (
     TokenModel,
     body_of,
     code_token,
