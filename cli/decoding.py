@@ -28,7 +28,7 @@ def quiet_fallback():
 
 
 def recall_hits(mem, hits, *, model=None) -> list:
-    """Reconstructions of search hits (used by ``search --recall``)."""
+    """Reconstructions of search hits (used by ``search --recall``; ``llm`` bodies decoded together)."""
     quiet_fallback()
     dec = make_decoder(mem, model=model)
-    return [dec.reconstruct(h.id) for h in hits]
+    return [dec.reconstruct(r) for r in mem.recall_many([h.id for h in hits])]

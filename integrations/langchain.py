@@ -89,17 +89,15 @@ class HashmemVectorStore(VectorStore):
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         """Documents with these ids, in the order given; unknown ids are skipped."""
-        out = []
-        for i in ids:
-            out += [self._document(self.memory.get(r)) for r in self._records(str(i))]
-        return out
+        return [self._document(r) for r in self.memory.recall_many([r for i in ids for r in self._records(str(i))])]
 
     def similarity_search_with_score(self, query: str, k: int = 4, filter: dict | None = None,
                                      **kwargs: Any) -> list[tuple[Document, float]]:
         """Documents nearest to the query with their scores (cosines; a blend in [0, 1] in hybrid mode), best first."""
         hits = self.memory.search(query, k, namespace=self.namespace, where=filter or None, mode=self.mode,
                                   lexical_weight=self.lexical_weight)
-        return [(self._document(self.memory.get(h.id)), h.score) for h in hits]
+        records = self.memory.recall_many([h.id for h in hits])  # llm bodies decoded together
+        return [(self._document(r), h.score) for r, h in zip(records, hits, strict=True)]
 
     def similarity_search(self, query: str, k: int = 4, filter: dict | None = None, **kwargs: Any) -> list[Document]:
         """Documents nearest to the query, best first (no score threshold)."""

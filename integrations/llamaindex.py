@@ -44,7 +44,7 @@ class HashmemLlamaRetriever(BaseRetriever):
         hits = self.memory.search(query_bundle.query_str, self.k, namespace=self.namespace, where=self.where,
                                   mode=self.mode, lexical_weight=self.lexical_weight)
         out = []
-        for h in hits:
-            text, meta = self.contents.of(self.memory.get(h.id))
+        for h, record in zip(hits, self.memory.recall_many([h.id for h in hits]), strict=True):  # llm: together
+            text, meta = self.contents.of(record)
             out.append(NodeWithScore(node=TextNode(id_=str(h.id), text=text, metadata=meta), score=h.score))
         return out

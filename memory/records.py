@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import hints
+from .backends.base import Row
 from .errors import RecordNotFoundError
 from .results import Hit, Record
 from .tiers import text as texttier
@@ -70,6 +71,11 @@ def record(mem, id: int) -> Record:
             raise RecordNotFoundError(f"no record with id {id} in {mem.path}")
         if text is not None:
             mem._access.note(id)  # its last use, for a byte budget (``access``: in RAM, written in batches)
+    return record_of(r, strings, text)
+
+
+def record_of(r: Row, strings: list[str], text: str | None) -> Record:
+    """The ``Record`` of a stored row, its hint strings and its text."""
     return Record(id=r.id, namespace=r.namespace, created=r.created, metadata=r.metadata, hints=strings,
                   code=np.frombuffer(r.code, dtype=np.uint8).copy(), qvec=np.frombuffer(r.qvec, dtype=np.int8).copy(),
                   text=text)

@@ -38,7 +38,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from . import access, fusion, hints, ingest, keys, opening, records, search
+from . import access, fusion, hints, ingest, keys, opening, recall, records, search
 from . import compact as compacting
 from . import refit as refitting
 from . import stats as statistics
@@ -58,7 +58,7 @@ from .validate import (
 )
 
 
-class Memory(ingest.Adding, keys.KeyMethods, compacting.Compacting):
+class Memory(ingest.Adding, keys.KeyMethods, compacting.Compacting, recall.Recalling):
     """A hashmem store in one SQLite file.
 
     Args:
@@ -298,7 +298,7 @@ class Memory(ingest.Adding, keys.KeyMethods, compacting.Compacting):
             RecordNotFoundError: no such id.
         """
         # no lock: no hasher or index is read, and a body (an llm one: a second) decodes without holding writers up
-        return records.record(self, check_id(id))
+        return records.record(self, check_id(id))  # several at once, llm bodies decoded together: recall_many
 
     def ids(self, namespace: str | None = None) -> list[int]:
         """All record ids (of one namespace, or all), ascending."""

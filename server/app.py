@@ -5,7 +5,8 @@ Routes (``/v1``; OpenAPI at ``/docs`` and ``/openapi.json``):
 - ``GET /v1/health`` (no key needed);
 - ``POST /v1/passages`` (texts + metadata, one namespace) and ``POST /v1/documents`` (chunked);
 - ``POST /v1/search`` (query, k, namespace, where, candidates, optional ``recall``);
-- ``GET /v1/passages/{id}``, ``DELETE /v1/passages/{id}``, ``POST /v1/passages/{id}/recall``;
+- ``GET /v1/passages/{id}``, ``DELETE /v1/passages/{id}``, ``POST /v1/passages/{id}/recall``,
+  ``POST /v1/recall`` (several ids);
 - ``POST /v1/ask`` (JSON, or server-sent events with ``"stream": true``);
 - ``POST /v1/compact`` (max_bytes, optional namespace: demote exact texts to meet a byte budget);
 - ``POST /v1/summarize`` (query, k, namespace, sentences, method): a summary citing its memories;
@@ -91,6 +92,11 @@ class SearchBody(_Body):
                                   "each candidate's score + weight × its newness in [0, 1] (0: off).")
 
 
+class RecallBody(_Body):
+    ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(
+        min_length=1, max_length=MAX_K, description=f"Record ids, 1 to {MAX_K} (llm bodies decode together).")
+
+
 class CompactBody(_Body):
     max_bytes: int = Field(ge=1, description="The budget: the store's size in bytes (a local store: its file).")
     namespace: str | None = Field(None, min_length=1, max_length=256, description="Demote only this namespace's "
@@ -132,8 +138,8 @@ def search_hits(service: Service, who: Principal, body: SearchBody) -> list[dict
                           recency_weight=body.recency_weight)
     out = [hit_dict(h) for h in hits]
     if body.recall:
-        for d, h in zip(out, hits, strict=True):
-            d["recall"] = reconstruction_dict(service.recall(who, h.id))
+        for d, r in zip(out, service.recall_many(who, [h.id for h in hits]), strict=True):
+            d["recall"] = reconstruction_dict(r)
     return out
 
 
@@ -264,6 +270,11 @@ def create_app(service: Service, *, max_body_bytes: int = DEFAULT_MAX_BODY, lean
     def recall(id: RecordId, who: Who) -> dict:
         """Rebuild a passage from its hints, vector and code (exact in a text-tier store)."""
         return reconstruction_dict(service.recall(who, id))
+
+    @app.post("/v1/recall", tags=["read"])
+    def recall_many(body: RecallBody, who: Who) -> dict:
+        """Rebuild several passages at once, in the order given (an llm store decodes their bodies together)."""
+        return {"recalls": [reconstruction_dict(r) for r in service.recall_many(who, body.ids)]}
 
     @app.post("/v1/ask", tags=["read"])
     def ask(body: AskBody, who: Who):

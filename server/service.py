@@ -204,6 +204,19 @@ class Service:
         with self._decoder_lock:
             return self.decoder.reconstruct(record)
 
+    def recall_many(self, p: Principal, ids: Sequence[int]) -> list:
+        """Rebuild several passages (``llm`` bodies decoded together: ``Memory.recall_many``); 404 as ``recall``."""
+        try:
+            with self.lock.read():
+                records = self.memory.recall_many(ids)
+        except RecordNotFoundError:
+            records = [self._record(p, i) for i in ids]  # raises the one-id 404 of the first missing id
+        for r in records:
+            if not p.can(r.namespace, "read"):
+                raise RecordNotFoundError(f"no record with id {r.id}")
+        with self._decoder_lock:
+            return [self.decoder.reconstruct(r) for r in records]
+
     def ask(self, p: Principal, question: str, k: int = 5, *, namespace: str = "default",
             on_token: Callable[[str], None] | None = None) -> Asked:
         """Answer from the namespace's memories only, citing them by id."""

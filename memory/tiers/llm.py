@@ -6,7 +6,8 @@ language model's next-token predictions, the model having first read the
 passage's own hints (which the store keeps anyway): the hints give the model
 the gist, the bits carry only what it could not guess.
 
-This module holds the body format and the tier; the arithmetic coder, the
+This module holds the body format and the tier; the coder of one passage is
+``llmcode``'s, of several at once ``lockstep``'s, and the arithmetic coder, the
 frequency table and the header fields are ``arith``'s. It knows nothing of
 llama.cpp. The model comes in through the small ``TokenModel`` interface,
 implemented over llama-cpp-python in ``hashmem.decoders.llmcodec`` and handed to
@@ -58,137 +59,20 @@ import json
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
-
-import numpy as np
 
 from ..errors import ModelLoadError, ModelMismatchError, StoreCorruptError
-from .arith import (
-    TOP_K,
-    TOTAL_BITS,
-    ArithmeticDecoder,
-    ArithmeticEncoder,
-    check16,
-    frequency_table,
-    read_varint,
-    varint,
-)
+from .arith import TOP_K, TOTAL_BITS
+from .llmcode import LLM_TAG as LLM_TAG
+from .llmcode import TokenModel as TokenModel
+from .llmcode import decode_one as decode_one
+from .llmcode import encode_one as encode_one
+from .llmcode import prompt_for as prompt_for
+from .lockstep import decode_all, encode_all
 
-LLM_TAG = 255
 META_KEY = "llm_codec"
 CODER_VERSION = 1
 PROMPT_VERSION = 1
 PARAMS = {"coder": CODER_VERSION, "top_k": TOP_K, "total_bits": TOTAL_BITS, "prompt": PROMPT_VERSION}
-
-
-class TokenModel(Protocol):
-    """What the coder needs of a language model.
-
-    ``start`` and ``feed`` must evaluate in a fixed way (same batching) so that
-    the same calls give bit-identical ``logits``.
-    """
-
-    n_vocab: int
-    max_tokens: int  # prompt + passage tokens the model can hold
-
-    def fingerprint(self) -> dict:
-        """``{"model_sha256", "model_file", "runtime", "threads"}`` of this model."""
-
-    def tokenize(self, data: bytes) -> list[int]:
-        """Token ids of data (no BOS, no special tokens)."""
-
-    def detokenize(self, tokens: Sequence[int]) -> bytes:
-        """The bytes of tokens."""
-
-    def start(self, prompt: str) -> None:
-        """Forget everything and evaluate the prompt."""
-
-    def feed(self, token: int) -> None:
-        """Evaluate one more token."""
-
-    def logits(self) -> np.ndarray:
-        """float32 [n_vocab] logits after the last evaluated token."""
-
-
-def prompt_for(hints: Sequence[str]) -> str:
-    """The conditioning text of a passage: its hints in passage order."""
-    return "Keywords: " + " ".join(hints) + "\nText:\n"
-
-
-# -- the codec ------------------------------------------------------------------------------
-
-
-def encode_one(model: TokenModel, text: str, hints: Sequence[str]) -> bytes | None:
-    """The LLM body of one passage, or None when it cannot be coded exactly.
-
-    None when the tokenizer does not give the bytes back or the passage does
-    not fit the model's context. The caller still verifies the body by decoding.
-    """
-    data = text.encode("utf-8")
-    tokens = model.tokenize(data)
-    if model.detokenize(tokens) != data:
-        return None
-    prompt = prompt_for(hints)
-    if len(model.tokenize(prompt.encode("utf-8"))) + len(tokens) + 2 > model.max_tokens:
-        return None
-    total = 1 << TOTAL_BITS
-    enc = ArithmeticEncoder()
-    model.start(prompt)
-    for i_tok, t in enumerate(tokens):
-        top, cum = frequency_table(model.logits())
-        hit = np.flatnonzero(top == t)
-        if hit.size:
-            i = int(hit[0])
-            enc.update(int(cum[i]), int(cum[i + 1]), total)
-        else:
-            k = len(top)
-            enc.update(int(cum[k]), total, total)  # escape, then the id uniformly
-            enc.update(t, t + 1, model.n_vocab)
-        if i_tok + 1 < len(tokens):  # the decoder needs no logits after the last token
-            model.feed(t)
-    return bytes([LLM_TAG]) + varint(len(tokens)) + check16(data) + enc.finish()
-
-
-def decode_one(model: TokenModel, body: bytes, hints: Sequence[str]) -> str:
-    """The passage coded in an LLM body.
-
-    Raises:
-        ValueError: the body is damaged, or decodes to bytes whose check does not
-            match (another model or runtime computed other probabilities).
-    """
-    body = bytes(body)
-    if not body or body[0] != LLM_TAG:
-        raise ValueError("not an LLM-coded body")
-    n, pos = read_varint(body, 1)
-    if pos + 2 > len(body):
-        raise ValueError("a truncated body")
-    check, code = body[pos : pos + 2], body[pos + 2 :]
-    total = 1 << TOTAL_BITS
-    dec = ArithmeticDecoder(code)
-    model.start(prompt_for(hints))
-    tokens = []
-    for _ in range(n):
-        top, cum = frequency_table(model.logits())
-        k = len(top)
-        v = dec.target(total)
-        i = int(np.searchsorted(cum, v, side="right")) - 1
-        if i < k:
-            t = int(top[i])
-            dec.update(int(cum[i]), int(cum[i + 1]), total)
-        else:
-            dec.update(int(cum[k]), total, total)
-            t = dec.target(model.n_vocab)
-            dec.update(t, t + 1, model.n_vocab)
-        tokens.append(t)
-        if len(tokens) < n:
-            model.feed(t)
-    data = model.detokenize(tokens)
-    if check16(data) != check:
-        raise ValueError("the decoded passage fails its check")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"the decoded passage is not UTF-8 ({e})") from e
 
 
 @dataclass
@@ -281,6 +165,9 @@ class LlmTier:
                *, verify: bool = True) -> list[bytes]:
         """The body of each passage: an LLM body when it round-trips and pays, else its fallback.
 
+        The passages are coded together, and verified together, when the model
+        has a batch model (``lockstep``); the bodies are the same bytes either way.
+
         Args:
             texts: the passages.
             hints: each passage's stored hint strings (the decoder will see the same).
@@ -288,40 +175,38 @@ class LlmTier:
             verify: decode every LLM body and compare (leave on; off only for tests of the check).
 
         Returns:
-            One body per passage; ``last_stats`` tells what happened.
+            One body per passage; ``last_stats`` tells what happened (a batch's
+            verification time is shared evenly among its bodies in ``decode_ms``).
         """
         import time
 
         model = self.model()
         stats = EncodeStats()
-        out = []
         with getattr(model, "lock", self._lock):  # one model may serve several stores
-            for text, h, fb in zip(texts, hints, fallbacks, strict=True):
-                body, why = None, "tokenizer"
-                try:
-                    body = encode_one(model, text, h)
-                except (ValueError, RuntimeError):
-                    body = None
+            bodies = encode_all(model, texts, hints)
+            why: list[str | None] = [None] * len(texts)
+            for i, (text, body, fb) in enumerate(zip(texts, bodies, fallbacks, strict=True)):
                 if body is None:
                     data = text.encode("utf-8")
-                    why = "tokenizer" if model.detokenize(model.tokenize(data)) != data else "context"
+                    why[i] = "tokenizer" if model.detokenize(model.tokenize(data)) != data else "context"
                 elif len(body) >= len(fb):
-                    body, why = None, "no_gain"
-                elif verify:
-                    started = time.perf_counter()
-                    try:
-                        ok = decode_one(model, body, h) == text
-                    except ValueError:
-                        ok = False
-                    stats.decode_ms.append((time.perf_counter() - started) * 1000)
-                    if not ok:
-                        body, why = None, "mismatch"
-                if body is None:
-                    stats.fallback[why] = stats.fallback.get(why, 0) + 1
-                    out.append(bytes(fb))
-                else:
-                    stats.coded += 1
-                    out.append(body)
+                    why[i] = "no_gain"
+            check = [i for i in range(len(texts)) if why[i] is None] if verify else []
+            if check:
+                started = time.perf_counter()
+                decoded = decode_all(model, [bodies[i] for i in check], [hints[i] for i in check])
+                stats.decode_ms += [(time.perf_counter() - started) * 1000 / len(check)] * len(check)
+                for i, text in zip(check, decoded, strict=True):
+                    if text != texts[i]:
+                        why[i] = "mismatch"
+        out = []
+        for body, fb, reason in zip(bodies, fallbacks, why, strict=True):
+            if reason is None:
+                stats.coded += 1
+                out.append(body)
+            else:
+                stats.fallback[reason] = stats.fallback.get(reason, 0) + 1
+                out.append(bytes(fb))
         self.last_stats = stats
         return out
 
@@ -332,14 +217,23 @@ class LlmTier:
             StoreCorruptError: the body does not decode to a passage that passes its check.
             ModelMismatchError / ModelLoadError: no model, or not the store's model.
         """
+        got = self.decode_many([body], [hints])[0]
+        if isinstance(got, StoreCorruptError):
+            raise got
+        return got
+
+    def decode_many(self, bodies: Sequence[bytes], hints: Sequence[Sequence[str]]) -> list[str | StoreCorruptError]:
+        """The exact passage of each LLM body, decoded together (``lockstep``), or the error of that body alone.
+
+        Raises:
+            ModelMismatchError / ModelLoadError: no model, or not the store's model.
+        """
         model = self.model()
         with getattr(model, "lock", self._lock):
-            try:
-                return decode_one(model, body, hints)
-            except ValueError as e:
-                fp = model.fingerprint()
-                raise StoreCorruptError(
-                    f"{self.storage.path}: an LLM-coded passage cannot be decoded here ({e}); the model file "
-                    f"matches, so the runtime ({fp.get('runtime')}, threads {fp.get('threads')}) computes "
-                    "other probabilities than the one that wrote it, or the body or its hints are damaged"
-                ) from e
+            got = decode_all(model, bodies, hints)
+        fp = model.fingerprint()
+        return [g if isinstance(g, str) else StoreCorruptError(
+            f"{self.storage.path}: an LLM-coded passage cannot be decoded here ({g}); the model file "
+            f"matches, so the runtime ({fp.get('runtime')}, threads {fp.get('threads')}) computes "
+            "other probabilities than the one that wrote it, or the body or its hints are damaged")
+            for g in got]
