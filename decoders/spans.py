@@ -42,6 +42,9 @@ _MONTH_YEAR = re.compile(rf"\b({_MONTH}),?\s+(\d{{4}})\b", re.IGNORECASE)
 _YEAR = re.compile(r"\b(1\d\d\d|20\d\d)\b(?![.,]?\d)")
 _LEADING_DATE = re.compile(r"^\s*\(([^)]{4,40})\)\s*")
 _SPEAKER = re.compile(r"^\s*[A-Z][\w'’.\- ]{0,30}:\s")
+# a speaker's label opening a line: a chat's "Caroline: …", a play's "ORLANDO<tab>…" (not "SCENE I<tab>…")
+LABEL = re.compile(r"^[ \t]*(?!(?:SCENE|ACT|CHAPTER)\b)([A-Z][\w'’.\-]*(?: [A-Z][\w'’.\-]*){0,3})(?::[ \t]+|\t+)(?=\S)",
+                   re.M)
 _NUMBER_WORDS = ("once", "twice", "thrice", "one", "two", "three", "four", "five", "six", "seven", "eight",
                  "nine", "ten", "eleven", "twelve", "a few", "several", "dozen")
 _UNITS = re.compile(r"^(?:times?|years?|months?|weeks?|days?|hours?|minutes?|kids|children|people|"
@@ -113,6 +116,12 @@ def question_kind(question: str) -> str:
     if first == "where" or re.search(r"\b(?:which|what) (?:city|country|state|place|town|store|restaurant)\b", q):
         return "where"
     return "what"
+
+
+def speaker_name(label: str) -> str:
+    """A speaker label as an answer: "ORLANDO" → "Orlando", "DUKE SENIOR" → "Duke Senior", "Caroline" as is."""
+    label = label.strip()
+    return label.title() if label.isupper() and len(label) > 1 else label
 
 
 def _stem(word: str) -> str:
@@ -246,9 +255,13 @@ def memory_spans(kind: str, asked: set[str], text: str, mid: int, rank: int, *,
     body = _body(text)
     body_start = len(text) - len(body) if text.endswith(body) and not keywords else 0
     speaker = _SPEAKER.match(body) if not keywords else None
+    labels = [] if keywords else [(body_start + m.start(1), body_start + m.end(), m.group(1))
+                                  for m in LABEL.finditer(body)]
     if speaker:  # "Caroline: …": who speaks is not what was said
+        labels.append((body_start, body_start + speaker.end(), speaker.group(0).strip().rstrip(":")))
         body_start += speaker.end()
-        words = [w for w in words if w[2] >= body_start]
+    if labels:
+        words = [w for w in words if w[2] >= body_start and not any(a <= w[2] < b for a, b, _ in labels)]
     if keywords:
         words = [(w, c, at, w[0].isupper() and w != "I") for w, c, at, _ in words]
     stems = [_stem(w[0]) for w in words]
@@ -264,6 +277,11 @@ def memory_spans(kind: str, asked: set[str], text: str, mid: int, rank: int, *,
     if kind == "when":
         return [Span(d, mid, rank, overlap, near(at), kind) for d, at in date_spans(text)]
     out = []
+    if kind == "who":  # who speaks may be who did it: the speakers' names are candidates too
+        for at, _, label in labels:
+            name = speaker_name(label)
+            if not {_stem(w) for w in name.split()} & asked:
+                out.append(Span(name, mid, rank, overlap, near(at), kind))
     for i in range(len(words)):
         if words[i][2] < body_start:
             continue
