@@ -278,10 +278,13 @@ def memory_spans(kind: str, asked: set[str], text: str, mid: int, rank: int, *,
         return [Span(d, mid, rank, overlap, near(at), kind) for d, at in date_spans(text)]
     out = []
     if kind == "who":  # who speaks may be who did it: the speakers' names are candidates too
-        for at, _, label in labels:
+        starts = sorted(a for a, _, _ in labels)
+        for at, end, label in labels:
             name = speaker_name(label)
+            upto = next((a for a in starts if a > at), len(text))
+            said = any(end <= p < upto for p in hit_pos)  # the question's words in the speaker's own lines
             if not {_stem(w) for w in name.split()} & asked:
-                out.append(Span(name, mid, rank, overlap, near(at), kind))
+                out.append(Span(name, mid, rank, overlap, 1.0 if said else near(at), kind))
     for i in range(len(words)):
         if words[i][2] < body_start:
             continue

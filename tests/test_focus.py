@@ -107,3 +107,23 @@ def test_the_prompt_stays_under_the_cap_counted_by_the_models_tokenizer(book_mem
         prompt, shown = focus.question_prompt(llm, book_mem, question, hits, contents, cap=cap)
         assert len(prompt) <= cap < len(whole)
         assert any("Macbeth killed Duncan" in t for t in shown.values())  # the piece nearest the question
+
+
+def test_ask_on_a_book_answers_a_who_question_from_a_prompt_within_the_cap(tmp_path):
+    from pathlib import Path
+
+    from hashmem.decoders import llama as dllama
+    from hashmem.memory.chunk import chunk_text
+
+    play = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "canterbury" / "asyoulik.txt"
+    if not play.is_file():
+        pytest.skip("the shared Canterbury texts (../shared/data/canterbury) are absent")
+    passages = [p.text for p in chunk_text(play.read_text(encoding="utf-8"))]
+    at = next(i for i, p in enumerate(passages) if "All the world's a stage" in p)
+    with Memory(tmp_path / "play.db", fidelity="text") as mem:
+        mem.add(passages[at - 12 : at + 12])
+        dec = dllama.LlamaDecoder(mem, threads=1)
+        question = "Who says that all the world's a stage?"
+        answer = dec.ask(question, mem.search(question, 5))
+        assert 0 < dec.last_prompt_tokens <= focus.PROMPT_TOKENS
+        assert answer.found and answer.text.startswith("Jaques ["), answer.text
