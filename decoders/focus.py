@@ -35,7 +35,7 @@ import numpy as np
 from . import chat
 from .base import memory_blocks, sanitize
 from .prompts import SPAN_SYSTEM, question_turn
-from .spans import LABEL, _stem, question_terms, speaker_name
+from .spans import LABEL, question_terms, speaker_name, stem
 
 PROMPT_TOKENS = 384  # cap on a question's whole prompt (instructions, memories, question), in model tokens
 MAX_UNIT_CHARS = 240  # a longer sentence is cut at its commas (then spaces) into pieces this long at most
@@ -115,7 +115,7 @@ def render(head: str, pieces: Sequence[Unit], chosen: Sequence[int]) -> str:
 def _lexical(asked: set[str], text: str) -> float:
     if not asked:
         return 0.0
-    return len(asked & {_stem(w) for w in _WORDS.findall(text)}) / len(asked)
+    return len(asked & {stem(w) for w in _WORDS.findall(text)}) / len(asked)
 
 
 def select(question: str, contents: Mapping[int, str], order: Sequence[int], *, budget: int,

@@ -124,7 +124,8 @@ def speaker_name(label: str) -> str:
     return label.title() if label.isupper() and len(label) > 1 else label
 
 
-def _stem(word: str) -> str:
+def stem(word: str) -> str:
+    """A word's comparison key: lowercase, no possessive, its first five letters."""
     w = word.lower().strip("'’")
     w = re.sub(r"['’]s$", "", w)
     return w[:5] if len(w) > 5 else w
@@ -132,7 +133,7 @@ def _stem(word: str) -> str:
 
 def question_terms(question: str) -> set[str]:
     """Stems of the question's content words."""
-    return {_stem(w) for w in answer_words(question) if w.lower() not in hintlib.STOPWORDS and len(w) > 1}
+    return {stem(w) for w in answer_words(question) if w.lower() not in hintlib.STOPWORDS and len(w) > 1}
 
 
 def anchor_date(text: str) -> str | None:
@@ -264,7 +265,7 @@ def memory_spans(kind: str, asked: set[str], text: str, mid: int, rank: int, *,
         words = [w for w in words if w[2] >= body_start and not any(a <= w[2] < b for a, b, _ in labels)]
     if keywords:
         words = [(w, c, at, w[0].isupper() and w != "I") for w, c, at, _ in words]
-    stems = [_stem(w[0]) for w in words]
+    stems = [stem(w[0]) for w in words]
     overlap = len(asked & set(stems)) / len(asked) if asked else 0.0
     hit_pos = [words[i][2] for i, s in enumerate(stems) if s in asked]
 
@@ -283,7 +284,7 @@ def memory_spans(kind: str, asked: set[str], text: str, mid: int, rank: int, *,
             name = speaker_name(label)
             upto = next((a for a in starts if a > at), len(text))
             said = any(end <= p < upto for p in hit_pos)  # the question's words in the speaker's own lines
-            if not {_stem(w) for w in name.split()} & asked:
+            if not {stem(w) for w in name.split()} & asked:
                 out.append(Span(name, mid, rank, overlap, 1.0 if said else near(at), kind))
     for i in range(len(words)):
         if words[i][2] < body_start:
@@ -297,9 +298,9 @@ def memory_spans(kind: str, asked: set[str], text: str, mid: int, rank: int, *,
             if (first in hintlib.STOPWORDS and not (kind == "who" and first in _OWNERS)) or \
                     last in hintlib.STOPWORDS or (len(last) < 2 and not last.isdigit()):
                 continue
-            if _stem(ws[0]) in asked or _stem(ws[-1]) in asked:
+            if stem(ws[0]) in asked or stem(ws[-1]) in asked:
                 continue  # the question's own words at the edge: not what it asks
-            if all(_stem(w) in asked or w.lower() in hintlib.STOPWORDS for w in ws):
+            if all(stem(w) in asked or w.lower() in hintlib.STOPWORDS for w in ws):
                 continue
             if ws[-1].endswith(("'s", "’s")) or _CONTRACTION.search(first) or first in _CHATTER:
                 continue  # "I'm so excited", "Thanks Tim", "Sounds great": talk, not an answer
