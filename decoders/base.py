@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -250,11 +250,12 @@ def sanitize(text: str) -> str:
     return text.replace("<", "‹").replace(">", "›").replace("[", "(").replace("]", ")")
 
 
-def memory_blocks(memory: Memory, hits: Sequence[Hit], *, max_chars: int = 1200) -> str:
-    """Hits as delimited data blocks: ``<memory id="12">…</memory>``, one per hit."""
+def memory_blocks(memory: Memory, hits: Sequence[Hit], *, max_chars: int | None = 1200,
+                  contents: Mapping[int, str] | None = None) -> str:
+    """Hits as delimited data blocks: ``<memory id="12">…</memory>``, one per hit (its ``contents`` when given)."""
     parts = []
     for h in hits:
-        body = sanitize(memory_content(memory, h))[:max_chars]
+        body = sanitize(memory_content(memory, h) if contents is None else contents[h.id])[:max_chars]
         parts.append(f'<memory id="{h.id}">\n{body}\n</memory>')
     return "\n".join(parts)
 

@@ -17,23 +17,19 @@ to the stored code, a penalty per number or name the hints lack); the best one
 is returned with its fidelity, never an unchecked draw. The same record, model
 and seed give the same text (the KV cache is reset per record).
 
-``ask(question, hits)``: recalled passages (the exact text on ``text``/``llm``
-stores, else the hints) go into the prompt (``prompts``) as delimited data blocks,
-tokenized *without* special tokens so that stored text can never close a chat
-turn or open a system one (``chat``); the instructions come before and after
-them. A memory written as instructions to the model (``base.looks_like_orders``)
-is left out.
+``ask(question, hits)``: what is shown of the recalled passages (exact text on ``text``/``llm``
+stores, else the hints; for ``extract``/``span`` their pieces nearest the question under a token cap,
+``focus``) goes into the prompt (``prompts``) as delimited data blocks, tokenized *without* special
+tokens so that stored text can never close or open a chat turn (``chat``). A memory written as
+instructions to the model (``base.looks_like_orders``) is left out.
 Three answer styles (``ask_style``), chosen by measurement (docs/ask.md):
 
-- ``extract`` (default): the model does not write; it scores the candidate
-  spans of the memories that fit the question's kind (``spans``: dates,
-  numbers, names, phrases) by its log-probability of each as the whole reply,
-  evaluated from the cached prompt, plus the span's nearness to the question's
-  words and its memory's rank (date questions: nearness and rank only); the
-  answer cites the memory the span came from.
-- ``span``: the model writes a short answer under a grammar that admits only
-  words of one memory (not those of the question; ``grammar``), so it cannot
-  invent a word.
+- ``extract`` (default): the model does not write; it scores the candidate spans of the memories
+  that fit the question's kind (``spans``: dates, numbers, names, speakers, phrases) by its
+  log-probability of each as the whole reply, from the cached prompt, plus the span's nearness to the
+  question's words and its memory's rank (dates: those two only); the answer cites its memory.
+- ``span``: the model writes a short answer under a grammar that admits only words of one memory
+  (not those of the question; ``grammar``), so it cannot invent a word.
 - ``cite``: free prose citing ``[id]``s (the earliest default).
 
 Either way the answer is checked before anyone sees it (``on_token`` receives
@@ -43,10 +39,9 @@ memories, and the cited memory shares a word with the question; otherwise it
 becomes ``NOT_FOUND``. A grounded answer that forgot its citation is given the
 citation of the memory that holds it rather than rejected.
 
-What it does not do: choose hits (``memory.Memory.search``) or train anything;
-it composes the pieces it does not hold: loading the model (``llamacpp``), the
-prompts' wording (``prompts``), tokens and log-probabilities (``chat``), infill
-drafts (``infill``) and the span grammar (``grammar``).
+What it does not do: choose hits (``memory.Memory.search``) or train anything; loading the model
+(``llamacpp``), prompts (``prompts``), tokens and log-probabilities (``chat``), infill drafts
+(``infill``) and the span grammar (``grammar``) are their modules'.
 """
 
 from __future__ import annotations
@@ -59,7 +54,7 @@ import numpy as np
 
 from hashmem.memory import Hit, Memory, Record
 
-from . import chat, spans
+from . import chat, focus, spans
 from . import summary as summaries
 from . import threads as threadpick
 from .base import (
@@ -81,10 +76,8 @@ from .infill import infill_drafts
 from .llamacpp import adapt_threads, import_llama_cpp, load_model, resolve_model
 from .prompts import (
     ASK_SYSTEM,
-    SPAN_SYSTEM,
     SUMMARY_SYSTEM,
     cite_turn,
-    question_turn,
     reconstruction_turn,
     summary_turn,
 )
@@ -106,7 +99,6 @@ SUMMARY_TOKENS = 120  # cap on a summary draft
 
 class LlamaDecoder(Decoder):
     """Reconstructs passages and answers questions with a local llama.cpp model.
-
     Args:
         memory: the open store.
         model: a GGUF path (default ``$HASHMEM_GGUF``, else SmolLM2-135M-Instruct).
@@ -124,6 +116,8 @@ class LlamaDecoder(Decoder):
             memories (``spans``); ``span``: short answers made of the memories'
             words under a grammar; ``cite``: free prose citing ``[id]``s.
         summary_method: how ``summarize`` works by default (``summary``: ``extractive`` or ``model``).
+        prompt_tokens: cap on an ``extract``/``span`` prompt in tokens (the pieces of each memory nearest
+            the question, ``focus``); None: whole memories, up to 1,200 characters each (as before).
 
     Raises:
         ImportError: llama-cpp-python is not installed.
@@ -146,6 +140,7 @@ class LlamaDecoder(Decoder):
         style: str = "infill",
         ask_style: str = "extract",
         summary_method: str = summaries.DEFAULT_METHOD,
+        prompt_tokens: int | None = focus.PROMPT_TOKENS,
     ) -> None:
         super().__init__(memory)
         if style not in STYLES:
@@ -167,6 +162,8 @@ class LlamaDecoder(Decoder):
         self.style = style
         self.ask_style = ask_style
         self.summary_method = summaries.check_method(summary_method)
+        self.prompt_tokens = prompt_tokens
+        self.last_prompt_tokens = 0  # tokens of the last extract/span question's prompt
         self._lexicon_cache: tuple[int, list[str], np.ndarray] | None = None
 
     @property
@@ -282,10 +279,11 @@ class LlamaDecoder(Decoder):
             answer = not_found(started, self.name)
         else:
             contents = {h.id: memory_content(self.memory, h) for h in relevant}
-            if self.ask_style == "extract":
-                draft = self._extract_draft(question, relevant, contents)
-            elif self.ask_style == "span":
-                draft = self._span_draft(question, relevant, contents)
+            if self.ask_style in ("extract", "span"):
+                prompt, shown = self.question_prompt(question, relevant, contents)
+                shown_hits = [h for h in relevant if h.id in shown]
+                draft_of = self._extract_draft if self.ask_style == "extract" else self._span_draft
+                draft = draft_of(question, shown_hits, shown, prompt) if shown_hits else ""
             else:
                 prompt = self._prompt_tokens(ASK_SYSTEM, cite_turn(memory_blocks(self.memory, relevant), question))
                 self.llm.reset()
@@ -319,7 +317,17 @@ class LlamaDecoder(Decoder):
         self.llm.reset()
         return self.draft(prompt, seed=self.seed, max_tokens=SUMMARY_TOKENS, temperature=0.0)
 
-    def _extract_draft(self, question: str, hits: Sequence[Hit], contents: dict[int, str]) -> str:
+    def question_prompt(self, question: str, hits: Sequence[Hit], contents: dict[int, str]
+                        ) -> tuple[list[int], dict[int, str]]:
+        """The prompt of an ``extract``/``span`` question and what it shows of each memory (``focus.question_prompt``)."""
+        if self.threads is None:
+            adapt_threads(self.llm, None)
+        prompt, shown = focus.question_prompt(self.llm, self.memory, question, hits, contents, cap=self.prompt_tokens)
+        self.last_prompt_tokens = len(prompt)
+        return prompt, shown
+
+    def _extract_draft(self, question: str, hits: Sequence[Hit], contents: dict[int, str],
+                       prompt: list[int]) -> str:
         """The best candidate span of the memories (``spans.candidates``), citing its memory.
 
         A date question is answered from the dates of the memories (their own
@@ -328,7 +336,7 @@ class LlamaDecoder(Decoder):
         candidates are shortlisted by the model's probability of their first token
         and their nearness; the ``SHORTLIST`` best are scored by the model's mean
         log-probability of the span as the whole reply (prompt: the memories and
-        the question, as for ``span``) plus nearness and rank.
+        the question, as for ``span``: ``question_prompt``) plus nearness and rank.
         """
         cands = spans.candidates(question, contents, [h.id for h in hits])
         if not cands:
@@ -337,7 +345,6 @@ class LlamaDecoder(Decoder):
         if spans.question_kind(question) == "when":
             scores = heuristic
         else:
-            prompt = self._prompt_tokens(SPAN_SYSTEM, question_turn(memory_blocks(self.memory, hits), question))
             first = self.first_token_logprobs(prompt)
             toks = [self.llm.tokenize(c.text.encode("utf-8"), add_bos=False, special=False) for c in cands]
             order = sorted(range(len(cands)), key=lambda i: -(first[toks[i][0]] + NEAR_WEIGHT * cands[i].near))
@@ -347,7 +354,7 @@ class LlamaDecoder(Decoder):
         top = cands[int(np.argmax(scores))]
         return f"{top.text} [{top.source}]"
 
-    def _span_draft(self, question: str, hits: Sequence[Hit], contents: dict[int, str]) -> str:
+    def _span_draft(self, question: str, hits: Sequence[Hit], contents: dict[int, str], prompt: list[int]) -> str:
         """A short answer whose every word is a word of the memories (and not of the question).
 
         Greedy decoding under a GBNF grammar: a content word of one memory first, then
@@ -359,7 +366,6 @@ class LlamaDecoder(Decoder):
         gbnf = span_grammar(question, [contents[h.id] for h in hits])
         if gbnf is None:
             return ""
-        prompt = self._prompt_tokens(SPAN_SYSTEM, question_turn(memory_blocks(self.memory, hits), question))
         grammar = llama_cpp.LlamaGrammar.from_string(gbnf, verbose=False)
         self.llm.reset()
         out = self.llm.create_completion(prompt, max_tokens=6 * SPAN_WORDS, temperature=0.0, grammar=grammar,

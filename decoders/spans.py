@@ -42,6 +42,9 @@ _MONTH_YEAR = re.compile(rf"\b({_MONTH}),?\s+(\d{{4}})\b", re.IGNORECASE)
 _YEAR = re.compile(r"\b(1\d\d\d|20\d\d)\b(?![.,]?\d)")
 _LEADING_DATE = re.compile(r"^\s*\(([^)]{4,40})\)\s*")
 _SPEAKER = re.compile(r"^\s*[A-Z][\w'’.\- ]{0,30}:\s")
+# a speaker's label opening a line: a chat's "Caroline: …", a play's "ORLANDO<tab>…" (not "SCENE I<tab>…")
+LABEL = re.compile(r"^[ \t]*(?!(?:SCENE|ACT|CHAPTER)\b)([A-Z][\w'’.\-]*(?: [A-Z][\w'’.\-]*){0,3})(?::[ \t]+|\t+)(?=\S)",
+                   re.M)
 _NUMBER_WORDS = ("once", "twice", "thrice", "one", "two", "three", "four", "five", "six", "seven", "eight",
                  "nine", "ten", "eleven", "twelve", "a few", "several", "dozen")
 _UNITS = re.compile(r"^(?:times?|years?|months?|weeks?|days?|hours?|minutes?|kids|children|people|"
@@ -115,7 +118,14 @@ def question_kind(question: str) -> str:
     return "what"
 
 
-def _stem(word: str) -> str:
+def speaker_name(label: str) -> str:
+    """A speaker label as an answer: "ORLANDO" → "Orlando", "DUKE SENIOR" → "Duke Senior", "Caroline" as is."""
+    label = label.strip()
+    return label.title() if label.isupper() and len(label) > 1 else label
+
+
+def stem(word: str) -> str:
+    """A word's comparison key: lowercase, no possessive, its first five letters."""
     w = word.lower().strip("'’")
     w = re.sub(r"['’]s$", "", w)
     return w[:5] if len(w) > 5 else w
@@ -123,7 +133,7 @@ def _stem(word: str) -> str:
 
 def question_terms(question: str) -> set[str]:
     """Stems of the question's content words."""
-    return {_stem(w) for w in answer_words(question) if w.lower() not in hintlib.STOPWORDS and len(w) > 1}
+    return {stem(w) for w in answer_words(question) if w.lower() not in hintlib.STOPWORDS and len(w) > 1}
 
 
 def anchor_date(text: str) -> str | None:
@@ -246,12 +256,16 @@ def memory_spans(kind: str, asked: set[str], text: str, mid: int, rank: int, *,
     body = _body(text)
     body_start = len(text) - len(body) if text.endswith(body) and not keywords else 0
     speaker = _SPEAKER.match(body) if not keywords else None
+    labels = [] if keywords else [(body_start + m.start(1), body_start + m.end(), m.group(1))
+                                  for m in LABEL.finditer(body)]
     if speaker:  # "Caroline: …": who speaks is not what was said
+        labels.append((body_start, body_start + speaker.end(), speaker.group(0).strip().rstrip(":")))
         body_start += speaker.end()
-        words = [w for w in words if w[2] >= body_start]
+    if labels:
+        words = [w for w in words if w[2] >= body_start and not any(a <= w[2] < b for a, b, _ in labels)]
     if keywords:
         words = [(w, c, at, w[0].isupper() and w != "I") for w, c, at, _ in words]
-    stems = [_stem(w[0]) for w in words]
+    stems = [stem(w[0]) for w in words]
     overlap = len(asked & set(stems)) / len(asked) if asked else 0.0
     hit_pos = [words[i][2] for i, s in enumerate(stems) if s in asked]
 
@@ -264,6 +278,14 @@ def memory_spans(kind: str, asked: set[str], text: str, mid: int, rank: int, *,
     if kind == "when":
         return [Span(d, mid, rank, overlap, near(at), kind) for d, at in date_spans(text)]
     out = []
+    if kind == "who":  # who speaks may be who did it: the speakers' names are candidates too
+        starts = sorted(a for a, _, _ in labels)
+        for at, end, label in labels:
+            name = speaker_name(label)
+            upto = next((a for a in starts if a > at), len(text))
+            said = any(end <= p < upto for p in hit_pos)  # the question's words in the speaker's own lines
+            if not {stem(w) for w in name.split()} & asked:
+                out.append(Span(name, mid, rank, overlap, 1.0 if said else near(at), kind))
     for i in range(len(words)):
         if words[i][2] < body_start:
             continue
@@ -276,9 +298,9 @@ def memory_spans(kind: str, asked: set[str], text: str, mid: int, rank: int, *,
             if (first in hintlib.STOPWORDS and not (kind == "who" and first in _OWNERS)) or \
                     last in hintlib.STOPWORDS or (len(last) < 2 and not last.isdigit()):
                 continue
-            if _stem(ws[0]) in asked or _stem(ws[-1]) in asked:
+            if stem(ws[0]) in asked or stem(ws[-1]) in asked:
                 continue  # the question's own words at the edge: not what it asks
-            if all(_stem(w) in asked or w.lower() in hintlib.STOPWORDS for w in ws):
+            if all(stem(w) in asked or w.lower() in hintlib.STOPWORDS for w in ws):
                 continue
             if ws[-1].endswith(("'s", "’s")) or _CONTRACTION.search(first) or first in _CHATTER:
                 continue  # "I'm so excited", "Thanks Tim", "Sounds great": talk, not an answer

@@ -81,20 +81,40 @@ def contains(text: str, gold: str) -> bool:
 
 
 def load(dataset_dir: str | Path) -> tuple[list[dict], list[dict]]:
-    """(turns, questions) of a LoCoMo retrieval view.
+    """(turns, questions) of a LoCoMo retrieval view, or of a book set (``books.json`` instead of corpus.jsonl).
 
     Raises:
-        InputError: corpus.jsonl or queries.jsonl is missing, or questions lack ``conv``/``answer``.
+        InputError: corpus.jsonl (or books.json, or a book it names) or queries.jsonl is missing, or
+            questions lack ``conv``/``answer``.
     """
     root = Path(dataset_dir)
-    files = [root / "corpus.jsonl", root / "queries.jsonl"]
+    books = root / "books.json"
+    files = [books if books.is_file() else root / "corpus.jsonl", root / "queries.jsonl"]
     missing = [f.name for f in files if not f.is_file()]
     if missing:
         raise InputError(f"{root} lacks {', '.join(missing)}; give a LoCoMo-style dataset directory")
-    turns, questions = ([json.loads(line) for line in open(f, encoding="utf-8") if line.strip()] for f in files)
+    questions = [json.loads(line) for line in open(files[1], encoding="utf-8") if line.strip()]
+    turns = book_passages(books) if books.is_file() else \
+        [json.loads(line) for line in open(files[0], encoding="utf-8") if line.strip()]
     if not questions or any("conv" not in q or "answer" not in q for q in questions):
         raise InputError(f"{files[1]}: every question needs 'conv' and 'answer' fields (LoCoMo layout)")
     return turns, questions
+
+
+def book_passages(books: Path) -> list[dict]:
+    """The passages of the books a ``books.json`` names (``[{"conv", "path"}]``, paths relative to it),
+    chunked as ``hashmem add`` chunks a file; ids ``<conv>:<n>``."""
+    from hashmem.memory.chunk import chunk_stream
+    from hashmem.memory.sources import read_pieces
+
+    out = []
+    for book in json.loads(books.read_text(encoding="utf-8")):
+        path = books.parent / book["path"]
+        if not path.is_file():
+            raise InputError(f"{books}: book {book['conv']!r} not found at {path}")
+        for n, p in enumerate(chunk_stream(read_pieces(path))):
+            out.append({"_id": f"{book['conv']}:{n}", "text": p.text, "conv": book["conv"]})
+    return out
 
 
 def pick(questions: Sequence[dict], limit: int | None) -> list[dict]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -10,6 +11,7 @@ from click.testing import CliRunner
 from hashmem.cli.main import cli
 from hashmem.evaluation import ask as evalask
 from hashmem.memory import InputError
+from hashmem.memory.chunk import chunk_text
 
 TURNS = [
     ("conv-a:D1:1", "conv-a", "8 May, 2023", "Caroline: I moved here from Sweden four years ago."),
@@ -82,4 +84,25 @@ def test_eval_ask_command_json_and_bad_datasets(locomo, tmp_path):
     r = run(cli, ["eval-ask", str(tmp_path)])
     assert r.exit_code == 1 and "lacks corpus.jsonl" in r.output
     with pytest.raises(InputError, match="lacks"):
+        evalask.load(tmp_path)
+
+
+def test_a_book_set_is_chunked_like_hashmem_add_and_its_questions_name_words_of_their_book(tmp_path):
+    root = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "book_ask"
+    books = json.loads((root / "books.json").read_text())
+    if not all((root / b["path"]).is_file() for b in books):
+        pytest.skip("the shared Canterbury texts (../shared/data/canterbury) are absent")
+    turns, questions = evalask.load(root)
+    assert len(questions) >= 20 and {q["conv"] for q in questions} == {b["conv"] for b in books}
+    for b in books:
+        text = (root / b["path"]).read_bytes().decode("utf-8")  # "\r\n" kept, as hashmem add reads it
+        mine = [t for t in turns if t["conv"] == b["conv"]]
+        assert [t["text"] for t in mine] == [p.text for p in chunk_text(text)]
+        for q in questions:
+            if q["conv"] == b["conv"]:  # a written answer the book holds (its words, in any case)
+                words = set(evalask.normalize_answer(text).split())
+                assert set(evalask.normalize_answer(q["answer"]).split()) <= words, q
+    (tmp_path / "books.json").write_text(json.dumps([{"conv": "x", "path": "missing.txt"}]))
+    (tmp_path / "queries.jsonl").write_text("")
+    with pytest.raises(InputError, match="book 'x' not found"):
         evalask.load(tmp_path)
