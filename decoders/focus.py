@@ -37,7 +37,7 @@ from .base import memory_blocks, sanitize
 from .prompts import SPAN_SYSTEM, question_turn
 from .spans import LABEL, question_terms, speaker_name, stem
 
-PROMPT_TOKENS = 384  # cap on a question's whole prompt (instructions, memories, question), in model tokens
+PROMPT_TOKENS = 256  # cap on a question's whole prompt (instructions, memories, question), in model tokens
 MAX_UNIT_CHARS = 240  # a longer sentence is cut at its commas (then spaces) into pieces this long at most
 LEXICAL_WEIGHT = 0.5  # weight of the question's words a piece holds, next to its cosine
 GAP = " … "
