@@ -134,12 +134,18 @@ def _count(path) -> int:
         return 0
 
 
-def _check_store(m: Memory, expected: dict[int, str], *, by_word: dict[int, str]) -> None:
-    """Exactly these records with these texts; sound file; a term index entry of each; hybrid finds each by its word."""
+def _check_store(m: Memory, expected: dict[int, str], *, by_word: dict[int, str], alone: int = 4) -> None:
+    """Exactly these records with these texts; sound file; a term index entry of each; hybrid finds each by its word.
+
+    Texts are read together (an llm store decodes them in one batch), and ``alone`` of them one by one
+    (an llm body decoded on its own sequence, as ``get`` does).
+    """
     m.storage.check(bits=m.config.bits, dim=m.config.dim, generation=m.hasher.generation, full=True)
     assert sorted(m.ids()) == sorted(expected)
     ids = sorted(expected)
     assert [r.text for r in m.recall_many(ids)] == [expected[i] for i in ids]
+    for i in ids[:: max(1, len(ids) // alone)]:
+        assert m.get(i).text == expected[i]
     lex = m.storage.load_lexicon()  # raises on a gap in the term ids
     texts = list(expected.values())
     assert lex.n_docs == len(texts)
@@ -321,6 +327,6 @@ def test_sigkill_while_an_llm_batch_is_coded_leaves_a_sound_store(tmp_path, llm_
     _kill_while_working(path, "llm", 3, 3, env={"HASHMEM_LLM_THREADS": "1"})
     with Memory(path, token_model=llm_model) as m:
         n = _check_after_kill(m, llm_passage, 3, 3)
-        new = m.add([llm_passage("kill", i) for i in range(n, n + 3)], metadata=[{"i": i} for i in range(n, n + 3)])
-        assert new == [n + 1, n + 2, n + 3] and m._llm().last_stats.coded >= 2
-        _check_after_kill(m, llm_passage, 3, n + 3)
+        late = [llm_passage("kill", i) for i in range(n, n + 3)]
+        assert m.add(late, metadata=[{"i": i} for i in range(n, n + 3)]) == [n + 1, n + 2, n + 3]
+        assert m._llm().last_stats.coded >= 2 and m.get(n + 2).text == late[1]
