@@ -91,7 +91,7 @@ READER = textwrap.dedent("""
     m.search("warm up the model", k=1)
     print("open", flush=True)
     rng = random.Random(0)
-    checks, wrong, errors, seen = 0, [], [], 0
+    checks, found, wrong, errors, seen = 0, 0, [], [], 0
     while not os.path.exists(stop):
         tag, i = rng.choice(["alpha", "beta"]), rng.randrange(int(sys.argv[4]))
         try:
@@ -99,6 +99,12 @@ READER = textwrap.dedent("""
             if n < seen:
                 wrong.append(f"count went down {{seen}} -> {{n}}")
             seen = n
+            there = m.search(make(tag, i), k=1, where={{"tag": tag, "i": i}}, mode="binary+int8")
+            top = m.search(word(tag, i), k=1, candidates=1000, mode="hybrid", lexical_weight=1.0)
+            if there:  # committed before: its word alone (BM25 of the term index entries) must find it
+                found += 1
+                if top[0].id != there[0].id:
+                    wrong.append(("word", word(tag, i), there[0].id, top[0].id))
             hits = m.search(word(tag, i), k=1, mode="hybrid")
             if fidelity != "llm":  # (an llm body takes a model pass per token to read)
                 hits += m.search(word(tag, i), k=2, mode="hybrid", lexical_weight=1.0) + m.search(make(tag, i), k=1)
@@ -111,7 +117,7 @@ READER = textwrap.dedent("""
             errors.append(repr(e))
         if fidelity == "llm":
             time.sleep(0.3)  # leave the writers the cores (two of them share two with this reader)
-    print(json.dumps({{"checks": checks, "wrong": wrong[:5], "errors": errors[:5]}}), flush=True)
+    print(json.dumps({{"checks": checks, "found": found, "wrong": wrong[:5], "errors": errors[:5]}}), flush=True)
     m.close()
 """).format(tests=os.path.dirname(__file__))
 
@@ -211,7 +217,7 @@ def test_two_text_writers_and_a_reader_lose_nothing_with_threaded_compression_an
     n = 160
     acked, _, reader = _run_writers_and_reader(path, tmp_path, "text", n, per_add=40, batch=40)
     assert [len(v) for v in acked.values()] == [n, n]
-    assert reader["checks"] > 0 and not reader["wrong"] and not reader["errors"], reader
+    assert reader["checks"] > 0 and reader["found"] > 0 and not reader["wrong"] and not reader["errors"], reader
     texts, words = _expected(acked, passage)
     with Memory(path) as m:
         _check_store(m, texts, by_word=words)
@@ -239,7 +245,7 @@ def test_two_llm_writers_and_a_reader_lose_nothing_with_batched_coding(tmp_path,
     assert [len(v) for v in acked.values()] == [n, n]
     for s in stats:  # every batch of 3 was coded through the multi-sequence batch model
         assert s["batches"] == [3, 3], s
-    assert reader["checks"] > 0 and not reader["wrong"] and not reader["errors"], reader
+    assert reader["checks"] > 0 and reader["found"] > 0 and not reader["wrong"] and not reader["errors"], reader
     texts, words = _expected(acked, llm_passage)
     with Memory(path, token_model=llm_model) as m:
         bodies = m.storage.fetch_texts(sorted(texts))
