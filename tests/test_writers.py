@@ -254,19 +254,22 @@ def test_two_llm_writers_and_a_reader_lose_nothing_with_batched_coding(tmp_path,
 
 
 # argv: path fidelity batch_size; adds a long stream of passages, saying "working" as each batch's coding starts
+# ("retraining" as a dictionary re-training compresses the bodies with a new dictionary, on threads)
 KILLED = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {tests!r})
     import hashmem
     from hashmem.memory import Memory
     from hashmem.memory.tiers import lockstep, parallel
+    from hashmem.memory.tiers import text as texttier
     from test_writers import llm_passage, passage
     path, fidelity, batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
     parallel.WORKERS = 2
     real_compress, real_group = parallel.compress_all, lockstep._encode_group
 
     def compress_all(make, raws, *, threads=None):  # slowed, so that the kill lands while the threads compress
-        print("working", flush=True)
+        if raws:
+            print("retraining" if busy else "working", flush=True)
         def slow():
             comp = make()
             class Slow:
@@ -280,7 +283,18 @@ KILLED = textwrap.dedent("""
         print("working", flush=True)
         return real_group(batch_model, model, group)
 
+    busy = []
+    real_retrain = texttier.TextTier.maybe_retrain
+
+    def maybe_retrain(self, **kw):
+        busy.append(1)
+        try:
+            return real_retrain(self, **kw)
+        finally:
+            busy.pop()
+
     parallel.compress_all, lockstep._encode_group = compress_all, encode_group
+    texttier.TextTier.maybe_retrain = maybe_retrain
     make = llm_passage if fidelity == "llm" else passage
     m = Memory(path, fidelity=fidelity, batch_size=batch)
     n = 30 if fidelity == "llm" else 1500
@@ -288,13 +302,13 @@ KILLED = textwrap.dedent("""
 """).format(tests=os.path.dirname(__file__))
 
 
-def _kill_while_working(path, fidelity: str, batch: int, committed: int, env=None) -> None:
-    """Start KILLED; SIGKILL it as a batch's compression (text) or batched coding (llm) starts once
-    ``committed`` records are in the file."""
+def _kill_while_working(path, fidelity: str, batch: int, committed: int, env=None, at: str = "working") -> None:
+    """Start KILLED; SIGKILL it as a batch's compression (text) or batched coding (llm), or with ``at="retraining"``
+    a re-training's compression, starts once ``committed`` records are in the file."""
     proc = _spawn(KILLED, path, fidelity, batch, env=env)
     try:
         for line in proc.stdout:
-            if line.strip() == "working" and _count(path) >= committed:
+            if line.strip() == at and _count(path) >= committed:
                 os.kill(proc.pid, signal.SIGKILL)
                 break
     finally:
@@ -313,16 +327,20 @@ def _check_after_kill(m: Memory, make, batch: int, committed: int) -> int:
 
 
 @pytest.mark.slow
-def test_sigkill_while_a_text_batch_compresses_on_threads_leaves_a_sound_store(tmp_path):
-    """Killed while the next batch's bodies compress on a background thread over two threads
-    (after 3 batches of 48 and a dictionary re-training): reopened, sound, exact, and it takes a new add."""
+@pytest.mark.parametrize("at", ["working", "retraining"], ids=["batch", "retraining"])
+def test_sigkill_while_text_bodies_compress_on_threads_leaves_a_sound_store(tmp_path, at):
+    """Killed while the next batch's bodies compress on a background thread over two threads (after
+    3 batches of 48 and a dictionary re-training), or while the first re-training (after 2 batches)
+    recompresses the bodies on threads: reopened, sound, exact, it takes a new add and re-trains."""
     path = tmp_path / "killed.db"
-    _kill_while_working(path, "text", 48, 3 * 48)
+    committed = 3 * 48 if at == "working" else 2 * 48
+    _kill_while_working(path, "text", 48, committed, at=at)
     with Memory(path) as m:  # opening runs the integrity check
-        n = _check_after_kill(m, passage, 48, 3 * 48)
-        assert m._text_tier().current_generation() >= 1
+        n = _check_after_kill(m, passage, 48, committed)
+        assert m._text_tier().current_generation() == (1 if at == "working" else 0)
         assert m.add([passage("kill", n)], metadata={"i": n}) == [n + 1]
         assert m.get(n + 1).text == passage("kill", n)
+        assert m._text_tier().current_generation() == 1  # (retraining: the add's upkeep re-trained after the kill)
         _check_after_kill(m, passage, 1, n + 1)
 
 
