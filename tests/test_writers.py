@@ -268,7 +268,7 @@ KILLED = textwrap.dedent("""
     real_compress, real_group = parallel.compress_all, lockstep._encode_group
 
     def compress_all(make, raws, *, threads=None):  # slowed, so that the kill lands while the threads compress
-        if raws:
+        if raws and fidelity == "text":  # (an llm store's text bodies are only its fallbacks)
             print("retraining" if busy else "working", flush=True)
         def slow():
             comp = make()
