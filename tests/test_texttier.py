@@ -342,3 +342,19 @@ def test_an_add_whose_dictionary_another_process_drops_while_it_compresses_is_st
     finally:
         writer.close()
         other.close()
+
+
+def test_an_add_to_a_store_whose_current_dictionary_is_missing_fails_in_one_line(tmp_path, monkeypatch):
+    """Reading the generation again is for a race: a store that names a dictionary it lacks is damaged."""
+    monkeypatch.setattr(tt, "MIN_GAIN", -1.0)
+    path = tmp_path / "m.db"
+    with Memory(path, fidelity="text", method="sign") as m:
+        m.add(_prose(random.Random(14), 80), embeddings=np.random.default_rng(1).standard_normal((80, 384)))
+        gen = tt.for_storage(m.storage).current_generation()
+        assert gen
+        with m.storage.transaction() as c:
+            m.storage.delete_meta(c, f"text_dict.{gen}")
+    with Memory(path) as m:
+        with pytest.raises(StoreCorruptError, match=f"needs text dictionary {gen}, which the store lacks"):
+            m.add(["one more passage"], embeddings=np.ones((1, 384), np.float32))
+        assert len(m) == 80

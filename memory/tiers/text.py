@@ -198,7 +198,7 @@ class TextTier:
         try:
             dict_data = _dict_data or (self._dict(gen) if gen else None)
         except DictionaryGoneError:  # another process adopted a newer dictionary since gen was read
-            if generation is not None:
+            if generation is not None or self.current_generation() == gen:  # (else a damaged store)
                 raise
             return self.encode(texts, _threads=_threads)
         head, raw_head = bytes([PLAIN + gen]), bytes([RAW])
