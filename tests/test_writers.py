@@ -16,7 +16,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from collections import Counter
 
 import pytest
@@ -78,7 +77,8 @@ WRITER = textwrap.dedent("""
     m.close()
 """).format(tests=os.path.dirname(__file__))
 
-# argv: path stop_file fidelity; keeps one Memory open and searches (hybrid) until stop_file exists
+# argv: path stop_file fidelity n; keeps one Memory open and searches (hybrid) until stop_file exists and it has
+# checked a record
 READER = textwrap.dedent("""
     import json, os, random, sys, time
     sys.path.insert(0, {tests!r})
@@ -92,7 +92,8 @@ READER = textwrap.dedent("""
     print("open", flush=True)
     rng = random.Random(0)
     checks, found, wrong, errors, seen = 0, 0, [], [], 0
-    while not os.path.exists(stop):
+    # after the stop, one more round on the finished store (where every word finds its passage)
+    while not (os.path.exists(stop) and (found and checks or errors or wrong)):
         tag, i = rng.choice(["alpha", "beta"]), rng.randrange(int(sys.argv[4]))
         try:
             n = len(m)
@@ -182,8 +183,7 @@ def _run_writers_and_reader(path, tmp_path, fidelity: str, n: int, per_add: int,
         outs = [p.communicate(timeout=300) for p in writers]
         for p, (_, err) in zip(writers, outs, strict=True):
             assert p.returncode == 0, err[-3000:]
-        time.sleep(0.5)  # the reader also searches the finished store
-        stop.touch()
+        stop.touch()  # the reader stops once it has checked a record of the finished store, if not before
         out, err = reader.communicate(timeout=120)
         assert reader.returncode == 0, err[-3000:]
     finally:
