@@ -306,3 +306,55 @@ def test_get_of_a_record_deleted_between_its_two_reads_is_not_found_not_textless
     finally:
         reader.close()
         other.close()
+
+
+def test_an_add_whose_dictionary_another_process_drops_while_it_compresses_is_stored(tmp_path, monkeypatch):
+    """The add's compression (on a background thread, outside the write lock) read the current generation;
+    before it loaded that dictionary, another process adopted a new one and dropped it."""
+    monkeypatch.setattr(tt, "MIN_GAIN", -1.0)
+    path = tmp_path / "m.db"
+    rng = np.random.default_rng(0)
+    emb = rng.standard_normal((400, 384)).astype(np.float32)
+    with Memory(path, fidelity="text", method="sign") as m:
+        m.add(_prose(random.Random(11), 120), embeddings=emb[:120])
+    writer, other = Memory(path), Memory(path)
+    try:
+        other.add(_prose(random.Random(12), 200), embeddings=emb[120:320])  # generation 1 or more, not met by writer
+        tier = tt.for_storage(writer.storage)
+        tier._dicts.clear()
+        gen = tier.current_generation()
+        real = tt.TextTier.current_generation
+        calls = []
+
+        def read_then_retrain(self):
+            got = real(self)
+            if self is tier and not calls:  # the add's compression has read the generation: the other retrains
+                calls.append(1)
+                assert tt.for_storage(other.storage).maybe_retrain(force=True)
+            return got
+
+        monkeypatch.setattr(tt.TextTier, "current_generation", read_then_retrain)
+        late = _prose(random.Random(13), 40)
+        new = writer.add(late, embeddings=emb[320:360])
+        assert calls and real(tier) == gen + 1 and writer.storage.get_meta(f"text_dict.{gen}") is None
+        assert [writer.get(i).text for i in new] == late
+        assert {b[0] for b in writer.storage.fetch_texts(new).values()} <= {tt.RAW, tt.PLAIN + gen + 1}
+    finally:
+        writer.close()
+        other.close()
+
+
+def test_an_add_to_a_store_whose_current_dictionary_is_missing_fails_in_one_line(tmp_path, monkeypatch):
+    """Reading the generation again is for a race: a store that names a dictionary it lacks is damaged."""
+    monkeypatch.setattr(tt, "MIN_GAIN", -1.0)
+    path = tmp_path / "m.db"
+    with Memory(path, fidelity="text", method="sign") as m:
+        m.add(_prose(random.Random(14), 80), embeddings=np.random.default_rng(1).standard_normal((80, 384)))
+        gen = tt.for_storage(m.storage).current_generation()
+        assert gen
+        with m.storage.transaction() as c:
+            m.storage.delete_meta(c, f"text_dict.{gen}")
+    with Memory(path) as m:
+        with pytest.raises(StoreCorruptError, match=f"needs text dictionary {gen}, which the store lacks"):
+            m.add(["one more passage"], embeddings=np.ones((1, 384), np.float32))
+        assert len(m) == 80

@@ -25,29 +25,27 @@ dictionary, itself compressed as one zstd-19 frame: a dictionary is mostly raw
 text, and stored this way costs about half), ``text_dict`` (the current ``g``) and ``text_dict_trained_on`` (the
 passage count at training). Generation 0 means "no dictionary yet".
 
-When to (re)train: first when the store holds ``FIRST_TRAIN`` passages, then
-each time it has grown ``RETRAIN_GROWTH``× since the last try. Dictionaries of
-a few sizes (``DICT_SHARES`` of the stored text) are trained (on threads, as bodies
-are compressed: ``tiers.parallel``); the one giving the
-smallest total — a sample compressed with it, extrapolated to the whole store,
-plus the dictionary's own stored bytes — is kept only if it pays: it must beat the
-current total by ``MIN_GAIN``. Then every body is recompressed and the old
-dictionary dropped. The write pipeline asks after an add's last batch, and after its
-other batches only while the store has no dictionary (``ingest.upkeep``): one
+When to (re)train: first when the store holds ``FIRST_TRAIN`` passages, then each time it
+has grown ``RETRAIN_GROWTH``× since the last try. Dictionaries of a few sizes
+(``DICT_SHARES`` of the stored text) are trained (on threads, as bodies are compressed:
+``tiers.parallel``); the one giving the smallest total — a sample compressed with it,
+extrapolated to the whole store, plus the dictionary's own stored bytes — is kept only if
+it pays: it must beat the current total by ``MIN_GAIN``. Then every body is recompressed
+and the old dictionary dropped. The write pipeline asks after an add's last batch, and
+after its other batches only while the store has no dictionary (``ingest.upkeep``): one
 retraining per add, however many times the add doubles the store.
 
-Several processes (concurrency contract). A generation's dictionary never changes
-once written, so every process may cache it by generation. Adopting one runs in
-two steps: every body present is recompressed *outside* the write lock; then one
-short transaction checks that the current generation is still the one it
-started from (otherwise another process adopted first: this try is dropped, its
-work thrown away), writes the dictionary, the recompressed bodies (of rows not
-deleted meanwhile), recompresses the few rows added since, moves ``text_dict``
-and drops the old dictionary. A writer compresses its passages before taking the
-write lock and, inside it, calls ``current_bodies`` to recompress those made with
-a dictionary that is no longer current; so no committed body ever names a
-dropped dictionary. A reader that read a body just before a re-training
-committed may find its dictionary gone: ``decode`` raises
+Several processes (concurrency contract). A generation's dictionary never changes once
+written, so every process may cache it by generation. Adopting one runs in two steps: every
+body present is recompressed *outside* the write lock; then one short transaction checks that
+the current generation is still the one it started from (otherwise another process adopted
+first: this try is dropped, its work thrown away), writes the dictionary, the recompressed
+bodies (of rows not deleted meanwhile), recompresses the few rows added since, moves
+``text_dict`` and drops the old dictionary. A writer compresses its passages before taking
+the write lock (``encode`` reads the generation again if its dictionary is dropped before it
+loads it) and, inside it, calls ``current_bodies`` to recompress those made with a dictionary
+that is no longer current; so no committed body ever names a dropped one. A reader that read
+a body just before a re-training committed may find its dictionary gone: ``decode`` raises
 ``DictionaryGoneError`` and the reader reads the body again (``Memory.get``).
 
 What it does not do: decide which stores keep text (``config.fidelity``) or
@@ -189,18 +187,20 @@ class TextTier:
 
     def encode(self, texts: Sequence[str], *, generation: int | None = None, _dict_data=None,
                _threads: int | None = None) -> list[bytes]:
-        """Bodies of passages: compressed with the current dictionary, or raw when smaller.
+        """One body per passage, in order (layout: module docstring): zstd with a dictionary, or raw when smaller.
 
         Args:
             texts: the passages (any str; encoded as UTF-8).
-            generation: dictionary to use (default: the store's current one).
+            generation: dictionary to use (default: the current one, read again if it is dropped meanwhile).
             _threads: compressing threads at most (default ``parallel.WORKERS``).
-
-        Returns:
-            One body per passage, in order (see the module docstring for the layout).
         """
         gen = self.current_generation() if generation is None else generation
-        dict_data = _dict_data or (self._dict(gen) if gen else None)
+        try:
+            dict_data = _dict_data or (self._dict(gen) if gen else None)
+        except DictionaryGoneError:  # another process adopted a newer dictionary since gen was read
+            if generation is not None or self.current_generation() == gen:  # (else a damaged store)
+                raise
+            return self.encode(texts, _threads=_threads)
         head, raw_head = bytes([PLAIN + gen]), bytes([RAW])
         raws = [t.encode("utf-8") for t in texts]
         frames = parallel.compress_all(lambda: self._compressor(gen, dict_data), raws, threads=_threads)
