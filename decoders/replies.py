@@ -11,9 +11,13 @@ own, and all candidates' tokens go through one batch.
 
 The prompt's head (``keep`` tokens: the system message, the same for every
 question) stays evaluated between questions. It is always evaluated on its own,
-in its own ``llama_decode``, and the rest of the prompt after it, so a
-question's scores do not depend on the questions asked before
-(tests/test_decoders.py). Nothing else uses this context.
+in its own ``llama_decode``, and the rest of the prompt after it; every other
+cell is freed before a prompt, so the cells' layout, and so a question's
+scores, do not depend on the questions asked before (tests/test_decoders.py).
+Within a question, a candidate's score depends slightly on its place in the
+batch (its cells lie further on: the attention sums in another order, a few
+hundredths of a nat, like one batch against token by token). Nothing else
+uses this context.
 
 The context is the question model's (same weights, same parameters) with
 ``n_seq_max`` = ``MAX_REPLIES`` + 1 and a unified KV cache; it is made on first
@@ -121,7 +125,8 @@ class ReplyScorer:
             for s, seq in enumerate(group, 1):
                 self._ctx.kv_cache_seq_rm(s, -1, -1)
                 self._ctx.kv_cache_seq_cp(0, s, 0, self._n_prompt)
-                items += [(t, self._n_prompt + j, s, j < len(seq) - 1) for j, t in enumerate(seq)]
+                items += [(t, self._n_prompt + j, s, True) for j, t in enumerate(seq[:-1])]  # not the end:
+                # its probability is read at the reply's last token, and nothing follows it
             self._decode(items)
             rows = self._rows(sum(len(seq) - 1 for seq in group))
             r = 0

@@ -421,7 +421,9 @@ def test_reply_logprob_equals_the_models_own_step_by_step_probabilities(hints_me
         dec.llm.eval([t])
     # one batch against one token at a time: the same model, summed in another order (a few hundredths per token)
     assert got == pytest.approx(want, abs=0.05 * (len(toks) + 1))
-    assert again == pytest.approx(got, abs=1e-3) and alone == pytest.approx(got, abs=1e-3)
+    assert alone == got  # the first sequence: the same cells whether other candidates follow or not
+    # a later sequence's cells lie elsewhere in the cache: the attention sums in another order
+    assert again == pytest.approx(got, abs=0.05 * (len(toks) + 1))
     other = dec.llm.tokenize(b"Paris in 1889", add_bos=False, special=False)
     assert dec.reply_logprobs([other], dec.first_token_logprobs(prompt))[0] < got - 2  # it discriminates
     assert first[toks[0]] > float(np.log(1e-9))
