@@ -62,7 +62,7 @@ def collect(out: str, k: int, limit: int, data: Path) -> None:
                 first = dec.first_token_logprobs(prompt)
                 for c in cands:
                     toks = dec.llm.tokenize(c.text.encode("utf-8"), add_bos=False, special=False)
-                    scores.append((float(first[toks[0]]), dec.reply_logprob(len(prompt), toks, first), len(toks) + 1))
+                    scores.append((float(first[toks[0]]), dec.reply_logprobs([toks], first)[0], len(toks) + 1))
                 emb = mem.embedder.encode([q["text"]] + [c.text for c in cands], progress=False)
                 cos = (emb[1:] @ emb[0]).tolist()
             f.write(json.dumps({

@@ -4,9 +4,9 @@
 own chat template (ChatML when the GGUF has none) and tokenizes it part by
 part: the template and the trusted parts with special tokens, the data parts
 (stored text, a question) *without*, so that stored text can never close a chat
-turn or open a system one. ``first_token_logprobs`` and ``reply_logprob`` read
-the model's log-probabilities of a reply from the cached prompt, so that many
-candidate replies can be scored after one evaluation of the prompt.
+turn or open a system one. ``head_tokens`` are the tokens every prompt of one
+system message starts with (``replies`` keeps them evaluated); ``last_logits``
+and ``log_softmax`` read what the model gives back.
 
 Every function takes a loaded ``llama_cpp.Llama``; llama_cpp is imported only
 inside them.
@@ -91,34 +91,11 @@ def log_softmax(x: np.ndarray) -> np.ndarray:
     return z - np.log(np.exp(z).sum())
 
 
-def first_token_logprobs(llm, prompt: list[int]) -> np.ndarray:
-    """Evaluate a prompt from scratch; the log-probabilities [n_vocab] of the reply's first token."""
-    llm.reset()
-    llm.eval(prompt)
-    return log_softmax(last_logits(llm).astype(np.float64))
-
-
-def reply_logprob(llm, n_prompt: int, tokens: Sequence[int], first: np.ndarray) -> float:
-    """Log-probability of tokens, then the end of the turn, as the whole reply to the prompt just evaluated.
-
-    The tokens are evaluated from the prompt's cached state (``n_prompt``
-    tokens, see ``first_token_logprobs``, whose result is ``first``) in one
-    batch keeping the logits of every position; the cache is cut back to the
-    prompt afterwards, so replies can be scored one after another.
-    """
-    import llama_cpp
-
-    seq = list(tokens)[: llm.n_batch - 1] + [end_of_turn(llm)]
-    ctx, batch = llm._ctx, llm._batch
-    ctx.kv_cache_seq_rm(-1, n_prompt, -1)
-    b = batch.batch
-    b.n_tokens = len(seq)
-    for j, t in enumerate(seq):
-        b.token[j], b.pos[j], b.seq_id[j][0], b.n_seq_id[j], b.logits[j] = t, n_prompt + j, 0, 1, True
-    ctx.decode(batch)
-    rows = np.ctypeslib.as_array(llama_cpp.llama_get_logits(ctx.ctx), shape=(len(seq), llm.n_vocab()))
-    lp = float(first[seq[0]]) + sum(
-        float(log_softmax(rows[j].astype(np.float64))[seq[j + 1]]) for j in range(len(seq) - 1))
-    ctx.kv_cache_seq_rm(-1, n_prompt, -1)
-    llm.n_tokens = n_prompt
-    return lp
+def head_tokens(llm, system: str, first_part: tuple[str, bool]) -> list[int]:
+    """The tokens every ``prompt_tokens(llm, system, [first_part, ...])`` starts with, whatever follows it."""
+    sentinel = "\u241e0\u241e"
+    rendered = render_chat(llm, [{"role": "system", "content": system}, {"role": "user", "content": sentinel}])
+    head = rendered.split(sentinel, 1)[0]
+    text, trusted = first_part
+    return (llm.tokenize(head.encode("utf-8"), add_bos=True, special=True)
+            + llm.tokenize(text.encode("utf-8"), add_bos=False, special=trusted))

@@ -224,3 +224,10 @@ def question_prompt(llm, memory, question: str, hits: Sequence, contents: Mappin
         return memory.embedder.encode(texts, progress=False)
 
     return bounded(question, contents, [h.id for h in hits], cap=cap, prompt_of=prompt_of, count=count, embed=embed)
+
+
+def shared_head(llm, prompt: Sequence[int]) -> int:
+    """How many first tokens of a question prompt (``question_prompt``) every question prompt shares: the
+    system message and the turn's opening, which ``chat.eval_prompt`` keeps evaluated; 0 for another prompt."""
+    head = chat.head_tokens(llm, SPAN_SYSTEM, question_turn("", "")[0])
+    return len(head) if list(prompt[: len(head)]) == head else 0

@@ -54,7 +54,7 @@ import numpy as np
 
 from hashmem.memory import Hit, Memory, Record
 
-from . import chat, focus, spans
+from . import chat, focus, replies, spans
 from . import summary as summaries
 from . import threads as threadpick
 from .base import (
@@ -347,10 +347,10 @@ class LlamaDecoder(Decoder):
         else:
             first = self.first_token_logprobs(prompt)
             toks = [self.llm.tokenize(c.text.encode("utf-8"), add_bos=False, special=False) for c in cands]
-            order = sorted(range(len(cands)), key=lambda i: -(first[toks[i][0]] + NEAR_WEIGHT * cands[i].near))
-            scores = [float("-inf")] * len(cands)
-            for i in order[:SHORTLIST]:
-                scores[i] = self.reply_logprob(len(prompt), toks[i], first) / (len(toks[i]) + 1) + heuristic[i]
+            short = sorted(range(len(cands)), key=lambda i: -(first[toks[i][0]] + NEAR_WEIGHT * cands[i].near))
+            scores, short = [float("-inf")] * len(cands), short[:SHORTLIST]
+            for i, lp in zip(short, self.reply_logprobs([toks[i] for i in short], first), strict=True):
+                scores[i] = lp / (len(toks[i]) + 1) + heuristic[i]
         top = cands[int(np.argmax(scores))]
         return f"{top.text} [{top.source}]"
 
@@ -374,13 +374,13 @@ class LlamaDecoder(Decoder):
         return " ".join(w for i, w in enumerate(words) if i == 0 or w != words[i - 1])  # "Tim Tim Tim" → "Tim"
 
     def first_token_logprobs(self, prompt: list[int]) -> np.ndarray:
-        """Evaluate a prompt from scratch; the log-probabilities [n_vocab] of the reply's first token."""
-        return chat.first_token_logprobs(self.llm, prompt)
+        """Log-probabilities [n_vocab] of the reply's first token (``replies``; a question's head kept)."""
+        return replies.scorer(self.llm).first(prompt, keep=focus.shared_head(self.llm, prompt))
 
-    def reply_logprob(self, n_prompt: int, tokens: Sequence[int], first: np.ndarray) -> float:
-        """Log-probability of tokens, then the end of the turn, as the whole reply to the prompt just
-        evaluated (``chat.reply_logprob``; the cache is cut back to the prompt afterwards)."""
-        return chat.reply_logprob(self.llm, n_prompt, tokens, first)
+    def reply_logprobs(self, candidates: Sequence[Sequence[int]], first: np.ndarray) -> list[float]:
+        """Log-probability of each candidate's tokens, then the end of the turn, as the whole reply to the
+        prompt ``first_token_logprobs`` just evaluated (``replies``: all candidates in one batch)."""
+        return replies.scorer(self.llm).replies(candidates, first)
 
 
 def _target_words(record: Record) -> int:

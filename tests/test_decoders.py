@@ -14,6 +14,7 @@ from hashmem.decoders import (
     DecoderFallbackWarning,
     ExtractiveDecoder,
     chat,
+    focus,
     grammar,
     infill,
     invented_terms,
@@ -410,8 +411,8 @@ def test_reply_logprob_equals_the_models_own_step_by_step_probabilities(hints_me
     prompt = dec._prompt_tokens(prompts.SPAN_SYSTEM, [("Question: what do bees dance?\nAnswer:", False)])
     toks = dec.llm.tokenize(b"a waggle dance", add_bos=False, special=False)
     first = dec.first_token_logprobs(prompt)
-    got = dec.reply_logprob(len(prompt), toks, first)
-    again = dec.reply_logprob(len(prompt), toks, first)  # the cache was cut back to the prompt
+    got, again = dec.reply_logprobs([toks, toks], first)  # two sequences sharing the prompt's cells
+    alone = dec.reply_logprobs([toks], first)[0]
     dec.llm.reset()
     dec.llm.eval(prompt)
     want = 0.0
@@ -419,10 +420,48 @@ def test_reply_logprob_equals_the_models_own_step_by_step_probabilities(hints_me
         want += float(chat.log_softmax(dec._last_logits().astype(np.float64))[t])
         dec.llm.eval([t])
     # one batch against one token at a time: the same model, summed in another order (a few hundredths per token)
-    assert got == pytest.approx(want, abs=0.05 * (len(toks) + 1)) and again == pytest.approx(got, abs=1e-6)
+    assert got == pytest.approx(want, abs=0.05 * (len(toks) + 1))
+    assert alone == got  # the first sequence: the same cells whether other candidates follow or not
+    # a later sequence's cells lie elsewhere in the cache: the attention sums in another order
+    assert again == pytest.approx(got, abs=0.05 * (len(toks) + 1))
     other = dec.llm.tokenize(b"Paris in 1889", add_bos=False, special=False)
-    assert dec.reply_logprob(len(prompt), other, dec.first_token_logprobs(prompt)) < got - 2  # it discriminates
+    assert dec.reply_logprobs([other], dec.first_token_logprobs(prompt))[0] < got - 2  # it discriminates
     assert first[toks[0]] > float(np.log(1e-9))
+
+
+@pytest.mark.slow
+def test_a_question_prompts_shared_head_is_kept_and_gives_the_same_scores(text_mem):
+    """The system message of a question prompt stays evaluated between questions; the scores do not depend
+    on whether it was kept, nor on the questions asked before."""
+    import numpy as np
+
+    from hashmem.decoders import replies
+
+    dec = dllama.LlamaDecoder(text_mem, threads=THREADS)
+
+    def prompt_of(q):
+        hits = text_mem.search(q, 3)
+        return dec.question_prompt(q, hits, {h.id: text_mem.get(h.id).text for h in hits})[0]
+
+    a, b = prompt_of("What do honeybees use to tell their hive mates?"), prompt_of("Where do bees live?")
+    keep = focus.shared_head(dec.llm, a)
+    assert 10 < keep < len(a) // 2 and focus.shared_head(dec.llm, b) == keep
+    assert focus.shared_head(dec.llm, dec.reconstruction_prompt(text_mem.get(text_mem.ids()[0]))) == 0
+    cands = [dec.llm.tokenize(t, add_bos=False, special=False) for t in (b"waggle dance", b"a hive", b"Paris")]
+    scorer = replies.scorer(dec.llm)
+    scorer._head = ()  # forget any kept head: a's is evaluated now
+    fresh = dec.first_token_logprobs(a)
+    fresh_lp = dec.reply_logprobs(cands, fresh)
+    dec.reply_logprobs(cands, dec.first_token_logprobs(b))  # another question in between: the head is kept
+    assert scorer._head == tuple(a[:keep])
+    kept = dec.first_token_logprobs(a)
+    assert np.array_equal(fresh, kept) and dec.reply_logprobs(cands, kept) == fresh_lp
+    dec.llm.reset()
+    dec.llm.eval(a)  # the whole prompt in one batch, in the question model's own context: the same model
+    whole = chat.log_softmax(dec._last_logits().astype(np.float64))
+    assert int(np.argmax(whole)) == int(np.argmax(kept))
+    assert np.abs(whole - kept)[np.argsort(-whole)[:20]].max() < 0.5
+    assert fresh_lp[0] > fresh_lp[2]  # the memories' phrase over a word they do not hold
 
 
 @pytest.mark.slow
