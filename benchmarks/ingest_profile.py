@@ -14,7 +14,8 @@ calls), so the stages and "the rest" add up to the add's wall time:
   re-compression (``_recompress``, ``update_texts``);
 - term index (``text`` stores): the entries (``termindex.encode``) and their SQLite write;
 - SQLite: record inserts, IVF lists, the commits (``StoreFile.transaction``'s own time);
-- refits (fit and re-encoding), the local index (``index_add``), the progress bar.
+- refits (fit and re-encoding; a fit made on a thread during the add, ``refit.Refits``, counts
+  only where the main thread waits for it), the local index (``index_add``), the progress bar.
 
     .venv/bin/python benchmarks/ingest_profile.py --json benchmarks/results/ingest_profile_before.json
 
@@ -159,6 +160,8 @@ def instrument() -> None:
         (termindex, "encode", "term index: encode"),
         (backend.LocalBackend, "store_terms", "term index: SQLite write"),
         (refit, "refit", "refit: fit + re-encode + write"),
+        (refit, "_fitted", "refit: fit (in the main thread: in place, or waited for)"),
+        (refit, "_write", "refit: re-encode + write"),
         (backend.LocalBackend, "index_add", "local index: add"),
         (backend.LocalBackend, "upkeep", "local index: IVF upkeep"),
     ]

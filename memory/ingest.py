@@ -68,7 +68,7 @@ def add_passages(
     show = (total or 0) >= 256 if progress is None else progress
     bar = progress_bar(total, show)
     ids: list[int] = []
-    offset = 0
+    offset, refits = 0, refitting.Refits(mem, background=dedup == "keep")  # codes find repeats: refit in place
     try:
         for batch in _batched(passages, mem.batch_size):
             texts = [t for t, _ in batch]
@@ -95,16 +95,16 @@ def add_passages(
             offset += len(batch)
             if bar is not None:
                 bar.update(len(batch))
-            upkeep(mem, namespace, progress=show, last=total is not None and offset >= total)
+            upkeep(mem, namespace, progress=show, last=total is not None and offset >= total, refits=refits)
         if ids and (total is None or offset < total):  # a stream of unknown length: its end is known now
-            upkeep(mem, namespace, progress=show, last=True)
+            upkeep(mem, namespace, progress=show, last=True, refits=refits)
     finally:
         if bar is not None:
             bar.close()
     return ids
 
 
-def upkeep(mem, namespace: str, *, progress: bool, last: bool = True) -> None:
+def upkeep(mem, namespace: str, *, progress: bool, last: bool = True, refits: refitting.Refits | None = None) -> None:
     """After a committed batch: refit the hasher, build IVF lists, retrain the text dictionary, keep the byte budget.
 
     Each is due by the store's size, so one that fails (another process held the write
@@ -113,11 +113,11 @@ def upkeep(mem, namespace: str, *, progress: bool, last: bool = True) -> None:
 
     The text dictionary is tried after an add's ``last`` batch, and after the others only
     while the store has none: a retraining recompresses every body, so one per add, on all
-    its passages, instead of one each time the add doubles the store (the refit and the
-    IVF lists, which decide codes and search results, keep their schedule by batch).
+    its passages, instead of one each time the add doubles the store (the refit, fitted on a
+    thread as the add goes on, ``refit.Refits``, and the IVF lists keep their schedule by batch).
     """
     try:
-        refitting.maybe_refit(mem, progress=progress)
+        (refits or refitting.Refits(mem, background=False)).step(progress=progress, last=last)
         if isinstance(mem.backend, AfterCommitUpkeep):  # the local index's IVF lists of large namespaces
             with mem._lock.write():
                 mem.backend.upkeep(namespace, dim=mem.config.dim, quantizer=mem.quantizer, progress=progress)
