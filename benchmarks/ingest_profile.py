@@ -158,6 +158,7 @@ def instrument() -> None:
         (storage.Storage, "insert", "SQLite: insert records and bodies"),
         (storage.Storage, "set_lists", "SQLite: IVF lists"),
         (termindex, "encode", "term index: encode"),
+        (termindex, "encode_all", "term index: encode"),
         (backend.LocalBackend, "store_terms", "term index: SQLite write"),
         (refit, "refit", "refit: fit + re-encode + write"),
         (refit, "_fitted", "refit: fit (in the main thread: in place, or waited for)"),
