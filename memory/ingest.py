@@ -24,7 +24,7 @@ import numpy as np
 
 from . import compact as compacting
 from . import dedup as dedupe
-from . import hints, quantize, records, termindex
+from . import gcpause, hints, quantize, records, termindex
 from . import refit as refitting
 from .backends.base import AfterCommitUpkeep, TermIndex
 from .bodies import hint_preview, texts_for_tier
@@ -83,8 +83,9 @@ def add_passages(
             emb = embeddings[offset : offset + len(batch)] if embeddings is not None else None
             try:
                 found: list[dedupe.Match] = []
-                ids += add_batch(mem, texts, metas, namespace, emb, policy=dedup, threshold=threshold, found=found,
-                                 level=bodies.level(offset, len(batch)))
+                with gcpause.paused():  # the batch's tokens are not walked by the collector (gcpause)
+                    ids += add_batch(mem, texts, metas, namespace, emb, policy=dedup, threshold=threshold,
+                                     found=found, level=bodies.level(offset, len(batch)))
                 if matches is not None:
                     matches += [dedupe.Match(offset + m.position, m.id, m.score, m.exact) for m in found]
             except StoreError as e:
