@@ -148,7 +148,7 @@ def instrument() -> None:
         (storage.Storage, "save_lexicon", "lexicon: SQLite write"),
         (text.TextTier, "encode", "text: compress"),
         (ingest, "texts_for_tier", "text: bodies at insert"),
-        (text.TextTier, "_adopt", "text retrain: adopt (the dictionary again: tiers.provisional)"),
+        (text.TextTier, "_adopt", "text retrain: adopt (switch; or the dictionary again: tiers.provisional)"),
         (text.TextTier, "current_bodies", "text: current_bodies"),
         (text.TextTier, "maybe_retrain", "text retrain: sample, choose, rest"),
         (text.TextTier, "_sample_texts", "text retrain: sample stored texts"),
