@@ -14,7 +14,8 @@ calls), so the stages and "the rest" add up to the add's wall time:
   re-compression (``_recompress``, ``update_texts``);
 - term index (``text`` stores): the entries (``termindex.encode``) and their SQLite write;
 - SQLite: record inserts, IVF lists, the commits (``StoreFile.transaction``'s own time);
-- refits (fit and re-encoding), the local index (``index_add``), the progress bar.
+- refits (fit and re-encoding; a fit made on a thread during the add, ``refit.Refits``, counts
+  only where the main thread waits for it), the local index (``index_add``), the progress bar.
 
     .venv/bin/python benchmarks/ingest_profile.py --json benchmarks/results/ingest_profile_before.json
 
@@ -147,6 +148,7 @@ def instrument() -> None:
         (storage.Storage, "save_lexicon", "lexicon: SQLite write"),
         (text.TextTier, "encode", "text: compress"),
         (ingest, "texts_for_tier", "text: bodies at insert"),
+        (text.TextTier, "_adopt", "text retrain: adopt (switch; or the dictionary again: tiers.provisional)"),
         (text.TextTier, "current_bodies", "text: current_bodies"),
         (text.TextTier, "maybe_retrain", "text retrain: sample, choose, rest"),
         (text.TextTier, "_sample_texts", "text retrain: sample stored texts"),
@@ -157,8 +159,11 @@ def instrument() -> None:
         (storage.Storage, "insert", "SQLite: insert records and bodies"),
         (storage.Storage, "set_lists", "SQLite: IVF lists"),
         (termindex, "encode", "term index: encode"),
+        (termindex, "encode_all", "term index: encode"),
         (backend.LocalBackend, "store_terms", "term index: SQLite write"),
         (refit, "refit", "refit: fit + re-encode + write"),
+        (refit, "_fitted", "refit: fit (in the main thread: in place, or waited for)"),
+        (refit, "_write", "refit: re-encode + write"),
         (backend.LocalBackend, "index_add", "local index: add"),
         (backend.LocalBackend, "upkeep", "local index: IVF upkeep"),
     ]

@@ -24,14 +24,16 @@ import numpy as np
 
 from . import compact as compacting
 from . import dedup as dedupe
-from . import hints, quantize, records, termindex
+from . import gcpause, hints, quantize, records, termindex
 from . import refit as refitting
 from .backends.base import AfterCommitUpkeep, TermIndex
+from .bodies import hint_preview, texts_for_tier
 from .chunk import DEFAULT_PASSAGE_TOKENS, chunk_text
 from .errors import AddIncompleteError, ConfigError, InputError, StoreError, UpkeepWarning
 from .progress import progress_bar
 from .results import Match, Remembered
-from .tiers import parallel
+from .tiers import parallel, provisional
+from .tiers import text as tiertext
 from .validate import (
     check_embeddings,
     check_metadata,
@@ -68,7 +70,8 @@ def add_passages(
     show = (total or 0) >= 256 if progress is None else progress
     bar = progress_bar(total, show)
     ids: list[int] = []
-    offset = 0
+    offset, refits = 0, refitting.Refits(mem, background=dedup == "keep")  # codes find repeats: refit in place
+    bodies = provisional.Bodies(mem, total)  # a text store's bodies its last retraining recompresses: made fast
     try:
         for batch in _batched(passages, mem.batch_size):
             texts = [t for t, _ in batch]
@@ -80,7 +83,9 @@ def add_passages(
             emb = embeddings[offset : offset + len(batch)] if embeddings is not None else None
             try:
                 found: list[dedupe.Match] = []
-                ids += add_batch(mem, texts, metas, namespace, emb, policy=dedup, threshold=threshold, found=found)
+                with gcpause.paused():  # the batch's tokens are not walked by the collector (gcpause)
+                    ids += add_batch(mem, texts, metas, namespace, emb, policy=dedup, threshold=threshold,
+                                     found=found, level=bodies.level(offset, len(batch)))
                 if matches is not None:
                     matches += [dedupe.Match(offset + m.position, m.id, m.score, m.exact) for m in found]
             except StoreError as e:
@@ -95,16 +100,17 @@ def add_passages(
             offset += len(batch)
             if bar is not None:
                 bar.update(len(batch))
-            upkeep(mem, namespace, progress=show, last=total is not None and offset >= total)
+            upkeep(mem, namespace, progress=show, last=total is not None and offset >= total, refits=refits, bodies=bodies)
         if ids and (total is None or offset < total):  # a stream of unknown length: its end is known now
-            upkeep(mem, namespace, progress=show, last=True)
+            upkeep(mem, namespace, progress=show, last=True, refits=refits, bodies=bodies)
     finally:
         if bar is not None:
             bar.close()
     return ids
 
 
-def upkeep(mem, namespace: str, *, progress: bool, last: bool = True) -> None:
+def upkeep(mem, namespace: str, *, progress: bool, last: bool = True, refits: refitting.Refits | None = None,
+           bodies: provisional.Bodies | None = None) -> None:
     """After a committed batch: refit the hasher, build IVF lists, retrain the text dictionary, keep the byte budget.
 
     Each is due by the store's size, so one that fails (another process held the write
@@ -113,11 +119,11 @@ def upkeep(mem, namespace: str, *, progress: bool, last: bool = True) -> None:
 
     The text dictionary is tried after an add's ``last`` batch, and after the others only
     while the store has none: a retraining recompresses every body, so one per add, on all
-    its passages, instead of one each time the add doubles the store (the refit and the
-    IVF lists, which decide codes and search results, keep their schedule by batch).
+    its passages, instead of one each time the add doubles the store (the refit, fitted on a
+    thread as the add goes on, ``refit.Refits``, and the IVF lists keep their schedule by batch).
     """
     try:
-        refitting.maybe_refit(mem, progress=progress)
+        (refits or refitting.Refits(mem, background=False)).step(progress=progress, last=last)
         if isinstance(mem.backend, AfterCommitUpkeep):  # the local index's IVF lists of large namespaces
             with mem._lock.write():
                 mem.backend.upkeep(namespace, dim=mem.config.dim, quantizer=mem.quantizer, progress=progress)
@@ -125,6 +131,8 @@ def upkeep(mem, namespace: str, *, progress: bool, last: bool = True) -> None:
             tier = mem._text_tier()
             if last or not tier.current_generation():
                 tier.maybe_retrain()
+            if last and bodies is not None:  # no provisional body outlives the add (tiers.provisional)
+                bodies.settle()
             if last:  # a saved byte budget: demote the oldest bodies when the store outgrew it
                 compacting.after_add(mem)
     except StoreError as e:
@@ -133,7 +141,7 @@ def upkeep(mem, namespace: str, *, progress: bool, last: bool = True) -> None:
 
 
 def add_batch(mem, texts, metas, namespace, emb, *, policy: str = "keep", threshold: float = dedupe.DEFAULT_THRESHOLD,
-              found: list[dedupe.Match] | None = None) -> list[int]:
+              found: list[dedupe.Match] | None = None, level: int = tiertext.LEVEL) -> list[int]:
     """Embed outside the write lock; quantize, hash, count terms and insert inside it.
 
     Inside the lock this handle first catches up with other processes' commits, so the
@@ -143,7 +151,8 @@ def add_batch(mem, texts, metas, namespace, emb, *, policy: str = "keep", thresh
     are found there too, against what is committed: left out of the insert, or rewriting
     the record they repeat in the same transaction (``dedup.plan``); their positions get the
     matched ids and ``found`` the ``dedup.Match`` of each (positions within the batch). A ``text``
-    store's bodies are compressed on other threads (``tiers.parallel``) while this one tokenizes.
+    store's bodies are compressed on other threads (``tiers.parallel``) while this one tokenizes, at
+    ``level`` (``tiers.provisional``: a batch whose bodies the add's retraining recompresses).
     """
     if emb is None:
         emb = mem._embed(texts)
@@ -156,7 +165,7 @@ def add_batch(mem, texts, metas, namespace, emb, *, policy: str = "keep", thresh
     if mem.quantizer is None:  # calibrate outside the lock (it embeds); another writer may win
         calib = mem._embed(mem.embedder.calibration_texts())
         fitted = quantize.fit(np.concatenate([calib, emb]))
-    made = parallel.background(texts_for_tier, mem, texts) if mem.config.fidelity == "text" else None
+    made = parallel.background(texts_for_tier, mem, texts, None, level) if mem.config.fidelity == "text" else None
     toks = [hints.tokenize(t) for t in texts]
     term_sets = [hints.terms_of(t) for t in toks]
     try:
@@ -223,27 +232,6 @@ def add_batch(mem, texts, metas, namespace, emb, *, policy: str = "keep", thresh
         mem.state.drop_lexicon()  # undo the in-memory counts: reload on the next add
         raise
     return ids if policy == "keep" else dedupe.resolve(len(matched), keep, ids, matched, found)
-
-
-def texts_for_tier(mem, texts: Sequence[str], hint_strings: Sequence[Sequence[str]] | None = None
-                    ) -> tuple[list[bytes] | None, list[bytes] | None]:
-    """(bodies, text-tier bodies) of passages: ``llm`` bodies where they round-trip and pay."""
-    if mem.config.fidelity not in ("text", "llm"):
-        return None, None
-    fallbacks = mem._text_tier().encode(texts)
-    mem.backend.check_bodies(fallbacks)  # an llm body is used only where it is smaller
-    if mem.config.fidelity == "llm" and hint_strings is not None:
-        return mem._llm().encode(texts, hint_strings, fallbacks), fallbacks
-    return fallbacks, fallbacks
-
-
-def hint_preview(mem, toks, term_sets) -> list[list[str]]:
-    """The hint strings of passages as this handle would store them now (its lexicon is not changed)."""
-    import copy
-
-    lexicon = copy.deepcopy(mem.lexicon)
-    lexicon.observe(term_sets)
-    return [hints.decode(hints.encode(t, lexicon, budget=mem.config.hint_bytes), lexicon) for t in toks]
 
 
 def _id_span(ids: Sequence[int]) -> str:

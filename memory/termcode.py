@@ -36,6 +36,7 @@ import numpy as np
 
 NIBBLES = "0123456789.,:/-%"  # every character a number token (``hints._TOKEN``) has in ASCII
 _NIBBLE = {c: i for i, c in enumerate(NIBBLES)}
+_HEX = str.maketrans(NIBBLES, "0123456789abcdef")  # a character → its nibble as a hex digit
 MAX_K = 15
 _NUMBERS_NIBBLES, _NUMBERS_MSGPACK, _EXTRA = 0x10, 0x20, 0x40
 
@@ -76,19 +77,17 @@ def _unary(values: np.ndarray) -> np.ndarray:
 
 
 def _numbers(numbers: Mapping[str, int]) -> tuple[int, bytes]:
-    if all(len(s) <= 15 and all(c in _NIBBLE for c in s) for s in numbers):
-        nib: list[int] = []
+    if all(len(s) <= 15 and not s.strip(NIBBLES) for s in numbers):
+        hexes = []  # the nibbles as hex digits: a count's, then the number's length and characters
         for s, c in sorted(numbers.items()):
             c = min(c, 255)
             if c > 16:
-                nib += [0, 0, c >> 4, c & 15]
+                hexes.append(f"00{c:02x}")
             elif c > 1:
-                nib += [0, c - 1]
-            nib.append(len(s))
-            nib += [_NIBBLE[ch] for ch in s]
-        if len(nib) % 2:
-            nib.append(0)
-        return _NUMBERS_NIBBLES, bytes(a << 4 | b for a, b in zip(nib[::2], nib[1::2], strict=True))
+                hexes.append(f"0{c - 1:x}")
+            hexes.append(f"{len(s):x}{s.translate(_HEX)}")
+        nib = "".join(hexes)
+        return _NUMBERS_NIBBLES, bytes.fromhex(nib + "0" * (len(nib) % 2))
     return _NUMBERS_MSGPACK, msgpack.packb(dict(sorted(numbers.items())))
 
 
@@ -120,6 +119,67 @@ def pack(length: int, ids: Sequence[int], counts: Sequence[int], numbers: Mappin
         head[0] |= _EXTRA
         head += _varint(extra)
     return bytes(head) + stream.tobytes() + tail
+
+
+def pack_many(lengths: Sequence[int], n: np.ndarray, ids: np.ndarray, counts: np.ndarray,
+              numbers: Sequence[Mapping[str, int] | None]) -> list[bytes]:
+    """``pack`` of many entries, their bit streams made all at once with numpy: the same bytes.
+
+    Args:
+        lengths: each entry's length; ``n`` int64 [m]: its lexicon terms; ``ids``, ``counts``
+            int64 [sum(n)]: every entry's ids (ascending within an entry) and counts, entry after
+            entry; ``numbers``: each entry's number → count (None or empty: none).
+    """
+    m, t = len(n), len(ids)
+    cnt = np.minimum(counts, 255)
+    has = n > 0
+    own = np.repeat(np.arange(m), n)
+    first = (np.cumsum(n) - n)[has]  # each entry's first term
+    v = np.diff(ids, prepend=-1) - 1  # [t] gaps ≥ 0, the first of each entry being its id
+    v[first] = ids[first]
+    ks = np.arange(MAX_K + 1)
+    cost = np.zeros((m, MAX_K + 1), np.int64)  # pack's choice of k, for every entry at once
+    if t:
+        cost[has] = np.add.reduceat(2 * _floor_log2((v[:, None] >> ks[None, :]) + 1), first, axis=0)
+    k = np.argmin(cost + n[:, None] * ks[None, :], axis=1)
+    kt = k[own]
+    y = (v >> kt) + 1
+    size = _floor_log2(y)
+    suffix = (y - (1 << size)) << kt | (v & ((1 << kt) - 1))
+    width = size + kt
+    if t and int(width.max()) > 57:  # as pack
+        raise ValueError("term index ids must be below 2**57")
+
+    def within(x: np.ndarray) -> np.ndarray:  # cumulative sums restarting at each entry (inclusive)
+        cs = np.cumsum(x)
+        return cs - np.repeat((cs - x)[first], n[has])
+
+    quot = np.bincount(own, size + 1, minlength=m).astype(np.int64)  # each entry's bits: prefixes, counts, suffixes
+    units = np.bincount(own, cnt, minlength=m).astype(np.int64)
+    nbytes = (quot + units + np.bincount(own, width, minlength=m).astype(np.int64) + 7) // 8
+    start = 8 * (np.cumsum(nbytes) - nbytes)  # each entry's first bit
+    bits = np.zeros(8 * int(nbytes.sum()), np.uint8)
+    bits[start[own] + within(size + 1) - 1] = 1
+    bits[start[own] + quot[own] + within(cnt) - 1] = 1
+    tid = np.repeat(np.arange(t), width)
+    j = np.arange(len(tid)) - np.repeat(np.cumsum(width) - width, width)  # each suffix bit's place in its suffix
+    at = (start + quot + units)[own] + within(width) - width  # each suffix's first bit
+    bits[(at[tid] + j)[((suffix[tid] >> (width[tid] - 1 - j)) & 1).astype(bool)]] = 1
+    stream = np.packbits(bits).tobytes()
+    out = []
+    for e, (kind, nn, extra, s0, size_e) in enumerate(zip(k.tolist(), n.tolist(), (np.asarray(lengths) - units).tolist(),
+                                                        (start // 8).tolist(), nbytes.tolist(), strict=True)):
+        head = bytearray([kind])
+        tail = b""
+        if numbers[e]:
+            flag, tail = _numbers(numbers[e])
+            head[0] |= flag
+        head += _varint(nn)
+        if extra:
+            head[0] |= _EXTRA
+            head += _varint(extra)
+        out.append(bytes(head) + stream[s0 : s0 + size_e] + tail)
+    return out
 
 
 def header(blob: bytes) -> tuple[int, int, int, int]:

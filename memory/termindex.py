@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from itertools import chain
 from typing import NamedTuple
 
 import msgpack
@@ -77,8 +78,20 @@ def encode(tokens: Sequence[Token], lexicon: Lexicon, fmt: int = FORMAT) -> Term
 
 
 def encode_all(tokens: Sequence[Sequence[Token]], lexicon: Lexicon, fmt: int = FORMAT) -> list[TermStats | bytes]:
-    """``encode`` of each passage's tokens."""
-    return [encode(t, lexicon, fmt) for t in tokens]
+    """``encode`` of each passage's tokens: in format 2 with all terms kept, every entry counted and packed at once."""
+    if fmt != 2 or MAX_TERMS is not None or not tokens:
+        return [encode(t, lexicon, fmt) for t in tokens]
+    get = lexicon.ids.__getitem__
+    words = [[get(key) for _, key, _, kind in t if kind != "number"] for t in tokens]
+    lengths = [len(t) for t in tokens]
+    numbers = [None if len(w) == n else Counter(key.lower() for _, key, _, kind in t if kind == "number")
+               for t, w, n in zip(tokens, words, lengths, strict=True)]
+    per = np.fromiter(map(len, words), np.int64, count=len(words))
+    flat = np.fromiter(chain.from_iterable(words), np.int64, count=int(per.sum()))
+    span = max(len(lexicon.terms), 1)  # (passage, id) as one key: unique sorts by passage, then id
+    keys, counts = np.unique(np.repeat(np.arange(len(words), dtype=np.int64), per) * span + flat, return_counts=True)
+    n = np.bincount(keys // span, minlength=len(words)).astype(np.int64)
+    return termcode.pack_many(lengths, n, keys % span, counts.astype(np.int64), numbers)
 
 
 def make(length: int, ids: Sequence[int], counts: Sequence[int], numbers: Mapping[str, int],

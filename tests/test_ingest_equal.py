@@ -18,7 +18,7 @@ import pytest
 import zstandard
 from conftest import DATA
 
-from hashmem.memory import Memory, hints, lexical, termindex
+from hashmem.memory import Memory, hints, lexical, termcode, termindex
 from hashmem.memory.tiers import parallel
 from hashmem.memory.tiers import text as tt
 
@@ -157,3 +157,27 @@ def test_an_error_compressing_on_the_background_thread_fails_the_add_and_stores_
         monkeypatch.setattr(parallel, "WORKERS", 2)
         assert mem.add(TEXTS[:3], embeddings=emb) == [1, 2, 3]
         assert mem.get(2).text == TEXTS[1]
+
+
+def test_term_index_entries_made_for_a_whole_batch_are_each_passages_bytes():
+    # format 2 (termcode.pack_many): SciFact passages and edge cases, as one entry each (termcode.pack)
+    texts = TEXTS + ["2020 1998 12.5%", "vortex " * 300 + "1998 " * 3 + "x" * 17, "zebra", "1/2 " * 20 + "9" * 16]
+    toks = [hints.tokenize(t) for t in texts] + [[]]
+    lexicon = hints.Lexicon()
+    lexicon.observe([{f"pad{i}" for i in range(20000)}])  # ids past 2**14
+    lexicon.observe([hints.terms_of(t) for t in toks])
+    together = termindex.encode_all(toks, lexicon)
+    assert together == [termindex.encode(t, lexicon, 2) for t in toks]
+    assert together[-1] == termindex.encode([], lexicon, 2) and termindex.encode_all([], lexicon) == []
+    rng = np.random.default_rng(3)  # ids of every size (exp-Golomb orders up to 15), counts past 255, extra lengths
+    rows = []
+    for _ in range(300):
+        n = int(rng.integers(0, 30))
+        ids = np.sort(rng.choice(2 ** int(rng.integers(5, 50)), size=n, replace=False)).astype(np.int64)
+        counts = rng.integers(1, 400, size=n)
+        rows.append((int(np.minimum(counts, 255).sum() + rng.integers(0, 3)), ids, counts,
+                     {"12": int(rng.integers(1, 300)), "3.5%": 2} if rng.random() < 0.3 else None))
+    many = termcode.pack_many([r[0] for r in rows], np.array([len(r[1]) for r in rows], np.int64),
+                              np.concatenate([r[1] for r in rows]), np.concatenate([r[2] for r in rows]),
+                              [r[3] for r in rows])
+    assert many == [termcode.pack(r[0], r[1].tolist(), r[2].tolist(), r[3] or {}) for r in rows]

@@ -132,10 +132,7 @@ class TextTier:
 
         self._z = zstandard
         self.storage = storage
-        self._params = zstandard.ZstdCompressionParameters.from_level(
-            LEVEL, format=zstandard.FORMAT_ZSTD1_MAGICLESS, write_content_size=0,
-            write_dict_id=0, write_checksum=0,
-        )
+        self._params: dict[int, object] = {}  # zstd level → its parameters (``_compressor``)
         self._dicts: dict[int, object] = {}
         self._lock = threading.Lock()
 
@@ -180,19 +177,22 @@ class TextTier:
 
     # -- codec ---------------------------------------------------------------------------
 
-    def _compressor(self, gen: int, dict_data=None):
+    def _compressor(self, gen: int, dict_data=None, level: int = LEVEL):
+        params = self._params.get(level) or self._params.setdefault(level, self._z.ZstdCompressionParameters.from_level(
+            level, format=self._z.FORMAT_ZSTD1_MAGICLESS, write_content_size=0, write_dict_id=0, write_checksum=0))
         if gen:
-            return self._z.ZstdCompressor(dict_data=dict_data or self._dict(gen), compression_params=self._params)
-        return self._z.ZstdCompressor(compression_params=self._params)
+            return self._z.ZstdCompressor(dict_data=dict_data or self._dict(gen), compression_params=params)
+        return self._z.ZstdCompressor(compression_params=params)
 
     def encode(self, texts: Sequence[str], *, generation: int | None = None, _dict_data=None,
-               _threads: int | None = None) -> list[bytes]:
+               _threads: int | None = None, level: int = LEVEL) -> list[bytes]:
         """One body per passage, in order (layout: module docstring): zstd with a dictionary, or raw when smaller.
 
         Args:
             texts: the passages (any str; encoded as UTF-8).
             generation: dictionary to use (default: the current one, read again if it is dropped meanwhile).
             _threads: compressing threads at most (default ``parallel.WORKERS``).
+            level: zstd level (``tiers.provisional``'s: bodies a retraining recompresses later).
         """
         gen = self.current_generation() if generation is None else generation
         try:
@@ -200,10 +200,10 @@ class TextTier:
         except DictionaryGoneError:  # another process adopted a newer dictionary since gen was read
             if generation is not None or self.current_generation() == gen:  # (else a damaged store)
                 raise
-            return self.encode(texts, _threads=_threads)
+            return self.encode(texts, _threads=_threads, level=level)
         head, raw_head = bytes([PLAIN + gen]), bytes([RAW])
         raws = [t.encode("utf-8") for t in texts]
-        frames = parallel.compress_all(lambda: self._compressor(gen, dict_data), raws, threads=_threads)
+        frames = parallel.compress_all(lambda: self._compressor(gen, dict_data, level), raws, threads=_threads)
         return [head + f if len(f) < len(r) else raw_head + r for f, r in zip(frames, raws, strict=True)]
 
     def current_bodies(self, texts: Sequence[str], bodies: Sequence[bytes]) -> list[bytes]:
