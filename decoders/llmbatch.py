@@ -18,7 +18,7 @@ threads) under these conditions, which this module keeps:
   llama.cpp attends over the used cells padded to 256, not over the context's
   size, so a sequence in 256 cells gets the logits it gets in the single
   model's 2,048 (tests/test_llmbatch.py, benchmarks/llmbatch_exact.py
-  ``--cells``). ``batch_model`` sizes them to the longest sequence asked for, so
+  ``--fit``). ``batch_model`` sizes them to the longest sequence asked for, so
   a batch of short passages does not hold 2,048 cells (~47 MB) per sequence;
 - each sequence's prompt evaluated **on its own** (one ``llama_decode`` per
   prompt, chunked by ``N_BATCH`` like ``Llama.eval``); prompts batched
