@@ -8,9 +8,13 @@ context (one ``llama_decode`` per step carrying one token of each running
 sequence) and every row is compared bit for bit. Configurations: separate KV
 cells per sequence and each prompt evaluated on its own (what
 ``decoders.llmbatch`` does), the unified KV cache, and all prompts in one batch.
+``--fit``: each sequence gets the cells ``llmbatch.batch_model`` gives it (the
+longest prompt + passage rounded up to 256) instead of ``N_CTX``; ``--join k``
+makes each passage k SciFact passages joined (k=4: ~350 tokens, two blocks of
+cells); ``--separate-only`` runs only ``llmbatch``'s configuration.
 
-    .venv/bin/python benchmarks/llmbatch_exact.py --threads 1 [--max-tokens 48] \\
-        [--json benchmarks/results/llmbatch_exact_t1.json]
+    .venv/bin/python benchmarks/llmbatch_exact.py --threads 1 [--max-tokens 48] [--fit] [--join 1] \\
+        [--separate-only] [--json benchmarks/results/llmbatch_exact_t1.json]
 """
 
 from __future__ import annotations
@@ -41,13 +45,13 @@ def single_logits(m, text: str, hints: list[str], max_tokens: int):
     return np.stack(rows), toks
 
 
-def batch_logits(single, prompts, toklists, threads: int, unified: bool, joint: bool):
+def batch_logits(single, prompts, toklists, threads: int, unified: bool, joint: bool, cells: int):
     import llama_cpp as L
     from llama_cpp import _internals
 
     n = len(prompts)
     cp = type(single.llm.context_params).from_buffer_copy(single.llm.context_params)
-    cp.n_ctx, cp.n_seq_max, cp.kv_unified = single.max_tokens * n, n, unified
+    cp.n_ctx, cp.n_seq_max, cp.kv_unified = cells * n, n, unified
     cp.n_threads = cp.n_threads_batch = threads
     ctx = _internals.LlamaContext(model=single.llm._model, params=cp, verbose=False)
     batch = _internals.LlamaBatch(n_tokens=max(512, n), embd=0, n_seq_max=1, verbose=False)
@@ -94,21 +98,29 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--max-tokens", type=int, default=48)
+    ap.add_argument("--fit", action="store_true", help="cells per sequence as llmbatch sizes them, not N_CTX")
+    ap.add_argument("--join", type=int, default=1, help="SciFact passages joined into each passage")
+    ap.add_argument("--separate-only", action="store_true", help="only llmbatch's configuration")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
+    from hashmem.decoders.llmbatch import cells_for
     from hashmem.decoders.llmcodec import LlamaTokenModel
     from hashmem.memory.tiers.llm import prompt_for
 
-    texts = passages(10)
+    pieces = passages(10 * args.join)
+    texts = [" ".join(pieces[i : i + args.join]) for i in range(0, len(pieces), args.join)]
     hints = [t.split()[:6] for t in texts]  # a stand-in conditioning, the same both ways
     m = LlamaTokenModel(threads=args.threads)
     rows: list[dict] = [{"load_before": [round(x, 2) for x in os.getloadavg()]}]
     singles = [single_logits(m, t, h, args.max_tokens) for t, h in zip(texts, hints, strict=True)]
     rows[0]["tokens"] = [len(s[1]) for s in singles]
-    for n, unified, joint in CASES:
-        got, seconds = batch_logits(m, [prompt_for(h) for h in hints[:n]], [s[1] for s in singles[:n]],
-                                    args.threads, unified, joint)
+    for n, unified, joint in [c for c in CASES if not (args.separate_only and (c[1] or c[2]))]:
+        prompts = [prompt_for(h) for h in hints[:n]]
+        longest = max(len(m.tokenize(p.encode())) + len(s[1]) + 1 for p, s in zip(prompts, singles, strict=False))
+        cells = cells_for(longest, m.max_tokens) if args.fit else m.max_tokens
+        got, seconds = batch_logits(m, prompts, [s[1] for s in singles[:n]], args.threads, unified, joint, cells)
         row = {"threads": args.threads, "n": n, "unified_kv": unified, "joint_prompts": joint,
+               "cells_per_seq": cells, "longest_seq": longest,
                "identical": all(np.array_equal(g, s[0]) for g, s in zip(got, singles[:n], strict=True)),
                "max_abs_diff": max(float(np.max(np.abs(g - s[0]))) for g, s in zip(got, singles[:n], strict=True)),
                "batch_s": round(seconds, 2)}

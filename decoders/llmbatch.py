@@ -12,8 +12,14 @@ threads) under these conditions, which this module keeps:
 - its own llama.cpp context on the single-sequence model's weights, with the
   same context parameters (``N_BATCH``, no flash attention, f16 KV) except
   ``n_seq_max`` = capacity and **separate KV cells per sequence**
-  (``kv_unified = False``; ``n_ctx = N_CTX × capacity`` so each sequence has
-  ``N_CTX`` cells). The unified cache gives other logits (max |Δ| 1.4–1.9 here);
+  (``kv_unified = False``; ``n_ctx = cells × capacity``). The unified cache
+  gives other logits (max |Δ| 1.4–1.9 here);
+- ``cells`` per sequence a multiple of 256 (``CELL_BLOCK``), at most ``N_CTX``:
+  llama.cpp attends over the used cells padded to 256, not over the context's
+  size, so a sequence in 256 cells gets the logits it gets in the single
+  model's 2,048 (tests/test_llmbatch.py, benchmarks/llmbatch_exact.py
+  ``--fit``). ``batch_model`` sizes them to the longest sequence asked for, so
+  a batch of short passages does not hold 2,048 cells (~47 MB) per sequence;
 - each sequence's prompt evaluated **on its own** (one ``llama_decode`` per
   prompt, chunked by ``N_BATCH`` like ``Llama.eval``); prompts batched
   together give other logits (max |Δ| 1.3; benchmarks/llmbatch_exact.py);
@@ -35,6 +41,13 @@ import numpy as np
 from . import threads as threadpick
 
 MAX_SEQS = 16  # sequences of one context; a larger request runs in groups
+CELL_BLOCK = 256  # KV cells per sequence come in blocks of this (llama.cpp's attention padding)
+
+
+def cells_for(n_tokens: int, max_tokens: int) -> int:
+    """KV cells per sequence for sequences of up to n_tokens positions: rounded up to ``CELL_BLOCK``, at most max_tokens."""
+    blocks = max(1, -(-int(n_tokens) // CELL_BLOCK))
+    return min(blocks * CELL_BLOCK, max_tokens)
 
 
 class LlamaBatchModel:
@@ -43,12 +56,13 @@ class LlamaBatchModel:
     Args:
         single: the single-sequence model whose weights, context parameters and tokenizer are shared.
         n_seq: the capacity (1 … ``MAX_SEQS``).
+        cells: KV cells (positions) of each sequence, a multiple of ``CELL_BLOCK``; None: ``N_CTX``.
 
     Raises:
         ModelLoadError: llama.cpp cannot make the context (e.g. out of memory).
     """
 
-    def __init__(self, single, n_seq: int) -> None:
+    def __init__(self, single, n_seq: int, cells: int | None = None) -> None:
         from llama_cpp import _internals
 
         from hashmem.memory import ModelLoadError
@@ -57,11 +71,12 @@ class LlamaBatchModel:
         self.single = single
         self.n_seq = max(1, min(int(n_seq), MAX_SEQS))
         self.n_vocab = single.n_vocab
-        self.max_tokens = single.max_tokens  # llmcodec.N_CTX: the cells of each sequence
+        self.max_tokens = single.max_tokens  # llmcodec.N_CTX: the most cells a sequence may have
+        self.cells = cells_for(cells or self.max_tokens, self.max_tokens)
         self.n_batch = single.llm.n_batch  # llmcodec.N_BATCH: the prompt's chunks, as Llama.eval cuts them
         src = single.llm.context_params
         params = type(src).from_buffer_copy(src)  # the same parameters as the single-sequence context ...
-        params.n_ctx = self.max_tokens * self.n_seq  # ... but N_CTX cells for each sequence
+        params.n_ctx = self.cells * self.n_seq  # ... but its own cells for each sequence
         params.n_seq_max = self.n_seq
         params.kv_unified = False  # separate cells per sequence: the unified cache changes the logits
         try:
@@ -69,7 +84,7 @@ class LlamaBatchModel:
             self._batch = _internals.LlamaBatch(n_tokens=max(self.n_batch, self.n_seq), embd=0, n_seq_max=1,
                                                 verbose=False)
         except (ValueError, RuntimeError) as e:
-            raise ModelLoadError(f"llama.cpp cannot make a context of {self.n_seq} sequences for "
+            raise ModelLoadError(f"llama.cpp cannot make a context of {self.n_seq} sequences × {self.cells} cells for "
                                  f"{single.path} ({e})") from e
         self._threads = 0
         self._pos = [0] * self.n_seq
@@ -104,6 +119,8 @@ class LlamaBatchModel:
         self._ctx.kv_cache_clear()
         for seq, prompt in enumerate(prompts):
             tokens = self.single.llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False)
+            if len(tokens) > self.cells:
+                raise RuntimeError(f"a prompt of {len(tokens)} tokens for {self.cells} cells")
             for at in range(0, len(tokens), self.n_batch):  # the chunks of Llama.eval
                 chunk = tokens[at : at + self.n_batch]
                 for j, t in enumerate(chunk):
@@ -115,6 +132,8 @@ class LlamaBatchModel:
     def feed_many(self, feeds: Sequence[tuple[int, int]]) -> None:
         """Evaluate one more token of each listed sequence: ``(sequence, token)`` pairs, one step."""
         for j, (seq, token) in enumerate(feeds):
+            if self._pos[seq] >= self.cells:
+                raise RuntimeError(f"sequence {seq} is past its {self.cells} cells")
             self._put(j, token, self._pos[seq], seq, True)
         self._decode(len(feeds))
         for j, (seq, _) in enumerate(feeds):
@@ -130,17 +149,22 @@ class LlamaBatchModel:
         self._ctx.close()
 
 
-def batch_model(single, n: int) -> LlamaBatchModel:
-    """The batch model of a single-sequence model with room for ``min(n, MAX_SEQS)`` sequences.
+def batch_model(single, n: int, tokens: int | None = None) -> LlamaBatchModel:
+    """The batch model of a single-sequence model with room for ``min(n, MAX_SEQS)`` sequences of ``tokens`` positions.
 
-    Made on first use and kept on ``single``; it grows (a new context) when more
-    sequences are asked for than it holds. Call it under ``single.lock``.
+    tokens: the longest sequence (prompt with BOS + passage) to be evaluated; None: ``N_CTX``.
+    Made on first use and kept on ``single``; it grows (a new context with the
+    larger of the kept and the asked sequences and cells) only when more
+    sequences or more cells per sequence are asked for than it holds. Call it
+    under ``single.lock``.
     """
     n = max(1, min(int(n), MAX_SEQS))
+    cells = cells_for(tokens or single.max_tokens, single.max_tokens)
     have = getattr(single, "_batch_model", None)
-    if have is None or have.n_seq < n:
+    if have is None or have.n_seq < n or have.cells < cells:
         if have is not None:
+            n, cells = max(n, have.n_seq), max(cells, have.cells)
             have.close()
         single._batch_model = None
-        single._batch_model = LlamaBatchModel(single, n)
+        single._batch_model = LlamaBatchModel(single, n, cells)
     return single._batch_model

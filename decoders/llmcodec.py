@@ -118,16 +118,21 @@ class LlamaTokenModel:
         ptr = self._llama_cpp.llama_get_logits_ith(self.llm.ctx, -1)
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
 
-    def batch(self, n: int):
-        """Its ``llmbatch.LlamaBatchModel`` for n passages at once (made on first use; call under ``lock``)."""
+    def batch(self, n: int, tokens: int | None = None):
+        """Its ``llmbatch.LlamaBatchModel`` for n passages of up to ``tokens`` positions at once (made on first use;
+        call under ``lock``)."""
         from .llmbatch import batch_model
 
-        return batch_model(self, n)
+        return batch_model(self, n, tokens)
 
-    def close(self) -> None:
+    def close_batch(self) -> None:
+        """Free its batch model's context (the next ``batch`` makes a new one)."""
         if getattr(self, "_batch_model", None) is not None:
             self._batch_model.close()
             self._batch_model = None
+
+    def close(self) -> None:
+        self.close_batch()
         self.llm.close()
 
 

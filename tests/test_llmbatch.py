@@ -42,7 +42,9 @@ def test_batch_logits_are_the_single_sequence_logits_bit_for_bit(model):
             rows.append(model.logits().copy())
         single.append(rows)
     with model.lock:
-        batch = model.batch(3)
+        model.close_batch()
+        batch = model.batch(3, 40)  # one block of cells per sequence, where the single model has N_CTX
+        assert batch.cells == llmbatch.CELL_BLOCK < model.max_tokens
         batch.start_many(prompts)
         got = [[batch.logits(s).copy()] for s in range(3)]
         tokens[1] = tokens[1][:5]  # a sequence drops out early; the others go on without it
@@ -63,8 +65,26 @@ def test_bodies_coded_in_a_batch_are_the_bytes_coded_alone_and_decode_either_way
         alone = [llmtier.encode_one(model, t, h) for t, h in zip(TEXTS, HINTS, strict=True)]
         assert together == alone and all(together)
         assert model._batch_model is not None  # the batch path ran
+        assert model._batch_model.cells <= llmbatch.CELL_BLOCK  # short passages: one block per sequence, not N_CTX
         assert [llmtier.decode_one(model, b, h) for b, h in zip(together, HINTS, strict=True)] == TEXTS
         assert lockstep.decode_all(model, alone, HINTS) == TEXTS
+
+
+def test_a_passage_past_one_block_of_cells_codes_as_alone_in_a_batch_sized_to_it(model):
+    long = " ".join(f"Clause {k}: the tenant pays rent on day {k % 28 + 1} of each month." for k in range(30))
+    texts, hints = [TEXTS[1], long, TEXTS[0]], [HINTS[1], long.split()[:4], HINTS[0]]
+    n_long = len(model.tokenize(long.encode())) + len(model.tokenize(llmtier.prompt_for(hints[1]).encode())) + 1
+    assert llmbatch.CELL_BLOCK < n_long < model.max_tokens - llmbatch.CELL_BLOCK
+    with model.lock:
+        model.close_batch()  # a fresh context, sized by this request
+        together = lockstep.encode_all(model, texts, hints)
+        cells = model._batch_model.cells
+        assert cells == llmbatch.cells_for(n_long, model.max_tokens) and cells % llmbatch.CELL_BLOCK == 0
+        assert n_long <= cells < model.max_tokens
+        alone = [llmtier.encode_one(model, t, h) for t, h in zip(texts, hints, strict=True)]
+        assert together == alone and all(together)
+        assert lockstep.decode_all(model, alone, hints) == texts
+        assert model._batch_model.cells == cells  # the kept context was big enough: not re-made
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +164,19 @@ def test_the_batch_model_grows_and_is_capped():
             assert m.batch(2).n_seq == 2
             assert m.batch(2) is m.batch(1)
             assert m.batch(99).n_seq == llmbatch.MAX_SEQS
+            assert m.batch(2).cells == m.max_tokens  # no length asked: N_CTX cells per sequence
+        m.close_batch()
+        with m.lock:
+            small = m.batch(3, 100)
+            assert (small.n_seq, small.cells) == (3, llmbatch.CELL_BLOCK)
+            assert m.batch(2, 256) is small  # fits: kept
+            grown = m.batch(2, 257)  # more cells: re-made, keeping its sequences
+            assert grown is not small and (grown.n_seq, grown.cells) == (3, 2 * llmbatch.CELL_BLOCK)
+            more = m.batch(5, 10)  # more sequences: re-made, keeping its cells
+            assert (more.n_seq, more.cells) == (5, 2 * llmbatch.CELL_BLOCK)
+            assert m.batch(2, 10**6).cells == m.max_tokens  # never above N_CTX
+            with pytest.raises(RuntimeError, match="cells"):  # a sequence past its cells fails the batch (lockstep
+                m.batch(2).start_many(["x " * (m.max_tokens + 10)] * 2)  # then codes one by one), nothing worse
     finally:
         m.close()
 

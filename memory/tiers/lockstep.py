@@ -2,8 +2,8 @@
 
 Coding one passage costs one model call per token (``llm.encode_one`` /
 ``llm.decode_one``). When the ``TokenModel`` offers a batch model
-(``model.batch(n)``, a ``BatchTokenModel``: ``hashmem.decoders.llmbatch`` over
-llama.cpp), ``encode_all`` and ``decode_all`` run up to ``n_seq`` passages
+(``model.batch(n, tokens)``, a ``BatchTokenModel``: ``hashmem.decoders.llmbatch`` over
+llama.cpp, sized to the longest sequence of the request), ``encode_all`` and ``decode_all`` run up to ``n_seq`` passages
 together: every passage's prompt first, each on its own sequence, then one step
 per token position carrying the next token of every passage still running;
 a passage drops out when its last token is coded. The batch model's logits are
@@ -57,13 +57,15 @@ class BatchTokenModel(Protocol):
         """float32 [n_vocab] logits of a sequence after its last evaluated token."""
 
 
-def batch_of(model: TokenModel, n: int) -> BatchTokenModel | None:
-    """The model's batch model for n passages, or None (no batch model, n < 2, or it cannot be made)."""
+def batch_of(model: TokenModel, ready: list[tuple]) -> BatchTokenModel | None:
+    """The model's batch model for the ``(i, prompt, n_tokens, ...)`` passages ready, or None (no batch model,
+    fewer than 2, or it cannot be made); it has room for their longest sequence (BOS + prompt + passage)."""
     make = getattr(model, "batch", None)
-    if make is None or n < 2:
+    if make is None or len(ready) < 2:
         return None
+    longest = max(len(model.tokenize(prompt.encode("utf-8"))) + n + 1 for _, prompt, n, *_ in ready)
     try:
-        return make(n)
+        return make(len(ready), longest)
     except (ModelLoadError, ImportError):
         return None
 
@@ -96,7 +98,7 @@ def encode_all(model: TokenModel, texts: Sequence[str], hints: Sequence[Sequence
         prepared = prepare(model, text, h)
         if prepared is not None:
             ready.append((i, text, *prepared))
-    batch = batch_of(model, len(ready))
+    batch = batch_of(model, [(i, prompt, len(tokens)) for i, _, tokens, prompt in ready])
     for group in _groups(ready, batch.n_seq if batch else 1):
         if batch is not None and len(group) > 1:
             try:
@@ -145,7 +147,7 @@ def decode_all(model: TokenModel, bodies: Sequence[bytes], hints: Sequence[Seque
             ready.append((i, prompt, *read_body(model, body, prompt)))
         except ValueError as e:
             out[i] = e
-    batch = batch_of(model, len(ready))
+    batch = batch_of(model, ready)
     for group in _groups(ready, batch.n_seq if batch else 1):
         if batch is not None and len(group) > 1:
             try:
