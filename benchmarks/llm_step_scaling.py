@@ -31,11 +31,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT = "Keywords: honeybees waggle dance hive direction flowers\nText:\n"
-TEXT = (ROOT / "examples" / "texts").glob("*.txt")
+TEXT = sorted((ROOT / "examples" / "texts").glob("*.txt"))
 
 
 def tokens_of(model) -> list[int]:
-    text = " ".join(p.read_text(encoding="utf-8") for p in sorted(TEXT))
+    text = " ".join(p.read_text(encoding="utf-8") for p in TEXT)
     return model.tokenize(text.encode("utf-8"))
 
 
