@@ -1,0 +1,79 @@
+"""A `text` store's add with its bodies at zstd 19 (today) against 15 everywhere (issue 19 item 1: the trade-off).
+
+SciFact-train's 5,183 abstracts with precomputed embeddings (``ingest_profile.workload``) are
+added to a new ``text`` store, alternating per round: today's code (final bodies at level 19,
+a large add's earlier batches at 15 and recompressed at 19 by its last re-training,
+``tiers.provisional``) and the same code with level 15 everywhere and no provisional pass
+(patched in this process: ``tiers.text.LEVEL``, the defaults of ``TextTier.encode`` and
+``_compressor``, ``provisional.Bodies``). Reported per round: the add's seconds, the file's
+bytes and the stored bodies' bytes per passage.
+
+    .venv/bin/python benchmarks/text_level_ab.py [--rounds 2] [--json benchmarks/results/text_level_ab.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ingest_profile import workload  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "text_level_ab.json")
+    args = ap.parse_args()
+
+    from hashmem.memory import Memory
+    from hashmem.memory.tiers import provisional, text
+
+    texts, emb = workload(5183)
+    today = (text.LEVEL, provisional.Bodies.level, provisional.Bodies.settle)
+
+    def use(level: int) -> None:
+        text.LEVEL = level
+        text.TextTier.encode.__kwdefaults__["level"] = level
+        text.TextTier._compressor.__defaults__ = (None, level)
+        if level == today[0]:
+            provisional.Bodies.level, provisional.Bodies.settle = today[1], today[2]
+        else:
+            provisional.Bodies.level = lambda self, offset, size: text.LEVEL
+            provisional.Bodies.settle = lambda self: None
+
+    runs: dict[str, list] = {}
+    load = [round(x, 2) for x in os.getloadavg()]
+    for r in range(args.rounds):
+        for level in (19, 15) if r % 2 == 0 else (15, 19):
+            use(level)
+            with tempfile.TemporaryDirectory() as d:
+                with Memory(Path(d) / "s.db", fidelity="text") as mem:
+                    mem.embedder.encode(["warm up"])
+                    t = time.perf_counter()
+                    mem.add(texts, embeddings=emb, progress=False)
+                    seconds = time.perf_counter() - t
+                    bodies = sum(len(b) for _, bs in mem._text_tier().storage.iter_texts() for b in bs)
+                size = os.path.getsize(Path(d) / "s.db")
+            row = {"seconds": round(seconds, 2), "file_bytes": size,
+                   "bodies_bytes_per_passage": round(bodies / len(texts), 1)}
+            runs.setdefault(f"level {level}", []).append(row)
+            print(f"level {level}: {row}", flush=True)
+    use(today[0])
+    out = {"command": f"benchmarks/text_level_ab.py --rounds {args.rounds}", "passages": len(texts), "runs": runs,
+           "load_average_start": load, "load_average_end": [round(x, 2) for x in os.getloadavg()]}
+    args.json.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
