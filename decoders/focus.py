@@ -229,5 +229,7 @@ def question_prompt(llm, memory, question: str, hits: Sequence, contents: Mappin
 def shared_head(llm, prompt: Sequence[int]) -> int:
     """How many first tokens of a question prompt (``question_prompt``) every question prompt shares: the
     system message and the turn's opening, which ``chat.eval_prompt`` keeps evaluated; 0 for another prompt."""
-    head = chat.head_tokens(llm, SPAN_SYSTEM, question_turn("", "")[0])
+    head = getattr(llm, "_hashmem_question_head", None)
+    if head is None:  # the template rendered once per model, not once per question
+        head = llm._hashmem_question_head = chat.head_tokens(llm, SPAN_SYSTEM, question_turn("", "")[0])
     return len(head) if list(prompt[: len(head)]) == head else 0
