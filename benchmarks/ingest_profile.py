@@ -151,7 +151,7 @@ def instrument() -> None:
         (text.TextTier, "_adopt", "text retrain: adopt (switch; or the dictionary again: tiers.provisional)"),
         (text.TextTier, "current_bodies", "text: current_bodies"),
         (text.TextTier, "maybe_retrain", "text retrain: sample, choose, rest"),
-        (text.TextTier, "_sample_texts", "text retrain: sample stored texts"),
+        (text.TextTier, "_sample", "text retrain: sample stored texts"),
         (zstandard, "train_dictionary", "text retrain: train_dictionary"),
         (text.TextTier, "_recompress", "text retrain: re-compression (decode + rest)"),
         (text.TextTier, "decode", "text: decode"),

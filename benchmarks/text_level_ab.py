@@ -33,6 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--levels", nargs="+", default=["19", "15"],
+                    help="final body levels compared (at or below provisional.LEVEL: no provisional pass); "
+                         "LEVEL:late: the add's last retraining not started early (provisional.EARLY = 0)")
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "text_level_ab.json")
     args = ap.parse_args()
 
@@ -40,13 +43,16 @@ def main() -> None:
     from hashmem.memory.tiers import provisional, text
 
     texts, emb = workload(5183)
-    today = (text.LEVEL, provisional.Bodies.level, provisional.Bodies.settle)
+    today = (text.LEVEL, provisional.Bodies.level, provisional.Bodies.settle, provisional.EARLY)
 
-    def use(level: int) -> None:
+    def use(spec: str) -> None:
+        level, _, late = str(spec).partition(":")
+        level = int(level)
+        provisional.EARLY = 0 if late == "late" else today[3]
         text.LEVEL = level
         text.TextTier.encode.__kwdefaults__["level"] = level
         text.TextTier._compressor.__defaults__ = (None, level)
-        if level == today[0]:
+        if level > provisional.LEVEL:
             provisional.Bodies.level, provisional.Bodies.settle = today[1], today[2]
         else:
             provisional.Bodies.level = lambda self, offset, size: text.LEVEL
@@ -55,7 +61,7 @@ def main() -> None:
     runs: dict[str, list] = {}
     load = [round(x, 2) for x in os.getloadavg()]
     for r in range(args.rounds):
-        for level in (19, 15) if r % 2 == 0 else (15, 19):
+        for level in args.levels if r % 2 == 0 else args.levels[::-1]:
             use(level)
             with tempfile.TemporaryDirectory() as d:
                 with Memory(Path(d) / "s.db", fidelity="text") as mem:
@@ -69,8 +75,8 @@ def main() -> None:
                    "bodies_bytes_per_passage": round(bodies / len(texts), 1)}
             runs.setdefault(f"level {level}", []).append(row)
             print(f"level {level}: {row}", flush=True)
-    use(today[0])
-    out = {"command": f"benchmarks/text_level_ab.py --rounds {args.rounds}", "passages": len(texts), "runs": runs,
+            use(str(today[0]))
+    out = {"command": f"benchmarks/text_level_ab.py --rounds {args.rounds} --levels {' '.join(map(str, args.levels))}", "passages": len(texts), "runs": runs,
            "load_average_start": load, "load_average_end": [round(x, 2) for x in os.getloadavg()]}
     args.json.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
 

@@ -83,6 +83,7 @@ def add_passages(
             emb = embeddings[offset : offset + len(batch)] if embeddings is not None else None
             try:
                 found: list[dedupe.Match] = []
+                bodies.start(offset)
                 with gcpause.paused():  # the batch's tokens are not walked by the collector (gcpause)
                     ids += add_batch(mem, texts, metas, namespace, emb, policy=dedup, threshold=threshold,
                                      found=found, level=bodies.level(offset, len(batch)))
@@ -130,7 +131,7 @@ def upkeep(mem, namespace: str, *, progress: bool, last: bool = True, refits: re
         if mem.config.fidelity in ("text", "llm"):  # retrain the zstd dictionary when it pays
             tier = mem._text_tier()
             if last or not tier.current_generation():
-                tier.maybe_retrain()
+                tier.maybe_retrain(early=bodies.early if last and bodies is not None else None)
             if last and bodies is not None:  # no provisional body outlives the add (tiers.provisional)
                 bodies.settle()
             if last:  # a saved byte budget: demote the oldest bodies when the store outgrew it

@@ -68,3 +68,28 @@ def test_an_add_whose_retraining_is_not_due_makes_no_provisional_body(tmp_path, 
         mem.add(TEXTS[:300], embeddings=emb[:300], progress=False, dedup="keep")  # 1000 < 1200 either
         assert provisional.LEVEL not in levels
         _all_final(mem)
+
+
+def test_the_adds_last_retraining_is_trained_on_a_thread_while_its_last_batches_are_written(tmp_path, monkeypatch):
+    import threading
+
+    started, trained = [], []
+    real_start, real_train = tt.TextTier.start_trial, tt.TextTier._train
+
+    def start_trial(self, n):
+        started.append((self.storage.count(), n))
+        return real_start(self, n)
+
+    def train(self, *a):
+        trained.append(threading.current_thread() is threading.main_thread())
+        return real_train(self, *a)
+
+    monkeypatch.setattr(tt.TextTier, "start_trial", start_trial)
+    monkeypatch.setattr(tt.TextTier, "_train", train)
+    emb = np.random.default_rng(2).standard_normal((len(TEXTS), 384)).astype(np.float32)
+    with Memory(tmp_path / "t.db", fidelity="text", batch_size=100) as mem:
+        mem.add(TEXTS, embeddings=emb, progress=False)
+        assert started == [(600, 700)]  # a quarter of the add (175) left: before its last batch, once
+        assert trained == [True, False]  # after the first batch (no dictionary yet), then on a thread
+        assert mem._text_tier().current_generation() == 2
+        _all_final(mem)

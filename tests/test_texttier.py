@@ -358,3 +358,38 @@ def test_an_add_to_a_store_whose_current_dictionary_is_missing_fails_in_one_line
         with pytest.raises(StoreCorruptError, match=f"needs text dictionary {gen}, which the store lacks"):
             m.add(["one more passage"], embeddings=np.ones((1, 384), np.float32))
         assert len(m) == 80
+
+
+def test_a_trial_started_early_is_judged_on_the_store_it_ends_with(tmp_path, monkeypatch):
+    """``start_trial`` samples now and trains on a thread; ``maybe_retrain(early=...)`` judges those candidates
+    on the grown store (no second training) and recompresses every body, the later ones too."""
+    storage = _bare_store(tmp_path / "s.db")
+    tier = tt.for_storage(storage)
+    texts = _prose(random.Random(11), 300)
+    ids = _insert(storage, texts[:200])
+    trained = []
+    real = tt.TextTier._train
+    monkeypatch.setattr(tt.TextTier, "_train", lambda self, *a: trained.append(a[2]) or real(self, *a))
+    early = tier.start_trial(300)
+    ids += _insert(storage, texts[200:])  # written while the candidates train
+    assert tier.maybe_retrain(force=True, early=early)
+    assert len(trained) == 1 and set(trained[0]) <= set(texts[:200])  # the probe: passages stored at the start
+    assert tier.current_generation() == 1
+    bodies = [b for _, part in storage.iter_texts() for b in part]
+    assert bodies == tier.encode(texts)  # every body, as the adopted dictionary makes it now
+    assert _all_texts(storage) == dict(zip(ids, texts, strict=True))
+
+
+def test_an_early_trial_is_dropped_when_another_process_adopted_a_dictionary_meanwhile(tmp_path, monkeypatch):
+    monkeypatch.setattr(tt, "MIN_GAIN", -1.0)  # every trained dictionary is adopted
+    a, b, ids, texts = _two_handles(tmp_path)
+    tier_a, tier_b = tt.for_storage(a), tt.for_storage(b)
+    early = tier_a.start_trial(len(ids))  # sampled under generation 0
+    assert tier_b.maybe_retrain(force=True)  # b adopts generation 1
+    assert early.result().old_gen == 0
+    trained = []
+    real = tt.TextTier._train
+    monkeypatch.setattr(tt.TextTier, "_train", lambda self, *a: trained.append(a[0]) or real(self, *a))
+    assert tier_a.maybe_retrain(force=True, early=early)  # trained again, on generation 1's store
+    assert trained == [1] and tier_a.current_generation() == tier_b.current_generation() == 2
+    assert _all_texts(a) == _all_texts(b) == dict(zip(ids, texts, strict=True))

@@ -272,7 +272,7 @@ class Backend(abc.ABC):
     def body_store(self):
         """What the text and llm tiers (``tiers.text``, ``tiers.llm``) keep their bodies and settings in.
 
-        A ``tiers.text.BodyStore`` (the local backend's ``Storage``, Milvus's ``Bodies``); the
+        A ``tiers.bodystore.BodyStore`` (the local backend's ``Storage``, Milvus's ``Bodies``); the
         same object for the life of the backend.
         """
         raise NotImplementedError(f"{type(self).__name__} keeps no text bodies")

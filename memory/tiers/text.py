@@ -1,9 +1,8 @@
 """The ``text`` fidelity tier: every passage kept losslessly, compressed one by one.
 
-A ``text``-tier store keeps, besides the code, the int8 vector and the hints,
-each passage's exact UTF-8 bytes, compressed with zstd (level 19) and a
-dictionary trained on the store's own passages. Each passage is its own zstd
-frame, so any one of them is read back alone (random access, ~µs).
+A ``text``-tier store keeps, besides the code, the int8 vector and the hints, each passage's
+exact UTF-8 bytes, compressed with zstd (level ``LEVEL``) and a dictionary trained on the
+store's own passages. Each passage is its own zstd frame, read back alone (~µs).
 
 Body layout (one BLOB per passage in ``texts(id, body)``):
 
@@ -12,18 +11,16 @@ Body layout (one BLOB per passage in ``texts(id, body)``):
   - ``1``: a zstd frame without a dictionary follows;
   - ``1 + g`` (2 … 254): a zstd frame compressed with dictionary generation
     ``g`` (1 … 253) follows;
-  - ``255`` (``llmtier.LLM_TAG``): not a zstd body but a passage arithmetic-coded
-    under a language model (the ``llm`` tier); this module leaves such bodies as
-    they are (they are neither sampled for training nor recompressed).
+  - ``255`` (``llmtier.LLM_TAG``): a passage arithmetic-coded under a language model (the
+    ``llm`` tier); left as it is here (never sampled for training nor recompressed).
 - Frames are *magicless* (``FORMAT_ZSTD1_MAGICLESS``) and carry no content
   size, checksum or dictionary id: ~10 bytes per passage saved against a
   default frame; the tag says which dictionary to use, and a frame that does
   not reach its last block is reported as damaged.
 
-Dictionaries live in the store's meta table: ``text_dict.<g>`` (the zstd
-dictionary, itself compressed as one zstd-19 frame: a dictionary is mostly raw
-text, and stored this way costs about half), ``text_dict`` (the current ``g``) and ``text_dict_trained_on`` (the
-passage count at training). Generation 0 means "no dictionary yet".
+Dictionaries live in the store's meta table: ``text_dict.<g>`` (the zstd dictionary, itself
+compressed as one zstd frame: mostly raw text, it costs about half), ``text_dict`` (the current
+``g``) and ``text_dict_trained_on`` (the passage count at training). Generation 0: none yet.
 
 When to (re)train: first when the store holds ``FIRST_TRAIN`` passages, then each time it
 has grown ``RETRAIN_GROWTH``× since the last try. Dictionaries of a few sizes
@@ -31,9 +28,9 @@ has grown ``RETRAIN_GROWTH``× since the last try. Dictionaries of a few sizes
 ``tiers.parallel``); the one giving the smallest total — a sample compressed with it,
 extrapolated to the whole store, plus the dictionary's own stored bytes — is kept only if
 it pays: it must beat the current total by ``MIN_GAIN``. Then every body is recompressed
-and the old dictionary dropped. The write pipeline asks after an add's last batch, and
-after its other batches only while the store has no dictionary (``ingest.upkeep``): one
-retraining per add, however many times the add doubles the store.
+and the old dictionary dropped. The write pipeline asks after an add's last batch, and after
+its other batches only while the store has no dictionary (``ingest.upkeep``): one retraining
+per add. A large add trains it during its last batches (``start_trial``, ``tiers.provisional``).
 
 Several processes (concurrency contract). A generation's dictionary never changes once
 written, so every process may cache it by generation. Adopting one runs in two steps: every
@@ -56,14 +53,15 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
-from typing import Protocol
+from collections.abc import Sequence
+from concurrent.futures import Future
+from typing import NamedTuple
 
 import numpy as np
 
 from ..errors import StoreCorruptError
 from . import parallel
+from .bodystore import BodyStore
 
 RAW, PLAIN = 0, 1
 MAX_GENERATION = 253  # dictionary generations fit the tag byte (1 + g; 255 is llmtier's); retraining stops there
@@ -87,28 +85,13 @@ def _dict_key(gen: int) -> str:
     return f"text_dict.{gen}"
 
 
-class BodyStore(Protocol):
-    """Where a tier keeps its bodies and settings (``Backend.body_store()``: the local ``Storage``,
-    or the Milvus backend's ``Bodies``); the same object for the life of the open store."""
+class Trial(NamedTuple):
+    """A retraining's candidates: what ``maybe_retrain`` judges (``start_trial`` makes one early)."""
 
-    path: object
-    is_new: bool
-
-    def get_meta(self, key: str) -> bytes | str | None: ...
-
-    def set_meta(self, txn, key: str, value: bytes | str) -> None: ...
-
-    def delete_meta(self, txn, key: str) -> None: ...
-
-    def transaction(self) -> AbstractContextManager: ...
-
-    def count(self) -> int: ...
-
-    def byte_sums(self) -> dict[str, int]: ...
-
-    def iter_texts(self, *, batch: int = ..., after: int = -1) -> Iterator[tuple[list[int], list[bytes]]]: ...
-
-    def update_texts(self, txn, ids: Sequence[int], bodies: Sequence[bytes]) -> None: ...
+    old_gen: int  # the current dictionary when the sample was read
+    probe: list[str]  # passages compressed to judge a dictionary
+    probe_stored: int  # their bodies' bytes as stored then
+    candidates: list[tuple[object, list[bytes]]]  # (dictionary, the probe's bodies under it), in size order
 
 
 class DictionaryGoneError(StoreCorruptError):
@@ -158,10 +141,7 @@ class TextTier:
 
     def dictionary_bytes(self) -> int:
         """Stored size of the current dictionary (0 when none)."""
-        gen = self.current_generation()
-        if not gen:
-            return 0
-        raw = self.storage.get_meta(_dict_key(gen))
+        raw = self.storage.get_meta(_dict_key(gen)) if (gen := self.current_generation()) else None
         return len(raw) if raw is not None else 0
 
     def _pack_dict(self, d) -> bytes:
@@ -258,11 +238,13 @@ class TextTier:
         trained_on = int(self.storage.get_meta(_KEY_TRAINED_ON) or 0)
         return n >= (FIRST_TRAIN if trained_on == 0 else trained_on * RETRAIN_GROWTH)
 
-    def maybe_retrain(self, *, force: bool = False) -> bool:
+    def maybe_retrain(self, *, force: bool = False, early: Future[Trial | None] | None = None) -> bool:
         """Train a dictionary on the stored passages; adopt it if it pays.
 
         Args:
             force: try now even if the store has not grown enough since the last try.
+            early: a ``start_trial`` made before the store reached its size (``tiers.provisional``): its
+                candidates are judged instead of new ones, if the dictionary is still the one it sampled under.
 
         Returns:
             True when a new dictionary was adopted and every passage recompressed.
@@ -271,19 +253,62 @@ class TextTier:
         old_gen = self.current_generation()
         if n < 2 or not (force or self.retrain_due(n)) or old_gen >= MAX_GENERATION:
             return False
-        try:
-            texts, stored = self._sample_texts(TRAIN_SAMPLE_BYTES)
-        except DictionaryGoneError:  # another process adopted a dictionary while this one read: its job is done
+        trial = early.result() if early is not None else None
+        if trial is None or trial.old_gen != old_gen:
+            try:
+                trial = self._train(*self._sample(n, old_gen))
+            except DictionaryGoneError:  # another process adopted a dictionary while this one read: its job is done
+                return False
+        if not trial.probe:
             return False
-        samples = [t.encode("utf-8") for t in texts]
-        if not samples:
-            return False
-        raw_total = sum(map(len, samples)) * n / len(samples)
-        step = max(1, len(texts) // EVAL_SAMPLE)
-        probe = texts[::step][:EVAL_SAMPLE]
-        scale = n / max(len(probe), 1)
+        scale = n / len(trial.probe)
         # the probe's bodies as stored: what encode(probe, generation=old_gen) would make again
-        old_total = sum(stored[::step][:EVAL_SAMPLE]) * scale + (self.dictionary_bytes() if old_gen else 0)
+        old_total = trial.probe_stored * scale + (self.dictionary_bytes() if old_gen else 0)
+        trained, new_total, made = None, float("inf"), {}  # (dictionary, total, probe → body) of the best
+        for d, bodies in trial.candidates:  # judged in size order
+            total = sum(map(len, bodies)) * scale + len(self._pack_dict(d))
+            if total < new_total:
+                trained, new_total, made = d, total, dict(zip(trial.probe, bodies, strict=True))
+        if trained is None or new_total > old_total * (1 - MIN_GAIN):
+            self._record_try(n, old_gen)
+            return False
+        return self._adopt(trained, old_gen, n, made=made)
+
+    def start_trial(self, n: int) -> Future[Trial | None]:
+        """A retraining's sample read now, its candidate dictionaries trained and judged on a thread.
+
+        For ``maybe_retrain(early=...)`` once the store holds about ``n`` passages: zstd releases
+        the GIL as it trains, so an add's last batches are written meanwhile.
+        """
+        try:
+            sampled = self._sample(n, self.current_generation())
+        except DictionaryGoneError:  # another process adopted a dictionary while this one read
+            sampled = None
+        return parallel.background(lambda: None if sampled is None else self._train(*sampled))
+
+    def _sample(self, n: int, old_gen: int) -> tuple[int, list[bytes], list[str], int, list[int]]:
+        """(old_gen, training samples, probe, the probe's stored bytes, dictionary sizes to try) for a store of n.
+
+        The samples: every stored passage, or an evenly spread ``TRAIN_SAMPLE_BYTES`` of them.
+        """
+        # bodies are ~2.5x smaller than their text: stride so the sample stays near TRAIN_SAMPLE_BYTES
+        stride = max(1, int(np.ceil(self.storage.byte_sums()["text"] * 2.5 / TRAIN_SAMPLE_BYTES)))
+        texts, stored, i = [], [], 0
+        for _, bodies in self.storage.iter_texts():
+            for b in bodies:
+                if b[:1] != bytes([LLM_TAG]):
+                    if i % stride == 0:
+                        texts.append(self.decode(b))
+                        stored.append(len(b))
+                    i += 1
+        samples = [t.encode("utf-8") for t in texts]
+        raw_total = sum(map(len, samples)) * n / max(len(samples), 1)
+        step = max(1, len(texts) // EVAL_SAMPLE)
+        sizes = sorted({int(np.clip(raw_total * f, MIN_DICT_BYTES, MAX_DICT_BYTES)) for f in DICT_SHARES})
+        return old_gen, samples, texts[::step][:EVAL_SAMPLE], sum(stored[::step][:EVAL_SAMPLE]), sizes
+
+    def _train(self, old_gen: int, samples: list[bytes], probe: list[str], probe_stored: int, sizes: list[int]) -> Trial:
+        """Each size's dictionary and the probe's bodies under it (no store access: safe on any thread)."""
         def candidate(size: int):  # (dictionary, the probe's bodies under it) or None; a size per thread, or threads for one
             try:
                 d = self._z.train_dictionary(size, samples, level=LEVEL, **_COVER)
@@ -291,38 +316,13 @@ class TextTier:
                 return None
             return d, self.encode(probe, generation=old_gen + 1, _dict_data=d, _threads=1 if len(sizes) > 1 else None)
 
-        sizes = sorted({int(np.clip(raw_total * f, MIN_DICT_BYTES, MAX_DICT_BYTES)) for f in DICT_SHARES})
-        trained, new_total, made = None, float("inf"), {}  # (dictionary, total, probe → body) of the best
-        for d, bodies in filter(None, parallel.map_threads(candidate, sizes)):  # judged in size order, as made
-            total = sum(map(len, bodies)) * scale + len(self._pack_dict(d))
-            if total < new_total:
-                trained, new_total, made = d, total, dict(zip(probe, bodies, strict=True))
-        if trained is None or new_total > old_total * (1 - MIN_GAIN):
-            self._record_try(n, old_gen)
-            return False
-        return self._adopt(trained, old_gen, n, made=made)
+        found = list(filter(None, parallel.map_threads(candidate, sizes))) if samples else []
+        return Trial(old_gen, probe, probe_stored, found)
 
     def _record_try(self, n: int, old_gen: int) -> None:
         with self.storage.transaction() as c:
             if self.current_generation() == old_gen:  # else another process's try (or adoption) stands
                 self.storage.set_meta(c, _KEY_TRAINED_ON, str(n))
-
-    def _sample_texts(self, max_bytes: int) -> tuple[list[str], list[int]]:
-        """Stored passages, decoded, and their bodies' sizes: all of them, or an evenly spread sample of
-        about max_bytes of text."""
-        stored = self.storage.byte_sums()["text"]
-        # bodies are ~2.5x smaller than their text: stride so the sample stays near max_bytes
-        stride = max(1, int(np.ceil(stored * 2.5 / max_bytes)))
-        out, sizes, i = [], [], 0
-        for _, bodies in self.storage.iter_texts():
-            for b in bodies:
-                if b[:1] == bytes([LLM_TAG]):
-                    continue
-                if i % stride == 0:
-                    out.append(self.decode(b))
-                    sizes.append(len(b))
-                i += 1
-        return out, sizes
 
     def _recompress(self, d, gen: int, *, after: int = -1, made: dict[str, bytes] | None = None
                     ) -> tuple[list[int], list[bytes], int]:
