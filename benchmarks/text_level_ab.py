@@ -1,14 +1,21 @@
-"""A `text` store's add with its bodies at zstd 19 (today) against 15 everywhere (issue 19 item 1: the trade-off).
+"""A `text` store's add at a few zstd levels for its final bodies (issue 19 item 1: the trade-offs).
 
 SciFact-train's 5,183 abstracts with precomputed embeddings (``ingest_profile.workload``) are
-added to a new ``text`` store, alternating per round: today's code (final bodies at level 19,
-a large add's earlier batches at 15 and recompressed at 19 by its last re-training,
-``tiers.provisional``) and the same code with level 15 everywhere and no provisional pass
-(patched in this process: ``tiers.text.LEVEL``, the defaults of ``TextTier.encode`` and
-``_compressor``, ``provisional.Bodies``). Reported per round: the add's seconds, the file's
-bytes and the stored bodies' bytes per passage.
+added to a new ``text`` store, alternating per round, with each configuration of ``--levels``:
 
-    .venv/bin/python benchmarks/text_level_ab.py [--rounds 2] [--json benchmarks/results/text_level_ab.json]
+- ``19`` (today's code): final bodies at level 19, a large add's earlier batches at 15 and
+  recompressed by its last re-training (``tiers.provisional``), which is trained on a thread
+  during the add's last batches (``TextTier.start_trial``);
+- ``N`` (17, 16, ...): the same code with ``tiers.text.LEVEL`` = N (at or below 15, with no
+  provisional pass: every body at N);
+- ``N:late``: the last re-training not started early (``provisional.EARLY`` = 0), as before
+  ``start_trial``.
+
+The levels are patched in this process (``tiers.text.LEVEL``, the defaults of
+``TextTier.encode`` and ``_compressor``, ``provisional.Bodies``). Reported per round: the add's
+seconds, the file's bytes and the stored bodies' bytes per passage.
+
+    .venv/bin/python benchmarks/text_level_ab.py [--rounds 2] [--levels 19 17 19:late] [--json ...]
 """
 
 from __future__ import annotations

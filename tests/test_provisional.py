@@ -11,7 +11,7 @@ import pytest
 from test_ingest_equal import TEXTS
 
 from hashmem.memory import Memory
-from hashmem.memory.tiers import provisional
+from hashmem.memory.tiers import provisional, trial
 from hashmem.memory.tiers import text as tt
 
 
@@ -74,18 +74,18 @@ def test_the_adds_last_retraining_is_trained_on_a_thread_while_its_last_batches_
     import threading
 
     started, trained = [], []
-    real_start, real_train = tt.TextTier.start_trial, tt.TextTier._train
+    real_start, real_train = tt.TextTier.start_trial, trial.train
 
     def start_trial(self, n):
         started.append((self.storage.count(), n))
         return real_start(self, n)
 
-    def train(self, *a):
+    def train(tier, *a, **kw):
         trained.append(threading.current_thread() is threading.main_thread())
-        return real_train(self, *a)
+        return real_train(tier, *a, **kw)
 
     monkeypatch.setattr(tt.TextTier, "start_trial", start_trial)
-    monkeypatch.setattr(tt.TextTier, "_train", train)
+    monkeypatch.setattr(trial, "train", train)
     emb = np.random.default_rng(2).standard_normal((len(TEXTS), 384)).astype(np.float32)
     with Memory(tmp_path / "t.db", fidelity="text", batch_size=100) as mem:
         mem.add(TEXTS, embeddings=emb, progress=False)

@@ -12,6 +12,7 @@ from hashmem.memory import Memory, RecordNotFoundError, StoreCorruptError
 from hashmem.memory.backends.local.storage import Storage
 from hashmem.memory.config import StoreConfig
 from hashmem.memory.tiers import text as tt
+from hashmem.memory.tiers import trial
 
 TRICKY = [
     "plain ascii",
@@ -368,8 +369,8 @@ def test_a_trial_started_early_is_judged_on_the_store_it_ends_with(tmp_path, mon
     texts = _prose(random.Random(11), 300)
     ids = _insert(storage, texts[:200])
     trained = []
-    real = tt.TextTier._train
-    monkeypatch.setattr(tt.TextTier, "_train", lambda self, *a: trained.append(a[2]) or real(self, *a))
+    real = trial.train
+    monkeypatch.setattr(trial, "train", lambda t, *a, **k: trained.append(a[2]) or real(t, *a, **k))
     early = tier.start_trial(300)
     ids += _insert(storage, texts[200:])  # written while the candidates train
     assert tier.maybe_retrain(force=True, early=early)
@@ -388,8 +389,8 @@ def test_an_early_trial_is_dropped_when_another_process_adopted_a_dictionary_mea
     assert tier_b.maybe_retrain(force=True)  # b adopts generation 1
     assert early.result().old_gen == 0
     trained = []
-    real = tt.TextTier._train
-    monkeypatch.setattr(tt.TextTier, "_train", lambda self, *a: trained.append(a[0]) or real(self, *a))
+    real = trial.train
+    monkeypatch.setattr(trial, "train", lambda t, *a, **k: trained.append(a[0]) or real(t, *a, **k))
     assert tier_a.maybe_retrain(force=True, early=early)  # trained again, on generation 1's store
     assert trained == [1] and tier_a.current_generation() == tier_b.current_generation() == 2
     assert _all_texts(a) == _all_texts(b) == dict(zip(ids, texts, strict=True))

@@ -55,12 +55,11 @@ import threading
 import weakref
 from collections.abc import Sequence
 from concurrent.futures import Future
-from typing import NamedTuple
 
 import numpy as np
 
 from ..errors import StoreCorruptError
-from . import parallel
+from . import parallel, trial
 from .bodystore import BodyStore
 
 RAW, PLAIN = 0, 1
@@ -75,7 +74,6 @@ MAX_DICT_BYTES = 112 * 1024
 DICT_SHARES = (1 / 50, 1 / 25, 1 / 12, 1 / 6)  # dictionary sizes tried, as shares of the stored raw text
 TRAIN_SAMPLE_BYTES = 4 << 20  # at most this much text is sampled for training
 EVAL_SAMPLE = 2048  # passages compressed to judge whether a new dictionary pays
-_COVER = {"k": 64, "d": 6}  # fixed COVER parameters: ~0.2 s to train instead of ~10 s of search
 
 _FRAME_MAGIC = b"\x28\xb5\x2f\xfd"  # a stored dictionary starting with this is a compressed one
 _KEY_CURRENT, _KEY_TRAINED_ON = "text_dict", "text_dict_trained_on"
@@ -83,15 +81,6 @@ _KEY_CURRENT, _KEY_TRAINED_ON = "text_dict", "text_dict_trained_on"
 
 def _dict_key(gen: int) -> str:
     return f"text_dict.{gen}"
-
-
-class Trial(NamedTuple):
-    """A retraining's candidates: what ``maybe_retrain`` judges (``start_trial`` makes one early)."""
-
-    old_gen: int  # the current dictionary when the sample was read
-    probe: list[str]  # passages compressed to judge a dictionary
-    probe_stored: int  # their bodies' bytes as stored then
-    candidates: list[tuple[object, list[bytes]]]  # (dictionary, the probe's bodies under it), in size order
 
 
 class DictionaryGoneError(StoreCorruptError):
@@ -238,7 +227,7 @@ class TextTier:
         trained_on = int(self.storage.get_meta(_KEY_TRAINED_ON) or 0)
         return n >= (FIRST_TRAIN if trained_on == 0 else trained_on * RETRAIN_GROWTH)
 
-    def maybe_retrain(self, *, force: bool = False, early: Future[Trial | None] | None = None) -> bool:
+    def maybe_retrain(self, *, force: bool = False, early: Future[trial.Trial | None] | None = None) -> bool:
         """Train a dictionary on the stored passages; adopt it if it pays.
 
         Args:
@@ -253,38 +242,32 @@ class TextTier:
         old_gen = self.current_generation()
         if n < 2 or not (force or self.retrain_due(n)) or old_gen >= MAX_GENERATION:
             return False
-        trial = early.result() if early is not None else None
-        if trial is None or trial.old_gen != old_gen:
+        tried = early.result() if early is not None else None
+        if tried is None or tried.old_gen != old_gen:
             try:
-                trial = self._train(*self._sample(n, old_gen))
+                tried = trial.train(self, *self._sample(n, old_gen), level=LEVEL)
             except DictionaryGoneError:  # another process adopted a dictionary while this one read: its job is done
                 return False
-        if not trial.probe:
+        if not tried.probe:
             return False
-        scale = n / len(trial.probe)
         # the probe's bodies as stored: what encode(probe, generation=old_gen) would make again
-        old_total = trial.probe_stored * scale + (self.dictionary_bytes() if old_gen else 0)
-        trained, new_total, made = None, float("inf"), {}  # (dictionary, total, probe → body) of the best
-        for d, bodies in trial.candidates:  # judged in size order
-            total = sum(map(len, bodies)) * scale + len(self._pack_dict(d))
-            if total < new_total:
-                trained, new_total, made = d, total, dict(zip(trial.probe, bodies, strict=True))
-        if trained is None or new_total > old_total * (1 - MIN_GAIN):
+        old_total = tried.probe_stored * n / len(tried.probe) + (self.dictionary_bytes() if old_gen else 0)
+        i, new_total = trial.best(self, tried, n)
+        if i is None or new_total > old_total * (1 - MIN_GAIN):
             self._record_try(n, old_gen)
             return False
+        trained, bodies = tried.candidates[i]
+        made = dict(zip(tried.probe, bodies, strict=True))
         return self._adopt(trained, old_gen, n, made=made)
 
-    def start_trial(self, n: int) -> Future[Trial | None]:
-        """A retraining's sample read now, its candidate dictionaries trained and judged on a thread.
-
-        For ``maybe_retrain(early=...)`` once the store holds about ``n`` passages: zstd releases
-        the GIL as it trains, so an add's last batches are written meanwhile.
-        """
+    def start_trial(self, n: int) -> Future[trial.Trial | None]:
+        """A retraining's sample read now, its candidates trained on a thread (``tiers.trial``), for
+        ``maybe_retrain(early=...)`` once the store holds about ``n`` passages."""
         try:
             sampled = self._sample(n, self.current_generation())
         except DictionaryGoneError:  # another process adopted a dictionary while this one read
             sampled = None
-        return parallel.background(lambda: None if sampled is None else self._train(*sampled))
+        return parallel.background(lambda: None if sampled is None else trial.train(self, *sampled, level=LEVEL))
 
     def _sample(self, n: int, old_gen: int) -> tuple[int, list[bytes], list[str], int, list[int]]:
         """(old_gen, training samples, probe, the probe's stored bytes, dictionary sizes to try) for a store of n.
@@ -306,18 +289,6 @@ class TextTier:
         step = max(1, len(texts) // EVAL_SAMPLE)
         sizes = sorted({int(np.clip(raw_total * f, MIN_DICT_BYTES, MAX_DICT_BYTES)) for f in DICT_SHARES})
         return old_gen, samples, texts[::step][:EVAL_SAMPLE], sum(stored[::step][:EVAL_SAMPLE]), sizes
-
-    def _train(self, old_gen: int, samples: list[bytes], probe: list[str], probe_stored: int, sizes: list[int]) -> Trial:
-        """Each size's dictionary and the probe's bodies under it (no store access: safe on any thread)."""
-        def candidate(size: int):  # (dictionary, the probe's bodies under it) or None; a size per thread, or threads for one
-            try:
-                d = self._z.train_dictionary(size, samples, level=LEVEL, **_COVER)
-            except self._z.ZstdError:  # too little or too uniform text for this size
-                return None
-            return d, self.encode(probe, generation=old_gen + 1, _dict_data=d, _threads=1 if len(sizes) > 1 else None)
-
-        found = list(filter(None, parallel.map_threads(candidate, sizes))) if samples else []
-        return Trial(old_gen, probe, probe_stored, found)
 
     def _record_try(self, n: int, old_gen: int) -> None:
         with self.storage.transaction() as c:
