@@ -469,3 +469,29 @@ def test_ask_extracts_a_phrase_for_a_what_question(text_mem):
     q = "What do honeybees use to tell their hive mates the direction of flowers?"
     a = dllama.LlamaDecoder(text_mem, threads=THREADS).ask(q, text_mem.search(q, 5))
     assert a.found and "waggle dance" in a.text and a.citations == [text_mem.ids()[1]], a
+
+
+@pytest.mark.slow
+def test_a_process_that_scored_replies_and_decoded_a_batch_exits_cleanly():
+    """The reply scorer's and the batch model's own llama.cpp contexts are freed before their models' weights at
+    exit (llama-cpp-python's ``LlamaContext`` puts its close on its model's exit stack), silently."""
+    import subprocess
+    import textwrap
+
+    code = textwrap.dedent("""
+        from hashmem.decoders import llamacpp, llmcodec, replies
+        llm = llamacpp.load_model(llamacpp.default_model_path(), threads=1)
+        prompt = llm.tokenize(b"Question: what do bees dance? Answer:", add_bos=True, special=False)
+        scorer = replies.scorer(llm)
+        first = scorer.first(prompt, keep=0)
+        assert len(scorer.replies([llm.tokenize(b" a waggle", add_bos=False, special=False)], first)) == 1
+        model = llmcodec.token_model(threads=1)
+        with model.lock:
+            batch = model.batch(2, 64)
+            batch.start_many(["one", "two"])
+        print("scored", flush=True)
+    """)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.strip() == "scored"
+    assert "Exception ignored" not in p.stderr and "Traceback" not in p.stderr, p.stderr[-2000:]

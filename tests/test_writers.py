@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
 from collections import Counter
 
 import pytest
+from test_crash import _count  # committed records, read from another connection
 
 from hashmem.memory import Memory, hints, termindex
 from hashmem.memory.tiers import llm as llmtier
@@ -127,18 +127,6 @@ def _spawn(code: str, *args, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **(env or {})})
-
-
-def _count(path) -> int:
-    """Committed records, read from another connection (0 while the file is not a store yet)."""
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
-        try:
-            return conn.execute("SELECT count(*) FROM records").fetchone()[0]
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return 0
 
 
 def _check_store(m: Memory, expected: dict[int, str], *, by_word: dict[int, str], alone: int = 4) -> None:
