@@ -41,8 +41,8 @@ class _Deadline:
     for minutes (75 tries) unless a call carries a timeout, which bounds the retries too."""
 
     _REMOTE = frozenset({"insert", "upsert", "delete", "query", "search", "query_iterator", "has_collection",
-                         "load_collection", "create_collection", "create_partition", "list_partitions",
-                         "describe_collection", "drop_collection"})
+                         "load_collection", "create_collection", "create_index", "create_partition",
+                         "list_partitions", "describe_collection", "drop_collection"})
 
     def __init__(self, client, timeout: float) -> None:
         self._client, self._timeout = client, timeout
