@@ -5,7 +5,7 @@ A ``text`` store's add tries a new dictionary after its last batch once the stor
 body at ``text.LEVEL`` (``tiers.text``): the bodies of the add's earlier batches would be
 compressed twice at that level. So while the store has a dictionary and that retraining will be due at the
 add's end, those batches' bodies are made at ``LEVEL`` (zstd 15, with the current dictionary:
-~3x faster, ~3 % larger), and only the last batch's at ``text.LEVEL``.
+~5x faster than 19, ~3 % larger), and only the last batch's at ``text.LEVEL``.
 
 After the add's last retraining, if no dictionary was adopted since the provisional bodies were
 made (it did not pay), the current one is adopted again as a new generation (``Bodies.settle``):
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 
-LEVEL = 15  # ~3x faster than 17 with a dictionary, bodies ~3 % larger (the file, whose pages they fill first: +1.3 % on SciFact)
+LEVEL = 15  # ~5x faster than 19 with a dictionary, bodies ~3 % larger (the file, whose pages they fill first: +1.3 % on SciFact)
 EARLY = 2048  # the add's last retraining starts when this many passages (or a quarter of the add) are left
 
 
