@@ -252,13 +252,13 @@ class TextTier:
             return False
         # the probe's bodies as stored: what encode(probe, generation=old_gen) would make again
         old_total = tried.probe_stored * n / len(tried.probe) + (self.dictionary_bytes() if old_gen else 0)
-        i, new_total = trial.best(self, tried, n)
+        i, new_total, packed = trial.best(self, tried, n)
         if i is None or new_total > old_total * (1 - MIN_GAIN):
             self._record_try(n, old_gen)
             return False
         trained, bodies = tried.candidates[i]
         made = dict(zip(tried.probe, bodies, strict=True))
-        return self._adopt(trained, old_gen, n, made=made)
+        return self._adopt(trained, old_gen, n, made=made, packed=packed)
 
     def start_trial(self, n: int) -> Future[trial.Trial | None]:
         """A retraining's sample read now, its candidates trained on a thread (``tiers.trial``), for
@@ -316,7 +316,8 @@ class TextTier:
             last = ids[-1]  # batches come in id order, never empty
         return out_ids, out_bodies, last
 
-    def _adopt(self, trained, old_gen: int, n: int, *, made: dict[str, bytes] | None = None) -> bool:
+    def _adopt(self, trained, old_gen: int, n: int, *, made: dict[str, bytes] | None = None,
+               packed: bytes | None = None) -> bool:
         """Recompress every body under a new dictionary (outside the lock), then switch in one transaction.
 
         Returns:
@@ -327,7 +328,7 @@ class TextTier:
             gen += 1  # left by a re-training that stopped half-way in a store without transactions (Milvus):
             # bodies may name it, so it is never overwritten
         d = self._z.ZstdCompressionDict(trained.as_bytes())
-        packed = self._pack_dict(trained)
+        packed = packed or self._pack_dict(trained)  # (maybe_retrain packed it to judge it)
         made = made if gen == old_gen + 1 else None  # the probe's bodies carry generation old_gen + 1
         try:
             ids, bodies, last = self._recompress(d, gen, made=made)

@@ -39,13 +39,14 @@ def train(tier, old_gen: int, samples: list[bytes], probe: list[str], probe_stor
     return Trial(old_gen, probe, probe_stored, list(filter(None, parallel.map_threads(candidate, sizes))) if samples else [])
 
 
-def best(tier, trial: Trial, n: int) -> tuple[int | None, float]:
-    """(index, total bytes) of the candidate giving a store of n passages its smallest total: the probe's bodies
-    extrapolated to n, plus the dictionary's stored bytes; (None, inf) when there is none."""
+def best(tier, trial: Trial, n: int) -> tuple[int | None, float, bytes]:
+    """(index, total bytes, the dictionary as stored) of the candidate giving a store of n passages its smallest
+    total: the probe's bodies extrapolated to n, plus the dictionary's stored bytes; (None, inf, b"") when none."""
     scale = n / max(len(trial.probe), 1)
-    found, total = None, float("inf")
+    found, total, packed = None, float("inf"), b""
     for i, (d, bodies) in enumerate(trial.candidates):  # the first of equal totals, in size order
-        t = sum(map(len, bodies)) * scale + len(tier._pack_dict(d))
+        stored = tier._pack_dict(d)
+        t = sum(map(len, bodies)) * scale + len(stored)
         if t < total:
-            found, total = i, t
-    return found, total
+            found, total, packed = i, t, stored
+    return found, total, packed
