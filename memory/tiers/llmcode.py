@@ -78,10 +78,10 @@ def prepare(model: TokenModel, text: str, hints: Sequence[str]) -> tuple[list[in
     return tokens, prompt
 
 
-def code_token(enc: ArithmeticEncoder, logits: np.ndarray, t: int, n_vocab: int) -> None:
-    """Code token t under the frequencies of logits (its own range, or the escape and then t uniformly)."""
+def code_token(enc: ArithmeticEncoder, table: tuple[np.ndarray, np.ndarray], t: int, n_vocab: int) -> None:
+    """Code token t under a ``frequency_table`` of the logits (its own range, or the escape and then t uniformly)."""
     total = 1 << TOTAL_BITS
-    top, cum = frequency_table(logits)
+    top, cum = table
     hit = np.flatnonzero(top == t)
     if hit.size:
         i = int(hit[0])
@@ -92,10 +92,10 @@ def code_token(enc: ArithmeticEncoder, logits: np.ndarray, t: int, n_vocab: int)
         enc.update(t, t + 1, n_vocab)
 
 
-def decode_token(dec: ArithmeticDecoder, logits: np.ndarray, n_vocab: int) -> int:
-    """The token ``code_token`` coded under the frequencies of logits."""
+def decode_token(dec: ArithmeticDecoder, table: tuple[np.ndarray, np.ndarray], n_vocab: int) -> int:
+    """The token ``code_token`` coded under the same ``frequency_table``."""
     total = 1 << TOTAL_BITS
-    top, cum = frequency_table(logits)
+    top, cum = table
     k = len(top)
     v = dec.target(total)
     i = int(np.searchsorted(cum, v, side="right")) - 1
@@ -153,7 +153,7 @@ def encode_one(model: TokenModel, text: str, hints: Sequence[str]) -> bytes | No
     enc = ArithmeticEncoder()
     model.start(prompt)
     for i_tok, t in enumerate(tokens):
-        code_token(enc, model.logits(), t, model.n_vocab)
+        code_token(enc, frequency_table(model.logits()), t, model.n_vocab)
         if i_tok + 1 < len(tokens):  # the decoder needs no logits after the last token
             model.feed(t)
     return body_of(text, len(tokens), enc)
@@ -171,7 +171,7 @@ def decode_one(model: TokenModel, body: bytes, hints: Sequence[str]) -> str:
     model.start(prompt)
     tokens: list[int] = []
     for _ in range(n):
-        tokens.append(decode_token(dec, model.logits(), model.n_vocab))
+        tokens.append(decode_token(dec, frequency_table(model.logits()), model.n_vocab))
         if len(tokens) < n:
             model.feed(tokens[-1])
     return passage_of(model, tokens, check)
