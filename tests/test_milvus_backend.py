@@ -140,6 +140,28 @@ def test_a_body_over_the_bound_is_refused_whole_and_hints_stores_have_no_body_fi
         milvus_server.drop_store(hints_name)
 
 
+def test_scans_past_one_query_window_go_through_the_iterator_and_read_every_row_once(open_mem, monkeypatch):
+    """A scan is one query when its rows fit in Milvus's result window, else the query iterator from the start:
+    with a window of 5, 12 records and their lexicon are read whole either way."""
+    from hashmem.memory.backends.milvus import scan
+
+    mem = open_mem()
+    words = "apples bridges candles dolphins engines forests glaciers harbours islands jungles kettles lanterns".split()
+    ids = mem.add([f"a note on the topic of {w}" for w in words], progress=False)
+    one_query = sorted(r["id"] for page in mem.backend.records.pages("id > 0", ["id"], batch=4) for r in page)
+    terms = sorted(r["term"] for r in mem.backend.lexicon.rows(batch=4))
+    calls = []
+    monkeypatch.setattr(scan, "QUERY_WINDOW", 5)
+    iterator = mem.backend.client.query_iterator
+    monkeypatch.setattr(mem.backend.client, "query_iterator", lambda *a, **k: calls.append(k) or iterator(*a, **k),
+                        raising=False)
+    pages = list(mem.backend.records.pages("id > 0", ["id"], batch=4))
+    assert sorted(r["id"] for page in pages for r in page) == one_query == sorted(ids)
+    assert all(len(p) <= 4 for p in pages) and len(calls) == 1
+    assert sorted(r["term"] for r in mem.backend.lexicon.rows(batch=4)) == terms and len(terms) > 5
+    assert len(calls) == 2
+
+
 @pytest.mark.slow
 def test_llm_bodies_round_trip(store_uri):
     pytest.importorskip("llama_cpp")
@@ -202,7 +224,7 @@ def test_missing_store_and_unsupported_settings(store_uri, open_mem):
 
 def test_server_going_away_mid_search_and_mid_add_loses_nothing_acknowledged(milvus_server, store_uri, monkeypatch):
     """Stop the server while an add runs: one-line errors; after a restart every acknowledged id is there."""
-    monkeypatch.setenv("HASHMEM_MILVUS_TIMEOUT", "10")
+    monkeypatch.setenv("HASHMEM_MILVUS_TIMEOUT", "5")
     rng = np.random.default_rng(0)
     mem = Memory(store_uri, batch_size=50)
     try:

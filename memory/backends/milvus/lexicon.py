@@ -18,6 +18,7 @@ from ...errors import StoreCorruptError
 from ...hints import Lexicon
 from .connection import READ, errors
 from .records import BATCH, QUERY_WINDOW
+from .scan import scan
 from .schema import DUMMY
 
 
@@ -54,17 +55,9 @@ class LexiconRows:
         return lex
 
     def rows(self, batch: int = 8192) -> list[dict]:
-        """Every term's row (``id``, ``term``, ``df``), in no particular order."""
-        with self._errors("read"):
-            it = self.client.query_iterator(self.name, batch_size=batch, filter="id >= 0",
-                                            output_fields=["id", "term", "df"], consistency_level=READ)
-            out = []
-            try:
-                while page := it.next():
-                    out += page
-            finally:
-                it.close()
-        return out
+        """Every term's row (``id``, ``term``, ``df``), in no particular order (``scan``)."""
+        return [r for page in scan(self.client, self.name, "id >= 0", ["id", "term", "df"], batch=batch,
+                                   level=READ, guard=lambda: self._errors("read")) for r in page]
 
     def terms(self, ids: Sequence[int]) -> dict[int, str]:
         """The term of each id that has one."""

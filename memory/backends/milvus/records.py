@@ -27,10 +27,10 @@ from ...errors import BackendUnavailableError
 from ...search import Candidates
 from ..base import Row
 from .connection import READ, errors
+from .scan import QUERY_WINDOW, scan
 from .schema import code_bytes
 from .uri import partition_of
 
-QUERY_WINDOW = 16_384  # Milvus's largest query/search result window
 BATCH = 2_000  # rows per insert / upsert call
 FIELDS = ["id", "namespace", "created", "metadata", "code", "qvec", "hints", "gen"]
 
@@ -66,21 +66,10 @@ class Records:
 
     def pages(self, expr: str, fields: list[str], batch: int = 8192, namespace: str | None = None
               ) -> Iterator[list[dict]]:
-        """The rows matching ``expr``, ``batch`` at a time (in one namespace's partition when given)."""
+        """The rows matching ``expr``, ``batch`` at a time (in one namespace's partition when given; ``scan``)."""
         parts = None if namespace is None else [partition_of(namespace)]
-        with self._errors("read"):
-            it = self.client.query_iterator(self.name, batch_size=batch, filter=expr, output_fields=fields,
-                                            partition_names=parts, consistency_level=READ)
-        try:
-            while True:
-                with self._errors("read"):
-                    page = it.next()
-                if not page:
-                    return
-                yield page
-        finally:
-            with contextlib.suppress(Exception):
-                it.close()
+        return scan(self.client, self.name, expr, fields, batch=batch, level=READ,
+                    guard=lambda: self._errors("read"), partition_names=parts)
 
     def insert(self, namespace: str, rows: list[dict], ids: list[int]) -> None:
         """Insert ``encode_rows``'s rows (of ``ids``) into the namespace's partition, ``BATCH`` per call.

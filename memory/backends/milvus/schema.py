@@ -67,7 +67,7 @@ def create_collections(client, config: StoreConfig, opts: dict, *, records: str,
             idx = c.prepare_index_params()
             idx.add_index(field_name=DUMMY, index_type="FLAT", metric_type="L2")
             c.create_collection(name, schema=schema, consistency_level=READ)  # index_params would load it now
-            c.create_index(name, idx)
+            c.create_index(name, idx, sync=False)  # an empty collection: its index is built at once
     if not c.has_collection(records):
         schema = c.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.INT64, is_primary=True)
@@ -85,7 +85,7 @@ def create_collections(client, config: StoreConfig, opts: dict, *, records: str,
         params = {"nlist": opts["nlist"]} if opts["index"] == "BIN_IVF_FLAT" else {}
         idx.add_index(field_name="code", index_type=opts["index"], metric_type="HAMMING", params=params)
         c.create_collection(records, schema=schema, consistency_level=READ)
-        c.create_index(records, idx)
+        c.create_index(records, idx, sync=False)
         have = set(c.list_partitions(records))
         for i in range(PARTITIONS):
             if f"ns{i:03d}" not in have:
