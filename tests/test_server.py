@@ -24,6 +24,7 @@ pytest.importorskip("uvicorn")
 from conftest import PASSAGES, http_add_and_get, serve_process  # noqa: E402
 
 from hashmem.memory import Memory  # noqa: E402
+from hashmem.memory.backends.local.sqlfile import BUSY_TIMEOUT  # noqa: E402
 from hashmem.server.app import create_app, is_loopback, running, serve  # noqa: E402
 from hashmem.server.errors import ApiError, describe  # noqa: E402
 from hashmem.server.service import Service  # noqa: E402
@@ -244,6 +245,9 @@ def test_body_cut_at_the_limit_never_reaches_the_store(server):
 def test_store_busy_is_503_and_nothing_stored(server):
     c, service = server
     before = snapshot(service)
+    storage = service.memory.storage
+    storage.busy_timeout = 0.5  # not the default 30 s of waiting: the lock is held for longer either way
+    storage.conn.execute("PRAGMA busy_timeout = 500")
     other = sqlite3.connect(service.memory.path, timeout=1)
     other.execute("BEGIN EXCLUSIVE")  # another process holds the write lock for longer than the busy timeout
     try:
@@ -251,6 +255,8 @@ def test_store_busy_is_503_and_nothing_stored(server):
     finally:
         other.rollback()
         other.close()
+        storage.busy_timeout = BUSY_TIMEOUT
+        storage.conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
     assert r.status_code == 503 and r.json()["error"]["code"] == "store_unavailable"
     assert snapshot(service) == before
 
