@@ -69,6 +69,9 @@ _TEMPLATE_PORTS = (
 # (30 s leases) expired. Measured here (one start, stop, start, stop): stops 15.0 -> 1.1 s, the restart's
 # start 34.8 -> 14.6 s. A lease of 10 s is renewed every few seconds, enough on a loaded machine.
 SESSION_TTL = 10  # common.session.ttl: seconds a dead server's sessions hold back a restarted one
+# Strong reads wait for the proxy's time tick: opening a store (7 settings reads) took 2.2 s at the default
+# 200 ms, 1.55 s at 100 ms, 0.35 s at 50 ms; an idle server with 5 stores used 0.09, 0.13, 0.23 of a core.
+TIME_TICK_MS = 50  # proxy.timeTickInterval
 QUERY_NODE_STOP = 1  # queryNode.gracefulStopTimeout: seconds a stopping query node waits to hand over
 _PORT_RANGE = (20000, 32000)  # below Linux's default ephemeral range (32768-60999)
 
@@ -495,6 +498,7 @@ class MilvusServer:
         for component in ("rootCoord", "proxy", "queryCoord", "queryNode", "indexNode", "dataCoord", "dataNode"):
             config.set(f"{component}.ip", "127.0.0.1")  # the advertised address
         config.set("common.session.ttl", SESSION_TTL)
+        config.set("proxy.timeTickInterval", TIME_TICK_MS)
         config.resolve_storage()
         unresolved = [key for key, (_, value) in config.configurable_items.items() if value is None]
         if unresolved:
