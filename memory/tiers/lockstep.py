@@ -18,7 +18,7 @@ A passage that cannot be decoded fails alone: ``decode_all`` returns its
 Between two steps the model is idle and every running passage needs the
 frequency table of its logits (an ``argpartition`` and an ``exp`` over the
 whole vocabulary, ~1.5 ms each, numpy releasing the GIL): a group's tables are
-made on ``parallel.WORKERS`` threads, then the coders are updated in order.
+made on ``parallel.map_threads``' threads, then the coders are updated in order.
 Each table depends only on its logits, so the bodies are the same bytes.
 
 What it does not do: decide what to keep (``llm.LlmTier.encode``: fallbacks,
@@ -28,7 +28,6 @@ verification) or evaluate a model (``decoders.llmbatch``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 import numpy as np
@@ -47,7 +46,7 @@ from .llmcode import (
     prompt_for,
     read_body,
 )
-from .parallel import WORKERS
+from .parallel import map_threads
 
 
 class BatchTokenModel(Protocol):
@@ -78,26 +77,6 @@ def batch_of(model: TokenModel, ready: list[tuple]) -> BatchTokenModel | None:
         return None
 
 
-class _Tables:
-    """The frequency tables of several sequences' logits, made on up to ``WORKERS`` threads (a pool per group:
-    a pool kept across calls would not survive a fork)."""
-
-    def __init__(self, n: int) -> None:
-        self._pool = ThreadPoolExecutor(min(WORKERS, n)) if min(WORKERS, n) > 1 else None
-
-    def __call__(self, logits: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
-        if self._pool is None or len(logits) < 2:
-            return [frequency_table(x) for x in logits]
-        return list(self._pool.map(frequency_table, logits))
-
-    def __enter__(self) -> _Tables:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-
-
 def _groups(items: list, size: int) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -106,17 +85,16 @@ def _encode_group(batch: BatchTokenModel, model: TokenModel, group: list[tuple[s
     batch.start_many([prompt for _, _, prompt in group])
     encs = [ArithmeticEncoder() for _ in group]
     longest = max(len(tokens) for _, tokens, _ in group)
-    with _Tables(len(group)) as tables_of:
-        for step in range(longest):
-            running = [s for s, (_, tokens, _) in enumerate(group) if step < len(tokens)]
-            feeds = []
-            for s, table in zip(running, tables_of([batch.logits(s) for s in running]), strict=True):
-                tokens = group[s][1]
-                code_token(encs[s], table, tokens[step], model.n_vocab)
-                if step + 1 < len(tokens):  # no logits are needed after a passage's last token
-                    feeds.append((s, tokens[step]))
-            if feeds:
-                batch.feed_many(feeds)
+    for step in range(longest):
+        running = [s for s, (_, tokens, _) in enumerate(group) if step < len(tokens)]
+        feeds = []
+        for s, table in zip(running, map_threads(frequency_table, [batch.logits(s) for s in running]), strict=True):
+            tokens = group[s][1]
+            code_token(encs[s], table, tokens[step], model.n_vocab)
+            if step + 1 < len(tokens):  # no logits are needed after a passage's last token
+                feeds.append((s, tokens[step]))
+        if feeds:
+            batch.feed_many(feeds)
     return [body_of(text, len(tokens), enc) for (text, tokens, _), enc in zip(group, encs, strict=True)]
 
 
@@ -149,17 +127,16 @@ def _decode_group(batch: BatchTokenModel, model: TokenModel, group: list[tuple])
     """group: ``(prompt, n, check, decoder)`` per body."""
     batch.start_many([g[0] for g in group])
     tokens: list[list[int]] = [[] for _ in group]
-    with _Tables(len(group)) as tables_of:
-        for step in range(max(g[1] for g in group)):
-            running = [s for s, (_, n, _, _) in enumerate(group) if step < n]
-            feeds = []
-            for s, table in zip(running, tables_of([batch.logits(s) for s in running]), strict=True):
-                _, n, _, dec = group[s]
-                tokens[s].append(decode_token(dec, table, model.n_vocab))
-                if step + 1 < n:
-                    feeds.append((s, tokens[s][-1]))
-            if feeds:
-                batch.feed_many(feeds)
+    for step in range(max(g[1] for g in group)):
+        running = [s for s, (_, n, _, _) in enumerate(group) if step < n]
+        feeds = []
+        for s, table in zip(running, map_threads(frequency_table, [batch.logits(s) for s in running]), strict=True):
+            _, n, _, dec = group[s]
+            tokens[s].append(decode_token(dec, table, model.n_vocab))
+            if step + 1 < n:
+                feeds.append((s, tokens[s][-1]))
+        if feeds:
+            batch.feed_many(feeds)
     out: list[str | ValueError] = []
     for (_, _, check, _), toks in zip(group, tokens, strict=True):
         try:
