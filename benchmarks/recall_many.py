@@ -104,7 +104,7 @@ def main() -> None:
                 models[""].path, args.requantize, Path(tmp) / f"requantized.{args.requantize}.gguf"))
         out["models"] = {k or "packaged": m.path.name for k, m in models.items()}
         out["tokens"] = [len(models[""].tokenize(t.encode())) for t in texts]
-        ways = {f"{how}{m}": (model if how == "batched" else OneAtATime(model), m)
+        ways = {f"{how}{m}": model if how == "batched" else OneAtATime(model)
                 for m, model in models.items() for how in ("batched", "one_at_a_time")}
         for m, model in models.items():
             with Memory(Path(tmp) / f"warm{m}.db", fidelity="llm", token_model=model) as mem:  # embedder, contexts
@@ -118,7 +118,7 @@ def main() -> None:
         for r in range(args.add_rounds):
             for way in list(ways) if r % 2 == 0 else list(ways)[::-1]:
                 path = Path(tmp) / f"add-{way}-{r}.db"
-                with Memory(path, fidelity="llm", token_model=ways[way][0]) as mem:
+                with Memory(path, fidelity="llm", token_model=ways[way]) as mem:
                     started = time.perf_counter()
                     ids = mem.add(texts)
                     add[way].append((time.perf_counter() - started) / len(texts))
