@@ -18,13 +18,13 @@ What it does not do: search, or SQL.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from . import ahead, gcpause, hints, quantize, records, termindex
 from . import compact as compacting
 from . import dedup as dedupe
+from . import gcpause, hints, quantize, records, termindex
 from . import refit as refitting
 from .backends.base import AfterCommitUpkeep, TermIndex
 from .bodies import hint_preview, texts_for_tier
@@ -36,6 +36,7 @@ from .tiers import parallel, provisional
 from .tiers import text as tiertext
 from .validate import (
     check_embeddings,
+    check_metadata,
     check_namespace,
     check_text,
     normalize_metadata,
@@ -72,14 +73,20 @@ def add_passages(
     offset, refits = 0, refitting.Refits(mem, background=dedup == "keep")  # codes find repeats: refit in place
     bodies = provisional.Bodies(mem, total)  # a text store's bodies its last retraining recompresses: made fast
     try:
-        for b in ahead.batches(mem, passages, mem.batch_size, embeddings):
-            texts, metas = b.texts, b.metas
+        for batch in _batched(passages, mem.batch_size):
+            texts = [t for t, _ in batch]
+            for i, t in enumerate(texts):
+                check_text(t, f"passage {offset + i}")
+            metas = [m for _, m in batch]
+            for i, m in enumerate(metas):
+                check_metadata(m, f"metadata of passage {offset + i}")
+            emb = embeddings[offset : offset + len(batch)] if embeddings is not None else None
             try:
                 found: list[dedupe.Match] = []
                 bodies.start(offset)
                 with gcpause.paused():  # the batch's tokens are not walked by the collector (gcpause)
-                    ids += add_batch(mem, texts, metas, namespace, b.vectors(), policy=dedup, threshold=threshold,
-                                     found=found, level=bodies.level(offset, len(texts)), embedded=b.embedded)
+                    ids += add_batch(mem, texts, metas, namespace, emb, policy=dedup, threshold=threshold,
+                                     found=found, level=bodies.level(offset, len(batch)))
                 if matches is not None:
                     matches += [dedupe.Match(offset + m.position, m.id, m.score, m.exact) for m in found]
             except StoreError as e:
@@ -88,12 +95,12 @@ def add_passages(
                 failed = list(mem.backend.last_attempt)
                 raise AddIncompleteError(
                     f"{str(e).splitlines()[0]}; {len(ids)} passage(s) of this add were stored "
-                    f"({_id_span(ids)}), the next {len(texts)} were not"
+                    f"({_id_span(ids)}), the next {len(batch)} were not"
                     + (f" ({_id_span(failed)}, absent)" if failed else ""),
-                    stored_ids=ids, failed_ids=failed, failed=len(texts)) from e
-            offset += len(texts)
+                    stored_ids=ids, failed_ids=failed, failed=len(batch)) from e
+            offset += len(batch)
             if bar is not None:
-                bar.update(len(texts))
+                bar.update(len(batch))
             upkeep(mem, namespace, progress=show, last=total is not None and offset >= total, refits=refits, bodies=bodies)
         if ids and (total is None or offset < total):  # a stream of unknown length: its end is known now
             upkeep(mem, namespace, progress=show, last=True, refits=refits, bodies=bodies)
@@ -135,7 +142,7 @@ def upkeep(mem, namespace: str, *, progress: bool, last: bool = True, refits: re
 
 
 def add_batch(mem, texts, metas, namespace, emb, *, policy: str = "keep", threshold: float = dedupe.DEFAULT_THRESHOLD,
-              found: list[dedupe.Match] | None = None, level: int = tiertext.LEVEL, embedded: bool = False) -> list[int]:
+              found: list[dedupe.Match] | None = None, level: int = tiertext.LEVEL) -> list[int]:
     """Embed outside the write lock; quantize, hash, count terms and insert inside it.
 
     Inside the lock this handle first catches up with other processes' commits, so the
@@ -147,11 +154,10 @@ def add_batch(mem, texts, metas, namespace, emb, *, policy: str = "keep", thresh
     matched ids and ``found`` the ``dedup.Match`` of each (positions within the batch). A ``text``
     store's bodies are compressed on other threads (``tiers.parallel``) while this one tokenizes, at
     ``level`` (``tiers.provisional``: a batch whose bodies the add's retraining recompresses).
-    ``embedded``: ``emb`` came from ``mem._embed`` (``ahead``), taken as it is.
     """
     if emb is None:
         emb = mem._embed(texts)
-    elif not embedded:
+    else:
         mem._verify_model()
         emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
     fitted = None
@@ -242,6 +248,17 @@ def _checked(texts, metadata, method: str) -> tuple[list[str], list[dict]]:
     for i, t in enumerate(texts):
         check_text(t, f"text {i}")
     return texts, metas
+
+
+def _batched(items: Iterable, n: int) -> Iterator[list]:
+    batch = []
+    for x in items:
+        batch.append(x)
+        if len(batch) == n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 class Adding:
