@@ -17,6 +17,7 @@ import sys
 import textwrap
 from collections import Counter
 
+import numpy as np
 import pytest
 from test_crash import _count  # committed records, read from another connection
 
@@ -45,16 +46,24 @@ def llm_passage(tag: str, i: int) -> str:
 
 # argv: path tag n per_add batch_size fidelity; prints "open", waits for a line, prints each add's ids as JSON
 WRITER = textwrap.dedent("""
-    import json, sys
+    import json, sys, time
     sys.path.insert(0, {tests!r})
     import hashmem
     from hashmem.memory import Memory
+    from hashmem.memory import refit as refitting
     from hashmem.memory.tiers import lockstep, parallel
     from hashmem.memory.tiers import text as texttier
     from test_writers import llm_passage, passage
     path, tag, n, per_add, batch, fidelity = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:6]), sys.argv[6]
     parallel.WORKERS = 2  # the threaded compression runs even on one core
     texttier.FIRST_TRAIN = 16  # dictionary re-trainings at 16, 32, 64, 128 and 256 passages, as the soak does
+    if len(sys.argv) > 7:  # refits from this many passages on, each at twice the last, fitted during the add
+        refitting.FIRST_FIT, refitting.REFIT_GROWTH = int(sys.argv[7]), 2
+        real_fitted = refitting._fitted
+        def slow_fitted(*a):  # the fit takes long enough for batches of both writers to go in meanwhile
+            time.sleep(0.4)
+            return real_fitted(*a)
+        refitting._fitted = slow_fitted
     make = llm_passage if fidelity == "llm" else passage
     batches = []  # passages of each group coded through the batch model (lockstep), as it returned
     real_group = lockstep._encode_group
@@ -157,10 +166,15 @@ def _check_store(m: Memory, expected: dict[int, str], *, by_word: dict[int, str]
     assert [h[0].id for h in found] == ids
 
 
-def _run_writers_and_reader(path, tmp_path, fidelity: str, n: int, per_add: int, batch: int, env=None):
-    """Two writers (tags alpha, beta) and one reader at once; returns (acknowledged ids by tag, writer stats, reader)."""
+def _run_writers_and_reader(path, tmp_path, fidelity: str, n: int, per_add: int, batch: int, env=None,
+                            first_fit: int | None = None):
+    """Two writers (tags alpha, beta) and one reader at once; returns (acknowledged ids by tag, writer stats, reader).
+
+    first_fit: the writers refit from this many passages on, then at each doubling (default: the library's).
+    """
     stop = tmp_path / "stop"
-    writers = [_spawn(WRITER, path, tag, n, per_add, batch, fidelity, env=env) for tag in ("alpha", "beta")]
+    extra = [] if first_fit is None else [first_fit]
+    writers = [_spawn(WRITER, path, tag, n, per_add, batch, fidelity, *extra, env=env) for tag in ("alpha", "beta")]
     reader = _spawn(READER, path, stop, fidelity, n, env=env)
     try:
         for p in (*writers, reader):
@@ -211,6 +225,29 @@ def test_two_text_writers_and_a_reader_lose_nothing_with_threaded_compression_an
         _check_store(m, texts, by_word=words)
         assert m._text_tier().current_generation() >= 2  # re-trained while the writers wrote
         assert m.add([passage("gamma", 0)]) == [max(texts) + 1]
+
+
+@pytest.mark.slow
+def test_two_writers_refitting_on_threads_during_their_adds_lose_nothing(tmp_path):
+    """Adds of 80 in batches of 16, the refits (at 256 and 512 passages: an ITQ fit needs as many vectors
+    as bits) fitted on a thread by the writer whose batch made them due while its next batches go in with
+    the codes they found, the other writer's batches (and maybe its own fit, dropped if it comes second)
+    in between: every acknowledged record exact, every code the final hasher's code of its vector."""
+    path = tmp_path / "refits.db"
+    with Memory(path, fidelity="text") as m:
+        assert m.hasher.fitted_on == 0
+    n = 320
+    acked, _, reader = _run_writers_and_reader(path, tmp_path, "text", n, per_add=80, batch=16, first_fit=256)
+    assert [len(v) for v in acked.values()] == [n, n]
+    assert reader["checks"] > 0 and reader["found"] > 0 and not reader["wrong"] and not reader["errors"], reader
+    texts, words = _expected(acked, passage)
+    with Memory(path) as m:
+        assert m.hasher.fitted_on >= 512 and m.hasher.generation == 2  # refitted twice while both wrote
+        _check_store(m, texts, by_word=words)
+        vec_ids, vecs = zip(*m.backend.scan("qvec"), strict=True)
+        code_ids, codes = zip(*m.backend.scan("code"), strict=True)
+        assert np.array_equal(np.concatenate(vec_ids), np.concatenate(code_ids))
+        assert np.array_equal(np.concatenate(codes), m.hasher.encode(m.quantizer.decode(np.concatenate(vecs))))
 
 
 @pytest.fixture(scope="module")
