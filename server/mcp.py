@@ -23,7 +23,7 @@ from .tenancy import Principal
 INSTRUCTIONS = (
     "Long-term memory. Use `remember` to store facts worth keeping (one fact or observation per text), "
     "`search` to find stored memories relevant to a query before answering, `recall` to get the full text "
-    "of one memory by id, `ask` to get an answer drawn only from memories with [id] citations, `summarize` "
+    "of memories by id (several at once with ids), `ask` to get an answer drawn only from memories with [id] citations, `summarize` "
     "for a cited summary of what is stored about a topic, and `forget` to delete memories that are wrong or "
     "no longer wanted. Memories are private to this agent's namespace."
 )
@@ -86,11 +86,24 @@ def build(service: Service, namespace: str):
                              for h in hits]}
 
     @server.tool(annotations=read_only)
-    def recall(id: Annotated[int, Field(description="The id of a memory, as returned by search or remember.")]) -> dict:
-        """Get the text of one memory by id: exact if the store keeps text, otherwise rebuilt from its keywords
-        (`exact` says which; `fidelity` is how close a rebuilt text is, 1.0 = exact)."""
-        r = call(service.recall, id)
-        return {"id": r.id, "text": r.text, "exact": r.exact, "fidelity": round(r.fidelity, 4)}
+    def recall(
+        id: Annotated[int | None, Field(description="The id of one memory, as returned by search or remember.")] = None,
+        ids: Annotated[list[int] | None, Field(min_length=1, max_length=50, description=(
+            "Instead of id: several ids at once (up to 50), e.g. every hit of a search; read together, "
+            "which is faster than one call per id."))] = None,
+    ) -> dict:
+        """Get the full text of one memory by id, or of several by ids (`memories`, in the order asked): exact if
+        the store keeps text, otherwise rebuilt from its keywords (`exact` says which; `fidelity` is how close a
+        rebuilt text is, 1.0 = exact)."""
+        if (id is None) == (ids is None):
+            raise ToolError("invalid_input: give either id (one memory) or ids (several)")
+
+        def shown(r) -> dict:
+            return {"id": r.id, "text": r.text, "exact": r.exact, "fidelity": round(r.fidelity, 4)}
+
+        if id is not None:
+            return shown(call(service.recall, id))
+        return {"memories": [shown(r) for r in call(service.recall_many, ids)]}
 
     @server.tool(annotations=read_only)
     def ask(

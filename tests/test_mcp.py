@@ -69,6 +69,12 @@ def test_agent_memory_over_stdio(tmp_path):
             assert only_food["memories"][0]["metadata"] == {"topic": "food", "v": 2}  # replaced: the newer labels
             recalled = payload(await s.call_tool("recall", {"id": ids[0]}))
             assert "peanuts" in recalled["text"]
+            several = payload(await s.call_tool("recall", {"ids": [ids[1], ids[0]]}))["memories"]
+            assert [r["id"] for r in several] == [ids[1], ids[0]] and several[1] == recalled  # in the order asked
+            assert "Miso" in several[0]["text"]
+            for args in [{}, {"id": ids[0], "ids": [ids[1]]}, {"ids": [ids[0], other]}]:
+                res = await s.call_tool("recall", args)  # neither, both, or another namespace's id among them
+                assert res.is_error and "\n" not in res.content[0].text.strip(), (args, res)
             answer = payload(await s.call_tool("ask", {"question": "What is the user allergic to?"}))
             assert answer["found"] and ids[0] in answer["citations"]
             summary = payload(await s.call_tool("summarize", {"query": "the user's cat"}))
