@@ -16,6 +16,7 @@ import click
 
 from hashmem.memory.backends import is_milvus_uri
 from hashmem.memory.errors import HashmemError
+from hashmem.memory.kernels import topk
 
 STORE_ENV = "HASHMEM_STORE"
 
@@ -85,6 +86,9 @@ def cli(ctx: click.Context, store: Path | None, durable: bool, quiet: bool = Fal
     ctx.obj["store"] = store
     ctx.obj["durable"] = durable
     ctx.obj["quiet"] = quiet
+    if not quiet:  # the first search on a machine compiles the Hamming kernels: say so rather than look hung
+        topk.on_slow_compile = lambda: click.echo(
+            "hashmem: compiling the search kernels for this machine (the first time only, about 20 s)", err=True)
 
 
 def store_path(ctx: click.Context) -> Path | str:

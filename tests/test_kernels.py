@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -234,3 +237,48 @@ def test_parallel_kernels_from_several_threads_survive_the_workqueue_layer():
                        cwd=str(Path(__file__).resolve().parents[1]))
     assert r.returncode == 0, r.stderr[-500:]
     assert r.stdout.split() == ["workqueue", "False"]
+
+
+def test_a_slow_first_kernel_call_is_announced_once(monkeypatch):
+    said = []
+    monkeypatch.setattr(kernels, "SLOW_FIRST_CALL", 0.05)
+    monkeypatch.setattr(kernels, "on_slow_compile", lambda: said.append("compiling"))
+    monkeypatch.setattr(kernels, "_announced", kernels.threading.Event())
+    quick = kernels._noticed(lambda x: x + 1)
+    assert quick(1) == 2 and said == []  # a first call under the threshold says nothing
+    slow = kernels._noticed(lambda x: (time.sleep(0.4), x)[1])
+    assert slow(3) == 3 and said == ["compiling"]
+    assert slow(4) == 4 and said == ["compiling"]  # only the first call is timed
+    other = kernels._noticed(lambda x: (time.sleep(0.4), x)[1])
+    assert other(5) == 5 and said == ["compiling"]  # once per process, however many kernels compile
+
+
+@pytest.mark.slow
+def test_the_first_search_on_a_machine_says_it_compiles_the_kernels(tmp_path):
+    """A cold numba cache (a new machine): the CLI's first search says it compiles, and leaves the machine code
+    cached for the next process (whose kernels load in well under the notice's 1.5 s on a quiet machine)."""
+    from hashmem.memory import Memory
+
+    if not kernels.numba_available():
+        pytest.skip("numba is not installed")
+    store = tmp_path / "s.db"
+    with Memory(store) as m:
+        m.add(["The cat sat on the mat.", "A dog barked at night."])
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba"), "HF_HUB_OFFLINE": "1"}
+    run = subprocess.run([sys.executable, "-c", "from hashmem.cli.main import main; main()", "--store", str(store),
+                          "search", "cat", "-k", "1"], capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "compiling the search kernels" in run.stderr and "cat" in run.stdout
+    assert list((tmp_path / "numba").rglob("*topk_segments_serial*.nbi"))  # cached for the next process
+
+
+def test_quiet_sets_no_compile_notice(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from hashmem.cli.main import cli
+
+    for flags, announced in [(["-q"], False), ([], True)]:
+        monkeypatch.setattr(kernels, "on_slow_compile", None)
+        r = CliRunner().invoke(cli, ["--store", str(tmp_path / "s.db"), *flags, "init"], catch_exceptions=False)
+        assert r.exit_code == 0 and (kernels.on_slow_compile is not None) == announced
+        (tmp_path / "s.db").unlink()

@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -117,6 +118,39 @@ def _topk_numpy(cols, ids, mask, queries, k, starts, ends, seg_ptr):
 
 
 _parallel_lock = threading.Lock()
+SLOW_FIRST_CALL = 1.5  # seconds: a kernel's first call in a process that takes longer is being compiled
+on_slow_compile: Callable[[], None] | None = None  # said once per process while a kernel compiles (the CLI's notice)
+_announced = threading.Event()
+
+
+def _announce() -> None:
+    if on_slow_compile is not None and not _announced.is_set():
+        _announced.set()
+        on_slow_compile()
+
+
+def _noticed(fn):
+    """fn whose first call, if it takes over ``SLOW_FIRST_CALL`` s, calls ``on_slow_compile`` meanwhile.
+
+    numba compiles a kernel at its first call in a process unless its machine code is cached
+    (``cache=True``: the first process on a machine, ~20 s for one kernel on 2 cores); a search
+    that says nothing for that long looks hung.
+    """
+    first = [True]
+
+    def call(*args):
+        if not first[0]:
+            return fn(*args)
+        timer = threading.Timer(SLOW_FIRST_CALL, _announce)
+        timer.daemon = True
+        timer.start()
+        try:
+            return fn(*args)
+        finally:
+            timer.cancel()
+            first[0] = False
+
+    return call
 
 
 def _one_at_a_time_if_needed(fn):
@@ -148,15 +182,17 @@ def _numba_kernels():
 
     from . import compiled as m
 
-    guard = _one_at_a_time_if_needed
+    def guard(fn):
+        return _noticed(_one_at_a_time_if_needed(fn))
+
     return {
         "topk_segments": guard(m.topk_segments),
-        "topk_segments_serial": m.topk_segments_serial,
+        "topk_segments_serial": _noticed(m.topk_segments_serial),
         "topk_blocked": guard(m.topk_blocked),
         "nearest_centroid": guard(m.nearest_centroid),
-        "int8_scores": m.int8_scores,
+        "int8_scores": _noticed(m.int8_scores),
         "int8_scores_parallel": guard(m.int8_scores_parallel),
-        "merge_parts": m.merge_parts,
+        "merge_parts": _noticed(m.merge_parts),
         "num_threads": nb.get_num_threads(),
     }
 
