@@ -86,7 +86,7 @@ def cli(ctx: click.Context, store: Path | None, durable: bool, quiet: bool = Fal
     ctx.obj["store"] = store
     ctx.obj["durable"] = durable
     ctx.obj["quiet"] = quiet
-    if not quiet:  # the first search on a machine compiles the Hamming kernels: say so rather than look hung
+    if not quiet and stderr_is_terminal():  # the first search on a machine compiles the kernels: not a hang
         topk.on_slow_compile = lambda: click.echo(
             "hashmem: compiling the search kernels for this machine (the first time only, about 20 s)", err=True)
 
